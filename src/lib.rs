@@ -1,0 +1,78 @@
+//! Python's threading toolkit for Rust, each primitive model-checked with
+//! [loom](https://docs.rs/loom) and property-tested.
+//!
+//! | verisync | Python | what it is |
+//! |----------|--------|------------|
+//! | [`Mutex`] | `threading.Lock` | mutual exclusion with the data inside; no poisoning, eventual fairness |
+//! | [`ReentrantLock`] | `threading.RLock` | a lock its owner may take again |
+//! | [`Semaphore`] | `threading.Semaphore`, `BoundedSemaphore` | counting permits, first come first served |
+//! | [`Event`] | `threading.Event` | a flag threads wait for |
+//! | [`Condition`] | `threading.Condition` | wait for a change under a lock, no spurious wake-ups |
+//! | [`Barrier`] | `threading.Barrier` | a rendezvous for *n* threads, breakable by timeout |
+//!
+//! Every blocking call has a blocking form (`lock`, `acquire`, `wait`), a
+//! non-blocking one (`try_…`) and a bounded one (`…_for`/`…_timeout` with a
+//! `Duration`, `…_until` with an `Instant`). A zero timeout tries once;
+//! `Duration::MAX` waits forever.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use verisync::{Condition, Mutex};
+//!
+//! let tickets = Arc::new(Mutex::with_name("tickets", 10u32));
+//! let buyers: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let tickets = Arc::clone(&tickets);
+//!         std::thread::spawn(move || {
+//!             let mut left = tickets.lock();
+//!             if *left > 0 {
+//!                 *left -= 1;
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! for buyer in buyers {
+//!     buyer.join().unwrap();
+//! }
+//! assert_eq!(*tickets.lock(), 6);
+//! ```
+//!
+//! # How it is built
+//!
+//! Each primitive is an atomic state machine (documented where its state
+//! word is defined) that blocks through one small parking seam, which
+//! forwards to `parking_lot_core` in a normal build and is replaced by a
+//! loom model under `--cfg verisync_loom`. The loom suite in `loom-tests/`
+//! therefore checks the code you run.
+
+#![warn(missing_docs)]
+
+mod sys;
+
+mod raw;
+
+mod barrier;
+mod condition;
+mod event;
+mod mutex;
+mod reentrant;
+mod semaphore;
+
+pub use barrier::{Barrier, BarrierWaitResult, BrokenBarrier};
+pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
+pub use event::Event;
+pub use mutex::{Mutex, MutexGuard};
+pub use reentrant::{ReentrantLock, ReentrantLockGuard};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};
+
+/// Hooks for the loom suite (`loom-tests/`). Compiled only under
+/// `--cfg verisync_loom`; not part of the public API and outside semver.
+#[cfg(verisync_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    /// The model parking seam, for testing the model itself.
+    pub mod seam {
+        pub use crate::sys::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
+        pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+    }
+}

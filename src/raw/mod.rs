@@ -1,0 +1,9 @@
+//! Data-free state machines: the part of each primitive that loom checks.
+//!
+//! Each type here is an atomic state word plus calls into the parking seam
+//! (`sys::park`); the safe types in the crate root put data and guards on top.
+
+pub(crate) mod event;
+pub(crate) mod mutex;
+pub(crate) mod reentrant;
+pub(crate) mod semaphore;

@@ -1,0 +1,88 @@
+//! The facade: the only module that knows whether the crate runs for real or
+//! inside the loom model checker.
+//!
+//! Everything above this module uses `sys::atomic`, `sys::cell`, `sys::park`,
+//! `sys::thread` and `sys::spin` instead of `std`/`loom` directly. In a normal
+//! build these are thin `#[inline]` forwards to `std` and `parking_lot_core`;
+//! under `--cfg verisync_loom` they are loom's types and a loom model of the
+//! parking seam ([`park_loom`]). So what loom checks is the code users run.
+
+#[cfg(verisync_loom)]
+mod cell_loom;
+#[cfg(not(verisync_loom))]
+mod cell_std;
+#[cfg(verisync_loom)]
+pub(crate) mod park_loom;
+#[cfg(not(verisync_loom))]
+mod park_lot;
+
+pub(crate) mod spin;
+pub(crate) mod time;
+
+/// Atomic integers and orderings.
+pub(crate) mod atomic {
+    #[cfg(verisync_loom)]
+    pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
+    #[cfg(not(verisync_loom))]
+    pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
+
+    pub(crate) use std::sync::atomic::Ordering;
+}
+
+/// `UnsafeCell` with loom-tracked accesses.
+pub(crate) mod cell {
+    #[cfg(verisync_loom)]
+    pub(crate) use super::cell_loom::{MutAccess, SharedAccess, UnsafeCell};
+    #[cfg(not(verisync_loom))]
+    pub(crate) use super::cell_std::{MutAccess, SharedAccess, UnsafeCell};
+}
+
+/// The parking seam: `park`, `unpark_one`, `unpark_filter`.
+///
+/// The contract is `parking_lot_core`'s, and so are the token and result
+/// types; see that crate's documentation for each function.
+pub(crate) mod park {
+    pub(crate) use parking_lot_core::{
+        FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken, DEFAULT_PARK_TOKEN,
+        DEFAULT_UNPARK_TOKEN,
+    };
+
+    #[cfg(verisync_loom)]
+    pub(crate) use super::park_loom::{park, unpark_filter, unpark_one};
+    #[cfg(not(verisync_loom))]
+    pub(crate) use super::park_lot::{park, unpark_filter, unpark_one};
+}
+
+/// Threads: a cheap, unique, non-zero identity for the calling thread.
+pub(crate) mod thread {
+    #[cfg(not(verisync_loom))]
+    #[inline]
+    pub(crate) fn current_id() -> usize {
+        use std::cell::Cell;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+        std::thread_local!(static ID: Cell<usize> = const { Cell::new(0) });
+        ID.with(|id| {
+            let known = id.get();
+            if known != 0 {
+                return known;
+            }
+            // Relaxed: the counter only hands out distinct numbers; no other
+            // memory is published through it.
+            let fresh = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            assert!(fresh != 0, "verisync: ran out of thread identities");
+            id.set(fresh);
+            fresh
+        })
+    }
+
+    #[cfg(verisync_loom)]
+    pub(crate) fn current_id() -> usize {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A plain std counter: it only hands out distinct numbers, so it needs
+        // no modelling; loom's thread-locals are reset for every execution.
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+        loom::thread_local!(static ID: usize = NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        ID.with(|id| *id)
+    }
+}

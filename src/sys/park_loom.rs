@@ -1,0 +1,205 @@
+//! The loom model of the parking seam.
+//!
+//! Same functions, same signatures and the same contract as
+//! `parking_lot_core` (whose token and result types it reuses), built from
+//! loom's own primitives so that loom can see every interleaving:
+//!
+//! - One `loom::sync::Mutex` guards a table of waiters (key, park token,
+//!   thread handle) in arrival order, and the tokens handed to woken waiters.
+//!   `validate`, `timed_out` and the unpark callbacks run under that lock,
+//!   exactly as `parking_lot_core` runs them under its bucket lock.
+//! - A waiter sleeps with `loom::thread::park` until its hand-off token is in
+//!   the table. loom's park never returns spuriously, so if nobody unparks a
+//!   waiter, every thread ends up blocked and loom fails the execution with
+//!   "deadlock": a lost wake-up cannot pass unnoticed.
+//! - A timed park (any `Some` deadline: the model has no clock) enqueues,
+//!   releases the table lock, yields, locks again: if the waiter is still
+//!   queued it dequeues itself, runs `timed_out` and returns `TimedOut`;
+//!   otherwise it was unparked in between and takes the hand-off. So loom
+//!   explores a timeout at every point relative to a racing unpark — the
+//!   place where a permit, a lock hand-off or an item gets lost.
+//! - `be_fair` (parking_lot's "a waiter has waited long enough, hand the
+//!   resource over") is a setting of the model, [`set_be_fair`], false by
+//!   default, so a test can drive either branch of the code above.
+
+use std::time::Instant;
+
+use loom::sync::Mutex;
+use loom::thread::Thread;
+use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+
+/// One parked thread.
+struct Waiter {
+    id: u64,
+    key: usize,
+    token: ParkToken,
+    thread: Thread,
+}
+
+/// All parked threads of the execution, in arrival order, and the tokens of
+/// threads that were unparked but have not yet collected them.
+#[derive(Default)]
+struct Table {
+    waiters: Vec<Waiter>,
+    handoffs: Vec<(u64, UnparkToken)>,
+    next_id: u64,
+    be_fair: bool,
+}
+
+impl Table {
+    fn take_handoff(&mut self, id: u64) -> Option<UnparkToken> {
+        let position = self.handoffs.iter().position(|(owner, _)| *owner == id)?;
+        Some(self.handoffs.swap_remove(position).1)
+    }
+
+    fn has_waiters(&self, key: usize) -> bool {
+        self.waiters.iter().any(|waiter| waiter.key == key)
+    }
+
+    /// Removes the waiters at `positions` (ascending), gives each `token`,
+    /// and returns their threads to unpark once the table lock is released.
+    fn hand_off(&mut self, positions: &[usize], token: UnparkToken) -> Vec<Thread> {
+        let mut threads = Vec::with_capacity(positions.len());
+        for &position in positions.iter().rev() {
+            let waiter = self.waiters.remove(position);
+            self.handoffs.push((waiter.id, token));
+            threads.push(waiter.thread);
+        }
+        threads
+    }
+}
+
+loom::lazy_static! {
+    static ref TABLE: Mutex<Table> = Mutex::new(Table::default());
+}
+
+fn table() -> loom::sync::MutexGuard<'static, Table> {
+    TABLE
+        .lock()
+        .expect("verisync model: the table lock is never poisoned")
+}
+
+/// Sets what `UnparkResult::be_fair` reports for the rest of this execution.
+pub fn set_be_fair(be_fair: bool) {
+    table().be_fair = be_fair;
+}
+
+/// The model of `parking_lot_core::park`.
+///
+/// # Safety
+///
+/// As `parking_lot_core::park`: `validate` and `timed_out` must not panic
+/// or call into the seam.
+pub unsafe fn park(
+    key: usize,
+    validate: impl FnOnce() -> bool,
+    before_sleep: impl FnOnce(),
+    timed_out: impl FnOnce(usize, bool),
+    park_token: ParkToken,
+    deadline: Option<Instant>,
+) -> ParkResult {
+    let id = {
+        let mut table = table();
+        if !validate() {
+            return ParkResult::Invalid;
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        table.waiters.push(Waiter {
+            id,
+            key,
+            token: park_token,
+            thread: loom::thread::current(),
+        });
+        id
+    };
+    before_sleep();
+
+    if deadline.is_some() {
+        // Let the other threads run, then decide: still queued means nobody
+        // woke us before the (modelled) deadline.
+        loom::thread::yield_now();
+        let mut table = table();
+        if let Some(position) = table.waiters.iter().position(|waiter| waiter.id == id) {
+            table.waiters.remove(position);
+            let was_last_thread = !table.has_waiters(key);
+            timed_out(key, was_last_thread);
+            return ParkResult::TimedOut;
+        }
+    }
+
+    loop {
+        if let Some(token) = table().take_handoff(id) {
+            return ParkResult::Unparked(token);
+        }
+        loom::thread::park();
+    }
+}
+
+/// The model of `parking_lot_core::unpark_one`.
+///
+/// # Safety
+///
+/// As `parking_lot_core::unpark_one`: `callback` must not panic or call into
+/// the seam.
+pub unsafe fn unpark_one(
+    key: usize,
+    callback: impl FnOnce(UnparkResult) -> UnparkToken,
+) -> UnparkResult {
+    let mut table = table();
+    let mut result = UnparkResult::default();
+    let Some(position) = table.waiters.iter().position(|waiter| waiter.key == key) else {
+        callback(result);
+        return result;
+    };
+    result.unparked_threads = 1;
+    result.have_more_threads = table.waiters[position + 1..]
+        .iter()
+        .any(|waiter| waiter.key == key);
+    result.be_fair = table.be_fair;
+    let token = callback(result);
+    let threads = table.hand_off(&[position], token);
+    drop(table);
+    threads.iter().for_each(Thread::unpark);
+    result
+}
+
+/// The model of `parking_lot_core::unpark_filter`.
+///
+/// # Safety
+///
+/// As `parking_lot_core::unpark_filter`: `filter` and `callback` must not
+/// panic or call into the seam.
+pub unsafe fn unpark_filter(
+    key: usize,
+    mut filter: impl FnMut(ParkToken) -> FilterOp,
+    callback: impl FnOnce(UnparkResult) -> UnparkToken,
+) -> UnparkResult {
+    let mut table = table();
+    let mut chosen = Vec::new();
+    let mut result = UnparkResult::default();
+    for (position, waiter) in table.waiters.iter().enumerate() {
+        if waiter.key != key {
+            continue;
+        }
+        match filter(waiter.token) {
+            FilterOp::Unpark => chosen.push(position),
+            FilterOp::Skip => {}
+            FilterOp::Stop => break,
+        }
+    }
+    result.have_more_threads = table
+        .waiters
+        .iter()
+        .enumerate()
+        .any(|(position, waiter)| waiter.key == key && !chosen.contains(&position));
+    result.unparked_threads = chosen.len();
+    if !chosen.is_empty() {
+        result.be_fair = table.be_fair;
+    }
+    let token = callback(result);
+    let threads = table.hand_off(&chosen, token);
+    drop(table);
+    threads.iter().for_each(Thread::unpark);
+    result
+}
