@@ -133,6 +133,13 @@ impl Event {
     }
 }
 
+#[cfg(verisync_loom)]
+impl Event {
+    pub(crate) fn has_parked_waiters(&self) -> bool {
+        self.raw.has_parked_waiters()
+    }
+}
+
 impl Default for Event {
     fn default() -> Self {
         Self::new()

@@ -75,4 +75,10 @@ pub mod __loom {
         pub use crate::sys::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
         pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
     }
+
+    /// Whether threads are parked on `event` (its `PARKED` bit), so a test
+    /// can wait until a waiter is really asleep before it sets the event.
+    pub fn event_has_parked_waiters(event: &crate::Event) -> bool {
+        event.has_parked_waiters()
+    }
 }

@@ -142,7 +142,9 @@ impl Semaphore {
     /// ```
     #[inline]
     pub fn try_acquire_many(&self, count: usize) -> Option<SemaphorePermit<'_>> {
-        self.raw.try_acquire(count).then_some(SemaphorePermit {
+        // `then`, not `then_some`: a permit built eagerly would be dropped,
+        // and so released, when the acquire fails.
+        self.raw.try_acquire(count).then(|| SemaphorePermit {
             semaphore: self,
             count,
         })
@@ -220,7 +222,7 @@ impl Semaphore {
         self.check_satisfiable(count);
         self.raw
             .acquire_until(count, deadline)
-            .then_some(SemaphorePermit {
+            .then(|| SemaphorePermit {
                 semaphore: self,
                 count,
             })

@@ -182,6 +182,12 @@ impl RawEvent {
         }
     }
 
+    /// Whether the `PARKED` bit is set (for the loom suite).
+    #[cfg(verisync_loom)]
+    pub(crate) fn has_parked_waiters(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PARKED != 0
+    }
+
     fn key(&self) -> usize {
         self as *const Self as usize
     }
