@@ -13,7 +13,7 @@
 //!   waiter, every thread ends up blocked and loom fails the execution with
 //!   "deadlock": a lost wake-up cannot pass unnoticed.
 //! - A timed park (any `Some` deadline: the model has no clock) enqueues,
-//!   releases the table lock, yields, locks again: if the waiter is still
+//!   releases the table lock, takes it again: if the waiter is still
 //!   queued it dequeues itself, runs `timed_out` and returns `TimedOut`;
 //!   otherwise it was unparked in between and takes the hand-off. So loom
 //!   explores a timeout at every point relative to a racing unpark — the
@@ -116,9 +116,12 @@ pub unsafe fn park(
     before_sleep();
 
     if deadline.is_some() {
-        // Let the other threads run, then decide: still queued means nobody
-        // woke us before the (modelled) deadline.
-        loom::thread::yield_now();
+        // Take the table lock again and decide: still queued means nobody
+        // woke us before the (modelled) deadline. Taking the lock is a loom
+        // branch point, so loom runs this both before and after a racing
+        // unpark. (No `yield_now` here: loom would then schedule this thread
+        // only once every other thread is blocked, and never explore a
+        // timeout that races with an unpark.)
         let mut table = table();
         if let Some(position) = table.waiters.iter().position(|waiter| waiter.id == id) {
             table.waiters.remove(position);

@@ -2,9 +2,15 @@
 //!
 //! A lock holder usually lets go within a few hundred nanoseconds, far less
 //! than a park/unpark round trip, so a waiter retries a few times with an
-//! exponentially growing pause, then yields, then parks. Under loom a spin is
-//! a `yield_now` and only one retry is allowed, so the model explores "retry
-//! once, then park" without an unbounded loop.
+//! exponentially growing pause, then yields, then parks.
+//!
+//! Under loom one retry is allowed and it does not yield: the caller's
+//! re-read of the state word is already a loom branch point, so the model
+//! explores "retry once, then park" without an unbounded loop. (It must not
+//! be `loom::thread::yield_now()`: loom then runs the yielding thread only
+//! after every other thread has blocked or finished, so a waiter would never
+//! reach `park` while the holder is still about to unlock, and the
+//! park-versus-unlock races would go unexplored.)
 
 /// Counts the spins of one wait.
 #[derive(Default)]
@@ -37,7 +43,6 @@ impl SpinWait {
                 return false;
             }
             self.counter += 1;
-            loom::thread::yield_now();
             true
         }
     }

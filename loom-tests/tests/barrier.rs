@@ -1,0 +1,74 @@
+//! loom: `verisync::Barrier` releases a full round with exactly one leader,
+//! is reusable across generations, and a timeout or abort breaks it for
+//! every party consistently.
+
+use std::time::Duration;
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use verisync::Barrier;
+
+#[test]
+fn one_leader_per_round_across_two_generations() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let barrier = Arc::new(Barrier::new(2));
+        let leaders = Arc::new(AtomicUsize::new(0));
+        let other = {
+            let (barrier, leaders) = (Arc::clone(&barrier), Arc::clone(&leaders));
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    if barrier.wait().unwrap().is_leader() {
+                        leaders.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        for _ in 0..2 {
+            if barrier.wait().unwrap().is_leader() {
+                leaders.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        other.join().unwrap();
+        assert_eq!(leaders.load(Ordering::Relaxed), 2, "one leader per round");
+        assert_eq!(barrier.n_waiting(), 0);
+        assert!(!barrier.is_broken());
+    });
+}
+
+/// A timed wait racing with the other party's arrival: both pass, or the
+/// barrier broke and both fail. Never one passing alone.
+#[test]
+fn a_timeout_breaks_the_round_for_everyone_or_for_no_one() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let barrier = Arc::new(Barrier::new(2));
+        let timed = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || barrier.wait_timeout(Duration::from_secs(1)).is_ok())
+        };
+        let patient = barrier.wait().is_ok();
+        let timed = timed.join().unwrap();
+        assert_eq!(timed, patient, "one party passed a round the other did not");
+        assert_eq!(barrier.is_broken(), !patient);
+    });
+}
+
+#[test]
+fn abort_releases_a_waiter_with_an_error() {
+    loom::model(|| {
+        let barrier = Arc::new(Barrier::new(2));
+        let waiter = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || barrier.wait().is_err())
+        };
+        barrier.abort();
+        assert!(waiter.join().unwrap(), "a wait passed a broken barrier");
+        assert!(barrier.is_broken());
+        barrier.reset();
+        assert!(!barrier.is_broken());
+    });
+}
