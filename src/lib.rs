@@ -82,3 +82,8 @@ pub mod __loom {
         event.has_parked_waiters()
     }
 }
+
+/// The README's Rust examples, compiled and run as doc tests so they never rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
