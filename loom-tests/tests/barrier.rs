@@ -72,3 +72,30 @@ fn abort_releases_a_waiter_with_an_error() {
         assert!(!barrier.is_broken());
     });
 }
+
+/// `reset` while a party waits: that party fails with `BrokenBarrier`, and
+/// the barrier is whole again for the next round.
+#[test]
+fn reset_fails_the_current_waiter_and_reopens_the_barrier() {
+    loom::model(|| {
+        let barrier = Arc::new(Barrier::new(2));
+        let waiter = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || barrier.wait().is_err())
+        };
+        barrier.reset();
+        // The waiter either arrived before the reset (and fails) or after
+        // it (and is still waiting for a partner): complete its round.
+        let result = barrier.wait_timeout(Duration::from_secs(1));
+        let waiter_failed = waiter.join().unwrap();
+        assert_eq!(
+            result.is_ok(),
+            !waiter_failed,
+            "the two parties disagree on the round"
+        );
+        if waiter_failed {
+            // Broken by our timeout (nobody to meet), never by the reset.
+            assert!(barrier.is_broken());
+        }
+    });
+}

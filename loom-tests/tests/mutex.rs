@@ -169,3 +169,37 @@ fn three_contenders_with_a_timeout_all_finish() {
         assert_eq!(*lock.lock(), 2 + timed);
     });
 }
+
+/// Fair hand-off with a second waiter still queued: the lock passes from
+/// thread to thread without ever being free, and nobody is left parked.
+#[test]
+fn fair_hand_offs_through_a_queue_of_two() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        verisync::__loom::seam::set_be_fair(true);
+        let lock = Arc::new(Mutex::new(0usize));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (lock, inside) = (Arc::clone(&lock), Arc::clone(&inside));
+                thread::spawn(move || {
+                    let mut guard = lock.lock();
+                    enter(&inside);
+                    *guard += 1;
+                    leave(&inside);
+                })
+            })
+            .collect();
+        {
+            let mut guard = lock.lock();
+            enter(&inside);
+            *guard += 1;
+            leave(&inside);
+        }
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_eq!(*lock.lock(), 3);
+    });
+}

@@ -137,3 +137,36 @@ fn bounded_release_never_exceeds_the_bound() {
         assert!(semaphore.available_permits() <= 1);
     });
 }
+
+/// Two threads take two permits each out of three, with `forget` and a
+/// manual `release` in the mix: no permit is created or destroyed.
+#[test]
+fn acquire_many_forget_and_release_conserve_permits() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let semaphore = Arc::new(Semaphore::new(3));
+        let holders = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|worker| {
+                let (semaphore, holders) = (Arc::clone(&semaphore), Arc::clone(&holders));
+                thread::spawn(move || {
+                    let permit = semaphore.acquire_many(2);
+                    assert!(
+                        holders.fetch_add(2, Ordering::SeqCst) + 2 <= 3,
+                        "more permits held than exist"
+                    );
+                    holders.fetch_sub(2, Ordering::SeqCst);
+                    if worker == 0 {
+                        permit.forget();
+                        semaphore.release(2).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(semaphore.available_permits(), 3);
+    });
+}
