@@ -71,6 +71,12 @@ pub struct Barrier {
 }
 
 /// What [`Barrier::wait`] returns to each released thread.
+///
+/// ```
+/// let barrier = verisync::Barrier::new(1);
+/// let result: verisync::BarrierWaitResult = barrier.wait().unwrap();
+/// assert!(result.is_leader());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarrierWaitResult {
     leader: bool,
@@ -90,6 +96,14 @@ impl BarrierWaitResult {
 
 /// The barrier is broken (by a timeout, [`Barrier::abort`] or a
 /// [`Barrier::reset`] while threads waited) — Python's `BrokenBarrierError`.
+///
+/// ```
+/// use verisync::{Barrier, BrokenBarrier};
+/// let barrier = Barrier::new(2);
+/// barrier.abort();
+/// assert_eq!(barrier.wait(), Err(BrokenBarrier));
+/// println!("{}", BrokenBarrier); // says what happened and what to do
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BrokenBarrier;
 

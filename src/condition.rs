@@ -85,6 +85,19 @@ pub struct Condition {
 /// A guard that a [`Condition`] can wait with: [`MutexGuard`] or
 /// [`ReentrantLockGuard`]. Sealed: the condition must be able to release
 /// and retake the lock exactly.
+///
+/// ```
+/// use verisync::{Condition, ConditionGuard, Mutex, ReentrantLock};
+///
+/// fn wait_briefly<G: ConditionGuard>(condition: &Condition, guard: &mut G) {
+///     condition.wait_timeout(guard, std::time::Duration::from_millis(1));
+/// }
+/// let condition = Condition::new();
+/// let mutex = Mutex::new(0);
+/// wait_briefly(&condition, &mut mutex.lock());
+/// let reentrant = ReentrantLock::new(0);
+/// wait_briefly(&condition, &mut reentrant.lock());
+/// ```
 pub trait ConditionGuard: Deref + private::Sealed {}
 
 impl<T: ?Sized> ConditionGuard for MutexGuard<'_, T> {}
@@ -143,6 +156,14 @@ impl<T: ?Sized> private::Sealed for ReentrantLockGuard<'_, T> {
 }
 
 /// Whether a timed condition wait ended by timing out.
+///
+/// ```
+/// use std::time::Duration;
+/// let (m, c) = (verisync::Mutex::new(true), verisync::Condition::new());
+/// let mut ready = m.lock();
+/// let result = c.wait_timeout_while(&mut ready, Duration::from_millis(1), |ready| !*ready);
+/// assert!(!result.timed_out()); // the condition already held
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitTimeoutResult(bool);
 

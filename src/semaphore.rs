@@ -46,6 +46,11 @@ pub struct Semaphore {
 
 impl Semaphore {
     /// The most permits a semaphore can hold.
+    ///
+    /// ```
+    /// let s = verisync::Semaphore::new(verisync::Semaphore::MAX_PERMITS);
+    /// assert!(s.release(1).is_err());
+    /// ```
     pub const MAX_PERMITS: usize = MAX_PERMITS;
 
     /// A semaphore with `permits` available. [`release`](Self::release) may

@@ -63,6 +63,13 @@ fn permits(state: usize) -> usize {
 }
 
 /// A release was refused because it would raise the count above the limit.
+///
+/// ```
+/// let s = verisync::Semaphore::bounded(2);
+/// let error = s.release(1).unwrap_err();
+/// assert_eq!((error.released, error.available, error.limit), (1, 2, 2));
+/// assert!(error.to_string().contains("at most 2"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooManyReleases {
     /// How many permits the refused call tried to release.
