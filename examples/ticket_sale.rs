@@ -1,0 +1,436 @@
+//! # Selling tickets: a race condition, and the lock that fixes it
+//!
+//! The lesson: a *check-then-act* on shared data — look up how many tickets
+//! are left, then buy one — is only correct if nobody else can act in
+//! between the check and the act.
+//!
+//! A JSON data file holds the number of tickets left (`{"tickets": 5}`).
+//! Each buyer (a thread) *queries* the file, waits for a simulated network
+//! round trip, and then *buys* — writes the count minus one back — if the
+//! count it saw was above zero.
+//!
+//! ```text
+//! cargo run --release --example ticket_sale               # with a Mutex: sells exactly the tickets there are
+//! cargo run --release --example ticket_sale -- --no-lock  # no lock: watch tickets being oversold
+//! cargo run --release --example ticket_sale -- --help     # --buyers, --tickets, --delay-ms, --data-file
+//! ```
+//!
+//! With `--no-lock`, buyers query during each other's network delay: several
+//! see the same count and each buys "the last ticket", so more tickets are
+//! sold than exist, and their writes overwrite one another (the file ends up
+//! wrong too). By default, query and buy happen together under one
+//! [`verisync::Mutex`] — Python's `with lock:` around both calls — so each
+//! buyer sees the count the previous one left, and exactly the tickets that
+//! exist are sold.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use std::{env, fs, io, thread};
+
+use serde::{Deserialize, Serialize};
+use verisync::Mutex;
+
+const USAGE: &str = "\
+Ticket sale: buyers query a JSON file for the tickets left, then buy one.
+
+usage: cargo run --release --example ticket_sale -- [options]
+
+options:
+  --buyers N        number of buyers, one thread each        (default 10)
+  --tickets N       tickets for sale at the start            (default 5)
+  --delay-ms N      simulated network delay between query
+                    and buy, in milliseconds                 (default 50)
+  --data-file PATH  the JSON data file to use and keep
+                    (default: a temporary file, removed at the end)
+  --no-lock         no lock around query + buy: shows the race
+  --help            print this help";
+
+/// The most buyers (threads) the example starts.
+const MAX_BUYERS: usize = 1000;
+
+/// How the buyers run and what protects the file. A `Processes` mode (each
+/// buyer its own process, sharing the file through the process pool) will
+/// join these when verisync has a process pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Buyers are threads; nothing stops two of them interleaving.
+    ThreadsNoLock,
+    /// Buyers are threads; each holds one `verisync::Mutex` across query and buy.
+    ThreadsWithMutex,
+}
+
+impl Mode {
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::ThreadsNoLock => "threads, no lock",
+            Mode::ThreadsWithMutex => "threads, one Mutex around query + buy",
+        }
+    }
+}
+
+struct Config {
+    buyers: usize,
+    tickets: u32,
+    delay: Duration,
+    data_file: Option<PathBuf>,
+    mode: Mode,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            buyers: 10,
+            tickets: 5,
+            delay: Duration::from_millis(50),
+            data_file: None,
+            mode: Mode::ThreadsWithMutex,
+        }
+    }
+}
+
+/// The contents of the data file.
+#[derive(Serialize, Deserialize)]
+struct Stock {
+    tickets: u32,
+}
+
+/// The JSON data file holding the tickets left.
+struct TicketFile {
+    path: PathBuf,
+    /// Remove the file when the sale is over (it is our temporary file).
+    remove_at_end: bool,
+}
+
+impl TicketFile {
+    fn create(path: PathBuf, tickets: u32, remove_at_end: bool) -> io::Result<Self> {
+        let file = TicketFile {
+            path,
+            remove_at_end,
+        };
+        file.store(tickets, 0)?;
+        Ok(file)
+    }
+
+    /// Query: how many tickets are left?
+    fn query(&self) -> io::Result<u32> {
+        let text = fs::read_to_string(&self.path)?;
+        let stock: Stock = serde_json::from_str(&text).map_err(io::Error::other)?;
+        Ok(stock.tickets)
+    }
+
+    /// Writes the count back. The write is atomic (a temporary file renamed
+    /// over the data file), so a reader never sees half a file: the only race
+    /// left is the one this lesson is about.
+    fn store(&self, tickets: u32, writer: usize) -> io::Result<()> {
+        let json = serde_json::to_string(&Stock { tickets }).map_err(io::Error::other)?;
+        let mut scratch = self.path.clone().into_os_string();
+        scratch.push(format!(".{writer}.tmp"));
+        fs::write(&scratch, json)?;
+        fs::rename(&scratch, &self.path)
+    }
+}
+
+impl Drop for TicketFile {
+    fn drop(&mut self) {
+        if self.remove_at_end {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What one buyer saw and did.
+struct Purchase {
+    buyer: usize,
+    saw: u32,
+    bought: bool,
+}
+
+/// Prints a line stamped with the milliseconds since the sale opened.
+fn say(opened: Instant, message: &str) {
+    println!("[{:>4} ms] {message}", opened.elapsed().as_millis());
+}
+
+/// One buyer: query, wait for the network, buy if there was a ticket.
+fn buy_ticket(
+    buyer: usize,
+    file: &TicketFile,
+    delay: Duration,
+    opened: Instant,
+) -> io::Result<Purchase> {
+    let saw = file.query()?;
+    say(opened, &format!("buyer {buyer:>2} queries: {saw} left"));
+    thread::sleep(delay); // the network round trip
+    if saw == 0 {
+        say(opened, &format!("buyer {buyer:>2} finds it sold out"));
+        return Ok(Purchase {
+            buyer,
+            saw,
+            bought: false,
+        });
+    }
+    file.store(saw - 1, buyer)?;
+    say(
+        opened,
+        &format!("buyer {buyer:>2} buys one and writes {} back", saw - 1),
+    );
+    Ok(Purchase {
+        buyer,
+        saw,
+        bought: true,
+    })
+}
+
+/// Runs every buyer on its own thread and returns what each did, in buyer order.
+fn run_sale(config: &Config, file: &TicketFile) -> io::Result<Vec<Purchase>> {
+    let opened = Instant::now();
+    let delay = config.delay;
+    match config.mode {
+        Mode::ThreadsNoLock => thread::scope(|scope| {
+            let buyers: Vec<_> = (1..=config.buyers)
+                .map(|buyer| scope.spawn(move || buy_ticket(buyer, file, delay, opened)))
+                .collect();
+            buyers.into_iter().map(|b| b.join().unwrap()).collect()
+        }),
+        Mode::ThreadsWithMutex => {
+            // The file lives inside the lock: the only way to reach it is
+            // through the guard, held across query *and* buy.
+            let locked_file = Mutex::with_name("ticket file", file);
+            let locked_file = &locked_file;
+            thread::scope(|scope| {
+                let buyers: Vec<_> = (1..=config.buyers)
+                    .map(|buyer| {
+                        scope.spawn(move || {
+                            let file = locked_file.lock();
+                            buy_ticket(buyer, &file, delay, opened)
+                        })
+                    })
+                    .collect();
+                buyers.into_iter().map(|b| b.join().unwrap()).collect()
+            })
+        }
+    }
+}
+
+/// "1, 2, 3" — at most `limit` buyer numbers, then "...".
+fn list_buyers(buyers: &[usize], limit: usize) -> String {
+    let mut text: Vec<String> = buyers.iter().take(limit).map(|b| b.to_string()).collect();
+    if buyers.len() > limit {
+        text.push("...".to_string());
+    }
+    text.join(", ")
+}
+
+/// Explains what happened without a lock.
+fn explain_race(purchases: &[Purchase], tickets: u32, sold: usize, left: u32) {
+    let oversold = sold > tickets as usize;
+    let lost_updates = tickets as usize != sold + left as usize;
+    if !oversold && !lost_updates {
+        println!(
+            "No harm done this run: the buyers happened not to overlap.\n\
+             The race is still there; try more --buyers or a longer --delay-ms."
+        );
+        return;
+    }
+    if oversold {
+        println!("OVERSOLD: {sold} tickets were sold, but there were only {tickets}.");
+    } else {
+        println!(
+            "Nothing oversold, but the file is wrong: {sold} of {tickets} sold, yet it says {left} left."
+        );
+    }
+    println!("Why: buyers read the same count before any of them wrote its purchase back:");
+    let mut counts: Vec<u32> = purchases
+        .iter()
+        .filter(|p| p.bought)
+        .map(|p| p.saw)
+        .collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    counts.dedup();
+    for count in counts {
+        let same: Vec<usize> = purchases
+            .iter()
+            .filter(|p| p.bought && p.saw == count)
+            .map(|p| p.buyer)
+            .collect();
+        if same.len() > 1 {
+            println!(
+                "  - buyers {} all saw \"{count} left\" and all {} of them bought one",
+                list_buyers(&same, 8),
+                same.len()
+            );
+        }
+    }
+    println!(
+        "Query and buy are two steps with a network delay between them. Without a lock,\n\
+         other buyers query in that gap and see the same, stale count; then each writes\n\
+         its own \"count - 1\", overwriting the others (lost updates): the file says\n\
+         {left} left although {sold} were sold.\n\
+         The fix: hold one lock across query + buy. Run again without --no-lock."
+    );
+}
+
+fn print_summary(config: &Config, sold: usize, left: u32) {
+    let oversold = sold > config.tickets as usize;
+    let rows = [
+        ("tickets at start", config.tickets.to_string()),
+        ("buyers", config.buyers.to_string()),
+        ("tickets sold", sold.to_string()),
+        ("tickets left in file", left.to_string()),
+        ("oversold", if oversold { "yes" } else { "no" }.to_string()),
+    ];
+    let width = rows
+        .iter()
+        .map(|(_, value)| value.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let rule = format!("+{}+{}+", "-".repeat(22), "-".repeat(width + 2));
+    println!();
+    println!("Summary ({})", config.mode.describe());
+    println!("{rule}");
+    for (label, value) in rows {
+        println!("| {label:<20} | {value:>width$} |");
+    }
+    println!("{rule}");
+}
+
+/// Reads the value of `flag`: from `--flag=value` or from the next argument.
+fn flag_value(
+    flag: &str,
+    inline: Option<String>,
+    args: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    inline
+        .or_else(|| args.next())
+        .ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn number<N: std::str::FromStr>(flag: &str, value: &str) -> Result<N, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag} wants a whole number, not {value:?}"))
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut config = Config::default();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
+            _ => (arg, None),
+        };
+        let is_switch = matches!(flag.as_str(), "--help" | "-h" | "--no-lock");
+        if is_switch && inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--no-lock" => config.mode = Mode::ThreadsNoLock,
+            "--buyers" => {
+                config.buyers = number(&flag, &flag_value(&flag, inline, &mut args)?)?;
+                if !(1..=MAX_BUYERS).contains(&config.buyers) {
+                    return Err(format!("--buyers must be between 1 and {MAX_BUYERS}"));
+                }
+            }
+            "--tickets" => config.tickets = number(&flag, &flag_value(&flag, inline, &mut args)?)?,
+            "--delay-ms" => {
+                let ms = number(&flag, &flag_value(&flag, inline, &mut args)?)?;
+                config.delay = Duration::from_millis(ms);
+            }
+            "--data-file" => {
+                config.data_file = Some(PathBuf::from(flag_value(&flag, inline, &mut args)?));
+            }
+            _ => return Err(format!("unknown argument {flag:?}")),
+        }
+    }
+    Ok(Some(config))
+}
+
+fn temp_data_file() -> PathBuf {
+    env::temp_dir().join(format!("verisync-tickets-{}.json", std::process::id()))
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(env::args().skip(1)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("ticket_sale: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match sell(&config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("ticket_sale: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the sale; `Ok(false)` if the lock failed to prevent a race (a bug).
+fn sell(config: &Config) -> io::Result<bool> {
+    let (path, temporary) = match &config.data_file {
+        Some(path) => (path.clone(), false),
+        None => (temp_data_file(), true),
+    };
+    let shown = path.display().to_string();
+    let file = TicketFile::create(path, config.tickets, temporary)
+        .map_err(|error| io::Error::new(error.kind(), format!("cannot write {shown}: {error}")))?;
+    println!(
+        "{} tickets for sale, {} buyers, {} ms network delay ({}).",
+        config.tickets,
+        config.buyers,
+        config.delay.as_millis(),
+        config.mode.describe()
+    );
+    println!(
+        "Data file: {}{}",
+        file.path.display(),
+        if temporary {
+            " (removed at the end)"
+        } else {
+            ""
+        }
+    );
+    println!();
+
+    let purchases = run_sale(config, &file)?;
+    let sold = purchases.iter().filter(|p| p.bought).count();
+    let left = file.query()?;
+    println!();
+
+    let correct = sold == config.tickets.min(config.buyers as u32) as usize
+        && sold + left as usize == config.tickets as usize;
+    match config.mode {
+        Mode::ThreadsNoLock => explain_race(&purchases, config.tickets, sold, left),
+        Mode::ThreadsWithMutex if correct => println!(
+            "With the Mutex \"ticket file\" held across query and buy, each buyer saw the count\n\
+             the previous one left: {sold} sold, {} went home empty-handed, and the file agrees.",
+            config.buyers - sold
+        ),
+        Mode::ThreadsWithMutex => eprintln!(
+            "BUG: even with the Mutex, {sold} were sold and the file says {left} left \
+             (of {} tickets).",
+            config.tickets
+        ),
+    }
+    print_summary(config, sold, left);
+    show_kept_file(&file.path, temporary);
+    Ok(config.mode == Mode::ThreadsNoLock || correct)
+}
+
+fn show_kept_file(path: &Path, temporary: bool) {
+    if !temporary {
+        if let Ok(text) = fs::read_to_string(path) {
+            println!("{} now holds {text}", path.display());
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Runs every example and checks what it prints, so the examples never rot.
+//!
+//! The examples are built once, with the same profile as this test (one
+//! `cargo build --example ...` with `--message-format=json`, which also
+//! tells us where each binary is), then each test runs a binary directly.
+//! Every run has a generous time limit: an example that hangs is killed and
+//! fails its test instead of hanging the suite.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: [&str; 5] = [
+    "ticket_sale",
+    "deadlock",
+    "semaphore_parking",
+    "event_traffic_light",
+    "condition_producer_consumer",
+];
+
+/// Far above any example's run time (about a second each); only a hang hits it.
+const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Builds the examples once and returns the path of each binary.
+fn binaries() -> &'static HashMap<String, PathBuf> {
+    static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ]);
+        for name in EXAMPLES {
+            cargo.args(["--example", name]);
+        }
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let output = cargo
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            output.status.success(),
+            "cargo build of the examples failed"
+        );
+        let mut binaries = HashMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let is_example = message["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|kind| kind == "example"));
+            if let (true, Some(name), Some(path)) = (
+                message["reason"] == "compiler-artifact" && is_example,
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            ) {
+                binaries.insert(name.to_string(), PathBuf::from(path));
+            }
+        }
+        for name in EXAMPLES {
+            assert!(
+                binaries.contains_key(name),
+                "cargo built no binary for {name}"
+            );
+        }
+        binaries
+    })
+}
+
+/// One finished run of an example.
+struct Run {
+    name: String,
+    pid: u32,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Fails with the whole output, so a failure shows what the example said.
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "{why}\n--- {} exited with {}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.name, self.status, self.stdout, self.stderr
+        )
+    }
+
+    fn assert_success(&self) -> &Self {
+        if !self.status.success() {
+            self.fail("the example failed");
+        }
+        self
+    }
+
+    fn assert_prints(&self, text: &str) -> &Self {
+        if !self.stdout.contains(text) {
+            self.fail(&format!("expected the output to contain {text:?}"));
+        }
+        self
+    }
+
+    fn lines_containing(&self, text: &str) -> usize {
+        self.stdout
+            .lines()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    /// The value in the summary-table row `| label | value |`.
+    fn table_value(&self, label: &str) -> String {
+        let row = self.stdout.lines().find_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells.len() == 4 && cells[1] == label).then(|| cells[2].to_string())
+        });
+        row.unwrap_or_else(|| self.fail(&format!("no table row {label:?}")))
+    }
+
+    fn table_number(&self, label: &str) -> u64 {
+        let value = self.table_value(label);
+        value
+            .parse()
+            .unwrap_or_else(|_| self.fail(&format!("row {label:?} is not a number: {value:?}")))
+    }
+}
+
+/// Reads a pipe to the end on its own thread, so a chatty child never
+/// blocks on a full pipe while we wait for it.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    let mut pipe = pipe.expect("piped");
+    thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).expect("read the output");
+        text
+    })
+}
+
+/// Waits for `child`, killing it if it outlives [`TIME_LIMIT`]. (std has no
+/// timed wait on a child, so this checks it every few milliseconds; the
+/// limit only guards against a hang and plays no part in the result.)
+fn wait_with_limit(child: &mut Child, name: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the example") {
+            return status;
+        }
+        if started.elapsed() > TIME_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name} did not finish within {TIME_LIMIT:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn run(name: &str, args: &[&str]) -> Run {
+    let binary = &binaries()[name];
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {}: {error}", binary.display()));
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_with_limit(&mut child, name);
+    Run {
+        name: format!("{name} {}", args.join(" ")),
+        pid: child.id(),
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// The data file the example names in its "Data file: PATH ..." line.
+fn data_file(run: &Run) -> PathBuf {
+    let line = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Data file: "))
+        .unwrap_or_else(|| run.fail("no \"Data file:\" line"));
+    PathBuf::from(line.trim_end_matches(" (removed at the end)"))
+}
+
+#[test]
+fn ticket_sale_with_the_mutex_sells_exactly_the_tickets_there_are() {
+    let run = run(
+        "ticket_sale",
+        &["--buyers", "8", "--tickets", "3", "--delay-ms", "5"],
+    );
+    run.assert_success()
+        .assert_prints("threads, one Mutex around query + buy")
+        .assert_prints("3 sold, 5 went home empty-handed, and the file agrees");
+    assert_eq!(run.table_number("tickets at start"), 3);
+    assert_eq!(run.table_number("buyers"), 8);
+    assert_eq!(run.table_number("tickets sold"), 3);
+    assert_eq!(run.table_number("tickets left in file"), 0);
+    assert_eq!(run.table_value("oversold"), "no");
+    assert_eq!(run.lines_containing("buys one"), 3);
+    assert_eq!(run.lines_containing("finds it sold out"), 5);
+
+    // The default data file is a temporary file named after the process,
+    // removed at the end.
+    let file = data_file(&run);
+    assert!(file.starts_with(std::env::temp_dir()), "{}", file.display());
+    assert!(
+        file.to_string_lossy().contains(&run.pid.to_string()),
+        "{}",
+        file.display()
+    );
+    assert!(!file.exists(), "{} was not removed", file.display());
+}
+
+#[test]
+fn ticket_sale_without_a_lock_oversells_and_explains_why() {
+    // The race needs a second buyer to query before the first one writes,
+    // i.e. within the network delay: 300 ms leaves every buyer ample time
+    // to query even on a loaded machine. (This is the lesson's race itself,
+    // not the test's synchronisation.)
+    let run = run(
+        "ticket_sale",
+        &[
+            "--no-lock",
+            "--buyers",
+            "6",
+            "--tickets",
+            "2",
+            "--delay-ms",
+            "300",
+        ],
+    );
+    run.assert_success()
+        .assert_prints("threads, no lock")
+        .assert_prints("OVERSOLD")
+        .assert_prints("read the same count before any of them wrote its purchase back")
+        .assert_prints("Run again without --no-lock");
+    let sold = run.table_number("tickets sold");
+    let left = run.table_number("tickets left in file");
+    assert!(sold > 2, "sold {sold}");
+    assert_eq!(run.table_value("oversold"), "yes");
+    // Lost updates: the file does not agree with the sales either.
+    assert_ne!(sold + left, 2, "sold {sold}, left {left}");
+}
+
+#[test]
+fn ticket_sale_keeps_a_data_file_it_is_given() {
+    let path = std::env::temp_dir().join(format!(
+        "verisync-examples-test-{}-tickets.json",
+        std::process::id()
+    ));
+    let run = run(
+        "ticket_sale",
+        &[
+            "--tickets=4",
+            "--buyers=2",
+            "--delay-ms=0",
+            "--data-file",
+            path.to_str().unwrap(),
+        ],
+    );
+    run.assert_success();
+    assert_eq!(data_file(&run), path);
+    let contents = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    let stock: serde_json::Value =
+        serde_json::from_str(&contents.expect("the data file is kept")).unwrap();
+    assert_eq!(stock["tickets"], 2);
+    assert_eq!(run.table_number("tickets left in file"), 2);
+}
+
+#[test]
+fn ticket_sale_help_and_bad_arguments() {
+    let help = run("ticket_sale", &["--help"]);
+    help.assert_success();
+    for flag in [
+        "--buyers",
+        "--tickets",
+        "--delay-ms",
+        "--data-file",
+        "--no-lock",
+    ] {
+        help.assert_prints(flag);
+    }
+    assert!(
+        !help.stdout.contains("Summary"),
+        "--help must not run the sale"
+    );
+
+    for bad in [
+        &["--buyers", "many"][..],
+        &["--buyers"],
+        &["--buyers", "0"],
+        &["--frobnicate"],
+        &["--no-lock=yes"],
+    ] {
+        let run = run("ticket_sale", bad);
+        if run.status.code() != Some(2) || !run.stderr.contains("usage:") {
+            run.fail("a bad argument must exit with status 2 and print the usage");
+        }
+    }
+}
+
+#[test]
+fn deadlock_is_detected_then_both_fixes_finish() {
+    let run = run("deadlock", &[]);
+    run.assert_success()
+        .assert_prints("thread-1: gave up on B, still holding A")
+        .assert_prints("thread-2: gave up on A, still holding B")
+        .assert_prints(
+            "deadlock detected: thread-1 holds A and waits for B; \
+             thread-2 holds B and waits for A",
+        )
+        .assert_prints("Fix 1: one shared reentrant lock (mutexA = mutexB = RLock())")
+        .assert_prints("fix 1 done: both threads finished")
+        .assert_prints("Fix 2: one global lock order")
+        .assert_prints("fix 2 done: both threads finished")
+        .assert_prints("both fixes ran to completion");
+    // Both threads of each fix did their work holding both locks.
+    assert_eq!(run.lines_containing("(held twice)"), 2);
+    assert_eq!(run.lines_containing("took B; works, then releases both"), 2);
+}
+
+#[test]
+fn semaphore_parking_never_parks_more_cars_than_spaces() {
+    let run = run("semaphore_parking", &[]);
+    run.assert_success()
+        .assert_prints("25 cars, 5 parking spaces")
+        .assert_prints("All 25 cars parked and left")
+        .assert_prints("The semaphore never let more than 5 cars in at once");
+    assert_eq!(run.lines_containing(" parks "), 25);
+    assert_eq!(run.lines_containing(" leaves "), 25);
+    // Cars 6 and later arrive every 15 ms while the first five park for
+    // 100 ms or more: some must wait.
+    assert!(run.lines_containing("lot full, waits in line") > 0);
+    let most: usize = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Most cars parked at once: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| run.fail("no \"Most cars parked at once\" line"));
+    assert!((1..=5).contains(&most), "most parked: {most}");
+    for line in run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("free spaces: "))
+    {
+        let free: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(free <= 5, "{line}");
+    }
+}
+
+#[test]
+fn event_traffic_light_lets_every_car_cross() {
+    let run = run("event_traffic_light", &[]);
+    run.assert_success()
+        .assert_prints("light turns GREEN")
+        .assert_prints("light stays green")
+        .assert_prints("All 10 cars crossed");
+    assert_eq!(run.lines_containing("light turns RED"), 3);
+    let waited = run.lines_containing("arrives at red and waits");
+    assert_eq!(run.lines_containing("sees green and crosses"), waited);
+    assert_eq!(
+        waited + run.lines_containing("arrives at green and crosses"),
+        10
+    );
+    // Car 1 arrives 110 ms into a 250 ms red light.
+    assert!(waited > 0, "no car waited at red");
+}
+
+#[test]
+fn condition_producer_consumer_serves_every_dish_once() {
+    let run = run("condition_producer_consumer", &[]);
+    run.assert_success()
+        .assert_prints("produced 16, consumed 16, distinct 16")
+        .assert_prints("Every dish cooked was served exactly once.")
+        .assert_prints("kitchen closes; notify_all wakes");
+    assert_eq!(run.lines_containing(" puts dish "), 16);
+    assert_eq!(run.lines_containing(" serves dish "), 16);
+    assert_eq!(run.lines_containing("goes home"), 3);
+}
+
+#[test]
+fn every_example_opens_with_a_lesson_and_how_to_run_it() {
+    for name in EXAMPLES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(format!("{name}.rs"));
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(source.starts_with("//! # "), "{name}: no //! doc heading");
+        assert!(
+            source.contains(&format!("cargo run --release --example {name}")),
+            "{name}: the doc comment does not say how to run it"
+        );
+    }
+}
