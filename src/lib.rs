@@ -9,6 +9,7 @@
 //! | [`Event`] | `threading.Event` | a flag threads wait for |
 //! | [`Condition`] | `threading.Condition` | wait for a change under a lock, no spurious wake-ups |
 //! | [`Barrier`] | `threading.Barrier` | a rendezvous for *n* threads, breakable by timeout |
+//! | [`JoinableQueue`] | `queue.Queue`, `multiprocessing.JoinableQueue` | FIFO/LIFO/priority work queue with `task_done`/`join` and shutdown |
 //!
 //! Every blocking call has a blocking form (`lock`, `acquire`, `wait`), a
 //! non-blocking one (`try_…`) and a bounded one (`…_for`/`…_timeout` with a
@@ -55,6 +56,7 @@ mod barrier;
 mod condition;
 mod event;
 mod mutex;
+mod queue;
 mod reentrant;
 mod semaphore;
 
@@ -62,6 +64,7 @@ pub use barrier::{Barrier, BarrierWaitResult, BrokenBarrier};
 pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+pub use queue::{GetError, JoinableQueue, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError};
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};
 

@@ -7,3 +7,4 @@ pub(crate) mod event;
 pub(crate) mod mutex;
 pub(crate) mod reentrant;
 pub(crate) mod semaphore;
+pub(crate) mod wait_list;

@@ -22,9 +22,9 @@ pub(crate) mod time;
 /// Atomic integers and orderings.
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
-    pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
     #[cfg(not(verisync_loom))]
-    pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
 }

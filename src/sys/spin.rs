@@ -47,3 +47,42 @@ impl SpinWait {
         }
     }
 }
+
+/// Waiting for another thread to finish a step it has already begun (a
+/// ring slot it claimed but has not yet published): spin, then yield.
+///
+/// Production: `crossbeam_utils::Backoff`. Under loom every wait is a
+/// `yield_now`, which is exactly right here: the other thread must run for
+/// this one to make progress, and loom schedules it.
+pub(crate) struct Backoff {
+    #[cfg(not(verisync_loom))]
+    inner: crossbeam_utils::Backoff,
+}
+
+impl Backoff {
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(not(verisync_loom))]
+            inner: crossbeam_utils::Backoff::new(),
+        }
+    }
+
+    /// A lost race (a CAS failed): retry almost at once.
+    #[inline]
+    pub(crate) fn spin(&self) {
+        #[cfg(not(verisync_loom))]
+        self.inner.spin();
+        #[cfg(verisync_loom)]
+        loom::thread::yield_now();
+    }
+
+    /// Another thread is mid-step: give it time, yielding if it takes long.
+    #[inline]
+    pub(crate) fn snooze(&self) {
+        #[cfg(not(verisync_loom))]
+        self.inner.snooze();
+        #[cfg(verisync_loom)]
+        loom::thread::yield_now();
+    }
+}

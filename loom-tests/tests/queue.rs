@@ -1,0 +1,205 @@
+//! loom: `verisync::JoinableQueue` loses and duplicates nothing, wakes
+//! blocked putters, getters and joiners, and counts tasks exactly — for the
+//! lock-free bounded ring and for the lock-based orders.
+
+use std::time::Duration;
+
+use loom::sync::Arc;
+use loom::thread;
+use verisync::{GetError, JoinableQueue, PutError};
+
+fn bounded_model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(test);
+}
+
+/// Two producers, one consumer on a ring of one slot: every item put is got
+/// exactly once, and blocked putters wake as space appears.
+#[test]
+fn ring_delivers_every_item_exactly_once() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::bounded(1));
+        let producers: Vec<_> = [1u32, 2]
+            .into_iter()
+            .map(|item| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.put(item).unwrap())
+            })
+            .collect();
+        let mut got = vec![queue.get().unwrap(), queue.get().unwrap()];
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(queue.try_get(), Err(GetError::Empty));
+        assert_eq!(queue.unfinished_tasks(), 2);
+    });
+}
+
+#[test]
+fn lifo_and_priority_deliver_every_item_exactly_once() {
+    for make in [
+        JoinableQueue::<u32>::lifo as fn() -> JoinableQueue<u32>,
+        JoinableQueue::<u32>::priority,
+    ] {
+        bounded_model(move || {
+            let queue = Arc::new(make());
+            let producer = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    queue.put(1).unwrap();
+                    queue.put(2).unwrap();
+                })
+            };
+            let mut got = vec![queue.get().unwrap(), queue.get().unwrap()];
+            producer.join().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, [1, 2]);
+        });
+    }
+}
+
+/// `join` returns only after the last `task_done`, and does return.
+#[test]
+fn join_waits_for_the_last_task_done() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::bounded(2));
+        queue.put(1u32).unwrap();
+        queue.put(2).unwrap();
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    queue.get().unwrap();
+                    queue.task_done().unwrap();
+                }
+            })
+        };
+        queue.join();
+        assert_eq!(
+            queue.unfinished_tasks(),
+            0,
+            "join returned with tasks unfinished"
+        );
+        worker.join().unwrap();
+    });
+}
+
+/// A timed get racing with a put: the item is got by the timed getter or
+/// stays queued — never lost, never twice.
+#[test]
+fn a_timed_get_racing_a_put_loses_nothing() {
+    loom::model(|| {
+        let queue = Arc::new(JoinableQueue::bounded(1));
+        let getter = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.get_timeout(Duration::from_secs(1)).ok())
+        };
+        queue.put(7u32).unwrap();
+        let got = getter.join().unwrap();
+        let left = queue.try_get().ok();
+        assert_eq!(got.into_iter().chain(left).collect::<Vec<_>>(), [7]);
+    });
+}
+
+/// A timed put on a full ring racing with a get: the item is either queued
+/// or handed back in `Full`, never lost, never twice.
+#[test]
+fn a_timed_put_racing_a_get_loses_nothing() {
+    loom::model(|| {
+        let queue = Arc::new(JoinableQueue::bounded(1));
+        queue.put(1u32).unwrap();
+        let putter = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || match queue.put_timeout(2, Duration::from_secs(1)) {
+                Ok(()) => None,
+                Err(PutError::Full(item)) => Some(item),
+                Err(PutError::ShutDown(_)) => panic!("nobody shut the queue down"),
+            })
+        };
+        let first = queue.get().unwrap();
+        let handed_back = putter.join().unwrap();
+        let left = queue.try_get().ok();
+        let mut all: Vec<u32> = [Some(first), handed_back, left]
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+/// `shutdown` wakes a getter blocked on an empty queue and a putter blocked
+/// on a full one.
+#[test]
+fn shutdown_wakes_blocked_getters_and_putters() {
+    bounded_model(|| {
+        let empty = Arc::new(JoinableQueue::<u32>::bounded(1));
+        let full = Arc::new(JoinableQueue::bounded(1));
+        full.put(1u32).unwrap();
+        let getter = {
+            let empty = Arc::clone(&empty);
+            thread::spawn(move || empty.get())
+        };
+        let putter = {
+            let full = Arc::clone(&full);
+            thread::spawn(move || full.put(2))
+        };
+        empty.shutdown();
+        full.shutdown();
+        assert!(getter.join().unwrap().is_err());
+        assert_eq!(putter.join().unwrap().map_err(|refused| refused.0), Err(2));
+        assert_eq!(full.get(), Ok(1), "graceful shutdown still drains");
+    });
+}
+
+/// `shutdown_now` racing with a put hands back exactly what was queued:
+/// the item is either refused to the putter or returned by `shutdown_now`,
+/// and `join` then returns at once.
+#[test]
+fn shutdown_now_hands_back_exactly_what_was_queued() {
+    loom::model(|| {
+        let queue = Arc::new(JoinableQueue::bounded(2));
+        queue.put(1u32).unwrap();
+        let putter = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.put(2).err().map(|refused| refused.0))
+        };
+        let left = queue.shutdown_now();
+        let refused = putter.join().unwrap();
+        // A put that claimed its slot before the shutdown is drained too:
+        // nothing is left behind, and every handed-back task counts as done.
+        assert_eq!(queue.try_get(), Err(GetError::ShutDown));
+        let mut all: Vec<u32> = left.iter().copied().chain(refused).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+        assert_eq!(queue.unfinished_tasks(), 0);
+        queue.join();
+    });
+}
+
+/// The `get_task` guard marks exactly one task done, on drop.
+#[test]
+fn a_task_guard_counts_exactly_once() {
+    loom::model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(1u32).unwrap();
+        queue.put(2).unwrap();
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let task = queue.get_task().unwrap();
+                assert!(queue.unfinished_tasks() >= 1);
+                drop(task);
+            })
+        };
+        let task = queue.get_task().unwrap();
+        drop(task);
+        worker.join().unwrap();
+        assert_eq!(queue.unfinished_tasks(), 0);
+        assert!(queue.task_done().is_err(), "a guard marked its task twice");
+        queue.join();
+    });
+}

@@ -1,0 +1,138 @@
+//! The lock-based storages: unbounded FIFO, LIFO and priority, each behind
+//! this crate's [`Mutex`], with the same push/pop contract as the ring.
+//!
+//! `len` and `shut_down` are mirrored in atomics (written only while the
+//! mutex is held), so a waiter can check "empty?"/"full?" from inside the
+//! seam's `validate`, where taking the mutex is not allowed.
+
+use std::collections::VecDeque;
+
+use super::heap::Heap;
+use super::ring::{PopError, PushError};
+use crate::mutex::Mutex;
+use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// The order items leave in.
+pub(crate) enum Order<T> {
+    Fifo(VecDeque<T>),
+    Lifo(Vec<T>),
+    Priority(Heap<T>),
+}
+
+impl<T> Order<T> {
+    fn push(&mut self, item: T) {
+        match self {
+            Order::Fifo(items) => items.push_back(item),
+            Order::Lifo(items) => items.push(item),
+            Order::Priority(items) => items.push(item),
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        match self {
+            Order::Fifo(items) => items.pop_front(),
+            Order::Lifo(items) => items.pop(),
+            Order::Priority(items) => items.pop(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Order::Fifo(items) => items.len(),
+            Order::Lifo(items) => items.len(),
+            Order::Priority(items) => items.len(),
+        }
+    }
+
+    /// Every item, in the order `pop` would give them.
+    fn drain(&mut self) -> Vec<T> {
+        match self {
+            Order::Fifo(items) => items.drain(..).collect(),
+            Order::Lifo(items) => items.drain(..).rev().collect(),
+            Order::Priority(items) => items.drain_in_order(),
+        }
+    }
+}
+
+/// Items in some [`Order`] behind a mutex, with an optional capacity.
+pub(crate) struct Locked<T> {
+    items: Mutex<Order<T>>,
+    capacity: Option<usize>,
+    len: AtomicUsize,
+    shut_down: AtomicBool,
+}
+
+impl<T> Locked<T> {
+    pub(crate) fn new(order: Order<T>, capacity: Option<usize>) -> Self {
+        Self {
+            items: Mutex::new(order),
+            capacity,
+            len: AtomicUsize::new(0),
+            shut_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `item`; `claimed` runs (under the lock) just before it is added.
+    pub(crate) fn push(&self, item: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
+        let mut items = self.items.lock();
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(PushError::ShutDown(item));
+        }
+        if self
+            .capacity
+            .is_some_and(|capacity| items.len() >= capacity)
+        {
+            return Err(PushError::Full(item));
+        }
+        claimed();
+        items.push(item);
+        self.len.store(items.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(crate) fn pop(&self) -> Result<T, PopError> {
+        let mut items = self.items.lock();
+        match items.pop() {
+            Some(item) => {
+                self.len.store(items.len(), Ordering::SeqCst);
+                Ok(item)
+            }
+            None if self.shut_down.load(Ordering::Relaxed) => Err(PopError::ShutDown),
+            None => Err(PopError::Empty),
+        }
+    }
+
+    /// Refuses later pushes; returns `false` if already shut down.
+    pub(crate) fn shut_down(&self) -> bool {
+        let _items = self.items.lock();
+        !self.shut_down.swap(true, Ordering::SeqCst)
+    }
+
+    /// Removes every item at once, in pop order.
+    pub(crate) fn drain(&self) -> Vec<T> {
+        let mut items = self.items.lock();
+        let drained = items.drain();
+        self.len.store(0, Ordering::SeqCst);
+        drained
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.capacity.is_some_and(|capacity| self.len() >= capacity)
+    }
+}

@@ -1,0 +1,772 @@
+//! [`JoinableQueue`]: Python's `queue.Queue` / `multiprocessing.JoinableQueue`
+//! — FIFO, LIFO and priority orders, `task_done`/`join`, and shutdown.
+//!
+//! # Implementation
+//!
+//! Storage (where the items are):
+//! - bounded FIFO: a lock-free ring of slots with per-slot stamps
+//!   ([`ring`]); the hot path is one CAS and one store per put or get;
+//! - unbounded FIFO, LIFO and priority: a `VecDeque`, `Vec` or min-heap
+//!   behind this crate's `Mutex` ([`locked`], [`heap`]).
+//!
+//! Blocking: three wait lists ([`WaitList`]) — getters wait while the
+//! storage is empty and open, putters while it is full and open, joiners
+//! while tasks are unfinished. Every put wakes one getter, every get wakes
+//! one putter, the last `task_done` wakes every joiner, and a shutdown
+//! wakes everyone. A woken thread retries its operation, so a wake-up that
+//! another thread "stole" costs a retry, never an item.
+//!
+//! Counting: `unfinished` is incremented when a put claims its slot, before
+//! the item becomes visible to getters, so `task_done` can never run ahead
+//! of the put it answers. Items handed back by `shutdown_now` count as done.
+//!
+//! Shutdown is a mark in the storage set atomically with respect to claims:
+//! a put either claimed its place before the mark (and its item is got or
+//! handed back like any other) or is refused with its item. Getters drain
+//! what is left, then get `ShutDown`.
+
+mod error;
+mod heap;
+mod locked;
+mod ring;
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+pub use error::{GetError, PutError, ShutDown, TaskDoneError};
+
+use heap::Heap;
+use locked::{Locked, Order};
+use ring::{PopError, PushError, Ring};
+
+use crate::raw::wait_list::WaitList;
+use crate::sys::atomic::{AtomicUsize, Ordering};
+use crate::sys::spin::SpinWait;
+use crate::sys::time::deadline_after;
+
+/// Where the items are.
+// The ring is large because its head and tail sit on cache lines of their
+// own (that is the point); boxing it would add a pointer chase to every put
+// and get, and a queue is built once.
+#[allow(clippy::large_enum_variant)]
+enum Storage<T> {
+    Ring(Ring<T>),
+    Locked(Locked<T>),
+}
+
+impl<T> Storage<T> {
+    #[inline]
+    fn push(&self, item: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
+        match self {
+            Storage::Ring(ring) => ring.push(item, claimed),
+            Storage::Locked(locked) => locked.push(item, claimed),
+        }
+    }
+
+    #[inline]
+    fn pop(&self) -> Result<T, PopError> {
+        match self {
+            Storage::Ring(ring) => ring.pop(),
+            Storage::Locked(locked) => locked.pop(),
+        }
+    }
+
+    fn shut_down(&self) -> bool {
+        match self {
+            Storage::Ring(ring) => ring.shut_down(),
+            Storage::Locked(locked) => locked.shut_down(),
+        }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        match self {
+            Storage::Ring(ring) => ring.is_shut_down(),
+            Storage::Locked(locked) => locked.is_shut_down(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Storage::Ring(ring) => ring.len(),
+            Storage::Locked(locked) => locked.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Storage::Ring(ring) => ring.is_empty(),
+            Storage::Locked(locked) => locked.is_empty(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Storage::Ring(ring) => ring.is_full(),
+            Storage::Locked(locked) => locked.is_full(),
+        }
+    }
+
+    /// Takes every item out of a shut-down storage, in get order.
+    fn drain(&self) -> Vec<T> {
+        match self {
+            Storage::Ring(ring) => std::iter::from_fn(|| ring.pop().ok()).collect(),
+            Storage::Locked(locked) => locked.drain(),
+        }
+    }
+}
+
+/// A work queue with task accounting — Python's `queue.Queue` and
+/// `multiprocessing.JoinableQueue`, done the Rust way.
+///
+/// - Orders: FIFO ([`new`](Self::new), [`bounded`](Self::bounded)), LIFO
+///   ([`lifo`](Self::lifo)) and priority, smallest first with ties in
+///   insertion order ([`priority`](Self::priority)); each unbounded or
+///   bounded.
+/// - Every put that cannot be done hands the item back inside the error.
+/// - [`task_done`](Self::task_done) / [`join`](Self::join): `join` returns
+///   once every item put has been marked done. [`get_task`](Self::get_task)
+///   marks it for you when its guard drops, even while unwinding from a
+///   panic — a failing consumer cannot leave `join` hanging.
+/// - [`shutdown`](Self::shutdown) refuses new puts and lets getters drain;
+///   [`shutdown_now`](Self::shutdown_now) hands back everything queued.
+///   Blocked putters, getters and joiners all wake.
+///
+/// ```
+/// use std::sync::Arc;
+/// use verisync::JoinableQueue;
+///
+/// let queue = Arc::new(JoinableQueue::bounded(16));
+/// let worker = {
+///     let queue = Arc::clone(&queue);
+///     std::thread::spawn(move || {
+///         let mut total = 0;
+///         for dish in queue.iter() {
+///             total += dish;
+///             queue.task_done().unwrap();
+///         }
+///         total
+///     })
+/// };
+/// for dish in 1..=10 {
+///     queue.put(dish).unwrap();
+/// }
+/// queue.join(); // every dish eaten
+/// queue.shutdown(); // let the worker's loop end
+/// assert_eq!(worker.join().unwrap(), 55);
+/// ```
+pub struct JoinableQueue<T> {
+    storage: Storage<T>,
+    unfinished: AtomicUsize,
+    getters: WaitList,
+    putters: WaitList,
+    joiners: WaitList,
+}
+
+#[track_caller]
+fn check_capacity(capacity: usize) {
+    assert!(
+        capacity > 0,
+        "verisync: a JoinableQueue bounded to 0 items could never accept one (there is no \
+         rendezvous mode); use a capacity of at least 1"
+    );
+}
+
+impl<T> JoinableQueue<T> {
+    fn with_storage(storage: Storage<T>) -> Self {
+        Self {
+            storage,
+            unfinished: AtomicUsize::new(0),
+            getters: WaitList::new(),
+            putters: WaitList::new(),
+            joiners: WaitList::new(),
+        }
+    }
+
+    /// An unbounded FIFO queue.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put('a').unwrap();
+    /// queue.put('b').unwrap();
+    /// assert_eq!(queue.get(), Ok('a'));
+    /// ```
+    pub fn new() -> Self {
+        Self::with_storage(Storage::Locked(Locked::new(
+            Order::Fifo(Default::default()),
+            None,
+        )))
+    }
+
+    /// A FIFO queue holding at most `capacity` items: `put` blocks while it
+    /// is full.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0 (there is no rendezvous mode).
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::bounded(2);
+    /// queue.put(1).unwrap();
+    /// queue.put(2).unwrap();
+    /// assert!(queue.is_full());
+    /// ```
+    #[track_caller]
+    pub fn bounded(capacity: usize) -> Self {
+        check_capacity(capacity);
+        Self::with_storage(Storage::Ring(Ring::new(capacity)))
+    }
+
+    /// An unbounded LIFO queue (a stack): the newest item leaves first.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::lifo();
+    /// queue.put(1).unwrap();
+    /// queue.put(2).unwrap();
+    /// assert_eq!(queue.get(), Ok(2));
+    /// ```
+    pub fn lifo() -> Self {
+        Self::with_storage(Storage::Locked(Locked::new(Order::Lifo(Vec::new()), None)))
+    }
+
+    /// A LIFO queue holding at most `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::lifo_bounded(1);
+    /// queue.put(1).unwrap();
+    /// assert!(queue.try_put(2).is_err());
+    /// ```
+    #[track_caller]
+    pub fn lifo_bounded(capacity: usize) -> Self {
+        check_capacity(capacity);
+        Self::with_storage(Storage::Locked(Locked::new(
+            Order::Lifo(Vec::new()),
+            Some(capacity),
+        )))
+    }
+
+    /// Puts `item` at the back, waiting while a bounded queue is full.
+    /// After [`shutdown`](Self::shutdown) the item is handed back in
+    /// `Err(ShutDown(item))`.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// assert!(queue.put(7).is_ok());
+    /// assert_eq!(queue.unfinished_tasks(), 1);
+    /// ```
+    pub fn put(&self, item: T) -> Result<(), ShutDown<T>> {
+        self.put_until(item, None).map_err(|error| match error {
+            PutError::ShutDown(item) | PutError::Full(item) => ShutDown(item),
+        })
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room. A zero timeout tries
+    /// once; `Duration::MAX` waits forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use verisync::{JoinableQueue, PutError};
+    /// let queue = JoinableQueue::bounded(1);
+    /// queue.put(1).unwrap();
+    /// let refused = queue.put_timeout(2, Duration::from_millis(5));
+    /// assert_eq!(refused, Err(PutError::Full(2)));
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        if timeout.is_zero() {
+            return self.try_put(item);
+        }
+        self.put_until(item, deadline_after(timeout))
+    }
+
+    /// Puts `item` if there is room now.
+    ///
+    /// ```
+    /// use verisync::{JoinableQueue, PutError};
+    /// let queue = JoinableQueue::bounded(1);
+    /// assert!(queue.try_put(1).is_ok());
+    /// assert_eq!(queue.try_put(2), Err(PutError::Full(2)));
+    /// ```
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        match self.push(item) {
+            Ok(()) => Ok(()),
+            Err(PushError::Full(item)) => Err(PutError::Full(item)),
+            Err(PushError::ShutDown(item)) => Err(PutError::ShutDown(item)),
+        }
+    }
+
+    fn put_until(&self, mut item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
+        let mut spin = SpinWait::default();
+        let mut timed_out = false;
+        loop {
+            match self.push(item) {
+                Ok(()) => return Ok(()),
+                Err(PushError::ShutDown(refused)) => return Err(PutError::ShutDown(refused)),
+                Err(PushError::Full(refused)) => item = refused,
+            }
+            if timed_out {
+                return Err(PutError::Full(item));
+            }
+            if spin.spin() {
+                continue;
+            }
+            let storage = &self.storage;
+            let still_full = || storage.is_full() && !storage.is_shut_down();
+            if !self.putters.wait(still_full, deadline) {
+                // Re-try once: a wake-up may have raced with the timeout.
+                timed_out = true;
+            }
+        }
+    }
+
+    /// One attempt to put; wakes a getter on success.
+    #[inline]
+    fn push(&self, item: T) -> Result<(), PushError<T>> {
+        let unfinished = &self.unfinished;
+        // Counted before the item is visible, so task_done can't run ahead.
+        self.storage.push(item, || {
+            unfinished.fetch_add(1, Ordering::Relaxed);
+        })?;
+        self.getters.notify_one();
+        Ok(())
+    }
+
+    /// Takes the next item, waiting while the queue is empty. Once the
+    /// queue is shut down and drained, returns `Err(ShutDown(()))`.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put("job").unwrap();
+    /// assert_eq!(queue.get(), Ok("job"));
+    /// ```
+    pub fn get(&self) -> Result<T, ShutDown> {
+        self.get_until(None).map_err(|_| ShutDown(()))
+    }
+
+    /// Takes the next item, waiting at most `timeout`. A zero timeout tries
+    /// once; `Duration::MAX` waits forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use verisync::{GetError, JoinableQueue};
+    /// let queue = JoinableQueue::<u32>::new();
+    /// assert_eq!(queue.get_timeout(Duration::from_millis(5)), Err(GetError::Empty));
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        if timeout.is_zero() {
+            return self.try_get();
+        }
+        self.get_until(deadline_after(timeout))
+    }
+
+    /// Takes the next item if there is one now.
+    ///
+    /// ```
+    /// use verisync::{GetError, JoinableQueue};
+    /// let queue = JoinableQueue::new();
+    /// assert_eq!(queue.try_get(), Err(GetError::Empty));
+    /// queue.put(1).unwrap();
+    /// assert_eq!(queue.try_get(), Ok(1));
+    /// ```
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.pop()
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
+        let mut spin = SpinWait::default();
+        let mut timed_out = false;
+        loop {
+            match self.pop() {
+                Err(GetError::Empty) => {}
+                result => return result,
+            }
+            if timed_out {
+                return Err(GetError::Empty);
+            }
+            if spin.spin() {
+                continue;
+            }
+            let storage = &self.storage;
+            let still_empty = || storage.is_empty() && !storage.is_shut_down();
+            if !self.getters.wait(still_empty, deadline) {
+                // Re-try once: a wake-up may have raced with the timeout.
+                timed_out = true;
+            }
+        }
+    }
+
+    /// One attempt to get; wakes a putter on success.
+    #[inline]
+    fn pop(&self) -> Result<T, GetError> {
+        match self.storage.pop() {
+            Ok(item) => {
+                self.putters.notify_one();
+                Ok(item)
+            }
+            Err(PopError::Empty) => Err(GetError::Empty),
+            Err(PopError::ShutDown) => Err(GetError::ShutDown),
+        }
+    }
+
+    /// Takes the next item inside a guard that calls
+    /// [`task_done`](Self::task_done) when dropped — also when the consumer
+    /// panics — so `join` can never be left hanging.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(2).unwrap();
+    /// {
+    ///     let task = queue.get_task().unwrap();
+    ///     assert_eq!(*task * 21, 42);
+    /// } // marked done here
+    /// assert_eq!(queue.unfinished_tasks(), 0);
+    /// ```
+    pub fn get_task(&self) -> Result<QueueTask<'_, T>, ShutDown> {
+        let item = self.get()?;
+        Ok(QueueTask {
+            queue: self,
+            item: Some(item),
+        })
+    }
+
+    /// Marks one item taken with `get` as processed. When every item put
+    /// has been marked, [`join`](Self::join) returns. Calling it more often
+    /// than items were put is an error and changes nothing.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// queue.get().unwrap();
+    /// assert!(queue.task_done().is_ok());
+    /// assert!(queue.task_done().is_err());
+    /// ```
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let mut unfinished = self.unfinished.load(Ordering::Relaxed);
+        loop {
+            if unfinished == 0 {
+                return Err(TaskDoneError);
+            }
+            match self.unfinished.compare_exchange_weak(
+                unfinished,
+                unfinished - 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => unfinished = actual,
+            }
+        }
+        if unfinished == 1 {
+            self.joiners.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Blocks until every item put has been marked done (with `task_done`,
+    /// a dropped [`QueueTask`], or `shutdown_now`).
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::<u8>::new();
+    /// queue.join(); // nothing unfinished: returns at once
+    /// ```
+    pub fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// As [`join`](Self::join), for at most `timeout`; `true` if every task
+    /// is done. `Duration::MAX` waits forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// assert!(!queue.join_timeout(Duration::from_millis(5)));
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(deadline_after(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
+        let mut timed_out = false;
+        loop {
+            if self.unfinished.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if timed_out {
+                return false;
+            }
+            let unfinished = &self.unfinished;
+            let still_unfinished = || unfinished.load(Ordering::Acquire) != 0;
+            if !self.joiners.wait(still_unfinished, deadline) {
+                timed_out = true;
+            }
+        }
+    }
+
+    /// Graceful shutdown: later puts are refused (the item comes back),
+    /// getters take what is left and then get `ShutDown`. Wakes every
+    /// blocked putter and getter. Idempotent.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// queue.shutdown();
+    /// assert_eq!(queue.get(), Ok(1)); // drains
+    /// assert!(queue.get().is_err());
+    /// ```
+    pub fn shutdown(&self) {
+        self.storage.shut_down();
+        self.putters.notify_all();
+        self.getters.notify_all();
+    }
+
+    /// Immediate shutdown: refuses later puts and hands back every item
+    /// still queued, in get order. Their tasks count as done, so `join`
+    /// wakes if nothing else is unfinished.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// queue.put(2).unwrap();
+    /// assert_eq!(queue.shutdown_now(), vec![1, 2]);
+    /// assert_eq!(queue.unfinished_tasks(), 0);
+    /// ```
+    pub fn shutdown_now(&self) -> Vec<T> {
+        self.storage.shut_down();
+        let left = self.storage.drain();
+        if !left.is_empty() {
+            let before = self.unfinished.fetch_sub(left.len(), Ordering::AcqRel);
+            debug_assert!(before >= left.len());
+            if before == left.len() {
+                self.joiners.notify_all();
+            }
+        }
+        self.putters.notify_all();
+        self.getters.notify_all();
+        left
+    }
+
+    /// An iterator that gets items until the queue is shut down and drained.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// queue.put(2).unwrap();
+    /// queue.shutdown();
+    /// assert_eq!(queue.iter().collect::<Vec<_>>(), [1, 2]);
+    /// ```
+    pub fn iter(&self) -> QueueIter<'_, T> {
+        QueueIter { queue: self }
+    }
+
+    /// Items waiting in the queue (a snapshot).
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// assert_eq!(queue.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// Whether no item is waiting (a snapshot).
+    ///
+    /// ```
+    /// assert!(verisync::JoinableQueue::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.storage.is_empty()
+    }
+
+    /// Whether a bounded queue is at capacity (a snapshot); never for an
+    /// unbounded one.
+    ///
+    /// ```
+    /// assert!(!verisync::JoinableQueue::<u8>::bounded(1).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.storage.is_full()
+    }
+
+    /// The bound, or `None` for an unbounded queue.
+    ///
+    /// ```
+    /// assert_eq!(verisync::JoinableQueue::<u8>::bounded(8).capacity(), Some(8));
+    /// assert_eq!(verisync::JoinableQueue::<u8>::new().capacity(), None);
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        match &self.storage {
+            Storage::Ring(ring) => Some(ring.capacity()),
+            Storage::Locked(locked) => locked.capacity(),
+        }
+    }
+
+    /// Items put but not yet marked done.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(1).unwrap();
+    /// assert_eq!(queue.unfinished_tasks(), 1);
+    /// ```
+    pub fn unfinished_tasks(&self) -> usize {
+        self.unfinished.load(Ordering::Acquire)
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) or
+    /// [`shutdown_now`](Self::shutdown_now) was called.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::<u8>::new();
+    /// queue.shutdown();
+    /// assert!(queue.is_shut_down());
+    /// ```
+    pub fn is_shut_down(&self) -> bool {
+        self.storage.is_shut_down()
+    }
+}
+
+impl<T: Ord> JoinableQueue<T> {
+    /// An unbounded priority queue: the smallest item leaves first; equal
+    /// items leave in the order they were put.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::priority();
+    /// for job in [3, 1, 2] {
+    ///     queue.put(job).unwrap();
+    /// }
+    /// assert_eq!(queue.get(), Ok(1));
+    /// ```
+    pub fn priority() -> Self {
+        Self::with_storage(Storage::Locked(Locked::new(
+            Order::Priority(Heap::new(T::cmp)),
+            None,
+        )))
+    }
+
+    /// A priority queue holding at most `capacity` items.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::priority_bounded(2);
+    /// queue.put((2, "later")).unwrap();
+    /// queue.put((1, "first")).unwrap();
+    /// assert_eq!(queue.get(), Ok((1, "first")));
+    /// ```
+    #[track_caller]
+    pub fn priority_bounded(capacity: usize) -> Self {
+        check_capacity(capacity);
+        Self::with_storage(Storage::Locked(Locked::new(
+            Order::Priority(Heap::new(T::cmp)),
+            Some(capacity),
+        )))
+    }
+}
+
+impl<T> Default for JoinableQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("JoinableQueue")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("unfinished_tasks", &self.unfinished_tasks())
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a JoinableQueue<T> {
+    type Item = T;
+    type IntoIter = QueueIter<'a, T>;
+
+    fn into_iter(self) -> QueueIter<'a, T> {
+        self.iter()
+    }
+}
+
+/// An item taken with [`JoinableQueue::get_task`]; marks its task done when
+/// dropped, even while unwinding from a panic.
+///
+/// ```
+/// let queue = verisync::JoinableQueue::new();
+/// queue.put(String::from("dish")).unwrap();
+/// let mut task = queue.get_task().unwrap();
+/// task.push_str(" (eaten)");
+/// assert_eq!(*task, "dish (eaten)");
+/// drop(task);
+/// queue.join();
+/// ```
+pub struct QueueTask<'a, T> {
+    queue: &'a JoinableQueue<T>,
+    item: Option<T>,
+}
+
+impl<T> Deref for QueueTask<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.item.as_ref().expect("the item is present until drop")
+    }
+}
+
+impl<T> DerefMut for QueueTask<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.item.as_mut().expect("the item is present until drop")
+    }
+}
+
+impl<T> Drop for QueueTask<'_, T> {
+    fn drop(&mut self) {
+        // Cannot fail: this task's own put is still counted (only an extra
+        // manual task_done for the same item could have taken it, and then
+        // the count was already wrong; there is nothing better to do here).
+        let _ = self.queue.task_done();
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for QueueTask<'_, T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_tuple("QueueTask").field(&**self).finish()
+    }
+}
+
+/// Gets items until the queue is shut down and drained; from
+/// [`JoinableQueue::iter`].
+///
+/// ```
+/// let queue = verisync::JoinableQueue::new();
+/// queue.put(1).unwrap();
+/// queue.shutdown();
+/// let mut items = queue.iter();
+/// assert_eq!(items.next(), Some(1));
+/// assert_eq!(items.next(), None);
+/// ```
+pub struct QueueIter<'a, T> {
+    queue: &'a JoinableQueue<T>,
+}
+
+impl<T> Iterator for QueueIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.queue.get().ok()
+    }
+}
+
+impl<T> fmt::Debug for QueueIter<'_, T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("QueueIter").finish_non_exhaustive()
+    }
+}
