@@ -9,9 +9,20 @@ use loom::sync::Arc;
 use loom::thread;
 use verisync::Semaphore;
 
+/// Runs `test` under both hand-off policies of a serve: hand-off (the seam
+/// reports `be_fair`) and retry (woken waiters compete again).
+fn under_both_policies(test: fn()) {
+    for be_fair in [false, true] {
+        loom::model(move || {
+            verisync::__loom::seam::set_be_fair(be_fair);
+            test();
+        });
+    }
+}
+
 #[test]
 fn holders_never_exceed_permits_and_permits_are_conserved() {
-    loom::model(|| {
+    under_both_policies(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let holders = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -48,7 +59,7 @@ fn holders_never_exceed_permits_and_permits_are_conserved() {
 /// fires: it either holds the permit or the permit is back — never neither.
 #[test]
 fn a_timed_out_waiter_loses_no_permit() {
-    loom::model(|| {
+    under_both_policies(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let held = semaphore.acquire();
         let waiter = {

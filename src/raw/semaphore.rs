@@ -1,44 +1,56 @@
-//! The raw semaphore: a permit count with strict first-come, first-served
-//! service and direct hand-off of released permits to waiters.
+//! The raw semaphore: a permit count, parked waiters served in arrival
+//! order, and eventual fairness — the semaphore counterpart of the mutex in
+//! `raw/mutex.rs`.
 //!
 //! # State word
 //!
 //! ```text
-//!  usize:  [ permits available (bits 1..) | QUEUED (bit 0) ]
+//!  usize:  [ permits available (bits 2..) | STARVING (bit 1) | QUEUED (bit 0) ]
 //! ```
 //!
-//! | `QUEUED` | meaning                                                      |
-//! |----------|--------------------------------------------------------------|
-//! | 0        | nobody waits; acquire and release are one CAS each           |
-//! | 1        | threads wait in the seam's queue for this semaphore; the     |
-//! |          | first of them wants more permits than are available          |
+//! | `STARVING` | `QUEUED` | meaning                                                  |
+//! |------------|----------|----------------------------------------------------------|
+//! | 0          | 0        | nobody waits: acquire and release are one CAS each       |
+//! | 0          | 1        | threads wait; a thread that finds enough permits may take them (barging) |
+//! | 1          | 1        | the first waiter needs more than is available: nobody else may take permits until it is served |
+//! | 1          | 0        | never                                                    |
 //!
 //! Invariants:
-//! - `QUEUED` is set only inside `validate` (under the seam's queue lock, by
-//!   the thread that then enqueues) and cleared only under that lock when the
-//!   queue becomes empty. So `QUEUED` ⇔ "the queue is non-empty".
-//! - While `QUEUED` is set no thread takes permits on the fast path: new
-//!   arrivals queue behind the waiters (FIFO; a waiter for many permits is
-//!   never overtaken by later waiters for few). Permits go to waiters only in
-//!   [`RawSemaphore::serve_waiters`], under the queue lock, in queue order,
-//!   stopping at the first waiter that cannot be satisfied.
+//! - `QUEUED` and `STARVING` change only under the seam's queue lock for
+//!   this semaphore (in `validate`, `timed_out` and the serve callback), so
+//!   `QUEUED` ⇔ "the queue is non-empty".
+//! - `STARVING` is set when a thread parks although some permits are free
+//!   (it needs more than there are), or when serving the queue stops at a
+//!   waiter that the free permits cannot satisfy; it is recomputed at every
+//!   serve. While
+//!   it is set no thread takes permits outside the queue's order, so a
+//!   waiter for many permits is never starved by later waiters for few.
 //!
 //! # Who wakes whom
 //!
-//! A release that finds `QUEUED` set adds its permits and then serves the
-//! queue: each waiter served has its permits subtracted for it and is woken
-//! owning them (hand-off; it never competes again). A waiter that times out
-//! leaves the queue and serves it too, because the waiter behind it may now
-//! be satisfiable. Acquiring never wakes anyone.
+//! A release that finds `QUEUED` adds its permits and serves the queue in
+//! arrival order, reserving permits for each waiter it can satisfy. Then,
+//! under the queue lock, it decides:
+//! - **hand-off** (when `STARVING` was set, or the seam reports `be_fair`:
+//!   a waiter has been queued for about a millisecond): the woken waiters
+//!   own their reserved permits when they wake;
+//! - **retry** (otherwise): the reservations are given back and the woken
+//!   waiters compete for the permits again. A running thread may take them
+//!   first (barging): that avoids a convoy where every acquire costs a
+//!   context switch, and the fairness timer bounds how long a waiter can lose.
+//!
+//! A waiter that times out leaves the queue and serves it too, because the
+//! waiter behind it may now be satisfiable. Acquiring never wakes anyone.
 //!
 //! # Memory orderings
 //!
 //! Taking permits is `Acquire` and adding them `Release`, so what a thread
 //! did before releasing happens-before what the next holder does after
-//! acquiring. Permits handed off under the queue lock are taken with
-//! `AcqRel` (synchronising with the releaser) and the seam's queue lock
-//! orders the hand-off with the woken waiter.
+//! acquiring. Permits reserved during a serve are taken with `AcqRel`, and
+//! the seam's queue lock orders the hand-off with the woken waiter. Flag
+//! changes are ordered by the queue lock and use `Relaxed`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Instant;
 
@@ -47,19 +59,23 @@ use crate::sys::park::{self, FilterOp, ParkResult, ParkToken, UnparkToken};
 use crate::sys::spin::SpinWait;
 
 /// Threads are queued in the seam for this semaphore.
-const QUEUED: usize = 0b1;
+const QUEUED: usize = 0b01;
+/// The first waiter cannot be satisfied: no barging past it.
+const STARVING: usize = 0b10;
 /// One permit in the state word.
-const ONE_PERMIT: usize = 0b10;
+const ONE_PERMIT: usize = 0b100;
 
-/// Permits were handed to the woken waiter.
+/// The woken waiter must compete for permits again.
+const TOKEN_RETRY: UnparkToken = UnparkToken(0);
+/// The woken waiter owns the permits it asked for.
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
 
 /// The most permits a semaphore can count.
-pub(crate) const MAX_PERMITS: usize = usize::MAX >> 1;
+pub(crate) const MAX_PERMITS: usize = usize::MAX >> 2;
 
 #[inline]
 fn permits(state: usize) -> usize {
-    state >> 1
+    state >> 2
 }
 
 /// A release was refused because it would raise the count above the limit.
@@ -110,7 +126,7 @@ impl RawSemaphore {
              (asked for {permits}, limit {limit}, and no more than {MAX_PERMITS})"
         );
         Self {
-            state: AtomicUsize::new(permits << 1),
+            state: AtomicUsize::new(permits * ONE_PERMIT),
             limit,
         }
     }
@@ -125,12 +141,13 @@ impl RawSemaphore {
         permits(self.state.load(Ordering::Relaxed))
     }
 
-    /// Takes `count` permits if they are available and nobody is queued.
+    /// Takes `count` permits if they are available and no starving waiter
+    /// is owed them.
     #[inline]
     pub(crate) fn try_acquire(&self, count: usize) -> bool {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            if state & QUEUED != 0 || permits(state) < count {
+            if state & STARVING != 0 || permits(state) < count {
                 return false;
             }
             match self.state.compare_exchange_weak(
@@ -153,76 +170,80 @@ impl RawSemaphore {
 
     #[cold]
     fn acquire_contended(&self, count: usize, deadline: Option<Instant>) -> bool {
-        // Nobody queued: the permits may come back within a few hundred
-        // nanoseconds, far sooner than a park round trip.
         let mut spin = SpinWait::default();
-        while self.state.load(Ordering::Relaxed) & QUEUED == 0 && spin.spin() {
+        loop {
+            // Permits usually come back within a few hundred nanoseconds,
+            // far sooner than a park round trip: retry a little first.
             if self.try_acquire(count) {
                 return true;
             }
-        }
+            if self.state.load(Ordering::Relaxed) & QUEUED == 0 && spin.spin() {
+                continue;
+            }
 
-        let mut acquired_without_parking = false;
-        let validate = || {
-            let mut state = self.state.load(Ordering::Relaxed);
-            loop {
-                if state & QUEUED == 0 && permits(state) >= count {
-                    match self.state.compare_exchange_weak(
-                        state,
-                        state - count * ONE_PERMIT,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    ) {
+            let mut acquired_without_parking = false;
+            let validate = || {
+                let mut state = self.state.load(Ordering::Relaxed);
+                loop {
+                    let (next, parks) = if state & STARVING == 0 && permits(state) >= count {
+                        (state - count * ONE_PERMIT, false)
+                    } else if permits(state) > 0 {
+                        // Some permits are free but not enough for us (or
+                        // owed to the first waiter): protect them.
+                        (state | QUEUED | STARVING, true)
+                    } else {
+                        (state | QUEUED, true)
+                    };
+                    let success = if parks {
+                        Ordering::Relaxed
+                    } else {
+                        Ordering::Acquire
+                    };
+                    match self
+                        .state
+                        .compare_exchange_weak(state, next, success, Ordering::Relaxed)
+                    {
                         Ok(_) => {
-                            acquired_without_parking = true;
-                            return false;
+                            acquired_without_parking = !parks;
+                            return parks;
                         }
                         Err(actual) => state = actual,
                     }
-                } else if state & QUEUED != 0 {
-                    return true;
-                } else {
-                    match self.state.compare_exchange_weak(
-                        state,
-                        state | QUEUED,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return true,
-                        Err(actual) => state = actual,
-                    }
                 }
-            }
-        };
-        let timed_out = |_key, was_last_thread: bool| {
-            if was_last_thread {
-                self.state.fetch_and(!QUEUED, Ordering::Relaxed);
-            }
-        };
-        // SAFETY: `validate` and `timed_out` only touch this semaphore's state
-        // word (no panics, no seam calls); `before_sleep` does nothing.
-        let result = unsafe {
-            park::park(
-                self.key(),
-                validate,
-                || {},
-                timed_out,
-                ParkToken(count),
-                deadline,
-            )
-        };
-        match result {
-            // Served: `serve_waiters` subtracted our permits for us.
-            ParkResult::Unparked(_) => true,
-            // `validate` refused to park only after taking the permits.
-            ParkResult::Invalid => {
-                debug_assert!(acquired_without_parking);
-                true
-            }
-            ParkResult::TimedOut => {
-                // We may have been the head that blocked the queue.
-                self.serve_waiters();
-                false
+            };
+            let timed_out = |_key, was_last_thread: bool| {
+                if was_last_thread {
+                    self.state
+                        .fetch_and(!(QUEUED | STARVING), Ordering::Relaxed);
+                }
+            };
+            // SAFETY: `validate` and `timed_out` only touch this semaphore's
+            // state word (no panics, no seam calls); `before_sleep` does nothing.
+            let result = unsafe {
+                park::park(
+                    self.key(),
+                    validate,
+                    || {},
+                    timed_out,
+                    ParkToken(count),
+                    deadline,
+                )
+            };
+            match result {
+                // Served: the permits were reserved for us.
+                ParkResult::Unparked(TOKEN_HANDOFF) => return true,
+                // Woken to compete again.
+                ParkResult::Unparked(_) => spin = SpinWait::default(),
+                // `validate` refused to park only after taking the permits.
+                ParkResult::Invalid => {
+                    debug_assert!(acquired_without_parking);
+                    return true;
+                }
+                ParkResult::TimedOut => {
+                    // We may have been the first waiter, holding up the queue.
+                    self.serve_waiters();
+                    return false;
+                }
             }
         }
     }
@@ -279,15 +300,26 @@ impl RawSemaphore {
         }
     }
 
-    /// Hands available permits to queued waiters, first come first served,
-    /// stopping at the first one that cannot be satisfied.
+    /// Serves queued waiters in arrival order with the permits available,
+    /// stopping at the first one that cannot be satisfied; then hands the
+    /// permits off or lets the woken compete (see the module docs).
     #[cold]
     fn serve_waiters(&self) {
+        // Shared by the two closures, both of which run under the queue lock.
+        let first_call = Cell::new(true);
+        let starving_before = Cell::new(false);
+        let reserved = Cell::new(0);
+        let stopped_unsatisfied = Cell::new(false);
         let filter = |token: ParkToken| {
             let wanted = token.0;
             let mut state = self.state.load(Ordering::Relaxed);
+            if first_call.replace(false) {
+                starving_before.set(state & STARVING != 0);
+            }
             loop {
                 if permits(state) < wanted {
+                    // Permits are left that this waiter needs: protect them.
+                    stopped_unsatisfied.set(permits(state) > 0);
                     return FilterOp::Stop;
                 }
                 match self.state.compare_exchange_weak(
@@ -296,19 +328,45 @@ impl RawSemaphore {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return FilterOp::Unpark,
+                    Ok(_) => {
+                        reserved.set(reserved.get() + wanted);
+                        return FilterOp::Unpark;
+                    }
                     Err(actual) => state = actual,
                 }
             }
         };
         let callback = |result: park::UnparkResult| {
-            if !result.have_more_threads {
-                self.state.fetch_and(!QUEUED, Ordering::Relaxed);
+            let flags = if !result.have_more_threads {
+                0
+            } else if stopped_unsatisfied.get() {
+                QUEUED | STARVING
+            } else {
+                QUEUED
+            };
+            let hand_off = starving_before.get() || result.be_fair;
+            let given_back = if hand_off { 0 } else { reserved.get() };
+            let mut state = self.state.load(Ordering::Relaxed);
+            loop {
+                let next = ((state & !(QUEUED | STARVING)) + given_back * ONE_PERMIT) | flags;
+                match self.state.compare_exchange_weak(
+                    state,
+                    next,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => state = actual,
+                }
             }
-            TOKEN_HANDOFF
+            if hand_off {
+                TOKEN_HANDOFF
+            } else {
+                TOKEN_RETRY
+            }
         };
         // SAFETY: `filter` and `callback` only touch this semaphore's state
-        // word; neither panics nor calls into the seam.
+        // word and local counters; neither panics nor calls into the seam.
         unsafe {
             park::unpark_filter(self.key(), filter, callback);
         }
