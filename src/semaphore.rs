@@ -1,5 +1,5 @@
-//! [`Semaphore`]: a counting semaphore with RAII permits, first-come
-//! first-served service, and a bounded variant. The state machine is in
+//! [`Semaphore`]: a counting semaphore with RAII permits, waiters served in
+//! arrival order with eventual fairness, and a bounded variant. The state machine is in
 //! `raw/semaphore.rs`.
 
 use std::fmt;
@@ -15,9 +15,14 @@ pub use crate::raw::semaphore::TooManyReleases;
 /// [`Semaphore::bounded`] its `BoundedSemaphore`.
 ///
 /// Acquiring returns a permit guard that gives the permits back when
-/// dropped. Waiters are served first come, first served: a thread waiting
-/// for many permits is not overtaken by later threads asking for few, and
-/// a new arrival never takes permits while others are waiting.
+/// dropped. Waiters are woken in arrival order, and a thread waiting for
+/// many permits is never overtaken by later threads asking for few: once it
+/// waits for permits that are partly there, nobody else may take them. As
+/// with [`Mutex`](crate::Mutex), a running thread may otherwise take a
+/// just-released permit before a woken waiter gets to run (that avoids a
+/// context switch per acquire under contention), and a waiter that has
+/// waited about a millisecond is handed its permits directly, so nobody
+/// starves.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -125,7 +130,7 @@ impl Semaphore {
         }
     }
 
-    /// Takes one permit if one is free and nobody is waiting.
+    /// Takes one permit if one is free and no starving waiter is owed it.
     ///
     /// ```
     /// let s = verisync::Semaphore::new(1);
@@ -138,7 +143,8 @@ impl Semaphore {
         self.try_acquire_many(1)
     }
 
-    /// Takes `count` permits if they are free and nobody is waiting.
+    /// Takes `count` permits if they are free and no starving waiter is
+    /// owed them.
     ///
     /// ```
     /// let s = verisync::Semaphore::new(2);
@@ -267,7 +273,8 @@ impl Semaphore {
         }
     }
 
-    /// Takes one permit through an `Arc` if one is free and nobody waits.
+    /// Takes one permit through an `Arc` if one is free (as
+    /// [`try_acquire`](Self::try_acquire)).
     ///
     /// ```
     /// use std::sync::Arc;
