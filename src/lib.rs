@@ -75,8 +75,10 @@ pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyRel
 pub mod __loom {
     /// The model parking seam, for testing the model itself.
     pub mod seam {
-        pub use crate::sys::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
-        pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+        pub use crate::sys::model_seam::{
+            park, set_be_fair, unpark_filter, unpark_one, FilterOp, ParkResult, ParkToken,
+            UnparkResult, UnparkToken,
+        };
     }
 
     /// Whether threads are parked on `event` (its `PARKED` bit), so a test

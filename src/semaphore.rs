@@ -338,6 +338,7 @@ impl Semaphore {
     /// Gives back the permits of a dropped guard. A bounded semaphore that
     /// was already refilled by manual `release`s keeps its bound: the
     /// surplus permits are discarded (the bound is a hard cap).
+    #[inline]
     fn give_back(&self, count: usize) {
         self.raw.release_up_to_limit(count);
     }

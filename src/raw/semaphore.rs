@@ -73,6 +73,11 @@ const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
 /// The most permits a semaphore can count.
 pub(crate) const MAX_PERMITS: usize = usize::MAX >> 2;
 
+/// A guard giving back at most this many permits may use a plain add...
+const FAST_RELEASE_MAX: usize = 64;
+/// ...when the count is at least this far below the limit.
+const FAST_RELEASE_HEADROOM: usize = MAX_PERMITS / 2;
+
 #[inline]
 fn permits(state: usize) -> usize {
     state >> 2
@@ -279,8 +284,23 @@ impl RawSemaphore {
 
     /// Adds up to `count` permits, never beyond the limit; returns how many
     /// were added. Used when a permit guard is dropped.
+    #[inline]
     pub(crate) fn release_up_to_limit(&self, count: usize) -> usize {
         let mut state = self.state.load(Ordering::Relaxed);
+        // Far below the limit (always, for an unbounded semaphore in
+        // practice) a blind add cannot overshoot it: each thread adds at most
+        // FAST_RELEASE_MAX at a time, and there are far fewer threads than
+        // FAST_RELEASE_HEADROOM / FAST_RELEASE_MAX (2^55 on 64-bit targets,
+        // 2^23 on 32-bit ones).
+        if count <= FAST_RELEASE_MAX
+            && permits(state) < self.limit.saturating_sub(FAST_RELEASE_HEADROOM)
+        {
+            let before = self.state.fetch_add(count * ONE_PERMIT, Ordering::Release);
+            if before & QUEUED != 0 {
+                self.serve_waiters();
+            }
+            return count;
+        }
         loop {
             let added = count.min(self.limit - permits(state));
             match self.state.compare_exchange_weak(

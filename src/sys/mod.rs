@@ -12,7 +12,14 @@ mod cell_loom;
 #[cfg(not(verisync_loom))]
 mod cell_std;
 #[cfg(verisync_loom)]
-pub(crate) mod park_loom;
+mod park_loom;
+
+/// The model seam as the loom suite sees it (through `verisync::__loom`).
+#[cfg(verisync_loom)]
+pub(crate) mod model_seam {
+    pub use super::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
+    pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+}
 #[cfg(not(verisync_loom))]
 mod park_lot;
 
