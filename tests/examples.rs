@@ -14,12 +14,13 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "ticket_sale",
     "deadlock",
     "semaphore_parking",
     "event_traffic_light",
     "condition_producer_consumer",
+    "producer_consumer",
 ];
 
 /// Far above any example's run time (about a second each); only a hang hits it.
@@ -387,6 +388,62 @@ fn condition_producer_consumer_serves_every_dish_once() {
     assert_eq!(run.lines_containing(" puts dish "), 16);
     assert_eq!(run.lines_containing(" serves dish "), 16);
     assert_eq!(run.lines_containing("goes home"), 3);
+}
+
+#[test]
+fn producer_consumer_eats_every_dish_before_shutting_down() {
+    let run = run("producer_consumer", &[]);
+    run.assert_success()
+        .assert_prints("2 cooks make 6 dishes each; 2 eaters eat them; the pass holds 3.")
+        .assert_prints("main: join() returned: 0 unfinished, 12 eaten")
+        .assert_prints("cooked 12, eaten 12, left on the pass 0, unfinished tasks 0")
+        .assert_prints("Every dish cooked was eaten, and every thread went home.");
+    assert_eq!(run.lines_containing(" on the pass (waiting: "), 12);
+    assert_eq!(run.lines_containing(" takes "), 12);
+    assert_eq!(run.lines_containing(" finished "), 12);
+    assert_eq!(run.lines_containing("is done cooking"), 2);
+    assert_eq!(run.lines_containing("goes home: the kitchen is shut"), 2);
+    // Every dish put was taken once.
+    let mut put: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.split(" puts ").nth(1))
+        .filter_map(|rest| rest.split(" on the pass").next())
+        .collect();
+    let mut taken: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.split(" takes ").nth(1))
+        .collect();
+    put.sort_unstable();
+    taken.sort_unstable();
+    assert_eq!(put, taken);
+    // Order: join() returns only after the last dish is finished, and the
+    // eaters go home only after the shutdown. (Each line is printed before
+    // the step that lets the next one happen, so this holds on any timing.)
+    let position = |text: &str| {
+        run.stdout
+            .lines()
+            .position(|line| line.contains(text))
+            .unwrap_or_else(|| run.fail(&format!("no line containing {text:?}")))
+    };
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let last_finished = lines
+        .iter()
+        .rposition(|line| line.contains(" finished "))
+        .unwrap();
+    assert!(last_finished < position("main: join() returned"));
+    let shutdown = position("main: shutdown()");
+    let first_home = position("goes home");
+    assert!(shutdown < first_home);
+    let eaten: usize = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("eater "))
+        .filter_map(|rest| rest.split(" ate ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(eaten, 12);
 }
 
 #[test]

@@ -538,9 +538,23 @@ impl<T> JoinableQueue<T> {
         self.storage.shut_down();
         let left = self.storage.drain();
         if !left.is_empty() {
-            let before = self.unfinished.fetch_sub(left.len(), Ordering::AcqRel);
-            debug_assert!(before >= left.len());
-            if before == left.len() {
+            // Saturating: `task_done` may legally have run ahead of `get`
+            // (only going below zero is refused), so fewer tasks than items
+            // can be unfinished.
+            let mut unfinished = self.unfinished.load(Ordering::Relaxed);
+            loop {
+                let remaining = unfinished.saturating_sub(left.len());
+                match self.unfinished.compare_exchange_weak(
+                    unfinished,
+                    remaining,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => unfinished = actual,
+                }
+            }
+            if unfinished != 0 && unfinished <= left.len() {
                 self.joiners.notify_all();
             }
         }

@@ -1,0 +1,503 @@
+//! `JoinableQueue` on bad input and at the edges (issue 3, "Bad input"):
+//!
+//! - a capacity of 0 panics, saying why (there is no rendezvous mode);
+//! - `task_done` called too often is an error that changes nothing;
+//! - a put after shutdown hands the item back;
+//! - `Duration::MAX` timeouts wait until satisfied instead of panicking;
+//! - blocked putters, getters and joiners wake on `shutdown` /
+//!   `shutdown_now`;
+//! - a consumer that panics while holding a `get_task` guard still marks
+//!   its task done, so `join` returns.
+//!
+//! Tests that block run under a watchdog, so a lost wake-up fails instead of
+//! hanging. Where a test sleeps briefly to let a thread reach its blocking
+//! call, its assertions hold whether or not the thread got there in time.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use verisync::{GetError, JoinableQueue, PutError, ShutDown, TaskDoneError};
+
+/// Far above anything these tests wait for; only a hang reaches it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Long enough for a spawned thread to reach its blocking call on an idle
+/// machine (it may not on a busy one; the assertions do not depend on it).
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Runs `body` on its own thread and fails if it does not finish within
+/// [`PATIENCE`]. A panic in `body` is passed on unchanged.
+fn with_watchdog<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
+    let (done, finished) = mpsc::channel::<()>();
+    let worker = thread::spawn(move || {
+        let result = body();
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(PATIENCE) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Ok(result) => result,
+            Err(panic) => resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("blocked for {PATIENCE:?}: a waiter was never woken")
+        }
+    }
+}
+
+fn join<T>(handle: thread::JoinHandle<T>) -> T {
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+// --- capacity 0 ------------------------------------------------------------
+
+#[test]
+#[should_panic(
+    expected = "bounded to 0 items could never accept one (there is no rendezvous mode)"
+)]
+fn bounded_zero_panics_saying_why() {
+    let _ = JoinableQueue::<u8>::bounded(0);
+}
+
+#[test]
+#[should_panic(
+    expected = "bounded to 0 items could never accept one (there is no rendezvous mode)"
+)]
+fn lifo_bounded_zero_panics_saying_why() {
+    let _ = JoinableQueue::<u8>::lifo_bounded(0);
+}
+
+#[test]
+#[should_panic(
+    expected = "bounded to 0 items could never accept one (there is no rendezvous mode)"
+)]
+fn priority_bounded_zero_panics_saying_why() {
+    let _ = JoinableQueue::<u8>::priority_bounded(0);
+}
+
+#[test]
+fn capacity_zero_panic_points_at_the_caller_and_says_what_to_do() {
+    let panic = catch_unwind(|| JoinableQueue::<u8>::bounded(0)).unwrap_err();
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .expect("a text panic message");
+    assert!(
+        message.contains("use a capacity of at least 1"),
+        "{message}"
+    );
+    // The smallest legal capacity works.
+    let queue = JoinableQueue::bounded(1);
+    queue.put(1).unwrap();
+    assert_eq!(queue.try_put(2), Err(PutError::Full(2)));
+}
+
+// --- task_done too often -----------------------------------------------------
+
+#[test]
+fn task_done_too_often_is_an_error_that_changes_nothing() {
+    for queue in [
+        JoinableQueue::new(),
+        JoinableQueue::bounded(2),
+        JoinableQueue::lifo(),
+        JoinableQueue::priority_bounded(2),
+    ] {
+        assert_eq!(queue.task_done(), Err(TaskDoneError));
+        assert_eq!(queue.unfinished_tasks(), 0);
+
+        queue.put("a").unwrap();
+        queue.put("b").unwrap();
+        let mut got = [queue.get().unwrap(), queue.get().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, ["a", "b"]);
+        assert_eq!(queue.task_done(), Ok(()));
+        assert_eq!(queue.task_done(), Ok(()));
+        assert_eq!(queue.unfinished_tasks(), 0);
+        assert_eq!(queue.task_done(), Err(TaskDoneError));
+        assert_eq!(queue.task_done(), Err(TaskDoneError));
+        assert_eq!(
+            queue.unfinished_tasks(),
+            0,
+            "a refused task_done changes nothing"
+        );
+
+        // The queue still works and counts from zero.
+        queue.put("c").unwrap();
+        assert_eq!(queue.unfinished_tasks(), 1);
+        assert!(!queue.join_timeout(Duration::from_millis(1)));
+        assert_eq!(queue.get(), Ok("c"));
+        assert_eq!(queue.task_done(), Ok(()));
+        assert!(queue.join_timeout(Duration::ZERO));
+    }
+}
+
+#[test]
+fn task_done_error_displays_a_sentence_a_user_can_act_on() {
+    let text = TaskDoneError.to_string();
+    assert!(text.contains("task_done"), "{text}");
+    assert!(text.contains("more times than items were put"), "{text}");
+    assert!(
+        text.contains("get_task"),
+        "{text}: should say how to avoid it"
+    );
+    assert!(
+        text.split_whitespace().count() >= 8,
+        "{text}: not a sentence"
+    );
+    let error: &dyn std::error::Error = &TaskDoneError;
+    assert_eq!(error.to_string(), text);
+}
+
+// --- put after shutdown --------------------------------------------------------
+
+#[test]
+fn put_after_shutdown_hands_the_item_back() {
+    let queues: Vec<JoinableQueue<String>> = vec![
+        JoinableQueue::new(),
+        JoinableQueue::bounded(1),
+        JoinableQueue::lifo(),
+        JoinableQueue::lifo_bounded(1),
+        JoinableQueue::priority(),
+        JoinableQueue::priority_bounded(1),
+    ];
+    for queue in queues {
+        queue.put("queued".to_string()).unwrap();
+        queue.shutdown();
+        // Full and shut down: shut down wins, and the item comes back.
+        assert_eq!(
+            queue.put("late".to_string()),
+            Err(ShutDown("late".to_string()))
+        );
+        let refused = queue.try_put("try".to_string()).unwrap_err();
+        assert!(matches!(&refused, PutError::ShutDown(item) if item == "try"));
+        assert_eq!(refused.into_inner(), "try");
+        assert_eq!(
+            queue.put_timeout("timed".to_string(), Duration::from_millis(1)),
+            Err(PutError::ShutDown("timed".to_string()))
+        );
+        assert_eq!(
+            queue.put_timeout("zero".to_string(), Duration::ZERO),
+            Err(PutError::ShutDown("zero".to_string()))
+        );
+        assert_eq!(
+            queue.put_timeout("forever".to_string(), Duration::MAX),
+            Err(PutError::ShutDown("forever".to_string()))
+        );
+        // Refused puts are not counted; the queued item still drains.
+        assert_eq!(queue.unfinished_tasks(), 1);
+        assert_eq!(queue.get(), Ok("queued".to_string()));
+        assert_eq!(queue.get(), Err(ShutDown(())));
+        assert_eq!(queue.try_get(), Err(GetError::ShutDown));
+        assert_eq!(queue.get_timeout(Duration::MAX), Err(GetError::ShutDown));
+        queue.task_done().unwrap();
+        queue.join();
+    }
+}
+
+#[test]
+fn put_after_shutdown_now_hands_the_item_back() {
+    let queue = JoinableQueue::bounded(2);
+    queue.put(1).unwrap();
+    assert_eq!(queue.shutdown_now(), vec![1]);
+    assert_eq!(queue.put(2), Err(ShutDown(2)));
+    assert_eq!(queue.try_put(3), Err(PutError::ShutDown(3)));
+    assert_eq!(queue.shutdown_now(), Vec::<i32>::new());
+    assert_eq!(queue.unfinished_tasks(), 0);
+}
+
+#[test]
+fn refusals_display_sentences_and_carry_the_item() {
+    let shut = ShutDown(5);
+    assert!(shut.to_string().contains("shut down"), "{shut}");
+    assert_eq!(format!("{shut:?}"), "ShutDown(..)");
+    assert_eq!(shut.into_inner(), 5);
+    let full = PutError::Full(6);
+    assert!(full.to_string().contains("full"), "{full}");
+    assert!(full.to_string().contains("handed back"), "{full}");
+    assert_eq!(full.into_inner(), 6);
+    let refused = PutError::ShutDown(7);
+    assert!(refused.to_string().contains("shut down"), "{refused}");
+    assert_eq!(refused.into_inner(), 7);
+    assert!(GetError::Empty.to_string().contains("empty"));
+    assert!(GetError::ShutDown.to_string().contains("shut down"));
+}
+
+// --- Duration::MAX waits until satisfied ----------------------------------------
+
+#[test]
+fn get_timeout_max_waits_for_a_put() {
+    with_watchdog(|| {
+        for queue in [
+            JoinableQueue::new(),
+            JoinableQueue::bounded(1),
+            JoinableQueue::priority(),
+        ] {
+            let queue = Arc::new(queue);
+            let getter = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.get_timeout(Duration::MAX))
+            };
+            thread::sleep(SETTLE);
+            queue.put(42).unwrap();
+            assert_eq!(join(getter), Ok(42));
+        }
+    });
+}
+
+#[test]
+fn put_timeout_max_waits_for_room() {
+    with_watchdog(|| {
+        for queue in [
+            JoinableQueue::bounded(1),
+            JoinableQueue::lifo_bounded(1),
+            JoinableQueue::priority_bounded(1),
+        ] {
+            let queue = Arc::new(queue);
+            queue.put(1).unwrap();
+            let putter = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.put_timeout(2, Duration::MAX))
+            };
+            thread::sleep(SETTLE);
+            assert_eq!(queue.get(), Ok(1));
+            assert_eq!(join(putter), Ok(()));
+            assert_eq!(queue.get(), Ok(2));
+        }
+    });
+}
+
+#[test]
+fn join_timeout_max_waits_for_the_last_task_done() {
+    with_watchdog(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join_timeout(Duration::MAX))
+        };
+        thread::sleep(SETTLE);
+        queue.get().unwrap();
+        queue.task_done().unwrap();
+        queue.get().unwrap();
+        queue.task_done().unwrap();
+        assert!(
+            join(joiner),
+            "join_timeout(MAX) returns true: every task done"
+        );
+    });
+}
+
+#[test]
+fn max_timeouts_return_at_once_when_already_satisfied() {
+    with_watchdog(|| {
+        let queue = JoinableQueue::bounded(1);
+        assert_eq!(queue.put_timeout(1, Duration::MAX), Ok(()));
+        assert_eq!(queue.get_timeout(Duration::MAX), Ok(1));
+        queue.task_done().unwrap();
+        assert!(queue.join_timeout(Duration::MAX));
+    });
+}
+
+// --- blocked parties wake on shutdown -------------------------------------------
+
+/// Blocks `getters` threads in `get`/`get_timeout(MAX)`/`get_task`, then calls
+/// `stop` and checks that each one wakes with "shut down".
+fn getters_wake_on(stop: fn(&JoinableQueue<u32>)) {
+    with_watchdog(move || {
+        for queue in [
+            JoinableQueue::new(),
+            JoinableQueue::bounded(2),
+            JoinableQueue::lifo(),
+        ] {
+            let queue = Arc::new(queue);
+            let getters: Vec<_> = (0..3)
+                .map(|which| {
+                    let queue = Arc::clone(&queue);
+                    thread::spawn(move || match which {
+                        0 => queue.get().is_err(),
+                        1 => queue.get_timeout(Duration::MAX) == Err(GetError::ShutDown),
+                        _ => queue.get_task().is_err(),
+                    })
+                })
+                .collect();
+            thread::sleep(SETTLE);
+            stop(&queue);
+            for getter in getters {
+                assert!(join(getter), "a blocked getter woke with ShutDown");
+            }
+        }
+    });
+}
+
+#[test]
+fn blocked_getters_wake_on_shutdown() {
+    getters_wake_on(JoinableQueue::shutdown);
+}
+
+#[test]
+fn blocked_getters_wake_on_shutdown_now() {
+    getters_wake_on(|queue| {
+        assert!(queue.shutdown_now().is_empty());
+    });
+}
+
+/// Blocks putters on a full queue, then calls `stop`: each wakes and gets
+/// its own item back.
+fn putters_wake_on(now: bool) {
+    with_watchdog(move || {
+        for queue in [
+            JoinableQueue::bounded(1),
+            JoinableQueue::lifo_bounded(1),
+            JoinableQueue::priority_bounded(1),
+        ] {
+            let queue = Arc::new(queue);
+            queue.put(0).unwrap();
+            let putters: Vec<_> = (1..=3)
+                .map(|item| {
+                    let queue = Arc::clone(&queue);
+                    thread::spawn(move || {
+                        if item == 1 {
+                            queue.put(item).map_err(ShutDown::into_inner)
+                        } else {
+                            queue
+                                .put_timeout(item, Duration::MAX)
+                                .map_err(|error| match error {
+                                    PutError::ShutDown(item) => item,
+                                    PutError::Full(item) => panic!("Full({item}) with no timeout"),
+                                })
+                        }
+                    })
+                })
+                .collect();
+            thread::sleep(SETTLE);
+            let left = if now {
+                queue.shutdown_now()
+            } else {
+                queue.shutdown();
+                Vec::new()
+            };
+            for (putter, item) in putters.into_iter().zip(1..) {
+                assert_eq!(join(putter), Err(item), "the putter got its item back");
+            }
+            // Nothing but the first item was ever queued.
+            let drained: Vec<u32> = queue.iter().collect();
+            let mut all = [left, drained].concat();
+            all.sort_unstable();
+            assert_eq!(all, [0]);
+        }
+    });
+}
+
+#[test]
+fn blocked_putters_wake_on_shutdown() {
+    putters_wake_on(false);
+}
+
+#[test]
+fn blocked_putters_wake_on_shutdown_now() {
+    putters_wake_on(true);
+}
+
+#[test]
+fn blocked_joiners_wake_when_shutdown_now_finishes_every_task() {
+    with_watchdog(|| {
+        let queue = Arc::new(JoinableQueue::bounded(4));
+        for item in 0..3 {
+            queue.put(item).unwrap();
+        }
+        let joiners: Vec<_> = (0..2)
+            .map(|which| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    if which == 0 {
+                        queue.join();
+                        true
+                    } else {
+                        queue.join_timeout(Duration::MAX)
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(SETTLE);
+        assert_eq!(queue.shutdown_now(), vec![0, 1, 2]);
+        assert_eq!(queue.unfinished_tasks(), 0);
+        for joiner in joiners {
+            assert!(join(joiner));
+        }
+    });
+}
+
+#[test]
+fn graceful_shutdown_does_not_release_joiners_early() {
+    // `shutdown` refuses puts but the queued items still have to be done.
+    let queue = JoinableQueue::new();
+    queue.put(1).unwrap();
+    queue.shutdown();
+    assert!(!queue.join_timeout(Duration::from_millis(5)));
+    assert_eq!(queue.get(), Ok(1));
+    queue.task_done().unwrap();
+    assert!(queue.join_timeout(Duration::ZERO));
+}
+
+// --- a panicking consumer cannot leave join hanging -------------------------------
+
+#[test]
+fn panic_while_holding_a_task_guard_marks_it_done() {
+    let queue = JoinableQueue::new();
+    queue.put("poison").unwrap();
+    queue.put("fine").unwrap();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let task = queue.get_task().unwrap();
+        if *task == "poison" {
+            panic!("the consumer choked on {}", *task);
+        }
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(
+        queue.unfinished_tasks(),
+        1,
+        "the panicking consumer's task is done"
+    );
+    let task = queue.get_task().unwrap();
+    assert_eq!(*task, "fine");
+    drop(task);
+    assert_eq!(queue.unfinished_tasks(), 0);
+    assert!(queue.join_timeout(Duration::ZERO));
+}
+
+#[test]
+fn a_consumer_thread_that_panics_does_not_leave_join_hanging() {
+    with_watchdog(|| {
+        let queue = Arc::new(JoinableQueue::bounded(2));
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                for _ in 0..3 {
+                    let task = queue.get_task().unwrap();
+                    if *task == 2 {
+                        panic!("dish {} was burnt", *task);
+                    }
+                }
+            })
+        };
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join())
+        };
+        for dish in 0..3 {
+            queue.put(dish).unwrap();
+        }
+        // The consumer dies on its third dish, holding the guard.
+        assert!(consumer.join().is_err(), "the consumer panicked");
+        queue.join();
+        join(joiner);
+        assert_eq!(queue.unfinished_tasks(), 0);
+    });
+}
