@@ -10,6 +10,7 @@
 //! | [`Condition`] | `threading.Condition` | wait for a change under a lock, no spurious wake-ups |
 //! | [`Barrier`] | `threading.Barrier` | a rendezvous for *n* threads, breakable by timeout |
 //! | [`JoinableQueue`] | `queue.Queue`, `multiprocessing.JoinableQueue` | FIFO/LIFO/priority work queue with `task_done`/`join` and shutdown |
+//! | [`ThreadPool`], [`TaskHandle`] | `concurrent.futures.ThreadPoolExecutor`, `Future` | results, cancel, callbacks, ordered lazy `map`, [`as_completed`] |
 //!
 //! Every blocking call has a blocking form (`lock`, `acquire`, `wait`), a
 //! non-blocking one (`try_…`) and a bounded one (`…_for`/`…_timeout` with a
@@ -56,6 +57,7 @@ mod barrier;
 mod condition;
 mod event;
 mod mutex;
+mod pool;
 mod queue;
 mod reentrant;
 mod semaphore;
@@ -64,6 +66,10 @@ pub use barrier::{Barrier, BarrierWaitResult, BrokenBarrier};
 pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+pub use pool::{
+    as_completed, wait_all, AsCompleted, PoolMap, TaskError, TaskHandle, ThreadPool,
+    ThreadPoolBuilder,
+};
 pub use queue::{GetError, JoinableQueue, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError};
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};

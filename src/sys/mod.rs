@@ -60,8 +60,14 @@ pub(crate) mod park {
     pub(crate) use super::park_lot::{park, unpark_filter, unpark_one};
 }
 
-/// Threads: a cheap, unique, non-zero identity for the calling thread.
+/// Threads: spawning (for the pools), and a cheap, unique, non-zero
+/// identity for the calling thread.
 pub(crate) mod thread {
+    #[cfg(verisync_loom)]
+    pub(crate) use loom::thread::{Builder, JoinHandle};
+    #[cfg(not(verisync_loom))]
+    pub(crate) use std::thread::{Builder, JoinHandle};
+
     #[cfg(not(verisync_loom))]
     #[inline]
     pub(crate) fn current_id() -> usize {

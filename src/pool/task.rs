@@ -1,0 +1,410 @@
+//! [`TaskHandle`] and [`TaskError`]: the one completion cell shared by both
+//! pools.
+//!
+//! # The completion cell
+//!
+//! ```text
+//!  state:  QUEUED ──claim──▶ CLAIMED ──finish──▶ FINISHED
+//! ```
+//!
+//! | state      | meaning                                                         |
+//! |------------|-----------------------------------------------------------------|
+//! | `QUEUED`   | not started; a worker or `cancel` may claim it                  |
+//! | `CLAIMED`  | one party (a worker running it, or `cancel`) owns the result slot |
+//! | `FINISHED` | the result is stored and never changes again                    |
+//!
+//! Exactly one party wins the claim (a compare-exchange), so a task either
+//! runs or is cancelled, never both. The winner stores the result, marks
+//! `FINISHED` (`Release`), takes the registered callbacks under the
+//! callback lock (leaving "ran" behind), runs them, and sets the `done`
+//! event. A callback registered later finds "ran" under the same lock and
+//! runs at once on the registering thread. So every callback runs exactly
+//! once, and `join` (which waits for `done`) returns after all of them.
+//!
+//! The result slot is written only by the claimant before `FINISHED`, read
+//! (shared) by callbacks after it, and moved out only by `join`, which owns
+//! the handle and runs after `done`.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::event::Event;
+use crate::mutex::Mutex;
+use crate::sys::atomic::{AtomicU8, Ordering};
+use crate::sys::cell::UnsafeCell;
+use crate::sys::time::deadline_after;
+
+/// Not started.
+const QUEUED: u8 = 0;
+/// Owned by the worker running it, or by `cancel`.
+const CLAIMED: u8 = 1;
+/// The result is stored.
+const FINISHED: u8 = 2;
+
+/// Why a task has no value — the one error type of both pools.
+///
+/// ```
+/// use verisync::{TaskError, ThreadPool};
+/// let pool = ThreadPool::new(1);
+/// let failed = pool.submit(|| -> u32 { panic!("no more tickets") });
+/// match failed.join() {
+///     Err(TaskError::Panicked(message)) => assert_eq!(message, "no more tickets"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the panic's message. Its worker lives on.
+    Panicked(String),
+    /// The task was cancelled before it started; it never ran.
+    Cancelled,
+    /// The worker process running the task died (crash, abort, kill, exit).
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
+    },
+    /// The task ran longer than the pool's task timeout; its worker was killed.
+    TimedOut,
+    /// The argument or result could not be encoded or decoded.
+    Serialization(String),
+    /// A worker could not be started.
+    Spawn(String),
+    /// The pool was shutting down when the task was submitted; it never ran.
+    ShutDown,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Panicked(message) => {
+                write!(formatter, "the task panicked: {message}")
+            }
+            TaskError::Cancelled => {
+                formatter.write_str("the task was cancelled before it started, so it never ran")
+            }
+            TaskError::WorkerDied {
+                pid,
+                signal,
+                exit_code,
+            } => {
+                write!(formatter, "the worker process {pid} running the task died")?;
+                match (signal, exit_code) {
+                    (Some(signal), _) => write!(formatter, " (killed by signal {signal})"),
+                    (None, Some(code)) => write!(formatter, " (it exited with code {code})"),
+                    (None, None) => Ok(()),
+                }?;
+                formatter.write_str("; the pool replaced it and the other tasks go on")
+            }
+            TaskError::TimedOut => formatter.write_str(
+                "the task ran longer than the pool's task timeout, so its worker was killed and \
+                 replaced",
+            ),
+            TaskError::Serialization(reason) => {
+                write!(
+                    formatter,
+                    "the task's argument or result could not be encoded or decoded: {reason}"
+                )
+            }
+            TaskError::Spawn(reason) => {
+                write!(formatter, "a worker could not be started: {reason}")
+            }
+            TaskError::ShutDown => formatter.write_str(
+                "the pool was shutting down when the task was submitted, so it never ran; submit \
+                 before calling shutdown",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic whose payload is not a string".to_owned()
+    }
+}
+
+type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
+
+enum Callbacks<R> {
+    /// Registered before the task finished, in registration order.
+    Waiting(Vec<Callback<R>>),
+    /// The task finished and these ran; later ones run at once.
+    Ran,
+}
+
+/// The completion cell: state, result slot, callbacks, done event.
+pub(crate) struct Completion<R> {
+    state: AtomicU8,
+    result: UnsafeCell<Option<Result<R, TaskError>>>,
+    callbacks: Mutex<Callbacks<R>>,
+    done: Event,
+}
+
+// SAFETY: the result slot is written by the one claimant and read after
+// `FINISHED`/`done` (see the module docs); `R: Send` lets the value cross
+// from the worker to the joining thread. Callbacks are `Send`.
+unsafe impl<R: Send> Sync for Completion<R> {}
+// SAFETY: as above.
+unsafe impl<R: Send> Send for Completion<R> {}
+
+impl<R> Completion<R> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU8::new(QUEUED),
+            result: UnsafeCell::new(None),
+            callbacks: Mutex::new(Callbacks::Waiting(Vec::new())),
+            done: Event::new(),
+        }
+    }
+
+    /// Takes ownership of the result slot; `false` if someone else did.
+    pub(crate) fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Runs `task` if this cell can still be claimed, catching a panic.
+    pub(crate) fn run(&self, task: impl FnOnce() -> R) {
+        if self.claim() {
+            let result = catch_unwind(AssertUnwindSafe(task))
+                .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
+            self.finish(result);
+        }
+    }
+
+    /// Resolves a claimed cell: stores the result, runs the callbacks,
+    /// wakes the waiters.
+    pub(crate) fn finish(&self, result: Result<R, TaskError>) {
+        debug_assert_eq!(self.state.load(Ordering::Relaxed), CLAIMED);
+        // SAFETY: we hold the claim, so nobody else touches the slot until
+        // FINISHED is published below.
+        self.result.with_mut(|slot| unsafe { *slot = Some(result) });
+        self.state.store(FINISHED, Ordering::Release);
+        let callbacks = std::mem::replace(&mut *self.callbacks.lock(), Callbacks::Ran);
+        if let Callbacks::Waiting(callbacks) = callbacks {
+            for callback in callbacks {
+                run_callback_on_worker(callback, self.result_ref());
+            }
+        }
+        self.done.set();
+    }
+
+    /// Claims the cell and resolves it with `error`; `false` if it was
+    /// already claimed (running or finished).
+    pub(crate) fn resolve_unstarted(&self, error: TaskError) -> bool {
+        if self.claim() {
+            self.finish(Err(error));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The result. Only after `FINISHED`.
+    fn result_ref(&self) -> &Result<R, TaskError> {
+        debug_assert_eq!(self.state.load(Ordering::Acquire), FINISHED);
+        // SAFETY: after FINISHED the slot is only read, until `take`, which
+        // needs the handle by value (so no reference from here is alive).
+        self.result
+            .with(|slot| unsafe { &*slot })
+            .as_ref()
+            .expect("a finished task has a result")
+    }
+
+    fn on_done(&self, callback: Callback<R>) {
+        let mut callbacks = self.callbacks.lock();
+        match &mut *callbacks {
+            Callbacks::Waiting(waiting) => waiting.push(callback),
+            Callbacks::Ran => {
+                drop(callbacks);
+                callback(self.result_ref());
+            }
+        }
+    }
+
+    fn take(&self) -> Result<R, TaskError> {
+        self.done.wait();
+        // SAFETY: `done` is set after the last write and the last callback
+        // on the worker; the caller owns the only handle (see `join`).
+        self.result
+            .with_mut(|slot| unsafe { (*slot).take() })
+            .expect("a task's result is taken once")
+    }
+}
+
+/// Runs a callback on the finishing thread: a panic is caught and reported
+/// on stderr, never allowed to kill the worker.
+fn run_callback_on_worker<R>(callback: Callback<R>, result: &Result<R, TaskError>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(result))) {
+        eprintln!(
+            "verisync: a TaskHandle::on_done callback panicked ({}); the worker carries on",
+            panic_message(&*payload)
+        );
+    }
+}
+
+/// A task's future result — Python's `concurrent.futures.Future`.
+///
+/// `Send + Sync` when `R: Send`: one thread may wait on it while another
+/// cancels it or adds a callback.
+///
+/// ```
+/// use std::time::Duration;
+/// use verisync::ThreadPool;
+///
+/// let pool = ThreadPool::new(2);
+/// let answer = pool.submit(|| 6 * 7);
+/// answer.on_done(|result| println!("done: {result:?}"));
+/// assert!(answer.wait_timeout(Duration::from_secs(5)));
+/// assert!(answer.is_finished());
+/// assert_eq!(answer.join(), Ok(42));
+/// ```
+pub struct TaskHandle<R> {
+    cell: Arc<Completion<R>>,
+}
+
+impl<R> TaskHandle<R> {
+    pub(crate) fn new(cell: Arc<Completion<R>>) -> Self {
+        Self { cell }
+    }
+
+    /// Waits for the task and returns its value or why there is none —
+    /// Python's `future.result()`.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(1);
+    /// assert_eq!(pool.submit(|| "hi").join(), Ok("hi"));
+    /// ```
+    pub fn join(self) -> Result<R, TaskError> {
+        self.cell.take()
+    }
+
+    /// Waits for the task to finish, keeping the result for `join`.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let handle = pool.submit(|| 1);
+    /// handle.wait();
+    /// assert!(handle.is_finished());
+    /// ```
+    pub fn wait(&self) {
+        self.cell.done.wait();
+    }
+
+    /// Waits at most `timeout`; `true` if the task finished — Python's
+    /// `result(timeout)` without losing the result. `Duration::MAX` waits
+    /// forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let slow = pool.submit(|| std::thread::sleep(Duration::from_millis(50)));
+    /// assert!(!slow.wait_timeout(Duration::from_millis(1)));
+    /// assert!(slow.wait_timeout(Duration::MAX));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        match deadline_after(timeout) {
+            Some(deadline) => self.cell.done.wait_until(deadline),
+            None => {
+                self.wait();
+                true
+            }
+        }
+    }
+
+    /// Waits until `deadline`; `true` if the task finished.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let handle = pool.submit(|| 1);
+    /// assert!(handle.wait_until(Instant::now() + Duration::from_secs(5)));
+    /// ```
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        self.cell.done.wait_until(deadline)
+    }
+
+    /// Whether the task finished (ran, panicked or was cancelled) and its
+    /// callbacks ran: `join` would return at once.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let handle = pool.submit(|| 1);
+    /// handle.wait();
+    /// assert!(handle.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.cell.done.is_set()
+    }
+
+    /// Cancels the task if it has not started: it will never run, `join`
+    /// gives `Err(Cancelled)`, and its callbacks run now, on this thread.
+    /// `false` if it already started or finished (a running task cannot be
+    /// interrupted).
+    ///
+    /// ```
+    /// use verisync::{Event, TaskError, ThreadPool};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = ThreadPool::new(1);
+    /// let gate = Arc::new(Event::new());
+    /// let blocker = {
+    ///     let gate = Arc::clone(&gate);
+    ///     pool.submit(move || gate.wait())
+    /// };
+    /// let queued = pool.submit(|| "never runs");
+    /// assert!(queued.cancel());
+    /// assert_eq!(queued.join(), Err(TaskError::Cancelled));
+    /// gate.set();
+    /// blocker.join().unwrap();
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.cell.resolve_unstarted(TaskError::Cancelled)
+    }
+
+    /// Registers `callback` to run once with the task's result — Python's
+    /// `add_done_callback`. It runs on the thread that finishes the task, or
+    /// at once on this thread if the task has already finished. A callback
+    /// that panics on a worker is caught and reported on stderr; the worker
+    /// carries on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let seen = Arc::new(AtomicU32::new(0));
+    /// let handle = pool.submit(|| 5);
+    /// let record = Arc::clone(&seen);
+    /// handle.on_done(move |result| record.store(*result.as_ref().unwrap(), Ordering::SeqCst));
+    /// handle.wait();
+    /// assert_eq!(seen.load(Ordering::SeqCst), 5);
+    /// ```
+    pub fn on_done(&self, callback: impl FnOnce(&Result<R, TaskError>) + Send + 'static) {
+        self.cell.on_done(Box::new(callback));
+    }
+}
+
+impl<R> fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("TaskHandle")
+            .field("is_finished", &self.is_finished())
+            .finish()
+    }
+}
