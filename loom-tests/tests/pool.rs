@@ -1,0 +1,124 @@
+//! loom: `verisync::ThreadPool` and `TaskHandle` — every task runs at most
+//! once and resolves exactly once (value, `Cancelled`, or `ShutDown`),
+//! callbacks run exactly once, and shutdown loses no task.
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use verisync::{TaskError, ThreadPool};
+
+fn bounded_model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(test);
+}
+
+#[test]
+fn submit_then_join_returns_the_value() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let handle = pool.submit(|| 6 * 7);
+        assert_eq!(handle.join(), Ok(42));
+    });
+}
+
+/// `cancel` racing with the worker starting the task: exactly one wins,
+/// and the handle says which.
+#[test]
+fn cancel_and_start_race_has_exactly_one_winner() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handle = {
+            let runs = Arc::clone(&runs);
+            pool.submit(move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        let cancelled = handle.cancel();
+        let result = handle.join();
+        pool.shutdown();
+        if cancelled {
+            assert_eq!(result, Err(TaskError::Cancelled));
+            assert_eq!(runs.load(Ordering::Relaxed), 0, "a cancelled task ran");
+        } else {
+            assert_eq!(result, Ok(()));
+            assert_eq!(runs.load(Ordering::Relaxed), 1);
+        }
+    });
+}
+
+/// A callback registered (from another thread) while the task completes
+/// runs exactly once, before `join` returns.
+#[test]
+fn on_done_racing_completion_runs_exactly_once() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let handle = Arc::new(pool.submit(|| 1u32));
+        let registrar = {
+            let (handle, calls) = (Arc::clone(&handle), Arc::clone(&calls));
+            thread::spawn(move || {
+                handle.on_done(move |result| {
+                    assert_eq!(result, &Ok(1));
+                    calls.fetch_add(1, Ordering::Relaxed);
+                });
+            })
+        };
+        registrar.join().unwrap();
+        let handle = Arc::try_unwrap(handle).expect("the registrar is gone");
+        assert_eq!(handle.join(), Ok(1));
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// `shutdown` racing with `submit`: the task runs, or its handle resolves
+/// to `ShutDown`; it never vanishes (a vanished task would hang `join`).
+#[test]
+fn shutdown_racing_submit_loses_no_task() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let submitter = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || pool.submit(|| 5u32))
+        };
+        pool.shutdown();
+        let handle = submitter.join().unwrap();
+        match handle.join() {
+            Ok(value) => assert_eq!(value, 5),
+            Err(error) => assert_eq!(error, TaskError::ShutDown),
+        }
+    });
+}
+
+/// `shutdown_now` cancels exactly the tasks that had not started.
+#[test]
+fn shutdown_now_cancels_exactly_the_unstarted_tasks() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let first = pool.submit(|| 1u32);
+        let second = pool.submit(|| 2u32);
+        let cancelled = pool.shutdown_now();
+        let results = [first.join(), second.join()];
+        let cancelled_results = results
+            .iter()
+            .filter(|result| **result == Err(TaskError::Cancelled))
+            .count();
+        assert_eq!(cancelled, cancelled_results);
+        for (result, value) in results.iter().zip([1, 2]) {
+            assert!(*result == Ok(value) || *result == Err(TaskError::Cancelled));
+        }
+    });
+}
+
+/// A panicking task fails only its own handle; the worker serves the next.
+#[test]
+fn a_panic_fails_only_its_own_task() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let failing = pool.submit(|| -> u32 { panic!("boom") });
+        let next = pool.submit(|| 2u32);
+        assert_eq!(failing.join(), Err(TaskError::Panicked("boom".into())));
+        assert_eq!(next.join(), Ok(2));
+    });
+}
