@@ -66,10 +66,23 @@ pub use barrier::{Barrier, BarrierWaitResult, BrokenBarrier};
 pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
+#[cfg(all(unix, not(verisync_loom)))]
+pub use pool::process::{ProcessMap, ProcessPool, ProcessPoolBuilder};
 pub use pool::{
     as_completed, wait_all, AsCompleted, PoolMap, TaskError, TaskHandle, ThreadPool,
     ThreadPoolBuilder,
 };
+
+/// Process-based parallelism (Unix): [`process::init`], [`process::spawn`],
+/// [`process::Process`]; the pool itself is [`ProcessPool`].
+#[cfg(all(unix, not(verisync_loom)))]
+pub mod process {
+    pub use crate::pool::process::{init, spawn, Process};
+
+    /// Test support, outside semver: see `write_raw_to_parent` in the source.
+    #[doc(hidden)]
+    pub use crate::pool::process::write_raw_to_parent as __write_raw_to_parent;
+}
 pub use queue::{GetError, JoinableQueue, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError};
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};

@@ -1,8 +1,10 @@
-//! The pools: [`ThreadPool`] now, the process pool later, both resolving
-//! the same [`TaskHandle`] completion cell (`task.rs`).
+//! The pools: [`ThreadPool`] and the process pool, both resolving the same
+//! [`TaskHandle`] completion cell (`task.rs`).
 
 mod completed;
 mod map;
+#[cfg(all(unix, not(verisync_loom)))]
+pub(crate) mod process;
 mod task;
 mod thread;
 

@@ -1,0 +1,878 @@
+//! [`ProcessPool`]: functions run in worker processes.
+//!
+//! # Implementation
+//!
+//! Parent side, per worker process (a *slot*): a writer thread takes jobs
+//! from the pool's queue and writes them to the worker's task pipe, keeping
+//! at most `IN_FLIGHT_PER_WORKER` unanswered (a semaphore's permits); a
+//! reader thread reads the answers, which come back in task order, and
+//! resolves each job's [`TaskHandle`]. A job's handle is claimed when it is
+//! first written, so `cancel` works until then.
+//!
+//! When a worker's result pipe ends or carries garbage, the reader kills
+//! and reaps the worker, fails only the task at the head of its in-flight
+//! list (the one it was running) with `WorkerDied`, `TimedOut` or
+//! `Serialization`, puts the tasks queued behind it back on the pool's
+//! queue, and starts a replacement. A worker that reaches
+//! `max_tasks_per_worker` exits cleanly and is replaced the same way.
+//!
+//! With a `task_timeout`, a watcher thread sleeps until the earliest
+//! deadline of a running task (a task starts when it becomes the head of
+//! its worker's in-flight list) and kills that worker if it is still on the
+//! same task then.
+//!
+//! Every job leaves the pool exactly once — resolved by a reader, discarded
+//! by a writer because it was cancelled, or cancelled by `terminate` — and
+//! `outstanding` counts the jobs still inside, so a graceful `shutdown` can
+//! wait for zero before it closes the queue (tasks requeued after a worker
+//! died must still find an open queue).
+
+use std::any::type_name;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{BufReader, BufWriter, Write};
+use std::process::{Child, ChildStdin, ChildStdout};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
+use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
+use super::wire::{read_frame, write_frame, Failure, FromWorker, ReadError, ToWorker};
+use super::worker::refuse_nested_start;
+use crate::condition::Condition;
+use crate::mutex::Mutex;
+use crate::pool::task::{Completion, TaskError, TaskHandle};
+use crate::queue::{GetError, JoinableQueue};
+use crate::semaphore::Semaphore;
+
+/// Unanswered tasks written to one worker at a time.
+const IN_FLIGHT_PER_WORKER: usize = 64;
+/// Items of `map` in flight per worker.
+const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
+
+/// The typed end of a job: claims and resolves its `TaskHandle`.
+trait Resolver: Send + Sync {
+    fn claim(&self) -> bool;
+    fn resolve(&self, outcome: Result<Vec<u8>, TaskError>);
+}
+
+impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
+    fn claim(&self) -> bool {
+        Completion::claim(self)
+    }
+
+    fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
+        let result = outcome.and_then(|bytes| {
+            postcard::from_bytes::<R>(&bytes).map_err(|error| {
+                TaskError::Serialization(format!(
+                    "the parent could not decode the result as `{}`: {error}",
+                    type_name::<R>()
+                ))
+            })
+        });
+        self.finish(result);
+    }
+}
+
+/// A task on its way to a worker.
+struct Job {
+    function: i64,
+    argument: Vec<u8>,
+    handle: Arc<dyn Resolver>,
+    /// Claimed already (it was written once, to a worker that then died).
+    claimed: bool,
+}
+
+struct InFlight {
+    id: u64,
+    job: Job,
+}
+
+#[derive(Default)]
+struct Flight {
+    jobs: VecDeque<InFlight>,
+    /// When the head job started running (it became the head).
+    head_started: Option<Instant>,
+}
+
+/// One worker process and its bookkeeping.
+struct Slot {
+    pid: u32,
+    child: Mutex<Child>,
+    flight: Mutex<Flight>,
+    capacity: Semaphore,
+    /// The reader saw the worker go: the writer must stop.
+    retired: AtomicBool,
+    /// The task id the watcher killed the worker for.
+    timed_out_task: Mutex<Option<u64>>,
+}
+
+struct Shared {
+    queue: JoinableQueue<Job>,
+    config: WorkerConfig,
+    task_timeout: Option<Duration>,
+    worker_count: usize,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+    /// Jobs submitted and not yet out of the pool; `drained` signals zero.
+    outstanding: Mutex<usize>,
+    drained: Condition,
+    /// No new submits (graceful shutdown began, or terminate).
+    closing: AtomicBool,
+    /// Workers are being killed: unanswered tasks resolve `Cancelled`.
+    terminating: AtomicBool,
+    /// No more replacement workers (the pool is stopping).
+    stopping: AtomicBool,
+    /// A replacement worker could not start: every later task fails so.
+    broken: Mutex<Option<TaskError>>,
+    /// Wakes the timeout watcher.
+    watch: Mutex<()>,
+    watch_changed: Condition,
+}
+
+impl Shared {
+    fn job_left(&self) {
+        let mut outstanding = self.outstanding.lock();
+        *outstanding -= 1;
+        if *outstanding == 0 {
+            self.drained.notify_all();
+        }
+    }
+
+    fn resolve(&self, job: Job, outcome: Result<Vec<u8>, TaskError>) {
+        job.handle.resolve(outcome);
+        self.job_left();
+    }
+
+    /// Puts a job back for another worker, or resolves it if it can't be.
+    fn requeue(&self, job: Job) {
+        if let Some(error) = self.broken.lock().clone() {
+            self.resolve(job, Err(error));
+            return;
+        }
+        if let Err(refused) = self.queue.put(job) {
+            let error = if self.terminating.load(Ordering::SeqCst) {
+                TaskError::Cancelled
+            } else {
+                TaskError::ShutDown
+            };
+            self.resolve(refused.0, Err(error));
+        }
+    }
+
+    fn notify_watcher(&self) {
+        let _watch = self.watch.lock();
+        self.watch_changed.notify_all();
+    }
+}
+
+/// A pool of worker processes running functions on serde-encoded
+/// arguments — Python's `ProcessPoolExecutor` / `multiprocessing.Pool`.
+///
+/// The first line of `main` must be [`verisync::process::init()`](crate::process::init)
+/// (in a worker process it serves tasks and never returns; in tests, put
+/// `verisync::process_test_support!();` at the top of the test file).
+///
+/// A worker that crashes, aborts, is killed, or exceeds the task timeout
+/// fails only the task it was running (`WorkerDied` / `TimedOut`); the
+/// pool starts a replacement and every other task completes. Workers exit
+/// when the parent dies (Linux: parent-death signal; everywhere: their task
+/// pipe closes), and every child is reaped.
+///
+/// ```no_run
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() -> Result<(), verisync::TaskError> {
+///     verisync::process::init();
+///     let pool = verisync::ProcessPool::new(2)?;
+///     assert_eq!(pool.submit(square, 7).join()?, 49);
+///     let squares: Vec<u64> = pool.map(square, 1..=4).collect::<Result<_, _>>()?;
+///     assert_eq!(squares, [1, 4, 9, 16]);
+///     Ok(())
+/// }
+/// ```
+pub struct ProcessPool {
+    shared: Arc<Shared>,
+}
+
+/// Configures a [`ProcessPool`]; from [`ProcessPool::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// fn setup() { /* runs once in each worker */ }
+/// # fn main() -> Result<(), verisync::TaskError> {
+/// verisync::process::init();
+/// let pool = verisync::ProcessPool::builder()
+///     .workers(2)
+///     .max_tasks_per_worker(100)
+///     .task_timeout(Duration::from_secs(10))
+///     .initializer(setup)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ProcessPoolBuilder {
+    workers: Option<usize>,
+    max_tasks_per_worker: Option<u64>,
+    task_timeout: Option<Duration>,
+    initializer: Option<fn()>,
+}
+
+impl ProcessPoolBuilder {
+    /// The number of worker processes (default: the number of CPUs).
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder().workers(2).build().unwrap();
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Replace each worker after it has run this many tasks (Python's
+    /// `max_tasks_per_child`), e.g. to bound leaks in the task code.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder().max_tasks_per_worker(50).build().unwrap();
+    /// ```
+    pub fn max_tasks_per_worker(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_worker = Some(tasks.max(1));
+        self
+    }
+
+    /// A task running longer than this resolves to `TimedOut`; its worker
+    /// is killed and replaced.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder()
+    ///     .task_timeout(std::time::Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// A function each worker runs once when it starts. If it panics,
+    /// `build` fails with `TaskError::Spawn` saying so (and a replacement
+    /// worker whose initializer panics stops the pool with that error, instead
+    /// of respawning forever).
+    ///
+    /// ```no_run
+    /// fn setup() {}
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder().initializer(setup).build().unwrap();
+    /// ```
+    pub fn initializer(mut self, initializer: fn()) -> Self {
+        self.initializer = Some(initializer);
+        self
+    }
+
+    /// Starts the workers and waits until each is ready.
+    ///
+    /// Errors: `TaskError::Spawn` if the worker count is 0, a worker cannot
+    /// be started, does not report ready (a `main` without `init()`), or its
+    /// initializer panics.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder().build()?;
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    #[track_caller]
+    pub fn build(self) -> Result<ProcessPool, TaskError> {
+        refuse_nested_start();
+        let worker_count = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |count| count.get()));
+        if worker_count == 0 {
+            return Err(TaskError::Spawn(
+                "a process pool with 0 workers could never run a task; ask for at least 1".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            queue: JoinableQueue::new(),
+            config: WorkerConfig {
+                max_tasks: self.max_tasks_per_worker,
+                initializer: self.initializer.map(identity_of_initializer),
+            },
+            task_timeout: self.task_timeout,
+            worker_count,
+            slots: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            outstanding: Mutex::new(0),
+            drained: Condition::new(),
+            closing: AtomicBool::new(false),
+            terminating: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            watch: Mutex::new(()),
+            watch_changed: Condition::new(),
+        });
+        let pool = ProcessPool { shared };
+        for _ in 0..worker_count {
+            let worker = start_worker(&pool.shared.config)?;
+            attach(&pool.shared, worker);
+        }
+        if pool.shared.task_timeout.is_some() {
+            let shared = Arc::clone(&pool.shared);
+            let watcher = std::thread::Builder::new()
+                .name("verisync-timeout-watcher".into())
+                .spawn(move || watch_timeouts(&shared))
+                .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+            pool.shared.threads.lock().push(watcher);
+        }
+        Ok(pool)
+    }
+}
+
+impl ProcessPool {
+    /// A pool of `workers` processes.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(2)?;
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, TaskError> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder with the default settings (one worker per CPU).
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder().workers(1).build()?;
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder {
+            workers: None,
+            max_tasks_per_worker: None,
+            task_timeout: None,
+            initializer: None,
+        }
+    }
+
+    /// Runs `function(argument)` in a worker process. `function` must be a
+    /// `fn` item or a closure that captures nothing; the argument and the
+    /// result cross the process boundary with serde.
+    ///
+    /// # Panics
+    ///
+    /// If `function` captures data (it could not be sent to another process).
+    ///
+    /// ```no_run
+    /// fn shout(word: String) -> String {
+    ///     word.to_uppercase()
+    /// }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(1)?;
+    /// assert_eq!(pool.submit(shout, "hi".to_string()).join()?, "HI");
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    #[track_caller]
+    pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskHandle<R>
+    where
+        F: Fn(A) -> R + Copy + Send + 'static,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        check_function_type::<F>();
+        let _ = function;
+        let completion = Arc::new(Completion::<R>::new());
+        let handle = TaskHandle::new(Arc::clone(&completion));
+        let argument = match postcard::to_allocvec(&argument) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                completion.resolve_unstarted(TaskError::Serialization(format!(
+                    "could not encode the argument `{}`: {error}",
+                    type_name::<A>()
+                )));
+                return handle;
+            }
+        };
+        let job = Job {
+            function: identity_of(trampoline::<F, A, R>()),
+            argument,
+            handle: completion,
+            claimed: false,
+        };
+        self.enqueue(job);
+        handle
+    }
+
+    fn enqueue(&self, job: Job) {
+        let shared = &self.shared;
+        *shared.outstanding.lock() += 1;
+        if shared.closing.load(Ordering::SeqCst) {
+            let refusal = if shared.terminating.load(Ordering::SeqCst) {
+                TaskError::Cancelled
+            } else {
+                TaskError::ShutDown
+            };
+            shared.resolve_unstarted(job, refusal);
+            return;
+        }
+        shared.requeue(job);
+    }
+
+    /// Applies `function` to every input in the workers; results come in
+    /// input order. Lazy: it reads `inputs` only as results are consumed,
+    /// with a bounded number in flight.
+    ///
+    /// ```no_run
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(2)?;
+    /// let doubled: Vec<u32> = pool.map(double, 1..=3).collect::<Result<_, _>>()?;
+    /// assert_eq!(doubled, [2, 4, 6]);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    #[track_caller]
+    pub fn map<F, I, R>(&self, function: F, inputs: I) -> ProcessMap<'_, F, I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Copy + Send + 'static,
+        I: IntoIterator,
+        I::Item: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        check_function_type::<F>();
+        ProcessMap {
+            pool: self,
+            function,
+            inputs: inputs.into_iter(),
+            in_flight: VecDeque::new(),
+            limit: self.shared.worker_count * MAP_IN_FLIGHT_PER_WORKER,
+        }
+    }
+
+    /// The number of worker processes.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// assert_eq!(verisync::ProcessPool::new(2)?.workers(), 2);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.shared.worker_count
+    }
+
+    /// The process ids of the current workers.
+    ///
+    /// ```no_run
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(2)?;
+    /// assert_eq!(pool.worker_pids().len(), 2);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared
+            .slots
+            .lock()
+            .iter()
+            .map(|slot| slot.pid)
+            .collect()
+    }
+
+    /// Refuses new tasks, waits for every submitted task to finish, then
+    /// lets the workers exit and reaps them. Idempotent; dropping the pool
+    /// does the same.
+    ///
+    /// ```no_run
+    /// fn one(_: ()) -> u8 { 1 }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(1)?;
+    /// let handle = pool.submit(one, ());
+    /// pool.shutdown();
+    /// assert_eq!(handle.join()?, 1);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.closing.store(true, Ordering::SeqCst);
+        {
+            let mut outstanding = shared.outstanding.lock();
+            shared
+                .drained
+                .wait_while(&mut outstanding, |outstanding| *outstanding > 0);
+        }
+        self.stop();
+    }
+
+    /// Kills the workers now: tasks not yet finished resolve to `Cancelled`.
+    /// Every child is reaped before this returns.
+    ///
+    /// ```no_run
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(1)?;
+    /// let long = pool.submit(nap, 60_000);
+    /// pool.terminate();
+    /// assert_eq!(long.join(), Err(verisync::TaskError::Cancelled));
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn terminate(&self) {
+        let shared = &self.shared;
+        shared.terminating.store(true, Ordering::SeqCst);
+        shared.closing.store(true, Ordering::SeqCst);
+        shared.stopping.store(true, Ordering::SeqCst);
+        for job in shared.queue.shutdown_now() {
+            shared.resolve_unstarted(job, TaskError::Cancelled);
+        }
+        for slot in shared.slots.lock().iter() {
+            let _ = slot.child.lock().kill();
+        }
+        self.stop();
+    }
+
+    /// Closes the queue (workers finish and exit), then joins every thread.
+    fn stop(&self) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.queue.shutdown();
+        shared.notify_watcher();
+        loop {
+            let thread = shared.threads.lock().pop();
+            match thread {
+                Some(thread) => {
+                    let _ = thread.join();
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Resolves a job that never ran (claiming it unless already claimed).
+    fn resolve_unstarted(&self, job: Job, error: TaskError) {
+        if job.claimed || job.handle.claim() {
+            job.handle.resolve(Err(error));
+        }
+        self.job_left();
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ProcessPool")
+            .field("workers", &self.worker_pids())
+            .field("queued", &self.shared.queue.len())
+            .finish()
+    }
+}
+
+/// Starts the writer and reader threads of a ready worker.
+fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
+    let WorkerProcess {
+        child,
+        tasks,
+        results,
+    } = worker;
+    let slot = Arc::new(Slot {
+        pid: child.id(),
+        child: Mutex::new(child),
+        flight: Mutex::new(Flight::default()),
+        capacity: Semaphore::new(IN_FLIGHT_PER_WORKER),
+        retired: AtomicBool::new(false),
+        timed_out_task: Mutex::new(None),
+    });
+    shared.slots.lock().push(Arc::clone(&slot));
+    let writer = {
+        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
+        std::thread::Builder::new()
+            .name(format!("verisync-writer-{}", slot.pid))
+            .spawn(move || write_tasks(&shared, &slot, tasks))
+    };
+    let reader = {
+        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
+        std::thread::Builder::new()
+            .name(format!("verisync-reader-{}", slot.pid))
+            .spawn(move || read_results(&shared, &slot, results))
+    };
+    let mut threads = shared.threads.lock();
+    threads.extend(writer.ok());
+    threads.extend(reader.ok());
+}
+
+/// The writer: queue → task pipe, at most `IN_FLIGHT_PER_WORKER` unanswered.
+fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
+    let mut written = 0u64;
+    loop {
+        if shared
+            .config
+            .max_tasks
+            .is_some_and(|limit| written >= limit)
+        {
+            break; // the worker exits after these; the reader replaces it
+        }
+        // Flush before any wait, so the worker is never starved by a buffer.
+        let permit = match slot.capacity.try_acquire() {
+            Some(permit) => permit,
+            None => {
+                if tasks.flush().is_err() {
+                    break;
+                }
+                slot.capacity.acquire()
+            }
+        };
+        let job = match shared.queue.try_get() {
+            Ok(job) => job,
+            Err(GetError::ShutDown) => break,
+            Err(GetError::Empty) => {
+                if tasks.flush().is_err() {
+                    break;
+                }
+                match shared.queue.get() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+        };
+        if slot.retired.load(Ordering::SeqCst) {
+            shared.requeue(job);
+            break;
+        }
+        let mut job = job;
+        if !job.claimed {
+            if !job.handle.claim() {
+                // Cancelled while queued: it leaves the pool here.
+                shared.job_left();
+                continue;
+            }
+            job.claimed = true;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = ToWorker::Task {
+            id,
+            function: job.function,
+            argument: job.argument.clone(),
+        };
+        let became_head = {
+            let mut flight = slot.flight.lock();
+            // Checked under the flight lock, which the reader holds when it
+            // retires the slot and takes the stranded jobs: a job is either
+            // seen by the reader or requeued here, never stuck in between.
+            if slot.retired.load(Ordering::SeqCst) {
+                drop(flight);
+                shared.requeue(job);
+                break;
+            }
+            let became_head = flight.jobs.is_empty();
+            if became_head {
+                flight.head_started = Some(Instant::now());
+            }
+            flight.jobs.push_back(InFlight { id, job });
+            became_head
+        };
+        if became_head {
+            shared.notify_watcher();
+        }
+        permit.forget(); // given back by the reader with the answer
+        written += 1;
+        if write_frame(&mut tasks, &frame).is_err() {
+            break; // the worker is gone; the reader requeues what it held
+        }
+    }
+    let _ = tasks.flush();
+    // Dropping `tasks` closes the pipe: the worker finishes and exits.
+}
+
+/// The reader: result pipe → handles; then reaps the worker and replaces it.
+fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<ChildStdout>) {
+    let problem = loop {
+        match read_frame::<FromWorker>(&mut results) {
+            Ok(FromWorker::Done { id, outcome }) => {
+                let finished = {
+                    let mut flight = slot.flight.lock();
+                    if flight.jobs.front().is_some_and(|head| head.id == id) {
+                        let finished = flight.jobs.pop_front();
+                        flight.head_started = (!flight.jobs.is_empty()).then(Instant::now);
+                        finished
+                    } else {
+                        None
+                    }
+                };
+                let Some(finished) = finished else {
+                    break Some(TaskError::Serialization(format!(
+                        "worker {} answered task {id}, which it was not running",
+                        slot.pid
+                    )));
+                };
+                let outcome = outcome.map_err(|failure| match failure {
+                    Failure::Panicked(message) => TaskError::Panicked(message),
+                    Failure::Serialization(reason) => TaskError::Serialization(reason),
+                });
+                shared.resolve(finished.job, outcome);
+                slot.capacity.release(1).expect("an unbounded semaphore");
+            }
+            Ok(FromWorker::Ready { .. }) => {
+                break Some(TaskError::Serialization(format!(
+                    "worker {} said `Ready` twice",
+                    slot.pid
+                )))
+            }
+            Err(ReadError::Closed) => break None,
+            Err(ReadError::Garbled(reason)) => {
+                break Some(TaskError::Serialization(format!(
+                    "garbage from worker {}: {reason}",
+                    slot.pid
+                )))
+            }
+        }
+    };
+    let stranded = {
+        let mut flight = slot.flight.lock();
+        slot.retired.store(true, Ordering::SeqCst);
+        std::mem::take(&mut flight.jobs)
+    };
+    let status = {
+        let mut child = slot.child.lock();
+        if problem.is_some() {
+            let _ = child.kill();
+        }
+        child.wait().ok()
+    };
+    shared
+        .slots
+        .lock()
+        .retain(|other| !Arc::ptr_eq(other, slot));
+    // Wake our writer if it waits for a permit; it sees `retired` and stops.
+    slot.capacity.release(IN_FLIGHT_PER_WORKER).ok();
+
+    let mut stranded = stranded.into_iter();
+    if let Some(head) = stranded.next() {
+        let error = if shared.terminating.load(Ordering::SeqCst) {
+            TaskError::Cancelled
+        } else if let Some(problem) = problem {
+            problem
+        } else if *slot.timed_out_task.lock() == Some(head.id) {
+            TaskError::TimedOut
+        } else {
+            worker_died(slot.pid, status)
+        };
+        shared.resolve(head.job, Err(error));
+    }
+    for waiting in stranded {
+        shared.requeue(waiting.job);
+    }
+
+    if !shared.stopping.load(Ordering::SeqCst) {
+        match start_worker(&shared.config) {
+            Ok(worker) => attach(shared, worker),
+            Err(error) => break_pool(shared, error),
+        }
+    }
+}
+
+/// A replacement worker could not start: fail everything queued with the
+/// reason, and every later submit too, instead of respawning in a loop.
+fn break_pool(shared: &Shared, error: TaskError) {
+    eprintln!("verisync: the process pool cannot start workers any more: {error}");
+    *shared.broken.lock() = Some(error.clone());
+    shared.stopping.store(true, Ordering::SeqCst);
+    while let Ok(job) = shared.queue.try_get() {
+        shared.resolve_unstarted(job, error.clone());
+    }
+}
+
+/// The watcher: kills a worker whose head task outlives the timeout.
+fn watch_timeouts(shared: &Shared) {
+    let Some(timeout) = shared.task_timeout else {
+        return;
+    };
+    let mut watch = shared.watch.lock();
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        let mut earliest: Option<Instant> = None;
+        for slot in shared.slots.lock().iter() {
+            let flight = slot.flight.lock();
+            let (Some(started), Some(head)) = (flight.head_started, flight.jobs.front()) else {
+                continue;
+            };
+            let deadline = started + timeout;
+            if deadline <= now {
+                *slot.timed_out_task.lock() = Some(head.id);
+                let _ = slot.child.lock().kill();
+            } else {
+                earliest = Some(earliest.map_or(deadline, |earliest| earliest.min(deadline)));
+            }
+        }
+        match earliest {
+            Some(deadline) => {
+                shared.watch_changed.wait_until(&mut watch, deadline);
+            }
+            None => shared.watch_changed.wait(&mut watch),
+        }
+    }
+}
+
+/// Results of [`ProcessPool::map`], in input order.
+pub struct ProcessMap<'a, F, I: Iterator, R> {
+    pool: &'a ProcessPool,
+    function: F,
+    inputs: I,
+    in_flight: VecDeque<TaskHandle<R>>,
+    limit: usize,
+}
+
+impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
+where
+    F: Fn(I::Item) -> R + Copy + Send + 'static,
+    I: Iterator,
+    I::Item: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.in_flight.len() < self.limit {
+            let Some(input) = self.inputs.next() else {
+                break;
+            };
+            self.in_flight
+                .push_back(self.pool.submit(self.function, input));
+        }
+        self.in_flight.pop_front().map(TaskHandle::join)
+    }
+}
+
+impl<F, I: Iterator, R> Drop for ProcessMap<'_, F, I, R> {
+    fn drop(&mut self) {
+        for handle in &self.in_flight {
+            handle.cancel();
+        }
+    }
+}
+
+impl<F, I: Iterator, R> fmt::Debug for ProcessMap<'_, F, I, R> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ProcessMap")
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,235 @@
+//! [`spawn`] and [`Process`]: one function in one child process — Python's
+//! `multiprocessing.Process(target=..., args=...)`.
+
+use std::fmt;
+use std::io::{BufReader, Write};
+use std::marker::PhantomData;
+use std::process::{Child, ChildStdout, ExitStatus};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::child::{start_worker, worker_died, WorkerConfig};
+use super::function::{check_function_type, identity_of, trampoline};
+use super::wire::{read_frame, write_frame, Failure, FromWorker, ReadError, ToWorker};
+use super::worker::refuse_nested_start;
+use crate::mutex::Mutex;
+use crate::pool::task::TaskError;
+
+/// Runs `function(argument)` in a new child process and returns at once
+/// with a handle to it. `function` must be a `fn` item or a closure that
+/// captures nothing; the argument and the result cross with serde.
+///
+/// The child is the current executable in worker mode, so `main` must call
+/// [`init()`](super::init) first.
+///
+/// ```no_run
+/// fn count_to(n: u64) -> u64 {
+///     (1..=n).sum()
+/// }
+/// fn main() -> Result<(), verisync::TaskError> {
+///     verisync::process::init();
+///     let child = verisync::process::spawn(count_to, 100)?;
+///     println!("started process {}", child.pid());
+///     assert_eq!(child.join()?, 5050);
+///     Ok(())
+/// }
+/// ```
+#[track_caller]
+pub fn spawn<F, A, R>(function: F, argument: A) -> Result<Process<R>, TaskError>
+where
+    F: Fn(A) -> R + Copy + Send + 'static,
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    refuse_nested_start();
+    check_function_type::<F>();
+    let _ = function;
+    let argument = postcard::to_allocvec(&argument).map_err(|error| {
+        TaskError::Serialization(format!(
+            "could not encode the argument `{}`: {error}",
+            std::any::type_name::<A>()
+        ))
+    })?;
+    let config = WorkerConfig {
+        max_tasks: Some(1),
+        initializer: None,
+    };
+    let mut worker = start_worker(&config)?;
+    let task = ToWorker::Task {
+        id: 0,
+        function: identity_of(trampoline::<F, A, R>()),
+        argument,
+    };
+    // A write error means the child is already gone; `join` reports how.
+    let _ = write_frame(&mut worker.tasks, &task).and_then(|()| worker.tasks.flush());
+    drop(worker.tasks);
+    Ok(Process {
+        pid: worker.child.id(),
+        child: Arc::new(Mutex::new(Some(worker.child))),
+        results: worker.results,
+        status: Mutex::new(None),
+        _result: PhantomData,
+    })
+}
+
+/// A child process running one function; from [`spawn`].
+///
+/// Dropping it without [`join`](Self::join) lets the child run on; it is
+/// still reaped when it ends (no zombie).
+pub struct Process<R> {
+    pid: u32,
+    /// `None` once reaped or handed to the background reaper.
+    child: Arc<Mutex<Option<Child>>>,
+    results: BufReader<ChildStdout>,
+    status: Mutex<Option<ExitStatus>>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    /// The child's process id.
+    ///
+    /// ```no_run
+    /// fn idle(_: ()) {}
+    /// # verisync::process::init();
+    /// let child = verisync::process::spawn(idle, ())?;
+    /// assert!(child.pid() > 0);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the child is still running.
+    ///
+    /// ```no_run
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// # verisync::process::init();
+    /// let child = verisync::process::spawn(nap, 1_000)?;
+    /// assert!(child.is_alive());
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// The child's exit status once it has ended (reaping it), else `None`.
+    ///
+    /// ```no_run
+    /// fn nothing(_: ()) {}
+    /// # verisync::process::init();
+    /// let child = verisync::process::spawn(nothing, ())?;
+    /// let _ = child.exit_status(); // None while it runs
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        let mut status = self.status.lock();
+        if status.is_none() {
+            if let Some(child) = self.child.lock().as_mut() {
+                *status = child.try_wait().ok().flatten();
+            }
+        }
+        *status
+    }
+
+    /// Asks the child to stop (SIGTERM), like Python's `terminate()`.
+    ///
+    /// ```no_run
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// # verisync::process::init();
+    /// let child = verisync::process::spawn(nap, 60_000)?;
+    /// child.terminate();
+    /// assert!(child.join().is_err());
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn terminate(&self) {
+        if self.is_alive() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
+    /// Kills the child (SIGKILL), like Python's `kill()`.
+    ///
+    /// ```no_run
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// # verisync::process::init();
+    /// let child = verisync::process::spawn(nap, 60_000)?;
+    /// child.kill();
+    /// assert!(matches!(child.join(), Err(verisync::TaskError::WorkerDied { .. })));
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn kill(&self) {
+        if let Some(child) = self.child.lock().as_mut() {
+            let _ = child.kill();
+        }
+    }
+
+    /// Waits for the child and returns the function's result, or why there
+    /// is none (`WorkerDied` with the signal or exit code if it died,
+    /// `Panicked` if the function panicked). The child is reaped.
+    ///
+    /// ```no_run
+    /// fn square(x: u64) -> u64 { x * x }
+    /// # verisync::process::init();
+    /// assert_eq!(verisync::process::spawn(square, 9)?.join()?, 81);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn join(mut self) -> Result<R, TaskError> {
+        let answer = read_frame::<FromWorker>(&mut self.results);
+        let status = {
+            let mut child = self.child.lock();
+            let status = child.as_mut().and_then(|child| child.wait().ok());
+            *child = None;
+            status.or(*self.status.lock())
+        };
+        match answer {
+            Ok(FromWorker::Done {
+                outcome: Ok(bytes), ..
+            }) => postcard::from_bytes(&bytes).map_err(|error| {
+                TaskError::Serialization(format!(
+                    "could not decode the result as `{}`: {error}",
+                    std::any::type_name::<R>()
+                ))
+            }),
+            Ok(FromWorker::Done {
+                outcome: Err(Failure::Panicked(message)),
+                ..
+            }) => Err(TaskError::Panicked(message)),
+            Ok(FromWorker::Done {
+                outcome: Err(Failure::Serialization(reason)),
+                ..
+            }) => Err(TaskError::Serialization(reason)),
+            Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
+                TaskError::Serialization("the child process answered with garbage".into()),
+            ),
+            Err(ReadError::Closed) => Err(worker_died(self.pid, status)),
+        }
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        // Not joined: let the child run on, but reap it when it ends.
+        if let Some(mut child) = self.child.lock().take() {
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = std::thread::Builder::new()
+                    .name("verisync-reaper".into())
+                    .spawn(move || {
+                        let _ = child.wait();
+                    });
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Process")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}

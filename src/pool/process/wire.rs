@@ -1,0 +1,171 @@
+//! The wire protocol between the parent and a worker process.
+//!
+//! Each message is a frame: a little-endian `u32` length, then that many
+//! bytes of the message in postcard's compact binary encoding. Arguments
+//! and results travel inside as already-encoded bytes, so the framing never
+//! needs to know their types.
+//!
+//! ```text
+//!  parent ──▶ worker:  Task { id, function, argument }
+//!  worker ──▶ parent:  Ready { init_error }          (once, first)
+//!                      Done { id, outcome }          (once per task, in task order)
+//! ```
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The largest frame either side accepts; a larger length is garbage.
+const MAX_FRAME: u32 = 1 << 30;
+
+/// What a worker writes before its first frame. Anything before it on the
+/// pipe was printed by the program before `init()` took over stdout (in a
+/// test binary, the harness's "running 1 test" line): the parent skips it.
+pub(crate) const PREAMBLE: &[u8] = b"\0verisync-worker\0";
+
+/// How much stray output the parent skips looking for [`PREAMBLE`].
+const MAX_STRAY_OUTPUT: usize = 1 << 20;
+
+/// Skips everything up to and including [`PREAMBLE`]; returns the skipped
+/// bytes (to show them), or `Closed`/`Garbled` if the preamble never comes.
+pub(crate) fn skip_to_preamble(reader: &mut impl Read) -> Result<Vec<u8>, ReadError> {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(PREAMBLE) {
+        if seen.len() > MAX_STRAY_OUTPUT {
+            return Err(ReadError::Garbled(
+                "no worker preamble in the first MiB of output".into(),
+            ));
+        }
+        match reader.read(&mut byte) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(_) => seen.push(byte[0]),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(ReadError::Garbled(format!("reading failed: {error}"))),
+        }
+    }
+    seen.truncate(seen.len() - PREAMBLE.len());
+    Ok(seen)
+}
+
+/// From the parent to a worker.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum ToWorker {
+    /// Run `function` (an identity from `function.rs`) on `argument`.
+    Task {
+        id: u64,
+        function: i64,
+        argument: Vec<u8>,
+    },
+}
+
+/// Why a task produced no result bytes, as reported by the worker.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The task panicked; the message.
+    Panicked(String),
+    /// The argument could not be decoded or the result encoded; the reason.
+    Serialization(String),
+}
+
+/// From a worker to the parent.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum FromWorker {
+    /// The worker started; `init_error` says why its initializer failed.
+    Ready { init_error: Option<String> },
+    /// Task `id` finished with the encoded result, or a failure.
+    Done {
+        id: u64,
+        outcome: Result<Vec<u8>, Failure>,
+    },
+}
+
+/// Writes one frame (not flushed).
+pub(crate) fn write_frame(writer: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
+    let body = postcard::to_allocvec(message)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let length = u32::try_from(body.len())
+        .ok()
+        .filter(|&length| length <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
+    writer.write_all(&length.to_le_bytes())?;
+    writer.write_all(&body)
+}
+
+/// What reading a frame can end in, besides a message.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The other side closed the pipe between frames.
+    Closed,
+    /// The bytes are not a valid frame: truncated, too long, or undecodable.
+    Garbled(String),
+}
+
+/// Reads one frame and decodes it.
+pub(crate) fn read_frame<M: for<'de> Deserialize<'de>>(
+    reader: &mut impl Read,
+) -> Result<M, ReadError> {
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(ReadError::Closed)
+        }
+        Err(error) => {
+            return Err(ReadError::Garbled(format!(
+                "reading a frame length failed: {error}"
+            )))
+        }
+    }
+    let length = u32::from_le_bytes(length);
+    if length > MAX_FRAME {
+        return Err(ReadError::Garbled(format!(
+            "a frame claims {length} bytes, more than the {MAX_FRAME} allowed"
+        )));
+    }
+    let mut body = vec![0u8; length as usize];
+    reader.read_exact(&mut body).map_err(|error| {
+        ReadError::Garbled(format!("a frame of {length} bytes was cut short: {error}"))
+    })?;
+    postcard::from_bytes(&body)
+        .map_err(|error| ReadError::Garbled(format!("a frame could not be decoded: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_round_trips() {
+        let mut bytes = Vec::new();
+        let message = FromWorker::Done {
+            id: 7,
+            outcome: Ok(vec![1, 2, 3]),
+        };
+        write_frame(&mut bytes, &message).unwrap();
+        let read: FromWorker = read_frame(&mut bytes.as_slice()).unwrap();
+        assert!(
+            matches!(read, FromWorker::Done { id: 7, outcome: Ok(bytes) } if bytes == [1, 2, 3])
+        );
+    }
+
+    #[test]
+    fn truncated_and_oversized_frames_are_garbled_not_panics() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, &FromWorker::Ready { init_error: None }).unwrap();
+        bytes.pop();
+        assert!(matches!(
+            read_frame::<FromWorker>(&mut bytes.as_slice()),
+            Err(ReadError::Garbled(_))
+        ));
+        let huge = u32::MAX.to_le_bytes();
+        assert!(matches!(
+            read_frame::<FromWorker>(&mut huge.as_slice()),
+            Err(ReadError::Garbled(_))
+        ));
+        assert!(matches!(
+            read_frame::<FromWorker>(&mut [].as_slice()),
+            Err(ReadError::Closed)
+        ));
+    }
+}
