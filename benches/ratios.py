@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ratio table for `benches/locks.rs`, against the targets of issue 2.
+"""Ratio table for `benches/locks.rs` and `benches/queue.rs`, against the targets of issues 2 and 3.
 
 Reads criterion's saved medians (target/criterion/<group>/<row>/new/estimates.json,
 named by the benchmark.json next to each) and prints a markdown table:
@@ -7,8 +7,10 @@ verisync's median, the competitor's median from the same run, their time ratio
 and the target with pass/fail. Then a table of every row's median (anchors too).
 
     cargo bench --bench locks && python3 benches/ratios.py
+    cargo bench --bench queue && python3 benches/ratios.py
     python3 benches/ratios.py --criterion-dir path/to/target/criterion --strict
 
+Rows whose benchmarks have not been run show "not run"; each bench can be run alone.
 Every ratio is a time ratio, verisync / competitor: below 1 verisync is faster.
 A throughput target "≥ k×" is the time target "≤ 1/k×". Standard library only.
 """
@@ -43,6 +45,27 @@ ROWS = [
     ("semaphore_uncontended", "verisync", "parking_lot_mutex_condvar", ("time", 0.7)),
     ("semaphore_uncontended", "verisync", "floor_cas_fetch_add", None),
     ("semaphore_contended", "verisync", "parking_lot_mutex_condvar", ("throughput", 1.0)),
+    # Issue 3 (benches/queue.rs): time per message, capacity 1024, u64 messages.
+    # Targets are for verisync with `task_done` after every get.
+    ("fifo_1p1c", "verisync_task_done", "crossbeam_channel", ("throughput", 0.5)),
+    ("fifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("fifo_2p2c", "verisync_task_done", "crossbeam_channel", ("throughput", 0.5)),
+    ("fifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("lifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("lifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    ("fifo_1p1c", "verisync", "crossbeam_channel", None),
+    ("fifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
+    ("fifo_1p1c", "verisync_task_done", "flume", None),
+    ("fifo_1p1c", "verisync_task_done", "std_sync_channel", None),
+    ("fifo_2p2c", "verisync", "crossbeam_channel", None),
+    ("fifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
+    ("fifo_2p2c", "verisync_task_done", "flume", None),
+    ("priority_1p1c", "verisync", "parking_lot_mutex_condvar", None),
+    ("priority_2p2c", "verisync", "parking_lot_mutex_condvar", None),
+    ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
+    ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
 ]
 
 
@@ -101,7 +124,7 @@ def main():
 
     medians = load_medians(args.criterion_dir)
     if not medians:
-        sys.exit(f"no criterion results under {args.criterion_dir}; run `cargo bench --bench locks` first")
+        sys.exit(f"no criterion results under {args.criterion_dir}; run `cargo bench --bench locks` or `--bench queue` first")
 
     print("| benchmark | verisync | competitor | verisync median | competitor median "
           "| time ratio (verisync/competitor, < 1 = verisync faster) | target | result |")
