@@ -1,87 +1,55 @@
-//! The priority order: a binary min-heap, smallest item first, ties in
-//! insertion order.
+//! The priority order: a min-heap, smallest item first, ties in insertion
+//! order.
 //!
-//! The comparison is a function pointer taken when the queue is built (where
-//! `T: Ord` is known), so the queue's other methods need no `Ord` bound.
+//! It is std's `BinaryHeap` of `Reverse<(item, insertion number)>`. Its
+//! `push` and `pop` are taken as function pointers when the queue is built
+//! (where `T: Ord` is known), so the queue's other methods need no `Ord`
+//! bound, while the comparisons inside them are still inlined.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Entry<T> {
     item: T,
     /// Insertion number: equal items leave in the order they came.
     sequence: u64,
 }
 
-/// A min-heap of `T` by a stored comparison, FIFO among equals.
+type Entries<T> = BinaryHeap<Reverse<Entry<T>>>;
+
+/// A min-heap of `T`, FIFO among equals.
 pub(crate) struct Heap<T> {
-    entries: Vec<Entry<T>>,
-    compare: fn(&T, &T) -> Ordering,
+    entries: Entries<T>,
+    push: fn(&mut Entries<T>, Reverse<Entry<T>>),
+    pop: fn(&mut Entries<T>) -> Option<Reverse<Entry<T>>>,
     next_sequence: u64,
 }
 
-impl<T> Heap<T> {
-    pub(crate) fn new(compare: fn(&T, &T) -> Ordering) -> Self {
+impl<T: Ord> Heap<T> {
+    pub(crate) fn new() -> Self {
         Self {
-            entries: Vec::new(),
-            compare,
+            entries: BinaryHeap::new(),
+            push: BinaryHeap::push,
+            pop: BinaryHeap::pop,
             next_sequence: 0,
         }
     }
+}
 
+impl<T> Heap<T> {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether entry `a` must leave before entry `b`.
-    fn before(&self, a: usize, b: usize) -> bool {
-        let (a, b) = (&self.entries[a], &self.entries[b]);
-        match (self.compare)(&a.item, &b.item) {
-            Ordering::Less => true,
-            Ordering::Greater => false,
-            Ordering::Equal => a.sequence < b.sequence,
-        }
     }
 
     pub(crate) fn push(&mut self, item: T) {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        self.entries.push(Entry { item, sequence });
-        let mut child = self.entries.len() - 1;
-        while child > 0 {
-            let parent = (child - 1) / 2;
-            if !self.before(child, parent) {
-                break;
-            }
-            self.entries.swap(child, parent);
-            child = parent;
-        }
+        (self.push)(&mut self.entries, Reverse(Entry { item, sequence }));
     }
 
     pub(crate) fn pop(&mut self) -> Option<T> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let last = self.entries.len() - 1;
-        self.entries.swap(0, last);
-        let first = self.entries.pop().map(|entry| entry.item);
-        let mut parent = 0;
-        loop {
-            let left = 2 * parent + 1;
-            let right = left + 1;
-            let mut smallest = parent;
-            if left < self.entries.len() && self.before(left, smallest) {
-                smallest = left;
-            }
-            if right < self.entries.len() && self.before(right, smallest) {
-                smallest = right;
-            }
-            if smallest == parent {
-                break;
-            }
-            self.entries.swap(parent, smallest);
-            parent = smallest;
-        }
-        first
+        (self.pop)(&mut self.entries).map(|Reverse(entry)| entry.item)
     }
 
     /// Every item, smallest first.
@@ -99,14 +67,39 @@ mod tests {
     use super::Heap;
 
     #[test]
-    fn smallest_first_and_equal_items_in_insertion_order() {
-        let mut heap = Heap::new(|a: &(u8, char), b: &(u8, char)| a.0.cmp(&b.0));
-        for item in [(3, 'a'), (1, 'b'), (3, 'c'), (1, 'd'), (2, 'e'), (1, 'f')] {
+    fn smallest_first() {
+        let mut heap = Heap::new();
+        for item in [3, 1, 4, 1, 5, 9, 2, 6] {
             heap.push(item);
         }
-        let order: String = std::iter::from_fn(|| heap.pop())
-            .map(|(_, tag)| tag)
-            .collect();
-        assert_eq!(order, "bdfeac");
+        assert_eq!(heap.drain_in_order(), [1, 1, 2, 3, 4, 5, 6, 9]);
+    }
+
+    #[test]
+    fn ties_leave_in_insertion_order() {
+        #[derive(Debug)]
+        struct Tie(char);
+        impl PartialEq for Tie {
+            fn eq(&self, _: &Self) -> bool {
+                true
+            }
+        }
+        impl Eq for Tie {}
+        impl PartialOrd for Tie {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for Tie {
+            fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+                std::cmp::Ordering::Equal
+            }
+        }
+        let mut heap = Heap::new();
+        for tag in ['x', 'y', 'z'] {
+            heap.push(Tie(tag));
+        }
+        let order: String = heap.drain_in_order().into_iter().map(|tie| tie.0).collect();
+        assert_eq!(order, "xyz");
     }
 }

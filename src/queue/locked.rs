@@ -3,7 +3,10 @@
 //!
 //! `len` and `shut_down` are mirrored in atomics (written only while the
 //! mutex is held), so a waiter can check "empty?"/"full?" from inside the
-//! seam's `validate`, where taking the mutex is not allowed.
+//! seam's `validate`, where taking the mutex is not allowed. The `len`
+//! stores can be `Relaxed`: the wait list's `SeqCst` fence, which the
+//! notifier runs after every push and pop, orders them before its check
+//! for sleepers (see `raw/wait_list.rs`).
 
 use std::collections::VecDeque;
 
@@ -86,7 +89,7 @@ impl<T> Locked<T> {
         }
         claimed();
         items.push(item);
-        self.len.store(items.len(), Ordering::SeqCst);
+        self.len.store(items.len(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -94,7 +97,7 @@ impl<T> Locked<T> {
         let mut items = self.items.lock();
         match items.pop() {
             Some(item) => {
-                self.len.store(items.len(), Ordering::SeqCst);
+                self.len.store(items.len(), Ordering::Relaxed);
                 Ok(item)
             }
             None if self.shut_down.load(Ordering::Relaxed) => Err(PopError::ShutDown),

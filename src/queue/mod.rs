@@ -34,6 +34,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 pub use error::{GetError, PutError, ShutDown, TaskDoneError};
 
 use heap::Heap;
@@ -157,9 +159,11 @@ impl<T> Storage<T> {
 /// ```
 pub struct JoinableQueue<T> {
     storage: Storage<T>,
-    unfinished: AtomicUsize,
-    getters: WaitList,
-    putters: WaitList,
+    // Each on a cache line of its own: producers and consumers touch
+    // different ones on every put and get.
+    unfinished: CachePadded<AtomicUsize>,
+    getters: CachePadded<WaitList>,
+    putters: CachePadded<WaitList>,
     joiners: WaitList,
 }
 
@@ -176,9 +180,9 @@ impl<T> JoinableQueue<T> {
     fn with_storage(storage: Storage<T>) -> Self {
         Self {
             storage,
-            unfinished: AtomicUsize::new(0),
-            getters: WaitList::new(),
-            putters: WaitList::new(),
+            unfinished: CachePadded::new(AtomicUsize::new(0)),
+            getters: CachePadded::new(WaitList::new()),
+            putters: CachePadded::new(WaitList::new()),
             joiners: WaitList::new(),
         }
     }
@@ -656,7 +660,7 @@ impl<T: Ord> JoinableQueue<T> {
     /// ```
     pub fn priority() -> Self {
         Self::with_storage(Storage::Locked(Locked::new(
-            Order::Priority(Heap::new(T::cmp)),
+            Order::Priority(Heap::new()),
             None,
         )))
     }
@@ -677,7 +681,7 @@ impl<T: Ord> JoinableQueue<T> {
     pub fn priority_bounded(capacity: usize) -> Self {
         check_capacity(capacity);
         Self::with_storage(Storage::Locked(Locked::new(
-            Order::Priority(Heap::new(T::cmp)),
+            Order::Priority(Heap::new()),
             Some(capacity),
         )))
     }
