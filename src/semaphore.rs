@@ -189,6 +189,7 @@ impl Semaphore {
         count: usize,
         timeout: Duration,
     ) -> Option<SemaphorePermit<'_>> {
+        self.check_satisfiable(count);
         if timeout.is_zero() {
             return self.try_acquire_many(count);
         }

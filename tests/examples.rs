@@ -14,13 +14,14 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "ticket_sale",
     "deadlock",
     "semaphore_parking",
     "event_traffic_light",
     "condition_producer_consumer",
     "producer_consumer",
+    "thread_pool",
 ];
 
 /// Far above any example's run time (about a second each); only a hang hits it.
@@ -444,6 +445,115 @@ fn producer_consumer_eats_every_dish_before_shutting_down() {
         .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
         .sum();
     assert_eq!(eaten, 12);
+}
+
+#[test]
+fn thread_pool_reports_every_task_once_and_the_panic_alone() {
+    let run = run("thread_pool", &[]);
+    run.assert_success()
+        .assert_prints("A pool of 5 workers downloads 20 pages")
+        .assert_prints("main: submitted 20 pages; submit never waits")
+        .assert_prints("main: 19 pages downloaded, 1 failed")
+        .assert_prints("main: map gave all 20 results in order")
+        .assert_prints("main: shutdown() — every worker finished and was joined")
+        .assert_prints("One task panicked; its handle said so");
+    assert_eq!(run.table_number("workers"), 5);
+    assert_eq!(run.table_number("tasks submitted"), 20);
+    assert_eq!(run.table_number("downloaded"), 19);
+    assert_eq!(run.table_number("panicked"), 1);
+    assert_eq!(run.table_number("done-callbacks run"), 20);
+    assert_eq!(run.table_number("map results in order"), 20);
+    let used = run.table_number("workers that finished tasks");
+    assert!((1..=5).contains(&used), "workers used: {used}");
+
+    // One done-callback per task, each page once, each on a worker of the
+    // pool — or on main, had a task (40 ms or more) finished before main
+    // added its callback: then it runs at once on the caller.
+    let mut pages: Vec<u64> = run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("(done-callback)"))
+        .map(|line| {
+            let worker = line
+                .split("] ")
+                .nth(1)
+                .and_then(|rest| rest.split(':').next());
+            let worker = worker.unwrap_or_else(|| run.fail(&format!("no worker in {line:?}")));
+            let index: Option<usize> = worker.strip_prefix("worker-").and_then(|n| n.parse().ok());
+            if worker != "main" && index.is_none_or(|index| index >= 5) {
+                run.fail(&format!("callback not on a pool worker: {line:?}"));
+            }
+            line.split("finished page ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|page| page.parse().ok())
+                .unwrap_or_else(|| run.fail(&format!("no page in {line:?}")))
+        })
+        .collect();
+    pages.sort_unstable();
+    assert_eq!(pages, (0..20).collect::<Vec<_>>());
+
+    // The panic is reported by the callback, by as_completed and by map —
+    // and caught twice (once per part), the workers living on.
+    let failure = "FAILED: the task panicked: page 13: connection reset by peer";
+    assert_eq!(run.lines_containing(failure), 3);
+    assert_eq!(run.lines_containing("finished page 13 -> FAILED"), 1);
+    assert_eq!(run.lines_containing("is page 13: FAILED"), 1);
+    assert_eq!(run.lines_containing("map: page 13 -> FAILED"), 1);
+    assert_eq!(
+        run.lines_containing("(the pool catches it; the worker lives on)"),
+        2
+    );
+
+    // as_completed: every page once, numbered 1..=20 in arrival order.
+    let arrivals: Vec<(usize, u64)> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.split("main: as_completed #").nth(1))
+        .map(|rest| {
+            let mut words = rest.split_whitespace();
+            let number = words.next().and_then(|n| n.parse().ok());
+            let page = words
+                .nth(2)
+                .and_then(|page| page.trim_end_matches(':').parse().ok());
+            number
+                .zip(page)
+                .unwrap_or_else(|| run.fail(&format!("bad as_completed line {rest:?}")))
+        })
+        .collect();
+    assert_eq!(
+        arrivals
+            .iter()
+            .map(|&(number, _)| number)
+            .collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
+    let mut arrived: Vec<u64> = arrivals.iter().map(|&(_, page)| page).collect();
+    arrived.sort_unstable();
+    assert_eq!(arrived, (0..20).collect::<Vec<_>>());
+
+    // map: in input order, each page with its own size (10 + 3 × page KB).
+    let mapped: Vec<(u64, String)> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.split("map: page ").nth(1))
+        .map(|rest| {
+            let (page, result) = rest
+                .split_once(" -> ")
+                .unwrap_or_else(|| run.fail(&format!("bad map line {rest:?}")));
+            (page.parse().unwrap(), result.to_string())
+        })
+        .collect();
+    assert_eq!(
+        mapped.iter().map(|(page, _)| *page).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>(),
+        "map results out of input order"
+    );
+    for (page, result) in &mapped {
+        if *page != 13 {
+            assert_eq!(*result, format!("{} KB", 10 + 3 * page), "page {page}");
+        }
+    }
 }
 
 #[test]

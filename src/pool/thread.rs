@@ -376,9 +376,11 @@ impl ThreadPool {
         cancelled
     }
 
+    /// Joins the workers. The lock is held throughout, so a second,
+    /// concurrent `shutdown` also returns only once they have exited.
     fn join_workers(&self) {
-        let workers = std::mem::take(&mut *self.workers.lock());
-        for worker in workers {
+        let mut workers = self.workers.lock();
+        for worker in workers.drain(..) {
             // A worker only ends by its loop finishing; tasks' panics are
             // caught inside it.
             let _ = worker.join();

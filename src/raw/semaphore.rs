@@ -31,9 +31,10 @@
 //! A release that finds `QUEUED` adds its permits and serves the queue in
 //! arrival order, reserving permits for each waiter it can satisfy. Then,
 //! under the queue lock, it decides:
-//! - **hand-off** (when `STARVING` was set, or the seam reports `be_fair`:
-//!   a waiter has been queued for about a millisecond): the woken waiters
-//!   own their reserved permits when they wake;
+//! - **hand-off** (when `STARVING` was set, when this serve stops at a
+//!   waiter the remaining permits cannot satisfy, or when the seam reports
+//!   `be_fair`: a waiter has been queued for about a millisecond): the woken
+//!   waiters own their reserved permits when they wake;
 //! - **retry** (otherwise): the reservations are given back and the woken
 //!   waiters compete for the permits again. A running thread may take them
 //!   first (barging): that avoids a convoy where every acquire costs a
@@ -364,7 +365,13 @@ impl RawSemaphore {
             } else {
                 QUEUED
             };
-            let hand_off = starving_before.get() || result.be_fair;
+            // Hand off when a waiter starves, when the seam says fairness is
+            // due, and when this serve leaves a waiter starving: then the
+            // flag below protects only what is left *after* the woken got
+            // theirs, so they must keep it (were it given back, they could
+            // not take it past the flag, and would park behind a waiter the
+            // free permits might satisfy, with nobody left to serve it).
+            let hand_off = starving_before.get() || result.be_fair || stopped_unsatisfied.get();
             let given_back = if hand_off { 0 } else { reserved.get() };
             let mut state = self.state.load(Ordering::Relaxed);
             loop {

@@ -131,6 +131,8 @@ struct Shared {
     stopping: AtomicBool,
     /// A replacement worker could not start: every later task fails so.
     broken: Mutex<Option<TaskError>>,
+    /// Held while stopping.
+    stop_lock: Mutex<()>,
     /// Wakes the timeout watcher.
     watch: Mutex<()>,
     watch_changed: Condition,
@@ -319,6 +321,7 @@ impl ProcessPoolBuilder {
             terminating: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             broken: Mutex::new(None),
+            stop_lock: Mutex::new(()),
             watch: Mutex::new(()),
             watch_changed: Condition::new(),
         });
@@ -542,8 +545,11 @@ impl ProcessPool {
     }
 
     /// Closes the queue (workers finish and exit), then joins every thread.
+    /// Serialised, so a second, concurrent caller also returns only when
+    /// every thread (and so every worker) is gone.
     fn stop(&self) {
         let shared = &self.shared;
+        let _one_at_a_time = shared.stop_lock.lock();
         shared.stopping.store(true, Ordering::SeqCst);
         shared.queue.shutdown();
         shared.notify_watcher();

@@ -1,0 +1,973 @@
+//! `ThreadPool` and `TaskHandle`, behaviour by behaviour (issue 4):
+//!
+//! - panic isolation: hundreds of panicking tasks among normal ones, every
+//!   handle gets its own outcome, and both workers live on;
+//! - `map`: input order (also when items finish out of order), panicking
+//!   items, laziness over an endless iterator with a bounded read-ahead, and
+//!   dropping it early;
+//! - `as_completed` in completion order with input indexes, `wait_all`;
+//! - `on_done`: on the finishing worker, at once on the caller once
+//!   finished, on the cancelling thread for a cancelled task; a panicking
+//!   callback neither kills its worker nor stops the next callback;
+//! - the builder's options, and `TaskHandle<R>: Send + Sync` for `R: Send`;
+//! - bad input: `ThreadPool::new(0)`, `wait_timeout(Duration::MAX)`, a
+//!   blocked task during `shutdown_now`, submit (and map) after shutdown,
+//!   concurrent shutdowns, and `TaskError`'s sentences.
+//!
+//! Tasks are held by gates (`Event`s the test opens), never by sleeps. Where
+//! a test must know that a thread is blocked, it asks the kernel
+//! (`wait_until_asleep`). Every test that blocks runs under a watchdog.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Barrier, Mutex as StdMutex, Once};
+use std::thread;
+use std::time::Duration;
+
+use verisync::{as_completed, wait_all, Event, TaskError, TaskHandle, ThreadPool};
+
+use common::{join_scoped, kernel_thread_id, wait_until_asleep, with_watchdog, PATIENCE};
+
+/// The deliberate panics of these tests would flood the output; only they
+/// are silenced (a failing assertion still prints).
+fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|message| message.starts_with("deliberate")) {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn current_name() -> Option<String> {
+    thread::current().name().map(str::to_owned)
+}
+
+/// Submits a task that says it started, then waits for `gate`.
+fn gated<R: Send + 'static>(
+    pool: &ThreadPool,
+    gate: &Arc<Event>,
+    value: R,
+) -> (TaskHandle<R>, Arc<Event>) {
+    let started = Arc::new(Event::new());
+    let handle = {
+        let (gate, started) = (Arc::clone(gate), Arc::clone(&started));
+        pool.submit(move || {
+            started.set();
+            gate.wait();
+            value
+        })
+    };
+    (handle, started)
+}
+
+/// Opens the gate when dropped, so a failing assertion never leaves a task
+/// (and the pool's drop, which waits for it) blocked forever.
+struct OpenOnDrop(Arc<Event>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Panic isolation
+
+#[test]
+fn hundreds_of_panics_fail_only_their_own_handles_and_the_workers_live_on() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .thread_name("survivor")
+            .build();
+        let handles: Vec<_> = (0..1000u64)
+            .map(|n| {
+                pool.submit(move || {
+                    if n % 2 == 1 {
+                        panic!("deliberate panic {n}");
+                    }
+                    n * 3
+                })
+            })
+            .collect();
+        let mut panics = 0;
+        for (n, handle) in (0u64..).zip(handles) {
+            match handle.join() {
+                Ok(value) => {
+                    assert_eq!(n % 2, 0, "task {n} should have panicked");
+                    assert_eq!(value, n * 3);
+                }
+                Err(TaskError::Panicked(message)) => {
+                    assert_eq!(n % 2, 1, "task {n} should have returned");
+                    assert_eq!(message, format!("deliberate panic {n}"));
+                    panics += 1;
+                }
+                Err(other) => panic!("task {n}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(panics, 500);
+
+        // A panic whose payload is not a string is reported too.
+        let odd = pool.submit(|| -> u8 { std::panic::resume_unwind(Box::new(42_u32)) });
+        match odd.join() {
+            Err(TaskError::Panicked(message)) => assert!(!message.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // Both workers still serve: two tasks that can only finish together
+        // (a barrier of two) run on two distinct, living workers.
+        let barrier = Arc::new(Barrier::new(2));
+        let names: BTreeSet<_> = (0..2)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                pool.submit(move || {
+                    barrier.wait();
+                    current_name()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|handle| handle.join().unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["survivor-0".to_owned(), "survivor-1".to_owned()])
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// map
+
+#[test]
+fn map_gives_results_in_input_order_even_when_they_finish_out_of_order() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        // Item 0 finishes only after item 1 has: a map that yielded in
+        // completion order would give 1 first.
+        let second_done = Arc::new(Event::new());
+        let finished = Arc::new(StdMutex::new(Vec::new()));
+        let results: Vec<_> = {
+            let (second_done, finished) = (Arc::clone(&second_done), Arc::clone(&finished));
+            pool.map(0..6u64, move |n| {
+                if n == 0 {
+                    assert!(
+                        second_done.wait_timeout(PATIENCE),
+                        "item 1 never ran while item 0 was running: the first items \
+                         are not spread over the workers"
+                    );
+                }
+                finished.lock().unwrap().push(n);
+                if n == 1 {
+                    second_done.set();
+                }
+                n * 10
+            })
+            .collect()
+        };
+        assert_eq!(
+            results,
+            (0..6u64).map(|n| Ok(n * 10)).collect::<Vec<_>>(),
+            "map must follow the input order"
+        );
+        let finished = finished.lock().unwrap();
+        let position = |n| finished.iter().position(|&m| m == n).unwrap();
+        assert!(position(1) < position(0), "finished: {finished:?}");
+    });
+}
+
+#[test]
+fn map_over_many_items_keeps_order_and_reports_each_panicking_item() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(3);
+        let results: Vec<_> = pool
+            .map(0..20_000u64, |n| {
+                if n % 997 == 0 {
+                    panic!("deliberate panic on item {n}");
+                }
+                n * n
+            })
+            .collect();
+        assert_eq!(results.len(), 20_000);
+        for (n, result) in (0u64..).zip(&results) {
+            if n % 997 == 0 {
+                assert_eq!(
+                    *result,
+                    Err(TaskError::Panicked(format!("deliberate panic on item {n}")))
+                );
+            } else {
+                assert_eq!(*result, Ok(n * n), "item {n}");
+            }
+        }
+        // Empty input: nothing at all.
+        assert_eq!(pool.map(Vec::<u8>::new(), |n| n).count(), 0);
+    });
+}
+
+/// How far `map` may read ahead of what was consumed: a few chunks per
+/// worker (chunks grow to at most 1,024 cheap items), plus the results of
+/// one chunk being handed out. Generous on purpose: the point is that the
+/// read-ahead is bounded, not its exact size.
+fn read_ahead_bound(workers: usize) -> usize {
+    (4 * workers + 2) * 1024
+}
+
+#[test]
+fn map_is_lazy_over_an_endless_iterator() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        for wanted in [1usize, 10, 200_000] {
+            let read = Arc::new(AtomicUsize::new(0));
+            let inputs = {
+                let read = Arc::clone(&read);
+                (0u64..).inspect(move |_| {
+                    read.fetch_add(1, SeqCst);
+                })
+            };
+            let mut map = pool.map(inputs, |n| n + 1);
+            assert_eq!(read.load(SeqCst), 0, "map read input before being asked");
+            let got: Vec<u64> = map.by_ref().take(wanted).map(Result::unwrap).collect();
+            assert_eq!(got, (1..=wanted as u64).collect::<Vec<_>>());
+            let read_now = read.load(SeqCst);
+            assert!(
+                read_now >= wanted && read_now - wanted <= read_ahead_bound(2),
+                "consumed {wanted} results but read {read_now} inputs"
+            );
+            // Reading happens only when results are asked for.
+            assert_eq!(read.load(SeqCst), read_now);
+            drop(map);
+            assert_eq!(read.load(SeqCst), read_now, "dropping the map read more");
+        }
+    });
+}
+
+#[test]
+fn dropping_a_map_early_runs_no_more_items_than_it_read_and_the_pool_serves_on() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let (read, ran) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let inputs = {
+            let read = Arc::clone(&read);
+            (0u64..).inspect(move |_| {
+                read.fetch_add(1, SeqCst);
+            })
+        };
+        let first: Vec<_> = {
+            let ran = Arc::clone(&ran);
+            pool.map(inputs, move |n| {
+                ran.fetch_add(1, SeqCst);
+                n
+            })
+            .take(50)
+            .collect()
+        };
+        assert_eq!(first, (0..50).map(Ok).collect::<Vec<_>>());
+        assert_eq!(pool.submit(|| "still serving").join(), Ok("still serving"));
+        pool.shutdown();
+        let (read, ran) = (read.load(SeqCst), ran.load(SeqCst));
+        assert!(ran >= 50 && ran <= read, "read {read} inputs, ran {ran}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// as_completed and wait_all
+
+#[test]
+fn as_completed_yields_in_completion_order_with_input_indexes() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(3);
+        let gates: Vec<_> = (0..3).map(|_| Arc::new(Event::new())).collect();
+        let _open: Vec<_> = gates
+            .iter()
+            .map(|gate| OpenOnDrop(Arc::clone(gate)))
+            .collect();
+        let handles: Vec<_> = gates
+            .iter()
+            .enumerate()
+            .map(|(index, gate)| gated(&pool, gate, format!("task {index}")).0)
+            .collect();
+        let mut completed = as_completed(handles);
+        assert_eq!(completed.size_hint(), (3, Some(3)));
+        // Each gate opened lets exactly one task finish: the next one out.
+        for index in [2, 0, 1] {
+            gates[index].set();
+            assert_eq!(completed.next(), Some((index, Ok(format!("task {index}")))));
+        }
+        assert_eq!(completed.next(), None);
+    });
+}
+
+#[test]
+fn as_completed_reports_failed_and_already_finished_tasks_by_index() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let done = pool.submit(|| 1);
+        done.wait();
+        let (blocker, started) = gated(&pool, &gate, 2);
+        started.wait();
+        let cancelled = pool.submit(|| 3);
+        assert!(cancelled.cancel());
+        let panicked = pool.submit(|| -> i32 { panic!("deliberate panic in as_completed") });
+        let mut completed = as_completed([blocker, done, cancelled, panicked]);
+        // Finished before as_completed was called: the already finished
+        // ones come first (in some order), the blocked one is not among them.
+        let early: BTreeSet<_> = (0..2)
+            .map(|_| completed.next().unwrap())
+            .map(|(index, result)| (index, format!("{result:?}")))
+            .collect();
+        assert_eq!(
+            early,
+            BTreeSet::from([
+                (1, "Ok(1)".to_owned()),
+                (2, format!("{:?}", Err::<i32, _>(TaskError::Cancelled))),
+            ])
+        );
+        gate.set();
+        let rest: BTreeSet<_> = completed
+            .map(|(index, result)| (index, format!("{result:?}")))
+            .collect();
+        assert_eq!(
+            rest,
+            BTreeSet::from([
+                (0, "Ok(2)".to_owned()),
+                (
+                    3,
+                    format!(
+                        "{:?}",
+                        Err::<i32, _>(TaskError::Panicked(
+                            "deliberate panic in as_completed".to_owned()
+                        ))
+                    )
+                ),
+            ])
+        );
+        assert_eq!(as_completed(Vec::<TaskHandle<u8>>::new()).next(), None);
+    });
+}
+
+#[test]
+fn wait_all_returns_once_every_task_has_finished() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let mut handles = vec![pool.submit(|| 0)];
+        handles.extend((1..5).map(|n| gated(&pool, &gate, n).0));
+        let cancel_me = pool.submit(|| 5);
+        assert!(cancel_me.cancel());
+        handles.push(cancel_me);
+        let returned = AtomicBool::new(false);
+        thread::scope(|scope| {
+            let (tids, tid) = mpsc::channel();
+            let (handles, returned) = (&handles, &returned);
+            let waiter = scope.spawn(move || {
+                tids.send(kernel_thread_id()).unwrap();
+                wait_all(handles);
+                returned.store(true, SeqCst);
+                assert!(handles.iter().all(TaskHandle::is_finished));
+            });
+            wait_until_asleep(tid.recv().unwrap());
+            assert!(
+                !returned.load(SeqCst),
+                "wait_all returned with tasks blocked"
+            );
+            gate.set();
+            join_scoped(waiter);
+        });
+        assert!(returned.load(SeqCst));
+        let results: Vec<_> = handles.into_iter().map(TaskHandle::join).collect();
+        assert_eq!(
+            results,
+            [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4), Err(TaskError::Cancelled)]
+        );
+        wait_all(Vec::<&TaskHandle<u8>>::new()); // nothing to wait for
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Callbacks
+
+/// Records where a callback ran and what it saw.
+#[derive(Default)]
+struct Seen {
+    calls: AtomicUsize,
+    thread: StdMutex<Option<String>>,
+    result: StdMutex<Option<String>>,
+}
+
+impl Seen {
+    fn callback<R: std::fmt::Debug>(
+        self: &Arc<Self>,
+    ) -> impl FnOnce(&Result<R, TaskError>) + Send + 'static {
+        let seen = Arc::clone(self);
+        move |result| {
+            *seen.thread.lock().unwrap() = current_name();
+            *seen.result.lock().unwrap() = Some(format!("{result:?}"));
+            seen.calls.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(SeqCst)
+    }
+
+    fn thread(&self) -> Option<String> {
+        self.thread.lock().unwrap().clone()
+    }
+
+    fn result(&self) -> Option<String> {
+        self.result.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn callbacks_run_on_the_finishing_worker_or_at_once_on_the_caller() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .thread_name("finisher")
+            .build();
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+
+        // Registered while the task runs: runs on the worker that finishes it,
+        // before join returns.
+        let (running, started) = gated(&pool, &gate, 7);
+        started.wait();
+        let on_worker = Arc::new(Seen::default());
+        running.on_done(on_worker.callback());
+        // Queued behind it: cancelled here, so its callback runs here, now.
+        let queued = pool.submit(|| 8);
+        let on_cancel = Arc::new(Seen::default());
+        queued.on_done(on_cancel.callback());
+        assert_eq!(on_cancel.calls(), 0);
+        assert!(queued.cancel());
+        assert_eq!(
+            on_cancel.calls(),
+            1,
+            "a cancelled task's callbacks run at cancel"
+        );
+        assert_eq!(on_cancel.thread(), current_name());
+        assert_eq!(on_cancel.result().as_deref(), Some("Err(Cancelled)"));
+        assert_eq!(on_worker.calls(), 0, "ran before the task finished");
+
+        gate.set();
+        running.wait();
+        assert_eq!(
+            on_worker.calls(),
+            1,
+            "wait returned before the callback ran"
+        );
+        assert_eq!(on_worker.thread().as_deref(), Some("finisher-0"));
+        assert_eq!(on_worker.result().as_deref(), Some("Ok(7)"));
+
+        // Registered after it finished: runs at once, on this thread.
+        let late = Arc::new(Seen::default());
+        running.on_done(late.callback());
+        assert_eq!(
+            late.calls(),
+            1,
+            "a late callback must run before on_done returns"
+        );
+        assert_eq!(late.thread(), current_name());
+        assert_eq!(late.result().as_deref(), Some("Ok(7)"));
+        let late_cancelled = Arc::new(Seen::default());
+        queued.on_done(late_cancelled.callback());
+        assert_eq!(late_cancelled.calls(), 1);
+        assert_eq!(late_cancelled.result().as_deref(), Some("Err(Cancelled)"));
+
+        // Callbacks do not take the result away from join.
+        assert_eq!(running.join(), Ok(7));
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+        for seen in [&on_worker, &on_cancel, &late, &late_cancelled] {
+            assert_eq!(seen.calls(), 1, "a callback ran more than once");
+        }
+    });
+}
+
+#[test]
+fn a_panicking_callback_does_not_kill_the_worker_or_skip_the_next_callback() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder().workers(1).thread_name("lone").build();
+        for round in 0..200u32 {
+            let gate = Arc::new(Event::new());
+            let (handle, _) = gated(&pool, &gate, round);
+            handle.on_done(move |_| panic!("deliberate panic in callback {round}"));
+            let after = Arc::new(Seen::default());
+            handle.on_done(after.callback());
+            gate.set();
+            assert_eq!(handle.join(), Ok(round));
+            assert_eq!(
+                after.calls(),
+                1,
+                "round {round}: the next callback was skipped"
+            );
+            assert_eq!(after.thread().as_deref(), Some("lone-0"));
+        }
+        // The one worker is still the same, living thread.
+        assert_eq!(
+            pool.submit(current_name).join(),
+            Ok(Some("lone-0".to_owned()))
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Builder options
+
+/// Runs one task on each of the pool's `workers` workers at once (a barrier
+/// holds them until all have started) and returns what each returned.
+fn on_every_worker<R: Send + 'static>(
+    pool: &ThreadPool,
+    task: impl Fn() -> R + Send + Sync + 'static,
+) -> Vec<R> {
+    let barrier = Arc::new(Barrier::new(pool.workers()));
+    let task = Arc::new(task);
+    let handles: Vec<_> = (0..pool.workers())
+        .map(|_| {
+            let (barrier, task) = (Arc::clone(&barrier), Arc::clone(&task));
+            pool.submit(move || {
+                barrier.wait();
+                task()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|handle| handle.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn builder_thread_names_workers_name_dash_index() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder().workers(3).thread_name("cook").build();
+        assert_eq!(pool.workers(), 3);
+        let names: BTreeSet<_> = on_every_worker(&pool, || current_name().unwrap())
+            .into_iter()
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["cook-0", "cook-1", "cook-2"].map(String::from))
+        );
+
+        let plain = ThreadPool::new(1);
+        assert_eq!(
+            plain.submit(current_name).join(),
+            Ok(Some("verisync-worker-0".to_owned()))
+        );
+    });
+}
+
+/// Uses about `depth` KiB of stack.
+#[inline(never)]
+fn deep(depth: u32) -> u64 {
+    let frame = std::hint::black_box([depth as u8; 1024]);
+    if depth == 0 {
+        0
+    } else {
+        deep(depth - 1) + u64::from(frame[depth as usize % 1024])
+    }
+}
+
+#[test]
+fn builder_stack_size_gives_tasks_the_stack_asked_for() {
+    with_watchdog(PATIENCE, || {
+        // 8,000 frames of over 1 KiB: far beyond a default 2 MiB thread
+        // stack, fine in 64 MiB.
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .stack_size(64 << 20)
+            .build();
+        let expected: u64 = (1..=8_000u32).map(|depth| u64::from(depth as u8)).sum();
+        assert_eq!(pool.submit(|| deep(8_000)).join(), Ok(expected));
+        let small = ThreadPool::builder()
+            .workers(1)
+            .stack_size(256 << 10)
+            .try_build()
+            .unwrap();
+        assert_eq!(small.submit(|| deep(10)).join(), Ok((1..=10).sum()));
+    });
+}
+
+thread_local! {
+    static STARTED_AS: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+#[test]
+fn builder_on_worker_start_runs_once_per_worker_before_its_tasks() {
+    with_watchdog(PATIENCE, || {
+        let starts = Arc::new(StdMutex::new(Vec::new()));
+        let pool = {
+            let starts = Arc::clone(&starts);
+            ThreadPool::builder()
+                .workers(3)
+                .thread_name("hooked")
+                .on_worker_start(move |index| {
+                    STARTED_AS.with(|started| started.set(Some(index)));
+                    starts
+                        .lock()
+                        .unwrap()
+                        .push((index, current_name().unwrap()));
+                })
+                .build()
+        };
+        // Every task finds its worker's hook already run, on that worker.
+        let seen: BTreeSet<_> = on_every_worker(&pool, || {
+            (STARTED_AS.with(Cell::get), current_name().unwrap())
+        })
+        .into_iter()
+        .collect();
+        let expected: BTreeSet<_> = (0..3)
+            .map(|index| (Some(index), format!("hooked-{index}")))
+            .collect();
+        assert_eq!(seen, expected);
+        pool.shutdown();
+        let mut starts = starts.lock().unwrap().clone();
+        starts.sort();
+        assert_eq!(
+            starts,
+            (0..3)
+                .map(|index| (index, format!("hooked-{index}")))
+                .collect::<Vec<_>>(),
+            "the hook runs exactly once per worker, on it"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Send + Sync
+
+/// Compile-time: `TaskHandle<R>` is `Send + Sync` whenever `R: Send`, even
+/// when `R` is not `Sync`.
+const _: () = {
+    fn send_sync<T: Send + Sync>() {}
+    #[allow(dead_code)]
+    fn task_handles_are_send_and_sync() {
+        send_sync::<TaskHandle<u64>>();
+        send_sync::<TaskHandle<String>>();
+        send_sync::<TaskHandle<Cell<u8>>>();
+        send_sync::<TaskHandle<RefCell<Vec<u8>>>>();
+        send_sync::<TaskHandle<mpsc::Receiver<u8>>>();
+        send_sync::<TaskHandle<Box<dyn std::any::Any + Send>>>();
+        send_sync::<ThreadPool>();
+    }
+};
+
+#[test]
+fn one_thread_waits_on_a_handle_while_others_add_a_callback_and_cancel_it() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (_blocker, started) = gated(&pool, &gate, ());
+        started.wait();
+        // Not Sync itself; the handle still is.
+        let handle: TaskHandle<Cell<u8>> = pool.submit(|| Cell::new(1));
+        let seen = Arc::new(Seen::default());
+        thread::scope(|scope| {
+            let (tids, tid) = mpsc::channel();
+            let handle = &handle;
+            let waiter = scope.spawn(move || {
+                tids.send(kernel_thread_id()).unwrap();
+                assert!(handle.wait_timeout(Duration::MAX));
+                handle.is_finished()
+            });
+            let seen = &seen;
+            scope
+                .spawn(move || handle.on_done(seen.callback()))
+                .join()
+                .unwrap();
+            wait_until_asleep(tid.recv().unwrap());
+            let canceller = scope.spawn(move || handle.cancel());
+            assert!(join_scoped(canceller), "the task had not started");
+            assert!(join_scoped(waiter));
+        });
+        assert_eq!(seen.calls(), 1);
+        assert_eq!(seen.result().as_deref(), Some("Err(Cancelled)"));
+        assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+
+#[test]
+#[should_panic(expected = "a ThreadPool with 0 workers could never run a task")]
+fn a_pool_of_zero_workers_panics_saying_why() {
+    let _ = ThreadPool::new(0);
+}
+
+#[test]
+#[should_panic(expected = "a ThreadPool with 0 workers could never run a task")]
+fn a_built_pool_of_zero_workers_panics_saying_why() {
+    let _ = ThreadPool::builder().workers(0).build();
+}
+
+#[test]
+fn wait_timeout_duration_max_waits_until_the_task_finishes() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (handle, started) = gated(&pool, &gate, "done");
+        started.wait();
+        assert!(
+            !handle.wait_timeout(Duration::ZERO),
+            "a zero timeout tries once"
+        );
+        assert!(!handle.wait_timeout(Duration::from_millis(1)));
+        thread::scope(|scope| {
+            let (tids, tid) = mpsc::channel();
+            let handle = &handle;
+            let waiter = scope.spawn(move || {
+                tids.send(kernel_thread_id()).unwrap();
+                let finished = handle.wait_timeout(Duration::MAX);
+                (finished, handle.is_finished())
+            });
+            wait_until_asleep(tid.recv().unwrap());
+            assert!(!handle.is_finished());
+            gate.set();
+            assert_eq!(join_scoped(waiter), (true, true));
+        });
+        // Finished: returns at once, and the result is still there.
+        assert!(handle.wait_timeout(Duration::MAX));
+        assert_eq!(handle.join(), Ok("done"));
+    });
+}
+
+#[test]
+fn a_blocked_task_does_not_stop_shutdown_now_cancelling_the_queued_ones() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let running: Vec<_> = (0..2)
+            .map(|n| {
+                let (handle, started) = gated(&pool, &gate, n);
+                started.wait();
+                handle
+            })
+            .collect();
+        // Both workers are busy: these stay queued.
+        let runs = Arc::new(AtomicUsize::new(0));
+        let queued: Vec<_> = (0..10)
+            .map(|n| {
+                let runs = Arc::clone(&runs);
+                pool.submit(move || {
+                    runs.fetch_add(1, SeqCst);
+                    n
+                })
+            })
+            .collect();
+        // Release the running tasks only once every queued one resolved:
+        // shutdown_now cancels them while the workers are still blocked.
+        let watcher = {
+            let gate = Arc::clone(&gate);
+            thread::spawn(move || {
+                let results: Vec<_> = queued.into_iter().map(TaskHandle::join).collect();
+                gate.set();
+                results
+            })
+        };
+        assert_eq!(pool.shutdown_now(), 10);
+        let results = common::join(watcher);
+        assert!(
+            results
+                .iter()
+                .all(|result| *result == Err(TaskError::Cancelled)),
+            "{results:?}"
+        );
+        assert_eq!(runs.load(SeqCst), 0, "a cancelled task ran");
+        let running: Vec<_> = running.into_iter().map(TaskHandle::join).collect();
+        assert_eq!(running, [Ok(0), Ok(1)], "running tasks are not interrupted");
+        // Nothing left to cancel.
+        assert_eq!(pool.shutdown_now(), 0);
+    });
+}
+
+#[test]
+fn submit_after_shutdown_resolves_to_shut_down_at_once_and_never_runs() {
+    with_watchdog(PATIENCE, || {
+        for now in [false, true] {
+            let pool = ThreadPool::new(2);
+            assert_eq!(pool.submit(|| 1).join(), Ok(1));
+            if now {
+                assert_eq!(pool.shutdown_now(), 0);
+            } else {
+                pool.shutdown();
+            }
+            let ran = Arc::new(AtomicBool::new(false));
+            let refused = {
+                let ran = Arc::clone(&ran);
+                pool.submit(move || ran.store(true, SeqCst))
+            };
+            assert!(refused.is_finished(), "a refused task is finished at once");
+            let seen = Arc::new(Seen::default());
+            refused.on_done(seen.callback());
+            assert_eq!(seen.calls(), 1);
+            assert_eq!(seen.thread(), current_name());
+            assert!(!refused.cancel(), "nothing to cancel: it never queued");
+            assert_eq!(refused.join(), Err(TaskError::ShutDown));
+            // map refuses every item the same way, and still ends.
+            let mapped: Vec<_> = pool.map(0..5, |n| n).collect();
+            assert_eq!(mapped, vec![Err(TaskError::ShutDown); 5]);
+            let endless: Vec<_> = pool.map(0.., |n: u32| n).take(3).collect();
+            assert_eq!(endless, vec![Err(TaskError::ShutDown); 3]);
+            // Shutting down again is harmless.
+            pool.shutdown();
+            assert_eq!(pool.shutdown_now(), 0);
+            drop(pool);
+            assert!(!ran.load(SeqCst), "a refused task ran");
+        }
+    });
+}
+
+/// Calls `shutdown_call` on `pool` while another thread's `shutdown` is
+/// already waiting for a running (gated) task, and returns whether that
+/// task had finished when `shutdown_call` returned.
+fn second_shutdown_waits(shutdown_call: fn(&ThreadPool)) -> bool {
+    let pool = ThreadPool::new(1);
+    let gate = Arc::new(Event::new());
+    let _open = OpenOnDrop(Arc::clone(&gate));
+    let (handle, started) = gated(&pool, &gate, 1);
+    started.wait();
+    thread::scope(|scope| {
+        let (tids, tid) = mpsc::channel();
+        let pool = &pool;
+        let first = scope.spawn(move || {
+            tids.send(kernel_thread_id()).unwrap();
+            pool.shutdown();
+        });
+        wait_until_asleep(tid.recv().unwrap());
+        // The gate opens once this thread is asleep: inside `shutdown_call`
+        // if that waits (as it must), or else in the joins below.
+        let this_thread = kernel_thread_id();
+        let opener = {
+            let gate = Arc::clone(&gate);
+            scope.spawn(move || {
+                wait_until_asleep(this_thread);
+                gate.set();
+            })
+        };
+        shutdown_call(pool);
+        let finished = handle.is_finished();
+        join_scoped(opener);
+        join_scoped(first);
+        finished
+    })
+}
+
+#[test]
+fn a_concurrent_second_shutdown_also_waits_for_the_running_task() {
+    with_watchdog(PATIENCE, || {
+        assert!(
+            second_shutdown_waits(ThreadPool::shutdown),
+            "shutdown returned while a task was still running (another thread's \
+             shutdown was already joining the workers)"
+        );
+    });
+}
+
+#[test]
+fn a_concurrent_shutdown_now_also_waits_for_the_running_task() {
+    with_watchdog(PATIENCE, || {
+        assert!(
+            second_shutdown_waits(|pool| {
+                pool.shutdown_now();
+            }),
+            "shutdown_now returned while a task was still running (another thread's \
+             shutdown was already joining the workers)"
+        );
+    });
+}
+
+#[test]
+fn task_errors_display_sentences_a_user_can_act_on() {
+    let cases = [
+        (
+            TaskError::Panicked("no more tickets".to_owned()),
+            vec!["panicked", "no more tickets"],
+        ),
+        (TaskError::Cancelled, vec!["cancelled", "never ran"]),
+        (
+            TaskError::WorkerDied {
+                pid: 4242,
+                signal: Some(9),
+                exit_code: None,
+            },
+            vec!["4242", "died", "signal 9"],
+        ),
+        (
+            TaskError::WorkerDied {
+                pid: 17,
+                signal: None,
+                exit_code: Some(3),
+            },
+            vec!["17", "died", "code 3"],
+        ),
+        (
+            TaskError::WorkerDied {
+                pid: 18,
+                signal: None,
+                exit_code: None,
+            },
+            vec!["18", "died"],
+        ),
+        (TaskError::TimedOut, vec!["timeout"]),
+        (
+            TaskError::Serialization("bad utf-8".to_owned()),
+            vec!["encoded", "bad utf-8"],
+        ),
+        (
+            TaskError::Spawn("out of threads".to_owned()),
+            vec!["started", "out of threads"],
+        ),
+        (
+            TaskError::ShutDown,
+            vec!["shutting down", "never ran", "submit before"],
+        ),
+    ];
+    for (error, needles) in cases {
+        let text = error.to_string();
+        for needle in needles {
+            assert!(text.contains(needle), "{needle:?} missing from {text:?}");
+        }
+        assert!(
+            text.split_whitespace().count() >= 5,
+            "{text:?}: not a sentence"
+        );
+        assert!(
+            text.starts_with("the ") || text.starts_with("a "),
+            "{text:?}"
+        );
+        assert!(
+            !text.contains("TaskError") && !text.contains('{'),
+            "{text:?}: a Debug dump"
+        );
+        assert!(
+            !text.ends_with('.'),
+            "{text:?}: std style has no final period"
+        );
+        let as_error: &dyn std::error::Error = &error;
+        assert!(as_error.source().is_none());
+    }
+}
