@@ -181,3 +181,27 @@ fn acquire_many_forget_and_release_conserve_permits() {
         assert_eq!(semaphore.available_permits(), 3);
     });
 }
+
+/// A release that satisfies the first waiter but not the bigger one behind
+/// it: the first must keep its permit (it could not take it back past the
+/// starving waiter), and both must finish once it is returned.
+#[test]
+fn a_serve_that_leaves_a_waiter_starving_strands_nobody() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let small = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire().count())
+        };
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire_many(2).count())
+        };
+        semaphore.release(2).unwrap();
+        assert_eq!(small.join().unwrap(), 1);
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}
