@@ -42,7 +42,7 @@ use crate::raw::reentrant::SavedDepth;
 use crate::reentrant::ReentrantLockGuard;
 use crate::sys::atomic::{AtomicUsize, Ordering};
 use crate::sys::park::DEFAULT_UNPARK_TOKEN;
-use crate::sys::park::{self, FilterOp, ParkResult, UnparkResult, DEFAULT_PARK_TOKEN};
+use crate::sys::park::{self, ParkResult, UnparkResult, DEFAULT_PARK_TOKEN};
 use crate::sys::time::deadline_after;
 
 /// A condition variable: threads wait on it, releasing a lock, until
@@ -368,23 +368,15 @@ impl Condition {
         if count == 0 || self.lock.load(Ordering::Relaxed) == 0 {
             return 0;
         }
-        let mut remaining = count;
-        let filter = |_token| {
-            if remaining == 0 {
-                return FilterOp::Stop;
-            }
-            remaining -= 1;
-            FilterOp::Unpark
-        };
         let callback = |result: UnparkResult| {
             if !result.have_more_threads {
                 self.lock.store(0, Ordering::Relaxed);
             }
             DEFAULT_UNPARK_TOKEN
         };
-        // SAFETY: `filter` counts and `callback` stores to this condition's
-        // state word; neither panics nor calls into the seam.
-        unsafe { park::unpark_filter(self.key(), filter, callback) }.unparked_threads
+        // SAFETY: `callback` stores to this condition's state word; it
+        // neither panics nor calls into the seam.
+        unsafe { park::unpark_up_to(self.key(), count, callback) }.unparked_threads
     }
 
     /// Wakes every waiting thread; returns how many it woke.

@@ -29,7 +29,7 @@
 use std::time::Instant;
 
 use crate::sys::atomic::{fence, AtomicUsize, Ordering};
-use crate::sys::park::{self, FilterOp, ParkResult, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
+use crate::sys::park::{self, ParkResult, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 
 /// Threads waiting for a condition on lock-free state.
 pub(crate) struct WaitList {
@@ -101,23 +101,15 @@ impl WaitList {
 
     #[cold]
     fn wake(&self, count: usize) {
-        let mut remaining = count;
-        let filter = |_token| {
-            if remaining == 0 {
-                return FilterOp::Stop;
-            }
-            remaining -= 1;
-            FilterOp::Unpark
-        };
         let callback = |result: park::UnparkResult| {
             self.sleepers
                 .fetch_sub(result.unparked_threads, Ordering::Relaxed);
             DEFAULT_UNPARK_TOKEN
         };
-        // SAFETY: `filter` counts and `callback` updates an atomic; neither
-        // panics nor calls into the seam.
+        // SAFETY: `callback` updates an atomic; it neither panics nor calls
+        // into the seam.
         unsafe {
-            park::unpark_filter(self.key(), filter, callback);
+            park::unpark_up_to(self.key(), count, callback);
         }
     }
 

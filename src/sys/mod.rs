@@ -58,6 +58,29 @@ pub(crate) mod park {
     pub(crate) use super::park_loom::{park, unpark_filter, unpark_one};
     #[cfg(not(verisync_loom))]
     pub(crate) use super::park_lot::{park, unpark_filter, unpark_one};
+
+    /// Wakes up to `count` threads parked on `key`, longest-waiting first;
+    /// `callback` runs under the queue lock as for `unpark_filter`.
+    ///
+    /// # Safety
+    ///
+    /// As `unpark_filter`: `callback` must not panic or call into the seam.
+    pub(crate) unsafe fn unpark_up_to(
+        key: usize,
+        count: usize,
+        callback: impl FnOnce(UnparkResult) -> UnparkToken,
+    ) -> UnparkResult {
+        let mut remaining = count;
+        let filter = |_token| {
+            if remaining == 0 {
+                return FilterOp::Stop;
+            }
+            remaining -= 1;
+            FilterOp::Unpark
+        };
+        // SAFETY: `filter` only counts; the caller vouches for `callback`.
+        unsafe { unpark_filter(key, filter, callback) }
+    }
 }
 
 /// Threads: spawning (for the pools), and a cheap, unique, non-zero
