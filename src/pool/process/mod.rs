@@ -23,7 +23,7 @@ pub use worker::write_raw_to_parent;
 /// or [`spawn`], this serves tasks and exits the process — it never
 /// returns; in any other process it returns at once.
 ///
-/// ```no_run
+/// ```
 /// verisync::process::init(); // the first line of main
 /// // ... the program, which may create process pools
 /// ```

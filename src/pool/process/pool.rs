@@ -187,7 +187,7 @@ impl Shared {
 /// when the parent dies (Linux: parent-death signal; everywhere: their task
 /// pipe closes), and every child is reaped.
 ///
-/// ```no_run
+/// ```
 /// fn square(x: u64) -> u64 {
 ///     x * x
 /// }
@@ -207,7 +207,7 @@ pub struct ProcessPool {
 
 /// Configures a [`ProcessPool`]; from [`ProcessPool::builder`].
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// fn setup() { /* runs once in each worker */ }
 /// # fn main() -> Result<(), verisync::TaskError> {
@@ -231,7 +231,7 @@ pub struct ProcessPoolBuilder {
 impl ProcessPoolBuilder {
     /// The number of worker processes (default: the number of CPUs).
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder().workers(2).build().unwrap();
     /// ```
@@ -243,7 +243,7 @@ impl ProcessPoolBuilder {
     /// Replace each worker after it has run this many tasks (Python's
     /// `max_tasks_per_child`), e.g. to bound leaks in the task code.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder().max_tasks_per_worker(50).build().unwrap();
     /// ```
@@ -255,7 +255,7 @@ impl ProcessPoolBuilder {
     /// A task running longer than this resolves to `TimedOut`; its worker
     /// is killed and replaced.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder()
     ///     .task_timeout(std::time::Duration::from_secs(5))
@@ -272,7 +272,7 @@ impl ProcessPoolBuilder {
     /// worker whose initializer panics stops the pool with that error, instead
     /// of respawning forever).
     ///
-    /// ```no_run
+    /// ```
     /// fn setup() {}
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder().initializer(setup).build().unwrap();
@@ -288,7 +288,7 @@ impl ProcessPoolBuilder {
     /// be started, does not report ready (a `main` without `init()`), or its
     /// initializer panics.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder().build()?;
     /// # Ok::<(), verisync::TaskError>(())
@@ -345,7 +345,7 @@ impl ProcessPoolBuilder {
 impl ProcessPool {
     /// A pool of `workers` processes.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(2)?;
     /// # Ok::<(), verisync::TaskError>(())
@@ -356,7 +356,7 @@ impl ProcessPool {
 
     /// A builder with the default settings (one worker per CPU).
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::builder().workers(1).build()?;
     /// # Ok::<(), verisync::TaskError>(())
@@ -378,7 +378,7 @@ impl ProcessPool {
     ///
     /// If `function` captures data (it could not be sent to another process).
     ///
-    /// ```no_run
+    /// ```
     /// fn shout(word: String) -> String {
     ///     word.to_uppercase()
     /// }
@@ -437,7 +437,7 @@ impl ProcessPool {
     /// input order. Lazy: it reads `inputs` only as results are consumed,
     /// with a bounded number in flight.
     ///
-    /// ```no_run
+    /// ```
     /// fn double(x: u32) -> u32 {
     ///     x * 2
     /// }
@@ -467,7 +467,7 @@ impl ProcessPool {
 
     /// The number of worker processes.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// assert_eq!(verisync::ProcessPool::new(2)?.workers(), 2);
     /// # Ok::<(), verisync::TaskError>(())
@@ -478,7 +478,7 @@ impl ProcessPool {
 
     /// The process ids of the current workers.
     ///
-    /// ```no_run
+    /// ```
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(2)?;
     /// assert_eq!(pool.worker_pids().len(), 2);
@@ -497,7 +497,7 @@ impl ProcessPool {
     /// lets the workers exit and reaps them. Idempotent; dropping the pool
     /// does the same.
     ///
-    /// ```no_run
+    /// ```
     /// fn one(_: ()) -> u8 { 1 }
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(1)?;
@@ -521,7 +521,7 @@ impl ProcessPool {
     /// Kills the workers now: tasks not yet finished resolve to `Cancelled`.
     /// Every child is reaped before this returns.
     ///
-    /// ```no_run
+    /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(1)?;

@@ -24,7 +24,7 @@ use crate::pool::task::TaskError;
 /// The child is the current executable in worker mode, so `main` must call
 /// [`init()`](super::init) first.
 ///
-/// ```no_run
+/// ```
 /// fn count_to(n: u64) -> u64 {
 ///     (1..=n).sum()
 /// }
@@ -90,7 +90,7 @@ pub struct Process<R> {
 impl<R: DeserializeOwned> Process<R> {
     /// The child's process id.
     ///
-    /// ```no_run
+    /// ```
     /// fn idle(_: ()) {}
     /// # verisync::process::init();
     /// let child = verisync::process::spawn(idle, ())?;
@@ -103,7 +103,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// Whether the child is still running.
     ///
-    /// ```no_run
+    /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
     /// # verisync::process::init();
     /// let child = verisync::process::spawn(nap, 1_000)?;
@@ -116,7 +116,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// The child's exit status once it has ended (reaping it), else `None`.
     ///
-    /// ```no_run
+    /// ```
     /// fn nothing(_: ()) {}
     /// # verisync::process::init();
     /// let child = verisync::process::spawn(nothing, ())?;
@@ -135,7 +135,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// Asks the child to stop (SIGTERM), like Python's `terminate()`.
     ///
-    /// ```no_run
+    /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
     /// # verisync::process::init();
     /// let child = verisync::process::spawn(nap, 60_000)?;
@@ -153,7 +153,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// Kills the child (SIGKILL), like Python's `kill()`.
     ///
-    /// ```no_run
+    /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
     /// # verisync::process::init();
     /// let child = verisync::process::spawn(nap, 60_000)?;
@@ -171,7 +171,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// is none (`WorkerDied` with the signal or exit code if it died,
     /// `Panicked` if the function panicked). The child is reaped.
     ///
-    /// ```no_run
+    /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// # verisync::process::init();
     /// assert_eq!(verisync::process::spawn(square, 9)?.join()?, 81);
