@@ -12,6 +12,8 @@
 //! ```text
 //! cargo run --release --example ticket_sale               # with a Mutex: sells exactly the tickets there are
 //! cargo run --release --example ticket_sale -- --no-lock  # no lock: watch tickets being oversold
+//! cargo run --release --example ticket_sale -- --processes            # buyers are processes, OS file lock
+//! cargo run --release --example ticket_sale -- --processes --no-lock  # the same race, across processes
 //! cargo run --release --example ticket_sale -- --help     # --buyers, --tickets, --delay-ms, --data-file
 //! ```
 //!
@@ -22,10 +24,27 @@
 //! [`verisync::Mutex`] — Python's `with lock:` around both calls — so each
 //! buyer sees the count the previous one left, and exactly the tickets that
 //! exist are sold.
+//!
+//! With `--processes`, each buyer is a child process
+//! ([`verisync::process::spawn`], Python's `multiprocessing.Process`). A
+//! `Mutex` lives in one process's memory, so it cannot guard the file
+//! here; the operating system's file lock can ([`std::fs::File::lock`],
+//! `flock` on Linux — Python's `fcntl.flock`). It sits on a separate lock
+//! file, `<data file>.lock`, because every buy replaces the data file (a
+//! new file renamed over it), and a lock on a replaced file guards nothing.
+//! The kernel releases the lock when its holder's files close — even when
+//! the holder is killed. The sale shows that: buyer 1 takes the lock, its
+//! network call hangs, and it is killed with SIGKILL while holding the
+//! lock; the other buyers, who were waiting for it, carry on and sell
+//! exactly the tickets there are — no deadlock. With `--no-lock` the
+//! processes race just as the threads do (and nobody is killed). The
+//! buyers' own lines reach the terminal on stderr: verisync keeps a child's
+//! stdout for talking to its parent.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use std::{env, fs, io, thread};
 
 use serde::{Deserialize, Serialize};
@@ -37,35 +56,60 @@ Ticket sale: buyers query a JSON file for the tickets left, then buy one.
 usage: cargo run --release --example ticket_sale -- [options]
 
 options:
-  --buyers N        number of buyers, one thread each        (default 10)
+  --buyers N        number of buyers, one thread (or process)
+                    each                                     (default 10)
   --tickets N       tickets for sale at the start            (default 5)
   --delay-ms N      simulated network delay between query
                     and buy, in milliseconds                 (default 50)
   --data-file PATH  the JSON data file to use and keep
                     (default: a temporary file, removed at the end)
   --no-lock         no lock around query + buy: shows the race
+  --processes       each buyer is a child process, and the lock is
+                    the operating system's file lock; buyer 1 is
+                    killed while it holds the lock (not with --no-lock)
   --help            print this help";
 
 /// The most buyers (threads) the example starts.
 const MAX_BUYERS: usize = 1000;
 
-/// How the buyers run and what protects the file. A `Processes` mode (each
-/// buyer its own process, sharing the file through the process pool) will
-/// join these when verisync has a process pool.
+/// How long "forever" is for the buyer whose network call hangs: far
+/// longer than main waits before it kills that buyer.
+const HANG: Duration = Duration::from_secs(60);
+
+/// How the buyers run and what protects the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Buyers are threads; nothing stops two of them interleaving.
     ThreadsNoLock,
     /// Buyers are threads; each holds one `verisync::Mutex` across query and buy.
     ThreadsWithMutex,
+    /// Buyers are processes; nothing stops two of them interleaving.
+    ProcessesNoLock,
+    /// Buyers are processes; each holds the OS file lock across query and buy.
+    ProcessesWithFileLock,
 }
 
 impl Mode {
+    fn new(processes: bool, lock: bool) -> Self {
+        match (processes, lock) {
+            (false, false) => Mode::ThreadsNoLock,
+            (false, true) => Mode::ThreadsWithMutex,
+            (true, false) => Mode::ProcessesNoLock,
+            (true, true) => Mode::ProcessesWithFileLock,
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Mode::ThreadsNoLock => "threads, no lock",
             Mode::ThreadsWithMutex => "threads, one Mutex around query + buy",
+            Mode::ProcessesNoLock => "processes, no lock",
+            Mode::ProcessesWithFileLock => "processes, the OS file lock around query + buy",
         }
+    }
+
+    fn locks(self) -> bool {
+        matches!(self, Mode::ThreadsWithMutex | Mode::ProcessesWithFileLock)
     }
 }
 
@@ -139,16 +183,19 @@ impl Drop for TicketFile {
     }
 }
 
-/// What one buyer saw and did.
+/// What one buyer saw and did. (Serde types: a buyer process sends it back.)
+#[derive(Serialize, Deserialize)]
 struct Purchase {
     buyer: usize,
     saw: u32,
     bought: bool,
 }
 
-/// Prints a line stamped with the milliseconds since the sale opened.
-fn say(opened: Instant, message: &str) {
-    println!("[{:>4} ms] {message}", opened.elapsed().as_millis());
+/// Prints a line stamped with the milliseconds since the sale opened. (A
+/// wall-clock time, unlike an `Instant`, means the same in every process.)
+fn say(opened: SystemTime, message: &str) {
+    let elapsed = opened.elapsed().unwrap_or_default();
+    println!("[{:>4} ms] {message}", elapsed.as_millis());
 }
 
 /// One buyer: query, wait for the network, buy if there was a ticket.
@@ -156,7 +203,7 @@ fn buy_ticket(
     buyer: usize,
     file: &TicketFile,
     delay: Duration,
-    opened: Instant,
+    opened: SystemTime,
 ) -> io::Result<Purchase> {
     let saw = file.query()?;
     say(opened, &format!("buyer {buyer:>2} queries: {saw} left"));
@@ -183,9 +230,12 @@ fn buy_ticket(
 
 /// Runs every buyer on its own thread and returns what each did, in buyer order.
 fn run_sale(config: &Config, file: &TicketFile) -> io::Result<Vec<Purchase>> {
-    let opened = Instant::now();
+    let opened = SystemTime::now();
     let delay = config.delay;
     match config.mode {
+        Mode::ProcessesNoLock | Mode::ProcessesWithFileLock => {
+            run_sale_in_processes(config, file, opened)
+        }
         Mode::ThreadsNoLock => thread::scope(|scope| {
             let buyers: Vec<_> = (1..=config.buyers)
                 .map(|buyer| scope.spawn(move || buy_ticket(buyer, file, delay, opened)))
@@ -210,6 +260,184 @@ fn run_sale(config: &Config, file: &TicketFile) -> io::Result<Vec<Purchase>> {
             })
         }
     }
+}
+
+/// What a buyer process is given: everything it needs, as a serde value
+/// (a child process shares no memory with main).
+#[derive(Serialize, Deserialize)]
+struct BuyerOrder {
+    buyer: usize,
+    data_file: PathBuf,
+    /// The file whose OS lock guards query + buy; `None`: no lock.
+    lock_file: Option<PathBuf>,
+    delay: Duration,
+    opened: SystemTime,
+    /// Its network call hangs (for [`HANG`]) once it holds the lock.
+    hangs: bool,
+}
+
+/// One buyer in its own process: take the OS file lock (if there is one),
+/// then query and buy. Runs in the child; the result travels back to main.
+fn buyer_process(order: BuyerOrder) -> Result<Purchase, String> {
+    let file = TicketFile {
+        path: order.data_file,
+        remove_at_end: false,
+    };
+    let buyer = order.buyer;
+    // The lock is released when `_lock` is dropped (its file closes) — or
+    // by the kernel, when this process dies holding it.
+    let _lock = match &order.lock_file {
+        Some(path) => {
+            let lock = open_lock_file(path).map_err(|error| error.to_string())?;
+            lock.lock().map_err(|error| error.to_string())?;
+            say(
+                order.opened,
+                &format!(
+                    "buyer {buyer:>2} (process {}) takes the file lock",
+                    std::process::id()
+                ),
+            );
+            Some(lock)
+        }
+        None => None,
+    };
+    let delay = if order.hangs { HANG } else { order.delay };
+    buy_ticket(buyer, &file, delay, order.opened).map_err(|error| error.to_string())
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Waits until some process holds the lock on `lock` (main peeks with
+/// `try_lock`, letting go at once when it gets the lock itself).
+fn wait_until_locked(lock: &File) -> io::Result<()> {
+    let gave_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match lock.try_lock() {
+            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::Error(error)) => return Err(error),
+            Ok(()) => lock.unlock()?,
+        }
+        if Instant::now() > gave_up {
+            return Err(io::Error::other("buyer 1 never took the file lock"));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs every buyer in its own process. With the file lock, buyer 1's
+/// network call hangs while it holds the lock, and main kills it (SIGKILL);
+/// the others must still get the lock. Returns what the buyers that
+/// finished did, in buyer order (the killed one bought nothing).
+fn run_sale_in_processes(
+    config: &Config,
+    file: &TicketFile,
+    opened: SystemTime,
+) -> io::Result<Vec<Purchase>> {
+    let locking = config.mode == Mode::ProcessesWithFileLock;
+    let mut lock_path = file.path.clone().into_os_string();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = if locking {
+        Some(open_lock_file(&lock_path)?)
+    } else {
+        None
+    };
+    let kill_one = locking && config.buyers >= 2;
+    let order = |buyer: usize| BuyerOrder {
+        buyer,
+        data_file: file.path.clone(),
+        lock_file: locking.then(|| lock_path.clone()),
+        delay: config.delay,
+        opened,
+        hangs: kill_one && buyer == 1,
+    };
+    let start = |buyer: usize| {
+        let child =
+            verisync::process::spawn(buyer_process, order(buyer)).map_err(io::Error::other)?;
+        say(
+            opened,
+            &format!("main: buyer {buyer:>2} is process {}", child.pid()),
+        );
+        Ok::<_, io::Error>(child)
+    };
+
+    let mut victim = None;
+    if let (true, Some(lock)) = (kill_one, &lock) {
+        let child = start(1)?;
+        wait_until_locked(lock)?;
+        say(
+            opened,
+            "main: buyer  1 holds the file lock, and its network call hangs",
+        );
+        victim = Some(child);
+    }
+    let first = if victim.is_some() { 2 } else { 1 };
+    let buyers = (first..=config.buyers)
+        .map(start)
+        .collect::<io::Result<Vec<_>>>()?;
+
+    if let Some(victim) = victim {
+        // Everyone else now waits for the lock that buyer 1 holds.
+        thread::sleep(Duration::from_millis(100));
+        say(
+            opened,
+            &format!(
+                "main: buyers {first}..{} wait for the lock; the file still says {} left",
+                config.buyers,
+                file.query()?
+            ),
+        );
+        say(
+            opened,
+            &format!(
+                "main: kill buyer 1 (SIGKILL to process {}) while it holds the lock",
+                victim.pid()
+            ),
+        );
+        victim.kill();
+        match victim.join() {
+            Err(verisync::TaskError::WorkerDied { pid, signal, .. }) => {
+                let signal = signal.map_or("?".to_string(), |signal| signal.to_string());
+                say(
+                    opened,
+                    &format!(
+                        "main: join() says buyer 1 died: process {pid}, killed by signal {signal}"
+                    ),
+                );
+                say(
+                    opened,
+                    "main: its files closed with it, so the kernel released the lock",
+                );
+            }
+            other => {
+                let outcome = if other.is_ok() {
+                    "finished"
+                } else {
+                    "failed otherwise"
+                };
+                return Err(io::Error::other(format!(
+                    "buyer 1 was not killed: it {outcome}"
+                )));
+            }
+        }
+    }
+
+    let purchases = buyers
+        .into_iter()
+        .map(|child| match child.join() {
+            Ok(Ok(purchase)) => Ok(purchase),
+            Ok(Err(error)) => Err(io::Error::other(error)),
+            Err(error) => Err(io::Error::other(error)),
+        })
+        .collect();
+    let _ = fs::remove_file(&lock_path);
+    purchases
 }
 
 /// "1, 2, 3" — at most `limit` buyer numbers, then "...".
@@ -270,15 +498,20 @@ fn explain_race(purchases: &[Purchase], tickets: u32, sold: usize, left: u32) {
     );
 }
 
-fn print_summary(config: &Config, sold: usize, left: u32) {
+fn print_summary(config: &Config, sold: usize, left: u32, killed: usize) {
     let oversold = sold > config.tickets as usize;
-    let rows = [
+    let mut rows = vec![
         ("tickets at start", config.tickets.to_string()),
         ("buyers", config.buyers.to_string()),
+    ];
+    if config.mode == Mode::ProcessesWithFileLock {
+        rows.push(("killed holding lock", killed.to_string()));
+    }
+    rows.extend([
         ("tickets sold", sold.to_string()),
         ("tickets left in file", left.to_string()),
         ("oversold", if oversold { "yes" } else { "no" }.to_string()),
-    ];
+    ]);
     let width = rows
         .iter()
         .map(|(_, value)| value.len())
@@ -315,6 +548,7 @@ fn number<N: std::str::FromStr>(flag: &str, value: &str) -> Result<N, String> {
 /// `Ok(None)` means `--help`.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut config = Config::default();
+    let (mut processes, mut lock) = (false, true);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -322,13 +556,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             }
             _ => (arg, None),
         };
-        let is_switch = matches!(flag.as_str(), "--help" | "-h" | "--no-lock");
+        let is_switch = matches!(flag.as_str(), "--help" | "-h" | "--no-lock" | "--processes");
         if is_switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
-            "--no-lock" => config.mode = Mode::ThreadsNoLock,
+            "--no-lock" => lock = false,
+            "--processes" => processes = true,
             "--buyers" => {
                 config.buyers = number(&flag, &flag_value(&flag, inline, &mut args)?)?;
                 if !(1..=MAX_BUYERS).contains(&config.buyers) {
@@ -346,6 +581,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
+    config.mode = Mode::new(processes, lock);
     Ok(Some(config))
 }
 
@@ -354,6 +590,9 @@ fn temp_data_file() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // Must come first: in a buyer process (--processes) this runs the
+    // buyer and exits; it never returns there.
+    verisync::process::init();
     let config = match parse_args(env::args().skip(1)) {
         Ok(Some(config)) => config,
         Ok(None) => {
@@ -403,28 +642,46 @@ fn sell(config: &Config) -> io::Result<bool> {
     println!();
 
     let purchases = run_sale(config, &file)?;
+    let killed = config.buyers - purchases.len();
     let sold = purchases.iter().filter(|p| p.bought).count();
     let left = file.query()?;
     println!();
 
-    let correct = sold == config.tickets.min(config.buyers as u32) as usize
+    let correct = sold == config.tickets.min(purchases.len() as u32) as usize
         && sold + left as usize == config.tickets as usize;
     match config.mode {
-        Mode::ThreadsNoLock => explain_race(&purchases, config.tickets, sold, left),
+        Mode::ThreadsNoLock | Mode::ProcessesNoLock => {
+            explain_race(&purchases, config.tickets, sold, left)
+        }
         Mode::ThreadsWithMutex if correct => println!(
             "With the Mutex \"ticket file\" held across query and buy, each buyer saw the count\n\
              the previous one left: {sold} sold, {} went home empty-handed, and the file agrees.",
             config.buyers - sold
         ),
-        Mode::ThreadsWithMutex => eprintln!(
-            "BUG: even with the Mutex, {sold} were sold and the file says {left} left \
+        Mode::ProcessesWithFileLock if correct => {
+            println!(
+                "With the OS file lock held across query and buy, each buyer process saw the\n\
+                 count the previous one left: {sold} sold, {} went home empty-handed, and the\n\
+                 file agrees.",
+                purchases.len() - sold
+            );
+            if killed > 0 {
+                println!(
+                    "Buyer 1 was killed while holding the lock. The kernel released it with the\n\
+                     dead process's files, so the others got it in turn: no deadlock, and the\n\
+                     ticket buyer 1 saw but never bought is still for sale."
+                );
+            }
+        }
+        Mode::ThreadsWithMutex | Mode::ProcessesWithFileLock => eprintln!(
+            "BUG: even with the lock, {sold} were sold and the file says {left} left \
              (of {} tickets).",
             config.tickets
         ),
     }
-    print_summary(config, sold, left);
+    print_summary(config, sold, left, killed);
     show_kept_file(&file.path, temporary);
-    Ok(config.mode == Mode::ThreadsNoLock || correct)
+    Ok(!config.mode.locks() || correct)
 }
 
 fn show_kept_file(path: &Path, temporary: bool) {

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 7] = [
+const EXAMPLES: [&str; 9] = [
     "ticket_sale",
     "deadlock",
     "semaphore_parking",
@@ -22,6 +22,8 @@ const EXAMPLES: [&str; 7] = [
     "condition_producer_consumer",
     "producer_consumer",
     "thread_pool",
+    "process_pool",
+    "processes",
 ];
 
 /// Far above any example's run time (about a second each); only a hang hits it.
@@ -289,6 +291,7 @@ fn ticket_sale_help_and_bad_arguments() {
         "--delay-ms",
         "--data-file",
         "--no-lock",
+        "--processes",
     ] {
         help.assert_prints(flag);
     }
@@ -303,12 +306,103 @@ fn ticket_sale_help_and_bad_arguments() {
         &["--buyers", "0"],
         &["--frobnicate"],
         &["--no-lock=yes"],
+        &["--processes=yes"],
     ] {
         let run = run("ticket_sale", bad);
         if run.status.code() != Some(2) || !run.stderr.contains("usage:") {
             run.fail("a bad argument must exit with status 2 and print the usage");
         }
     }
+}
+
+/// Lines of `text` containing `needle`.
+fn count_lines(text: &str, needle: &str) -> usize {
+    text.lines().filter(|line| line.contains(needle)).count()
+}
+
+#[test]
+fn ticket_sale_with_processes_and_the_file_lock_survives_a_killed_buyer() {
+    let run = run(
+        "ticket_sale",
+        &[
+            "--processes",
+            "--buyers",
+            "6",
+            "--tickets",
+            "3",
+            "--delay-ms",
+            "5",
+        ],
+    );
+    run.assert_success()
+        .assert_prints("processes, the OS file lock around query + buy")
+        .assert_prints("main: buyer  1 holds the file lock, and its network call hangs")
+        .assert_prints("main: buyers 2..6 wait for the lock; the file still says 3 left")
+        .assert_prints("main: kill buyer 1 (SIGKILL to process ")
+        .assert_prints(", killed by signal 9")
+        .assert_prints("the kernel released the lock")
+        .assert_prints("3 sold, 2 went home empty-handed")
+        .assert_prints("Buyer 1 was killed while holding the lock");
+    assert_eq!(run.table_number("buyers"), 6);
+    assert_eq!(run.table_number("killed holding lock"), 1);
+    assert_eq!(run.table_number("tickets sold"), 3);
+    assert_eq!(run.table_number("tickets left in file"), 0);
+    assert_eq!(run.table_value("oversold"), "no");
+    // Each buyer process starts once; the buyers' own lines come on stderr
+    // (a child's stdout is its pipe to main).
+    assert_eq!(run.lines_containing(" is process "), 6);
+    let buyers = &run.stderr;
+    assert_eq!(count_lines(buyers, "takes the file lock"), 6, "{buyers}");
+    assert_eq!(count_lines(buyers, "buys one"), 3, "{buyers}");
+    assert_eq!(count_lines(buyers, "finds it sold out"), 2, "{buyers}");
+    assert_eq!(count_lines(buyers, "buyer  1 buys"), 0, "{buyers}");
+    // Under the lock, each sale saw the count the previous one left.
+    for (left, line) in (0..3)
+        .rev()
+        .zip(buyers.lines().filter(|l| l.contains("buys one")))
+    {
+        assert!(line.ends_with(&format!("writes {left} back")), "{buyers}");
+    }
+    let file = data_file(&run);
+    assert!(!file.exists(), "{} was not removed", file.display());
+    let mut lock = file.into_os_string();
+    lock.push(".lock");
+    assert!(!Path::new(&lock).exists(), "the lock file was not removed");
+}
+
+#[test]
+fn ticket_sale_with_processes_and_no_lock_oversells() {
+    // As with threads: 300 ms of network delay lets every buyer process
+    // query before the first one buys.
+    let run = run(
+        "ticket_sale",
+        &[
+            "--processes",
+            "--no-lock",
+            "--buyers",
+            "5",
+            "--tickets",
+            "2",
+            "--delay-ms",
+            "300",
+        ],
+    );
+    run.assert_success()
+        .assert_prints("processes, no lock")
+        .assert_prints("OVERSOLD")
+        .assert_prints("Run again without --no-lock");
+    assert!(
+        !run.stdout.contains("SIGKILL"),
+        "nobody is killed without a lock"
+    );
+    assert!(run.table_number("tickets sold") > 2);
+    assert_eq!(run.table_value("oversold"), "yes");
+    assert_eq!(
+        count_lines(&run.stderr, "queries: 2 left"),
+        5,
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -554,6 +648,121 @@ fn thread_pool_reports_every_task_once_and_the_panic_alone() {
             assert_eq!(*result, format!("{} KB", 10 + 3 * page), "page {page}");
         }
     }
+}
+
+#[test]
+fn process_pool_counts_alike_on_threads_and_processes_and_calls_back_once_each() {
+    let run = run("process_pool", &[]);
+    run.assert_success()
+        .assert_prints("12 CPU-bound tasks")
+        .assert_prints("none in main")
+        .assert_prints("Every count agrees: [")
+        .assert_prints("Rust has no GIL")
+        .assert_prints("main: submitted 12 tasks, largest first; submit never waits")
+        .assert_prints("main: all 12 handles joined, 12 done-callbacks ran");
+    let main_pid = run.pid.to_string();
+    assert!(run
+        .stdout
+        .contains(&format!("(main is process {main_pid})")));
+    // The timing table: one row per way, each a time in ms.
+    for way in [
+        "| one at a time |",
+        "| ThreadPool(",
+        "| ProcessPool(",
+        "| ProcessPool start-up |",
+    ] {
+        let row = run
+            .stdout
+            .lines()
+            .find(|line| line.starts_with(way))
+            .unwrap_or_else(|| run.fail(&format!("no table row {way:?}")));
+        assert!(row.contains(" ms"), "{row}");
+    }
+    let counts: Vec<u64> = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Every count agrees: ["))
+        .map(|rest| {
+            rest.trim_end_matches(']')
+                .split(", ")
+                .map(|n| n.parse().unwrap())
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(counts.len(), 12);
+    // One done-callback per task, numbered in arrival order, each with the
+    // count part 1 found, computed in a worker process (not main).
+    let mut tasks: Vec<usize> = Vec::new();
+    for (arrival, line) in run
+        .stdout
+        .lines()
+        .filter(|line| line.contains("done-callback #"))
+        .enumerate()
+    {
+        let rest = line.split("done-callback #").nth(1).unwrap();
+        let (number, rest) = rest.split_once(": task ").unwrap();
+        assert_eq!(
+            number.trim().parse::<usize>().unwrap(),
+            arrival + 1,
+            "{line}"
+        );
+        let (task, rest) = rest.trim_start().split_once(": ").unwrap();
+        let task: usize = task.parse().unwrap();
+        let count: u64 = rest.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(count, counts[task], "{line}");
+        let worker = rest
+            .rsplit("(worker ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')');
+        assert_ne!(worker, main_pid, "{line}");
+        tasks.push(task);
+    }
+    tasks.sort_unstable();
+    assert_eq!(tasks, (0..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn processes_start_terminate_stay_apart_and_survive_a_killed_worker() {
+    let run = run("processes", &[]);
+    run.assert_success()
+        .assert_prints("terminate() -> is_alive() = false, exit status: signal: 15 (SIGTERM)")
+        .assert_prints("join() -> Err(WorkerDied): process ")
+        .assert_prints("was killed by signal 15")
+        .assert_prints("child: added 1000 to its COUNTER and saw 1000")
+        .assert_prints("main: COUNTER = 5 — the child's additions never reached the parent")
+        .assert_prints("thread: added 1000 to COUNTER and saw 1005; main: COUNTER = 1005")
+        .assert_prints("running the task died (killed by signal 9)")
+        .assert_prints("main: the other 6 tasks all finished")
+        .assert_prints("main: shutdown() — every worker exited and was reaped");
+    // Part 1: each child started alive, and joined with its own greeting
+    // from its own pid.
+    assert_eq!(run.lines_containing("main: started process"), 4);
+    assert_eq!(run.lines_containing("is_alive() = true"), 4);
+    for name in ["Ada", "Brian", "Grace"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|line| line.contains(&format!("hello from {name} in process")))
+            .unwrap_or_else(|| run.fail(&format!("no greeting from {name}")));
+        let joined = line.split("joined process ").nth(1).unwrap();
+        let (pid, greeting) = joined.split_once(':').unwrap();
+        assert!(greeting.contains(&format!("in process {pid}\"")), "{line}");
+        assert_ne!(pid, run.pid.to_string());
+    }
+    // Part 3: the killed worker's task alone failed; 1..=6 squared came back.
+    let victim = run
+        .stdout
+        .lines()
+        .find_map(|line| line.split("kill -9 ").nth(1))
+        .unwrap_or_else(|| run.fail("no kill -9 line"));
+    run.assert_prints(&format!(
+        "the killed task's handle says: the process {victim} running the task died"
+    ));
+    for x in 1..=6u64 {
+        run.assert_prints(&format!("main: {x} squared is {}", x * x));
+    }
+    run.assert_prints(&format!("({victim} was replaced)"));
 }
 
 #[test]

@@ -95,13 +95,13 @@ impl fmt::Display for TaskError {
                 signal,
                 exit_code,
             } => {
-                write!(formatter, "the worker process {pid} running the task died")?;
+                write!(formatter, "the process {pid} running the task died")?;
                 match (signal, exit_code) {
                     (Some(signal), _) => write!(formatter, " (killed by signal {signal})"),
                     (None, Some(code)) => write!(formatter, " (it exited with code {code})"),
                     (None, None) => Ok(()),
                 }?;
-                formatter.write_str("; the pool replaced it and the other tasks go on")
+                formatter.write_str(" before it finished; other tasks are not affected")
             }
             TaskError::TimedOut => formatter.write_str(
                 "the task ran longer than the pool's task timeout, so its worker was killed and \

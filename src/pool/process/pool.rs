@@ -3,11 +3,17 @@
 //! # Implementation
 //!
 //! Parent side, per worker process (a *slot*): a writer thread takes jobs
-//! from the pool's queue and writes them to the worker's task pipe, keeping
-//! at most `IN_FLIGHT_PER_WORKER` unanswered (a semaphore's permits); a
+//! from the pool's queue and writes them to the worker's task pipe; a
 //! reader thread reads the answers, which come back in task order, and
 //! resolves each job's [`TaskHandle`]. A job's handle is claimed when it is
 //! first written, so `cancel` works until then.
+//!
+//! How many tasks a worker may have unanswered adapts to how long its
+//! tasks take: about a millisecond's worth, between `MIN_IN_FLIGHT` (one
+//! running, one waiting, so the worker never idles on the parent) and
+//! `MAX_IN_FLIGHT` (tiny tasks travel in batches). So a burst of long tasks
+//! spreads over every worker instead of piling onto the first, and a flood
+//! of tiny ones does not pay a round trip each.
 //!
 //! When a worker's result pipe ends or carries garbage, the reader kills
 //! and reaps the worker, fails only the task at the head of its in-flight
@@ -48,10 +54,13 @@ use crate::condition::Condition;
 use crate::mutex::Mutex;
 use crate::pool::task::{Completion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
-use crate::semaphore::Semaphore;
 
-/// Unanswered tasks written to one worker at a time.
-const IN_FLIGHT_PER_WORKER: usize = 64;
+/// Fewest unanswered tasks per worker: one running, one waiting.
+const MIN_IN_FLIGHT: usize = 2;
+/// Most unanswered tasks per worker (tiny tasks).
+const MAX_IN_FLIGHT: usize = 64;
+/// Tasks in flight per worker should take about this long in total.
+const IN_FLIGHT_WORK: Duration = Duration::from_millis(1);
 /// Items of `map` in flight per worker.
 const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 
@@ -91,13 +100,47 @@ struct Job {
 struct InFlight {
     id: u64,
     job: Job,
+    sent: Instant,
 }
 
-#[derive(Default)]
 struct Flight {
     jobs: VecDeque<InFlight>,
     /// When the head job started running (it became the head).
     head_started: Option<Instant>,
+    /// When the last answer arrived.
+    last_answer: Option<Instant>,
+    /// Average time the worker spends on a task (moving average).
+    task_time: Option<Duration>,
+    /// How many unanswered tasks the writer may have out.
+    limit: usize,
+}
+
+impl Flight {
+    fn new() -> Self {
+        Self {
+            jobs: VecDeque::new(),
+            head_started: None,
+            last_answer: None,
+            task_time: None,
+            limit: MIN_IN_FLIGHT,
+        }
+    }
+
+    /// Learns from a task answered now that was sent at `sent`.
+    fn learn(&mut self, sent: Instant, now: Instant) {
+        let began = self.last_answer.map_or(sent, |last| last.max(sent));
+        let sample = now.saturating_duration_since(began);
+        let average = match self.task_time {
+            Some(average) => (average * 7 + sample) / 8,
+            None => sample,
+        };
+        self.task_time = Some(average);
+        self.last_answer = Some(now);
+        let fits = IN_FLIGHT_WORK.as_nanos() / average.as_nanos().max(1);
+        self.limit = usize::try_from(fits)
+            .unwrap_or(MAX_IN_FLIGHT)
+            .clamp(MIN_IN_FLIGHT, MAX_IN_FLIGHT);
+    }
 }
 
 /// One worker process and its bookkeeping.
@@ -105,7 +148,8 @@ struct Slot {
     pid: u32,
     child: Mutex<Child>,
     flight: Mutex<Flight>,
-    capacity: Semaphore,
+    /// Signalled when an answer makes room, and when the slot retires.
+    flight_changed: Condition,
     /// The reader saw the worker go: the writer must stop.
     retired: AtomicBool,
     /// The task id the watcher killed the worker for.
@@ -601,8 +645,8 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
     let slot = Arc::new(Slot {
         pid: child.id(),
         child: Mutex::new(child),
-        flight: Mutex::new(Flight::default()),
-        capacity: Semaphore::new(IN_FLIGHT_PER_WORKER),
+        flight: Mutex::new(Flight::new()),
+        flight_changed: Condition::new(),
         retired: AtomicBool::new(false),
         timed_out_task: Mutex::new(None),
     });
@@ -624,7 +668,7 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
     threads.extend(reader.ok());
 }
 
-/// The writer: queue → task pipe, at most `IN_FLIGHT_PER_WORKER` unanswered.
+/// The writer: queue → task pipe, within the slot's in-flight limit.
 fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
     let mut written = 0u64;
     loop {
@@ -635,16 +679,24 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
         {
             break; // the worker exits after these; the reader replaces it
         }
-        // Flush before any wait, so the worker is never starved by a buffer.
-        let permit = match slot.capacity.try_acquire() {
-            Some(permit) => permit,
-            None => {
+        // Wait for room; flush before any wait, so the worker is never
+        // starved by our buffer.
+        {
+            let mut flight = slot.flight.lock();
+            if flight.jobs.len() >= flight.limit {
+                drop(flight);
                 if tasks.flush().is_err() {
                     break;
                 }
-                slot.capacity.acquire()
+                flight = slot.flight.lock();
+                slot.flight_changed.wait_while(&mut flight, |flight| {
+                    flight.jobs.len() >= flight.limit && !slot.retired.load(Ordering::SeqCst)
+                });
             }
-        };
+            if slot.retired.load(Ordering::SeqCst) {
+                break;
+            }
+        }
         let job = match shared.queue.try_get() {
             Ok(job) => job,
             Err(GetError::ShutDown) => break,
@@ -691,13 +743,16 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             if became_head {
                 flight.head_started = Some(Instant::now());
             }
-            flight.jobs.push_back(InFlight { id, job });
+            flight.jobs.push_back(InFlight {
+                id,
+                job,
+                sent: Instant::now(),
+            });
             became_head
         };
         if became_head {
             shared.notify_watcher();
         }
-        permit.forget(); // given back by the reader with the answer
         written += 1;
         if write_frame(&mut tasks, &frame).is_err() {
             break; // the worker is gone; the reader requeues what it held
@@ -716,7 +771,12 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                     let mut flight = slot.flight.lock();
                     if flight.jobs.front().is_some_and(|head| head.id == id) {
                         let finished = flight.jobs.pop_front();
-                        flight.head_started = (!flight.jobs.is_empty()).then(Instant::now);
+                        let now = Instant::now();
+                        if let Some(finished) = &finished {
+                            flight.learn(finished.sent, now);
+                        }
+                        flight.head_started = (!flight.jobs.is_empty()).then_some(now);
+                        slot.flight_changed.notify_one();
                         finished
                     } else {
                         None
@@ -733,7 +793,6 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                     Failure::Serialization(reason) => TaskError::Serialization(reason),
                 });
                 shared.resolve(finished.job, outcome);
-                slot.capacity.release(1).expect("an unbounded semaphore");
             }
             Ok(FromWorker::Ready { .. }) => {
                 break Some(TaskError::Serialization(format!(
@@ -753,6 +812,8 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     let stranded = {
         let mut flight = slot.flight.lock();
         slot.retired.store(true, Ordering::SeqCst);
+        // Wake our writer if it waits for room; it sees `retired` and stops.
+        slot.flight_changed.notify_all();
         std::mem::take(&mut flight.jobs)
     };
     let status = {
@@ -766,8 +827,6 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .slots
         .lock()
         .retain(|other| !Arc::ptr_eq(other, slot));
-    // Wake our writer if it waits for a permit; it sees `retired` and stops.
-    slot.capacity.release(IN_FLIGHT_PER_WORKER).ok();
 
     let mut stranded = stranded.into_iter();
     if let Some(head) = stranded.next() {
