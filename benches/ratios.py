@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ratio table for `benches/locks.rs` and `benches/queue.rs`, against the targets of issues 2 and 3.
+"""Ratio table for the criterion benches (locks, queue, pool, process_pool) against the targets of issues 2–5.
 
 Reads criterion's saved medians (target/criterion/<group>/<row>/new/estimates.json,
 named by the benchmark.json next to each) and prints a markdown table:
@@ -8,7 +8,16 @@ and the target with pass/fail. Then a table of every row's median (anchors too).
 
     cargo bench --bench locks && python3 benches/ratios.py
     cargo bench --bench queue && python3 benches/ratios.py
+    cargo bench --bench pool && python3 benches/pool_python.py && python3 benches/ratios.py
+    cargo bench --bench process_pool && python3 benches/process_pool.py && python3 benches/ratios.py
     python3 benches/ratios.py --criterion-dir path/to/target/criterion --strict
+
+Python figures (issues 4 and 5) come from the JSON files that
+`benches/pool_python.py` and `benches/process_pool.py` write to
+<target>/python-bench/ ({group: {row: ns}}, merged with criterion's medians;
+their rows are named `python_*`). When the matching Rust group has results
+and a script's JSON is missing, this script runs it (python3, subprocess);
+`--run-python` re-runs both first, `--no-run-python` never runs them.
 
 Rows whose benchmarks have not been run show "not run"; each bench can be run alone.
 Every ratio is a time ratio, verisync / competitor: below 1 verisync is faster.
@@ -19,6 +28,7 @@ import argparse
 import glob
 import json
 import os
+import subprocess
 import sys
 
 # (group, verisync row, competitor row, target) where target is
@@ -66,15 +76,71 @@ ROWS = [
     ("priority_2p2c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
+    # Issue 4 (benches/pool.rs, benches/pool_python.py): 2 workers; time per
+    # tiny task / per value-returning task / per map item.
+    ("tiny_tasks", "verisync_submit", "threadpool_latch", ("throughput", 1.0)),
+    ("tiny_tasks", "verisync_submit", "rayon_spawn_latch", ("throughput", 1.0)),
+    ("tiny_tasks", "verisync_submit", "rayon_scope", None),
+    ("tiny_tasks", "verisync_submit", "mutex_condvar_pool_latch", None),
+    ("tiny_tasks_20k", "verisync_submit", "python_thread_pool_executor", None),
+    ("value_tasks", "verisync_join", "threadpool_channel", ("throughput", 1.5)),
+    ("map_1m", "verisync_map", "rayon_par_iter", None),
+    # Issue 5 (benches/process_pool.rs, benches/process_pool.py): 2 worker
+    # processes, Python with the fork start method; time per start-up
+    # (constructor to first result) / per tiny task / per map item.
+    ("process_pool_tiny_tasks", "verisync_submit_join", "python_ppe_submit_result", ("throughput", 10.0)),
+    ("process_pool_tiny_tasks", "verisync_submit_join", "python_mp_pool_apply_async", ("throughput", 3.0)),
+    ("process_pool_startup", "verisync", "python_ppe_fork", ("time", 1.0)),
+    ("process_pool_startup", "verisync", "python_mp_pool_fork", ("time", 1.0)),
+    ("process_pool_map", "verisync_map", "python_ppe_map", None),
+    ("process_pool_map", "verisync_map", "python_mp_pool_map_chunksize_1", None),
+    ("process_pool_map", "verisync_map", "python_mp_pool_map_default_chunksize", None),
+]
+
+# The Python halves: (script, JSON it writes, a criterion group whose presence
+# means the Rust half has been run).
+PYTHON_SCRIPTS = [
+    ("pool_python.py", "pool_python.json", "tiny_tasks_20k"),
+    ("process_pool.py", "process_pool.json", "process_pool_tiny_tasks"),
 ]
 
 
-def default_criterion_dir():
+def default_target_dir():
     target = os.environ.get("CARGO_TARGET_DIR")
     if not target:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         target = os.path.join(repo, "target")
-    return os.path.join(target, "criterion")
+    return target
+
+
+def default_criterion_dir():
+    return os.path.join(default_target_dir(), "criterion")
+
+
+def load_python(python_dir, medians, run):
+    """Merges the Python scripts' figures into `medians`; runs a script when
+    `run` is "always", or when "missing" and its JSON is missing while its
+    Rust group has results. Returns one note line per file read."""
+    notes = []
+    benches = os.path.dirname(os.path.abspath(__file__))
+    for script, name, rust_group in PYTHON_SCRIPTS:
+        path = os.path.join(python_dir, name)
+        rust_ran = any(group == rust_group for group, _ in medians)
+        if run == "always" or (run == "missing" and rust_ran and not os.path.exists(path)):
+            print(f"running python3 benches/{script} ...", file=sys.stderr, flush=True)
+            env = dict(os.environ, CARGO_TARGET_DIR=os.path.dirname(python_dir))
+            subprocess.run([sys.executable or "python3", os.path.join(benches, script)],
+                           check=True, stdout=sys.stderr, env=env)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            data = json.load(f)
+        for group, rows in data.get("groups", {}).items():
+            for row, ns in rows.items():
+                medians[(group, row)] = ns
+        notes.append(f"{data.get('script', script)}: Python {data.get('python', '?')}, "
+                     f"measured {data.get('measured_at', '?')} ({path})")
+    return notes
 
 
 def load_medians(criterion_dir):
@@ -119,12 +185,23 @@ def fmt_target(target):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--criterion-dir", default=default_criterion_dir())
+    parser.add_argument("--python-dir", default=None,
+                        help="where the Python scripts' JSON is (default <target>/python-bench)")
+    parser.add_argument("--run-python", action="store_true",
+                        help="re-run benches/pool_python.py and benches/process_pool.py first")
+    parser.add_argument("--no-run-python", action="store_true",
+                        help="never run the Python scripts; use their JSON if present")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
 
     medians = load_medians(args.criterion_dir)
     if not medians:
-        sys.exit(f"no criterion results under {args.criterion_dir}; run `cargo bench --bench locks` or `--bench queue` first")
+        sys.exit(f"no criterion results under {args.criterion_dir}; run `cargo bench --bench locks` "
+                 "(or queue, pool, process_pool) first")
+    python_dir = args.python_dir or os.path.join(os.path.dirname(os.path.abspath(args.criterion_dir)),
+                                                 "python-bench")
+    run = "never" if args.no_run_python else "always" if args.run_python else "missing"
+    python_notes = load_python(python_dir, medians, run)
 
     print("| benchmark | verisync | competitor | verisync median | competitor median "
           "| time ratio (verisync/competitor, < 1 = verisync faster) | target | result |")
@@ -150,6 +227,9 @@ def main():
         print(f"| {group} | {ours} | {theirs} | {fmt_time(mine)} | {fmt_time(other)} "
               f"| {ratio_text} | {fmt_target(target)} | {result} |")
 
+    if python_notes:
+        print()
+        print("Python rows (`python_*`) from: " + "; ".join(python_notes))
     print()
     print("All rows (median time per iteration; anchors and floors included):")
     print()

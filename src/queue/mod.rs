@@ -159,6 +159,8 @@ impl<T> Storage<T> {
 /// ```
 pub struct JoinableQueue<T> {
     storage: Storage<T>,
+    /// Whether puts can wait for room (a capacity was given).
+    bounded: bool,
     // Each on a cache line of its own: producers and consumers touch
     // different ones on every put and get.
     unfinished: CachePadded<AtomicUsize>,
@@ -178,8 +180,13 @@ fn check_capacity(capacity: usize) {
 
 impl<T> JoinableQueue<T> {
     fn with_storage(storage: Storage<T>) -> Self {
+        let bounded = match &storage {
+            Storage::Ring(_) => true,
+            Storage::Locked(locked) => locked.capacity().is_some(),
+        };
         Self {
             storage,
+            bounded,
             unfinished: CachePadded::new(AtomicUsize::new(0)),
             getters: CachePadded::new(WaitList::new()),
             putters: CachePadded::new(WaitList::new()),
@@ -407,7 +414,10 @@ impl<T> JoinableQueue<T> {
     fn pop(&self) -> Result<T, GetError> {
         match self.storage.pop() {
             Ok(item) => {
-                self.putters.notify_one();
+                // Putters only ever wait on a bounded queue.
+                if self.bounded {
+                    self.putters.notify_one();
+                }
                 Ok(item)
             }
             Err(PopError::Empty) => Err(GetError::Empty),

@@ -36,6 +36,7 @@ use std::time::Instant;
 
 use crate::sys::atomic::{AtomicUsize, Ordering};
 use crate::sys::park::{self, FilterOp, ParkResult, ParkToken, UnparkToken};
+use crate::sys::spin::SpinWait;
 
 /// The flag is set.
 const SET: usize = 0b01;
@@ -115,6 +116,14 @@ impl RawEvent {
 
     #[cold]
     fn wait_contended(&self, seen: usize, deadline: Option<Instant>) -> bool {
+        // A set often follows within microseconds (a task finishing): look
+        // again a few times before paying for a park and an unpark.
+        let mut spin = SpinWait::default();
+        while spin.spin() {
+            if generation(self.state.load(Ordering::Acquire)) != seen {
+                return true;
+            }
+        }
         let validate = || {
             let mut state = self.state.load(Ordering::Acquire);
             loop {
