@@ -1,7 +1,9 @@
 //! The wire protocol between the parent and a worker process.
 //!
-//! Each message is a frame: a little-endian `u32` length, then that many
-//! bytes of the message in postcard's compact binary encoding. Arguments
+//! Each message is a frame: the 2-byte mark `FRAME_MARK`, a little-endian
+//! `u32` length, then that many bytes of the message in postcard's compact
+//! binary encoding. The mark lets a reader reject garbage at once instead
+//! of waiting for the bytes a garbled length promises. Arguments
 //! and results travel inside as already-encoded bytes, so the framing never
 //! needs to know their types.
 //!
@@ -17,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 /// The largest frame either side accepts; a larger length is garbage.
 const MAX_FRAME: u32 = 1 << 30;
+
+/// The first two bytes of every frame.
+const FRAME_MARK: [u8; 2] = *b"vs";
 
 /// What a worker writes before its first frame. Anything before it on the
 /// pipe was printed by the program before `init()` took over stdout (in a
@@ -88,7 +93,10 @@ pub(crate) fn write_frame(writer: &mut impl Write, message: &impl Serialize) -> 
         .ok()
         .filter(|&length| length <= MAX_FRAME)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
-    writer.write_all(&length.to_le_bytes())?;
+    let mut header = [0u8; 6];
+    header[..2].copy_from_slice(&FRAME_MARK);
+    header[2..].copy_from_slice(&length.to_le_bytes());
+    writer.write_all(&header)?;
     writer.write_all(&body)
 }
 
@@ -105,28 +113,42 @@ pub(crate) enum ReadError {
 pub(crate) fn read_frame<M: for<'de> Deserialize<'de>>(
     reader: &mut impl Read,
 ) -> Result<M, ReadError> {
-    let mut length = [0u8; 4];
-    match reader.read_exact(&mut length) {
+    let mut header = [0u8; 6];
+    match reader.read_exact(&mut header) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
             return Err(ReadError::Closed)
         }
         Err(error) => {
             return Err(ReadError::Garbled(format!(
-                "reading a frame length failed: {error}"
+                "reading a frame header failed: {error}"
             )))
         }
     }
-    let length = u32::from_le_bytes(length);
+    if header[..2] != FRAME_MARK {
+        return Err(ReadError::Garbled(format!(
+            "a frame starts with {:?} instead of the frame mark",
+            &header[..2]
+        )));
+    }
+    let length = u32::from_le_bytes([header[2], header[3], header[4], header[5]]);
     if length > MAX_FRAME {
         return Err(ReadError::Garbled(format!(
             "a frame claims {length} bytes, more than the {MAX_FRAME} allowed"
         )));
     }
-    let mut body = vec![0u8; length as usize];
-    reader.read_exact(&mut body).map_err(|error| {
-        ReadError::Garbled(format!("a frame of {length} bytes was cut short: {error}"))
-    })?;
+    // Grow the buffer as bytes arrive, not by what the length claims.
+    let mut body = Vec::new();
+    reader
+        .take(u64::from(length))
+        .read_to_end(&mut body)
+        .map_err(|error| ReadError::Garbled(format!("reading a frame failed: {error}")))?;
+    if body.len() != length as usize {
+        return Err(ReadError::Garbled(format!(
+            "a frame of {length} bytes was cut short after {} bytes",
+            body.len()
+        )));
+    }
     postcard::from_bytes(&body)
         .map_err(|error| ReadError::Garbled(format!("a frame could not be decoded: {error}")))
 }
@@ -158,9 +180,15 @@ mod tests {
             read_frame::<FromWorker>(&mut bytes.as_slice()),
             Err(ReadError::Garbled(_))
         ));
-        let huge = u32::MAX.to_le_bytes();
+        let mut huge = FRAME_MARK.to_vec();
+        huge.extend(u32::MAX.to_le_bytes());
         assert!(matches!(
             read_frame::<FromWorker>(&mut huge.as_slice()),
+            Err(ReadError::Garbled(_))
+        ));
+        let unmarked = [0u8, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            read_frame::<FromWorker>(&mut unmarked.as_slice()),
             Err(ReadError::Garbled(_))
         ));
         assert!(matches!(

@@ -12,7 +12,6 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
 
 use super::function::{initializer_at, trampoline_at};
 use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker, PREAMBLE};
@@ -26,11 +25,6 @@ pub(crate) const PARENT_VARIABLE: &str = "VERISYNC_PARENT_PID";
 pub(crate) const MAX_TASKS_VARIABLE: &str = "VERISYNC_MAX_TASKS";
 /// The initializer's identity (absent: none).
 pub(crate) const INITIALIZER_VARIABLE: &str = "VERISYNC_INITIALIZER";
-
-/// Answers of tasks quicker than this may wait in the buffer for a batch.
-const BATCH_TASKS_UNDER: Duration = Duration::from_micros(100);
-/// At most this many answers wait in the buffer.
-const MAX_UNFLUSHED: usize = 64;
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const INITIALIZER_FAILED_EXIT: i32 = 3;
@@ -109,7 +103,6 @@ fn serve() -> std::io::Result<i32> {
         .ok()
         .and_then(|limit| limit.parse().ok());
     let mut done = 0u64;
-    let mut unflushed = 0usize;
     loop {
         if max_tasks.is_some_and(|limit| done >= limit) {
             return Ok(0);
@@ -129,19 +122,13 @@ fn serve() -> std::io::Result<i32> {
         } = task;
         // SAFETY: the parent computed this identity in this executable.
         let trampoline = unsafe { trampoline_at(function) };
-        let started = Instant::now();
         let outcome = trampoline(&argument);
         write_frame(&mut results, &FromWorker::Done { id, outcome })?;
+        // Every answer leaves before the next task starts: if that task
+        // crashes the worker, the parent must already have this one, or it
+        // would blame (and lose) a task that finished.
+        results.flush()?;
         done += 1;
-        unflushed += 1;
-        // Answers to a burst of tiny tasks go out in one write; any other
-        // answer goes out at once (its callbacks, and the parent's view of
-        // when the next task started, should not wait for later tasks).
-        let tiny = started.elapsed() < BATCH_TASKS_UNDER;
-        if !tiny || tasks.buffer().is_empty() || unflushed >= MAX_UNFLUSHED {
-            results.flush()?;
-            unflushed = 0;
-        }
     }
 }
 
