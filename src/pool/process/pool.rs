@@ -48,7 +48,7 @@ use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
-use super::wire::{read_frame, write_frame, Failure, FromWorker, ReadError, ToWorker};
+use super::wire::{read_body, read_header, write_frame, Failure, FromWorker, ReadError, ToWorker};
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
@@ -154,6 +154,10 @@ struct Slot {
     retired: AtomicBool,
     /// The task id the watcher killed the worker for.
     timed_out_task: Mutex<Option<u64>>,
+    /// While the reader is inside a frame: when bytes last arrived.
+    frame_progress: Mutex<Option<Instant>>,
+    /// The watcher killed the worker for stalling inside a frame.
+    stalled: Mutex<bool>,
 }
 
 struct Shared {
@@ -177,8 +181,9 @@ struct Shared {
     broken: Mutex<Option<TaskError>>,
     /// Held while stopping.
     stop_lock: Mutex<()>,
-    /// Wakes the timeout watcher.
-    watch: Mutex<()>,
+    /// When the watcher plans to wake (`None`: only when told); its lock
+    /// also orders deadline announcements with the watcher's scans.
+    watch: Mutex<Option<Instant>>,
     watch_changed: Condition,
 }
 
@@ -199,7 +204,7 @@ impl Shared {
     /// Puts a job back for another worker, or resolves it if it can't be.
     fn requeue(&self, job: Job) {
         if let Some(error) = self.broken.lock().clone() {
-            self.resolve(job, Err(error));
+            self.resolve_unstarted(job, error);
             return;
         }
         if let Err(refused) = self.queue.put(job) {
@@ -208,13 +213,31 @@ impl Shared {
             } else {
                 TaskError::ShutDown
             };
-            self.resolve(refused.0, Err(error));
+            self.resolve_unstarted(refused.0, error);
+            return;
+        }
+        // The pool may have broken between the check and the put; then the
+        // drain in `break_pool` may have missed this job: drain again.
+        if let Some(error) = self.broken.lock().clone() {
+            while let Ok(job) = self.queue.try_get() {
+                self.resolve_unstarted(job, error.clone());
+            }
         }
     }
 
+    /// Wakes the watcher (to stop, or to rescan).
     fn notify_watcher(&self) {
-        let _watch = self.watch.lock();
+        let _alarm = self.watch.lock();
         self.watch_changed.notify_all();
+    }
+
+    /// Tells the watcher about a new deadline, waking it only if it would
+    /// otherwise sleep past it (so the common case costs one lock, no wake).
+    fn watch_deadline(&self, deadline: Instant) {
+        let alarm = self.watch.lock();
+        if alarm.is_none_or(|alarm| alarm > deadline) {
+            self.watch_changed.notify_all();
+        }
     }
 }
 
@@ -366,7 +389,7 @@ impl ProcessPoolBuilder {
             stopping: AtomicBool::new(false),
             broken: Mutex::new(None),
             stop_lock: Mutex::new(()),
-            watch: Mutex::new(()),
+            watch: Mutex::new(None),
             watch_changed: Condition::new(),
         });
         let pool = ProcessPool { shared };
@@ -374,14 +397,12 @@ impl ProcessPoolBuilder {
             let worker = start_worker(&pool.shared.config)?;
             attach(&pool.shared, worker);
         }
-        if pool.shared.task_timeout.is_some() {
-            let shared = Arc::clone(&pool.shared);
-            let watcher = std::thread::Builder::new()
-                .name("verisync-timeout-watcher".into())
-                .spawn(move || watch_timeouts(&shared))
-                .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
-            pool.shared.threads.lock().push(watcher);
-        }
+        let shared = Arc::clone(&pool.shared);
+        let watcher = std::thread::Builder::new()
+            .name("verisync-watcher".into())
+            .spawn(move || watch_workers(&shared))
+            .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+        pool.shared.threads.lock().push(watcher);
         Ok(pool)
     }
 }
@@ -649,6 +670,8 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
         flight_changed: Condition::new(),
         retired: AtomicBool::new(false),
         timed_out_task: Mutex::new(None),
+        frame_progress: Mutex::new(None),
+        stalled: Mutex::new(false),
     });
     shared.slots.lock().push(Arc::clone(&slot));
     let writer = {
@@ -751,7 +774,9 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             became_head
         };
         if became_head {
-            shared.notify_watcher();
+            if let Some(timeout) = shared.task_timeout {
+                shared.watch_deadline(Instant::now() + timeout);
+            }
         }
         written += 1;
         if write_frame(&mut tasks, &frame).is_err() {
@@ -765,7 +790,7 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
 /// The reader: result pipe → handles; then reaps the worker and replaces it.
 fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<ChildStdout>) {
     let problem = loop {
-        match read_frame::<FromWorker>(&mut results) {
+        match read_watched_frame(shared, slot, &mut results) {
             Ok(FromWorker::Done { id, outcome }) => {
                 let finished = {
                     let mut flight = slot.flight.lock();
@@ -853,6 +878,29 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     }
 }
 
+/// Reads a frame, telling the watcher while it is inside one, so a stream
+/// that stops mid-frame (garbage that looked like a header) is noticed.
+fn read_watched_frame(
+    shared: &Shared,
+    slot: &Slot,
+    results: &mut BufReader<ChildStdout>,
+) -> Result<FromWorker, ReadError> {
+    let length = read_header(results)?;
+    let now = Instant::now();
+    *slot.frame_progress.lock() = Some(now);
+    shared.watch_deadline(now + FRAME_STALL);
+    let message = read_body(results, length, || {
+        *slot.frame_progress.lock() = Some(Instant::now());
+    });
+    *slot.frame_progress.lock() = None;
+    if *slot.stalled.lock() {
+        return Err(ReadError::Garbled(format!(
+            "it stopped sending in the middle of a frame of {length} bytes"
+        )));
+    }
+    message
+}
+
 /// A replacement worker could not start: fail everything queued with the
 /// reason, and every later submit too, instead of respawning in a loop.
 fn break_pool(shared: &Shared, error: TaskError) {
@@ -864,16 +912,35 @@ fn break_pool(shared: &Shared, error: TaskError) {
     }
 }
 
-/// The watcher: kills a worker whose head task outlives the timeout.
-fn watch_timeouts(shared: &Shared) {
-    let Some(timeout) = shared.task_timeout else {
-        return;
-    };
-    let mut watch = shared.watch.lock();
+/// A worker that stops sending for this long in the middle of a frame is
+/// sending garbage (workers write each frame in one go).
+const FRAME_STALL: Duration = Duration::from_secs(1);
+
+/// The watcher: kills a worker whose head task outlives the task timeout,
+/// or whose result stream stalls in the middle of a frame. It sleeps until
+/// the earliest such deadline, or until a writer or reader says something
+/// changed.
+fn watch_workers(shared: &Shared) {
+    let mut alarm = shared.watch.lock();
     while !shared.stopping.load(Ordering::SeqCst) {
         let now = Instant::now();
         let mut earliest: Option<Instant> = None;
+        let mut consider = |deadline: Instant| {
+            earliest = Some(earliest.map_or(deadline, |earliest| earliest.min(deadline)));
+        };
         for slot in shared.slots.lock().iter() {
+            if let Some(last_bytes) = *slot.frame_progress.lock() {
+                let deadline = last_bytes + FRAME_STALL;
+                if deadline <= now {
+                    *slot.stalled.lock() = true;
+                    let _ = slot.child.lock().kill();
+                } else {
+                    consider(deadline);
+                }
+            }
+            let Some(timeout) = shared.task_timeout else {
+                continue;
+            };
             let flight = slot.flight.lock();
             let (Some(started), Some(head)) = (flight.head_started, flight.jobs.front()) else {
                 continue;
@@ -883,14 +950,15 @@ fn watch_timeouts(shared: &Shared) {
                 *slot.timed_out_task.lock() = Some(head.id);
                 let _ = slot.child.lock().kill();
             } else {
-                earliest = Some(earliest.map_or(deadline, |earliest| earliest.min(deadline)));
+                consider(deadline);
             }
         }
+        *alarm = earliest;
         match earliest {
             Some(deadline) => {
-                shared.watch_changed.wait_until(&mut watch, deadline);
+                shared.watch_changed.wait_until(&mut alarm, deadline);
             }
-            None => shared.watch_changed.wait(&mut watch),
+            None => shared.watch_changed.wait(&mut alarm),
         }
     }
 }

@@ -113,6 +113,12 @@ pub(crate) enum ReadError {
 pub(crate) fn read_frame<M: for<'de> Deserialize<'de>>(
     reader: &mut impl Read,
 ) -> Result<M, ReadError> {
+    let length = read_header(reader)?;
+    read_body(reader, length, || {})
+}
+
+/// Reads a frame's header; returns the body's length.
+pub(crate) fn read_header(reader: &mut impl Read) -> Result<u32, ReadError> {
     let mut header = [0u8; 6];
     match reader.read_exact(&mut header) {
         Ok(()) => {}
@@ -137,17 +143,40 @@ pub(crate) fn read_frame<M: for<'de> Deserialize<'de>>(
             "a frame claims {length} bytes, more than the {MAX_FRAME} allowed"
         )));
     }
-    // Grow the buffer as bytes arrive, not by what the length claims.
+    Ok(length)
+}
+
+/// Reads and decodes a body of `length` bytes, calling `progress` each
+/// time bytes arrive. The buffer grows as bytes arrive, not by what the
+/// length claims.
+pub(crate) fn read_body<M: for<'de> Deserialize<'de>>(
+    reader: &mut impl Read,
+    length: u32,
+    mut progress: impl FnMut(),
+) -> Result<M, ReadError> {
+    let length = length as usize;
     let mut body = Vec::new();
-    reader
-        .take(u64::from(length))
-        .read_to_end(&mut body)
-        .map_err(|error| ReadError::Garbled(format!("reading a frame failed: {error}")))?;
-    if body.len() != length as usize {
-        return Err(ReadError::Garbled(format!(
-            "a frame of {length} bytes was cut short after {} bytes",
-            body.len()
-        )));
+    let mut chunk = [0u8; 64 * 1024];
+    while body.len() < length {
+        let wanted = (length - body.len()).min(chunk.len());
+        match reader.read(&mut chunk[..wanted]) {
+            Ok(0) => {
+                return Err(ReadError::Garbled(format!(
+                    "a frame of {length} bytes was cut short after {} bytes",
+                    body.len()
+                )))
+            }
+            Ok(read) => {
+                body.extend_from_slice(&chunk[..read]);
+                progress();
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                return Err(ReadError::Garbled(format!(
+                    "reading a frame failed: {error}"
+                )))
+            }
+        }
     }
     postcard::from_bytes(&body)
         .map_err(|error| ReadError::Garbled(format!("a frame could not be decoded: {error}")))
