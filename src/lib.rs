@@ -68,6 +68,15 @@ pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 #[cfg(all(unix, not(verisync_loom)))]
 pub use pool::process::{ProcessMap, ProcessPool, ProcessPoolBuilder};
+#[cfg(all(not(unix), not(verisync_loom)))]
+pub use pool::process_unsupported::{ProcessMap, ProcessPool, ProcessPoolBuilder};
+
+/// Process-based parallelism: on this platform (not Unix) every way to
+/// start a process returns `TaskError::Spawn` saying it is unsupported.
+#[cfg(all(not(unix), not(verisync_loom)))]
+pub mod process {
+    pub use crate::pool::process_unsupported::{init, spawn, Process};
+}
 pub use pool::{
     as_completed, wait_all, AsCompleted, PoolMap, TaskError, TaskHandle, ThreadPool,
     ThreadPoolBuilder,

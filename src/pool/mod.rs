@@ -5,6 +5,8 @@ mod completed;
 mod map;
 #[cfg(all(unix, not(verisync_loom)))]
 pub(crate) mod process;
+#[cfg(all(not(unix), not(verisync_loom)))]
+pub(crate) mod process_unsupported;
 mod task;
 mod thread;
 
