@@ -48,7 +48,9 @@ use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
-use super::wire::{read_body, read_header, write_frame, Failure, FromWorker, ReadError, ToWorker};
+use super::wire::{
+    decode_outcome, read_body, read_header, write_frame, FromWorker, ReadError, ToWorker,
+};
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
@@ -76,15 +78,7 @@ impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
-        let result = outcome.and_then(|bytes| {
-            postcard::from_bytes::<R>(&bytes).map_err(|error| {
-                TaskError::Serialization(format!(
-                    "the parent could not decode the result as `{}`: {error}",
-                    type_name::<R>()
-                ))
-            })
-        });
-        self.finish(result);
+        self.finish(decode_outcome(outcome));
     }
 }
 
@@ -813,11 +807,7 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     )));
                 };
-                let outcome = outcome.map_err(|failure| match failure {
-                    Failure::Panicked(message) => TaskError::Panicked(message),
-                    Failure::Serialization(reason) => TaskError::Serialization(reason),
-                });
-                shared.resolve(finished.job, outcome);
+                shared.resolve(finished.job, outcome.map_err(TaskError::from));
             }
             Ok(FromWorker::Ready { .. }) => {
                 break Some(TaskError::Serialization(format!(

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig};
 use super::function::{check_function_type, identity_of, trampoline};
-use super::wire::{read_frame, write_frame, Failure, FromWorker, ReadError, ToWorker};
+use super::wire::{decode_outcome, read_frame, write_frame, FromWorker, ReadError, ToWorker};
 use super::worker::refuse_nested_start;
 use crate::mutex::Mutex;
 use crate::pool::task::TaskError;
@@ -186,22 +186,9 @@ impl<R: DeserializeOwned> Process<R> {
             status.or(*self.status.lock())
         };
         match answer {
-            Ok(FromWorker::Done {
-                outcome: Ok(bytes), ..
-            }) => postcard::from_bytes(&bytes).map_err(|error| {
-                TaskError::Serialization(format!(
-                    "could not decode the result as `{}`: {error}",
-                    std::any::type_name::<R>()
-                ))
-            }),
-            Ok(FromWorker::Done {
-                outcome: Err(Failure::Panicked(message)),
-                ..
-            }) => Err(TaskError::Panicked(message)),
-            Ok(FromWorker::Done {
-                outcome: Err(Failure::Serialization(reason)),
-                ..
-            }) => Err(TaskError::Serialization(reason)),
+            Ok(FromWorker::Done { outcome, .. }) => {
+                decode_outcome(outcome.map_err(TaskError::from))
+            }
             Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
                 TaskError::Serialization("the child process answered with garbage".into()),
             ),
