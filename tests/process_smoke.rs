@@ -27,7 +27,17 @@ fn smoke() {
     );
     let dead = pool.submit(die, 7);
     let after: Vec<_> = (0..10u64).map(|x| pool.submit(square, x)).collect();
-    println!("{:?}", dead.join());
+    assert!(
+        matches!(
+            dead.join(),
+            Err(TaskError::WorkerDied {
+                exit_code: Some(7),
+                signal: None,
+                ..
+            })
+        ),
+        "a task that exits its worker fails alone, with the exit code"
+    );
     for (x, h) in after.into_iter().enumerate() {
         assert_eq!(h.join(), Ok((x * x) as u64));
     }
