@@ -178,13 +178,11 @@ impl<R> Completion<R> {
             .is_ok()
     }
 
-    /// Runs `task` if this cell can still be claimed, catching a panic.
-    pub(crate) fn run(&self, task: impl FnOnce() -> R) {
-        if self.claim() {
-            let result = catch_unwind(AssertUnwindSafe(task))
-                .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
-            self.finish(result);
-        }
+    /// Runs `task` on a cell this thread has claimed, catching a panic.
+    pub(crate) fn run_claimed(&self, task: impl FnOnce() -> R) {
+        let result = catch_unwind(AssertUnwindSafe(task))
+            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
+        self.finish(result);
     }
 
     /// Resolves a claimed cell: stores the result, runs the callbacks,
@@ -275,12 +273,29 @@ fn run_callback_on_worker<R>(callback: Callback<R>, result: &Result<R, TaskError
 /// assert_eq!(answer.join(), Ok(42));
 /// ```
 pub struct TaskHandle<R> {
-    cell: Arc<Completion<R>>,
+    /// The allocation holding the completion cell (for the thread pool, the
+    /// same one that holds the task's closure).
+    holder: Arc<dyn HoldsCompletion<R>>,
+}
+
+/// Something that contains a task's completion cell.
+pub(crate) trait HoldsCompletion<R>: Send + Sync {
+    fn completion(&self) -> &Completion<R>;
+}
+
+impl<R: Send> HoldsCompletion<R> for Completion<R> {
+    fn completion(&self) -> &Completion<R> {
+        self
+    }
 }
 
 impl<R> TaskHandle<R> {
-    pub(crate) fn new(cell: Arc<Completion<R>>) -> Self {
-        Self { cell }
+    pub(crate) fn new(holder: Arc<dyn HoldsCompletion<R>>) -> Self {
+        Self { holder }
+    }
+
+    fn cell(&self) -> &Completion<R> {
+        self.holder.completion()
     }
 
     /// Waits for the task and returns its value or why there is none —
@@ -291,7 +306,7 @@ impl<R> TaskHandle<R> {
     /// assert_eq!(pool.submit(|| "hi").join(), Ok("hi"));
     /// ```
     pub fn join(self) -> Result<R, TaskError> {
-        self.cell.take()
+        self.cell().take()
     }
 
     /// Waits for the task to finish, keeping the result for `join`.
@@ -303,7 +318,7 @@ impl<R> TaskHandle<R> {
     /// assert!(handle.is_finished());
     /// ```
     pub fn wait(&self) {
-        self.cell.done.wait();
+        self.cell().done.wait();
     }
 
     /// Waits at most `timeout`; `true` if the task finished — Python's
@@ -319,7 +334,7 @@ impl<R> TaskHandle<R> {
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         match deadline_after(timeout) {
-            Some(deadline) => self.cell.done.wait_until(deadline),
+            Some(deadline) => self.cell().done.wait_until(deadline),
             None => {
                 self.wait();
                 true
@@ -336,7 +351,7 @@ impl<R> TaskHandle<R> {
     /// assert!(handle.wait_until(Instant::now() + Duration::from_secs(5)));
     /// ```
     pub fn wait_until(&self, deadline: Instant) -> bool {
-        self.cell.done.wait_until(deadline)
+        self.cell().done.wait_until(deadline)
     }
 
     /// Whether the task finished (ran, panicked or was cancelled) and its
@@ -349,7 +364,7 @@ impl<R> TaskHandle<R> {
     /// assert!(handle.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.cell.done.is_set()
+        self.cell().done.is_set()
     }
 
     /// Cancels the task if it has not started: it will never run, `join`
@@ -374,7 +389,7 @@ impl<R> TaskHandle<R> {
     /// blocker.join().unwrap();
     /// ```
     pub fn cancel(&self) -> bool {
-        self.cell.resolve_unstarted(TaskError::Cancelled)
+        self.cell().resolve_unstarted(TaskError::Cancelled)
     }
 
     /// Registers `callback` to run once with the task's result — Python's
@@ -396,7 +411,7 @@ impl<R> TaskHandle<R> {
     /// assert_eq!(seen.load(Ordering::SeqCst), 5);
     /// ```
     pub fn on_done(&self, callback: impl FnOnce(&Result<R, TaskError>) + Send + 'static) {
-        self.cell.on_done(Box::new(callback));
+        self.cell().on_done(Box::new(callback));
     }
 }
 

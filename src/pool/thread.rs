@@ -2,10 +2,11 @@
 //!
 //! # Implementation
 //!
-//! Workers take jobs from one unbounded [`JoinableQueue`]. A job is a boxed
-//! closure that owns the task's closure and its [`Completion`] cell; the
-//! worker asks it to run, `shutdown_now` asks it to cancel, and a submit that
-//! finds the queue shut down asks it to resolve as refused. In every case the
+//! Workers take jobs from one unbounded [`JoinableQueue`]. A job is one
+//! allocation holding the task's closure and its [`Completion`] cell, shared
+//! with the task's handle; the worker asks it to run, `shutdown_now` asks it
+//! to cancel, and a submit that finds the queue shut down asks it to resolve
+//! as refused. In every case the
 //! cell's claim decides: a task runs at most once, and a task that does not
 //! run is resolved (`Cancelled` or `ShutDown`), never dropped.
 //!
@@ -18,9 +19,10 @@ use std::io;
 use std::sync::Arc;
 
 use super::map::PoolMap;
-use super::task::{Completion, TaskError, TaskHandle};
+use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::mutex::Mutex;
 use crate::queue::{JoinableQueue, ShutDown};
+use crate::sys::cell::UnsafeCell;
 use crate::sys::thread::{Builder, JoinHandle};
 
 /// What a job is asked to do.
@@ -34,29 +36,55 @@ pub(crate) enum JobAction {
     Refuse,
 }
 
-/// A queued task; returns whether the action took effect.
-pub(crate) struct Job(Box<dyn FnOnce(JobAction) -> bool + Send>);
+/// A queued task: one allocation holding the closure and its completion
+/// cell, shared by the queue (as a `Job`) and the `TaskHandle`.
+struct ThreadTask<F, R> {
+    completion: Completion<R>,
+    /// Taken by whoever claims the completion cell (at most once).
+    task: UnsafeCell<Option<F>>,
+}
 
-impl Job {
-    pub(crate) fn new<F, R>(task: F, cell: Arc<Completion<R>>) -> Self
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        Job(Box::new(move |action| match action {
-            JobAction::Run => {
-                cell.run(task);
-                true
-            }
-            JobAction::Cancel => cell.resolve_unstarted(TaskError::Cancelled),
-            JobAction::Refuse => cell.resolve_unstarted(TaskError::ShutDown),
-        }))
-    }
+// SAFETY: `task` is only touched by the thread that won the completion
+// cell's claim (see `perform`); the closure and result are `Send`.
+unsafe impl<F: Send, R: Send> Sync for ThreadTask<F, R> {}
 
-    fn perform(self, action: JobAction) -> bool {
-        (self.0)(action)
+impl<F: Send, R: Send> HoldsCompletion<R> for ThreadTask<F, R> {
+    fn completion(&self) -> &Completion<R> {
+        &self.completion
     }
 }
+
+/// What the queue holds: a task that can be asked to run, cancel or refuse.
+pub(crate) trait Runnable: Send + Sync {
+    /// Returns whether the action took effect.
+    fn perform(&self, action: JobAction) -> bool;
+}
+
+impl<F, R> Runnable for ThreadTask<F, R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    fn perform(&self, action: JobAction) -> bool {
+        match action {
+            JobAction::Run => {
+                if self.completion.claim() {
+                    // SAFETY: the claim makes this thread the only one that
+                    // ever touches `task`.
+                    let task = self.task.with_mut(|task| unsafe { (*task).take() });
+                    let task = task.expect("a claimed task still has its closure");
+                    self.completion.run_claimed(task);
+                }
+                true
+            }
+            JobAction::Cancel => self.completion.resolve_unstarted(TaskError::Cancelled),
+            JobAction::Refuse => self.completion.resolve_unstarted(TaskError::ShutDown),
+        }
+    }
+}
+
+/// A queued task.
+pub(crate) type Job = Arc<dyn Runnable>;
 
 type StartHook = Arc<dyn Fn(usize) + Send + Sync>;
 
@@ -286,9 +314,12 @@ impl ThreadPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let cell = Arc::new(Completion::new());
-        self.submit_job(Job::new(task, Arc::clone(&cell)));
-        TaskHandle::new(cell)
+        let task = Arc::new(ThreadTask {
+            completion: Completion::new(),
+            task: UnsafeCell::new(Some(task)),
+        });
+        self.submit_job(Arc::clone(&task) as Job);
+        TaskHandle::new(task)
     }
 
     /// Applies `function` to every input on the pool; results come in input

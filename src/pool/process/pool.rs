@@ -54,7 +54,7 @@ use super::wire::{
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::pool::task::{Completion, TaskError, TaskHandle};
+use crate::pool::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
@@ -456,7 +456,7 @@ impl ProcessPool {
         check_function_type::<F>();
         let _ = function;
         let completion = Arc::new(Completion::<R>::new());
-        let handle = TaskHandle::new(Arc::clone(&completion));
+        let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
         let argument = match postcard::to_allocvec(&argument) {
             Ok(bytes) => bytes,
             Err(error) => {
