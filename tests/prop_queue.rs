@@ -19,12 +19,15 @@ use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use verisync::{GetError, JoinableQueue, PutError, QueueTask, ShutDown, TaskDoneError};
+
+mod common;
+use common::with_watchdog;
 
 /// How long anything that must happen promptly may take before the test
 /// declares a lost wake-up or a deadlock. Generous: the machine may be busy.
@@ -497,30 +500,6 @@ fn run_model(kind: Kind, ops: &[Op]) {
 // ---------------------------------------------------------------------------
 // The concurrent property
 // ---------------------------------------------------------------------------
-
-/// Runs `body` on its own thread and fails if it does not finish within
-/// `limit`, so a lost wake-up fails the case instead of hanging the suite.
-fn with_watchdog<R: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (done, finished) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let result = body();
-        let _ = done.send(());
-        result
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(result) => result,
-            Err(panic) => resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-            "the case did not finish within {limit:?}: some thread is blocked forever \
-             (a lost wake-up or a lost item)"
-        ),
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum PutKind {

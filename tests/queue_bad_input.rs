@@ -14,11 +14,14 @@
 //! call, its assertions hold whether or not the thread got there in time.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use verisync::{GetError, JoinableQueue, PutError, ShutDown, TaskDoneError};
+
+mod common;
+use common::with_watchdog;
 
 /// Far above anything these tests wait for; only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -26,26 +29,6 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Long enough for a spawned thread to reach its blocking call on an idle
 /// machine (it may not on a busy one; the assertions do not depend on it).
 const SETTLE: Duration = Duration::from_millis(50);
-
-/// Runs `body` on its own thread and fails if it does not finish within
-/// [`PATIENCE`]. A panic in `body` is passed on unchanged.
-fn with_watchdog<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, finished) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let result = body();
-        let _ = done.send(());
-        result
-    });
-    match finished.recv_timeout(PATIENCE) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(result) => result,
-            Err(panic) => resume_unwind(panic),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("blocked for {PATIENCE:?}: a waiter was never woken")
-        }
-    }
-}
 
 fn join<T>(handle: thread::JoinHandle<T>) -> T {
     match handle.join() {
@@ -232,7 +215,7 @@ fn refusals_display_sentences_and_carry_the_item() {
 
 #[test]
 fn get_timeout_max_waits_for_a_put() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         for queue in [
             JoinableQueue::new(),
             JoinableQueue::bounded(1),
@@ -252,7 +235,7 @@ fn get_timeout_max_waits_for_a_put() {
 
 #[test]
 fn put_timeout_max_waits_for_room() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         for queue in [
             JoinableQueue::bounded(1),
             JoinableQueue::lifo_bounded(1),
@@ -274,7 +257,7 @@ fn put_timeout_max_waits_for_room() {
 
 #[test]
 fn join_timeout_max_waits_for_the_last_task_done() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         let queue = Arc::new(JoinableQueue::new());
         queue.put(1).unwrap();
         queue.put(2).unwrap();
@@ -296,7 +279,7 @@ fn join_timeout_max_waits_for_the_last_task_done() {
 
 #[test]
 fn max_timeouts_return_at_once_when_already_satisfied() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         let queue = JoinableQueue::bounded(1);
         assert_eq!(queue.put_timeout(1, Duration::MAX), Ok(()));
         assert_eq!(queue.get_timeout(Duration::MAX), Ok(1));
@@ -310,7 +293,7 @@ fn max_timeouts_return_at_once_when_already_satisfied() {
 /// Blocks `getters` threads in `get`/`get_timeout(MAX)`/`get_task`, then calls
 /// `stop` and checks that each one wakes with "shut down".
 fn getters_wake_on(stop: fn(&JoinableQueue<u32>)) {
-    with_watchdog(move || {
+    with_watchdog(PATIENCE, move || {
         for queue in [
             JoinableQueue::new(),
             JoinableQueue::bounded(2),
@@ -351,7 +334,7 @@ fn blocked_getters_wake_on_shutdown_now() {
 /// Blocks putters on a full queue, then calls `stop`: each wakes and gets
 /// its own item back.
 fn putters_wake_on(now: bool) {
-    with_watchdog(move || {
+    with_watchdog(PATIENCE, move || {
         for queue in [
             JoinableQueue::bounded(1),
             JoinableQueue::lifo_bounded(1),
@@ -407,7 +390,7 @@ fn blocked_putters_wake_on_shutdown_now() {
 
 #[test]
 fn blocked_joiners_wake_when_shutdown_now_finishes_every_task() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         let queue = Arc::new(JoinableQueue::bounded(4));
         for item in 0..3 {
             queue.put(item).unwrap();
@@ -474,7 +457,7 @@ fn panic_while_holding_a_task_guard_marks_it_done() {
 
 #[test]
 fn a_consumer_thread_that_panics_does_not_leave_join_hanging() {
-    with_watchdog(|| {
+    with_watchdog(PATIENCE, || {
         let queue = Arc::new(JoinableQueue::bounded(2));
         let consumer = {
             let queue = Arc::clone(&queue);
