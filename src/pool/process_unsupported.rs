@@ -175,15 +175,3 @@ impl<R> Process<R> {
         match self.never {}
     }
 }
-
-/// As on Unix, so test files compile everywhere (here `init()` does nothing).
-#[macro_export]
-macro_rules! process_test_support {
-    () => {
-        #[test]
-        #[ignore = "the entry point of verisync worker processes; it runs only inside them"]
-        fn __verisync_process_worker() {
-            $crate::process::init();
-        }
-    };
-}
