@@ -430,3 +430,75 @@ fn barrier_reused_across_many_generations() {
         assert_eq!(barrier.n_waiting(), 0);
     });
 }
+
+/// The unbounded FIFO (a lock-free list of blocks): producers and consumers
+/// on real threads cross hundreds of block boundaries, consumers mixing
+/// blocking, timed and non-blocking gets. Every item is got exactly once
+/// (items are boxed, so a double read is a double free that the allocator
+/// or the count notices), each consumer sees each producer's items in the
+/// order they were put, and a graceful shutdown lets the consumers drain
+/// the rest.
+#[test]
+fn unbounded_fifo_many_producers_and_consumers_lose_and_duplicate_nothing() {
+    with_watchdog(stress_limit(), || {
+        const PRODUCERS: usize = 3;
+        const CONSUMERS: usize = 3;
+        let per_producer = 20_000 * SCALE;
+        let queue = verisync::JoinableQueue::<Box<(usize, usize)>>::new();
+        let mut consumed: Vec<(usize, usize)> = std::thread::scope(|scope| {
+            let consumers: Vec<_> = (0..CONSUMERS)
+                .map(|consumer| {
+                    let queue = &queue;
+                    scope.spawn(move || {
+                        let mut rng = Rng::new(100 + consumer);
+                        let mut last_seen = [None::<usize>; PRODUCERS];
+                        let mut got = Vec::new();
+                        loop {
+                            let item = match rng.below(3) {
+                                0 => queue.get().map_err(|_| verisync::GetError::ShutDown),
+                                1 => queue.get_timeout(Duration::from_micros(50)),
+                                _ => queue.try_get(),
+                            };
+                            match item {
+                                Ok(item) => {
+                                    let (producer, sequence) = *item;
+                                    assert!(
+                                        last_seen[producer].is_none_or(|last| last < sequence),
+                                        "producer {producer}'s items came out of order"
+                                    );
+                                    last_seen[producer] = Some(sequence);
+                                    got.push((producer, sequence));
+                                    queue.task_done().unwrap();
+                                }
+                                Err(verisync::GetError::ShutDown) => return got,
+                                Err(verisync::GetError::Empty) => {}
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|producer| {
+                    let queue = &queue;
+                    scope.spawn(move || {
+                        for sequence in 0..per_producer {
+                            queue.put(Box::new((producer, sequence))).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for producer in producers {
+                join_scoped(producer);
+            }
+            queue.join();
+            queue.shutdown();
+            consumers.into_iter().flat_map(join_scoped).collect()
+        });
+        consumed.sort_unstable();
+        let expected: Vec<(usize, usize)> = (0..PRODUCERS)
+            .flat_map(|producer| (0..per_producer).map(move |sequence| (producer, sequence)))
+            .collect();
+        assert!(consumed == expected, "items lost or got twice");
+        assert_eq!(queue.unfinished_tasks(), 0);
+    });
+}

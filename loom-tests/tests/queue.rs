@@ -203,3 +203,159 @@ fn a_task_guard_counts_exactly_once() {
         queue.join();
     });
 }
+
+// The unbounded FIFO list. Under loom a block has two slots, so these
+// models cross block boundaries: installing the next block, moving the
+// head onto it, and retiring (recycling) the old one.
+
+/// An item that counts its drops, to catch a value read twice or dropped
+/// by both a getter and the list.
+struct Counted {
+    value: u32,
+    drops: Arc<loom::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops
+            .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Two producers put two items each across two blocks (the pusher that
+/// takes a block's last slot installs the next while the other waits for
+/// it), racing a get: each item is got once, in each producer's order, and
+/// dropped once.
+///
+/// The getter here does not block. With a blocking getter loom also
+/// explores schedules in which the getter and the second producer, both
+/// waiting for the installing producer, yield to each other forever and
+/// the installer never runs again — a schedule no real scheduler produces,
+/// which ends the model with "exceeded maximum number of branches" (the
+/// limitation of tokio-rs/loom#162 and #398). The next model covers a
+/// blocking getter with one producer; `tests/stress.rs` covers many of both
+/// on real threads.
+#[test]
+fn list_delivers_every_item_once_across_blocks() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let producers: Vec<_> = [[1u32, 2], [11, 12]]
+            .into_iter()
+            .map(|items| {
+                let queue = Arc::clone(&queue);
+                let drops = Arc::clone(&drops);
+                thread::spawn(move || {
+                    for value in items {
+                        let drops = Arc::clone(&drops);
+                        assert!(queue.put(Counted { value, drops }).is_ok());
+                    }
+                })
+            })
+            .collect();
+        let mut got: Vec<u32> = queue
+            .try_get()
+            .ok()
+            .map(|item| item.value)
+            .into_iter()
+            .collect();
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        while let Ok(item) = queue.try_get() {
+            got.push(item.value);
+        }
+        assert_eq!(got.len(), 4, "items were lost: got {got:?}");
+        let firsts: Vec<u32> = got.iter().copied().filter(|value| *value < 10).collect();
+        let seconds: Vec<u32> = got.iter().copied().filter(|value| *value > 10).collect();
+        assert_eq!(firsts, [1, 2], "one producer's items overtook each other");
+        assert_eq!(
+            seconds,
+            [11, 12],
+            "one producer's items overtook each other"
+        );
+        assert_eq!(drops.load(loom::sync::atomic::Ordering::Relaxed), 4);
+    });
+}
+
+/// A blocking getter follows one producer across a block boundary: it
+/// parks on the empty list, waits for values still being written, moves
+/// the head onto the next block and retires the first.
+#[test]
+fn list_blocking_get_follows_a_producer_across_blocks() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        let producer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                for item in 1u32..=3 {
+                    queue.put(item).unwrap();
+                }
+            })
+        };
+        let got: Vec<u32> = (0..3).map(|_| queue.get().unwrap()).collect();
+        producer.join().unwrap();
+        assert_eq!(got, [1, 2, 3]);
+        assert_eq!(queue.try_get(), Err(GetError::Empty));
+    });
+}
+
+/// Two consumers read the two slots of one block at once, so the reader
+/// of the last slot may find the other still reading and hand it the
+/// block's retirement; the block is then reused for the third item.
+#[test]
+fn list_consumers_retire_a_shared_block_once() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.get().unwrap())
+            })
+            .collect();
+        queue.put(1u32).unwrap();
+        queue.put(2).unwrap();
+        let mut got: Vec<u32> = consumers
+            .into_iter()
+            .map(|consumer| consumer.join().unwrap())
+            .collect();
+        // The first block is retired by now; the next ones reuse it.
+        queue.put(3).unwrap();
+        queue.put(4).unwrap();
+        queue.put(5).unwrap();
+        got.extend([
+            queue.get().unwrap(),
+            queue.get().unwrap(),
+            queue.get().unwrap(),
+        ]);
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+        assert_eq!(queue.try_get(), Err(GetError::Empty));
+    });
+}
+
+/// A shutdown racing with puts on the list: every item is either refused
+/// (handed back) or drained by `shutdown_now`, never both, never neither.
+#[test]
+fn list_shutdown_now_races_puts_and_loses_nothing() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(1u32).unwrap();
+        let putter = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                [2u32, 3]
+                    .into_iter()
+                    .filter_map(|item| queue.put(item).err().map(|refused| refused.0))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let drained = queue.shutdown_now();
+        let refused = putter.join().unwrap();
+        let mut all: Vec<u32> = drained.iter().copied().chain(refused).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3]);
+        assert_eq!(queue.try_get(), Err(GetError::ShutDown));
+        assert_eq!(queue.unfinished_tasks(), 0);
+    });
+}

@@ -1,4 +1,4 @@
-//! The lock-based storages: unbounded FIFO, LIFO and priority, each behind
+//! The lock-based storages: LIFO and priority, each behind
 //! this crate's [`Mutex`], with the same push/pop contract as the ring.
 //!
 //! `len` and `shut_down` are mirrored in atomics (written only while the
@@ -8,8 +8,6 @@
 //! notifier runs after every push and pop, orders them before its check
 //! for sleepers (see `raw/wait_list.rs`).
 
-use std::collections::VecDeque;
-
 use super::heap::Heap;
 use super::ring::{PopError, PushError};
 use crate::mutex::Mutex;
@@ -17,7 +15,6 @@ use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The order items leave in.
 pub(crate) enum Order<T> {
-    Fifo(VecDeque<T>),
     Lifo(Vec<T>),
     Priority(Heap<T>),
 }
@@ -25,7 +22,6 @@ pub(crate) enum Order<T> {
 impl<T> Order<T> {
     fn push(&mut self, item: T) {
         match self {
-            Order::Fifo(items) => items.push_back(item),
             Order::Lifo(items) => items.push(item),
             Order::Priority(items) => items.push(item),
         }
@@ -33,7 +29,6 @@ impl<T> Order<T> {
 
     fn pop(&mut self) -> Option<T> {
         match self {
-            Order::Fifo(items) => items.pop_front(),
             Order::Lifo(items) => items.pop(),
             Order::Priority(items) => items.pop(),
         }
@@ -41,7 +36,6 @@ impl<T> Order<T> {
 
     fn len(&self) -> usize {
         match self {
-            Order::Fifo(items) => items.len(),
             Order::Lifo(items) => items.len(),
             Order::Priority(items) => items.len(),
         }
@@ -50,7 +44,6 @@ impl<T> Order<T> {
     /// Every item, in the order `pop` would give them.
     fn drain(&mut self) -> Vec<T> {
         match self {
-            Order::Fifo(items) => items.drain(..).collect(),
             Order::Lifo(items) => items.drain(..).rev().collect(),
             Order::Priority(items) => items.drain_in_order(),
         }

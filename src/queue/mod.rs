@@ -6,8 +6,9 @@
 //! Storage (where the items are):
 //! - bounded FIFO: a lock-free ring of slots with per-slot stamps
 //!   ([`ring`]); the hot path is one CAS and one store per put or get;
-//! - unbounded FIFO, LIFO and priority: a `VecDeque`, `Vec` or min-heap
-//!   behind this crate's `Mutex` ([`locked`], [`heap`]).
+//! - unbounded FIFO: a lock-free linked list of blocks of slots ([`list`]);
+//! - LIFO and priority: a `Vec` or min-heap behind this crate's `Mutex`
+//!   ([`locked`], [`heap`]).
 //!
 //! Blocking: three wait lists ([`WaitList`]) — getters wait while the
 //! storage is empty and open, putters while it is full and open, joiners
@@ -27,6 +28,7 @@
 
 mod error;
 mod heap;
+mod list;
 mod locked;
 mod ring;
 
@@ -39,6 +41,7 @@ use crossbeam_utils::CachePadded;
 pub use error::{GetError, PutError, ShutDown, TaskDoneError};
 
 use heap::Heap;
+use list::List;
 use locked::{Locked, Order};
 use ring::{PopError, PushError, Ring};
 
@@ -54,6 +57,7 @@ use crate::sys::time::deadline_after;
 #[allow(clippy::large_enum_variant)]
 enum Storage<T> {
     Ring(Ring<T>),
+    List(List<T>),
     Locked(Locked<T>),
 }
 
@@ -62,6 +66,7 @@ impl<T> Storage<T> {
     fn push(&self, item: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
         match self {
             Storage::Ring(ring) => ring.push(item, claimed),
+            Storage::List(list) => list.push(item, claimed),
             Storage::Locked(locked) => locked.push(item, claimed),
         }
     }
@@ -70,6 +75,7 @@ impl<T> Storage<T> {
     fn pop(&self) -> Result<T, PopError> {
         match self {
             Storage::Ring(ring) => ring.pop(),
+            Storage::List(list) => list.pop(),
             Storage::Locked(locked) => locked.pop(),
         }
     }
@@ -77,6 +83,7 @@ impl<T> Storage<T> {
     fn shut_down(&self) -> bool {
         match self {
             Storage::Ring(ring) => ring.shut_down(),
+            Storage::List(list) => list.shut_down(),
             Storage::Locked(locked) => locked.shut_down(),
         }
     }
@@ -84,6 +91,7 @@ impl<T> Storage<T> {
     fn is_shut_down(&self) -> bool {
         match self {
             Storage::Ring(ring) => ring.is_shut_down(),
+            Storage::List(list) => list.is_shut_down(),
             Storage::Locked(locked) => locked.is_shut_down(),
         }
     }
@@ -91,6 +99,7 @@ impl<T> Storage<T> {
     fn len(&self) -> usize {
         match self {
             Storage::Ring(ring) => ring.len(),
+            Storage::List(list) => list.len(),
             Storage::Locked(locked) => locked.len(),
         }
     }
@@ -98,6 +107,7 @@ impl<T> Storage<T> {
     fn is_empty(&self) -> bool {
         match self {
             Storage::Ring(ring) => ring.is_empty(),
+            Storage::List(list) => list.is_empty(),
             Storage::Locked(locked) => locked.is_empty(),
         }
     }
@@ -105,6 +115,7 @@ impl<T> Storage<T> {
     fn is_full(&self) -> bool {
         match self {
             Storage::Ring(ring) => ring.is_full(),
+            Storage::List(_) => false,
             Storage::Locked(locked) => locked.is_full(),
         }
     }
@@ -113,6 +124,7 @@ impl<T> Storage<T> {
     fn drain(&self) -> Vec<T> {
         match self {
             Storage::Ring(ring) => std::iter::from_fn(|| ring.pop().ok()).collect(),
+            Storage::List(list) => std::iter::from_fn(|| list.pop().ok()).collect(),
             Storage::Locked(locked) => locked.drain(),
         }
     }
@@ -182,6 +194,7 @@ impl<T> JoinableQueue<T> {
     fn with_storage(storage: Storage<T>) -> Self {
         let bounded = match &storage {
             Storage::Ring(_) => true,
+            Storage::List(_) => false,
             Storage::Locked(locked) => locked.capacity().is_some(),
         };
         Self {
@@ -203,10 +216,7 @@ impl<T> JoinableQueue<T> {
     /// assert_eq!(queue.get(), Ok('a'));
     /// ```
     pub fn new() -> Self {
-        Self::with_storage(Storage::Locked(Locked::new(
-            Order::Fifo(Default::default()),
-            None,
-        )))
+        Self::with_storage(Storage::List(List::new()))
     }
 
     /// A FIFO queue holding at most `capacity` items: `put` blocks while it
@@ -629,6 +639,7 @@ impl<T> JoinableQueue<T> {
     pub fn capacity(&self) -> Option<usize> {
         match &self.storage {
             Storage::Ring(ring) => Some(ring.capacity()),
+            Storage::List(_) => None,
             Storage::Locked(locked) => locked.capacity(),
         }
     }

@@ -26,12 +26,12 @@ mod park_lot;
 pub(crate) mod spin;
 pub(crate) mod time;
 
-/// Atomic integers and orderings.
+/// Atomic integers, pointers and orderings.
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
     #[cfg(not(verisync_loom))]
-    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
 }
