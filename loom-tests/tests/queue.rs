@@ -359,3 +359,33 @@ fn list_shutdown_now_races_puts_and_loses_nothing() {
         assert_eq!(queue.unfinished_tasks(), 0);
     });
 }
+
+/// Producers and consumers count tasks on separate cache lines; two
+/// `task_done` calls for one finished item race, with a joiner waiting:
+/// exactly one is accepted, the other refused with the count unchanged,
+/// and the joiner wakes.
+#[test]
+fn racing_task_done_calls_accept_exactly_the_tasks_put() {
+    loom::model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(1u32).unwrap();
+        assert_eq!(queue.get(), Ok(1));
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join())
+        };
+        let other = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.task_done().is_ok())
+        };
+        let mine = queue.task_done().is_ok();
+        let theirs = other.join().unwrap();
+        assert!(
+            mine != theirs,
+            "accepted {} task_done calls for one task",
+            mine as u8 + theirs as u8
+        );
+        assert_eq!(queue.unfinished_tasks(), 0);
+        joiner.join().unwrap();
+    });
+}

@@ -87,6 +87,18 @@ impl<T> Locked<T> {
     }
 
     pub(crate) fn pop(&self) -> Result<T, PopError> {
+        // Nothing to take: say so without the lock, or a getter polling an
+        // empty queue fights the putters for it. `shut_down` first: once it
+        // reads true, every push happened before and `len` shows them all,
+        // so a drained queue is never reported shut down too early.
+        let shut_down = self.shut_down.load(Ordering::Acquire);
+        if self.len.load(Ordering::Acquire) == 0 {
+            return Err(if shut_down {
+                PopError::ShutDown
+            } else {
+                PopError::Empty
+            });
+        }
         let mut items = self.items.lock();
         match items.pop() {
             Some(item) => {

@@ -17,9 +17,10 @@
 //! wakes everyone. A woken thread retries its operation, so a wake-up that
 //! another thread "stole" costs a retry, never an item.
 //!
-//! Counting: `unfinished` is incremented when a put claims its slot, before
+//! Counting ([`tasks`]): a put is counted when it claims its slot, before
 //! the item becomes visible to getters, so `task_done` can never run ahead
-//! of the put it answers. Items handed back by `shutdown_now` count as done.
+//! of the put it answers; producers and consumers count on separate cache
+//! lines. Items handed back by `shutdown_now` count as done.
 //!
 //! Shutdown is a mark in the storage set atomically with respect to claims:
 //! a put either claimed its place before the mark (and its item is got or
@@ -31,6 +32,7 @@ mod heap;
 mod list;
 mod locked;
 mod ring;
+mod tasks;
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -44,9 +46,9 @@ use heap::Heap;
 use list::List;
 use locked::{Locked, Order};
 use ring::{PopError, PushError, Ring};
+use tasks::TaskCount;
 
 use crate::raw::wait_list::WaitList;
-use crate::sys::atomic::{AtomicUsize, Ordering};
 use crate::sys::spin::SpinWait;
 use crate::sys::time::deadline_after;
 
@@ -175,7 +177,7 @@ pub struct JoinableQueue<T> {
     bounded: bool,
     // Each on a cache line of its own: producers and consumers touch
     // different ones on every put and get.
-    unfinished: CachePadded<AtomicUsize>,
+    tasks: TaskCount,
     getters: CachePadded<WaitList>,
     putters: CachePadded<WaitList>,
     joiners: WaitList,
@@ -200,7 +202,7 @@ impl<T> JoinableQueue<T> {
         Self {
             storage,
             bounded,
-            unfinished: CachePadded::new(AtomicUsize::new(0)),
+            tasks: TaskCount::new(),
             getters: CachePadded::new(WaitList::new()),
             putters: CachePadded::new(WaitList::new()),
             joiners: WaitList::new(),
@@ -346,11 +348,8 @@ impl<T> JoinableQueue<T> {
     /// One attempt to put; wakes a getter on success.
     #[inline]
     fn push(&self, item: T) -> Result<(), PushError<T>> {
-        let unfinished = &self.unfinished;
         // Counted before the item is visible, so task_done can't run ahead.
-        self.storage.push(item, || {
-            unfinished.fetch_add(1, Ordering::Relaxed);
-        })?;
+        self.storage.push(item, || self.tasks.put_one())?;
         self.getters.notify_one();
         Ok(())
     }
@@ -468,22 +467,7 @@ impl<T> JoinableQueue<T> {
     /// assert!(queue.task_done().is_err());
     /// ```
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        let mut unfinished = self.unfinished.load(Ordering::Relaxed);
-        loop {
-            if unfinished == 0 {
-                return Err(TaskDoneError);
-            }
-            match self.unfinished.compare_exchange_weak(
-                unfinished,
-                unfinished - 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(actual) => unfinished = actual,
-            }
-        }
-        if unfinished == 1 {
+        if self.tasks.done_one()? {
             self.joiners.notify_all();
         }
         Ok(())
@@ -516,14 +500,14 @@ impl<T> JoinableQueue<T> {
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         let mut timed_out = false;
         loop {
-            if self.unfinished.load(Ordering::Acquire) == 0 {
+            if self.tasks.all_done() {
                 return true;
             }
             if timed_out {
                 return false;
             }
-            let unfinished = &self.unfinished;
-            let still_unfinished = || unfinished.load(Ordering::Acquire) != 0;
+            let tasks = &self.tasks;
+            let still_unfinished = || !tasks.all_done();
             if !self.joiners.wait(still_unfinished, deadline) {
                 timed_out = true;
             }
@@ -561,26 +545,10 @@ impl<T> JoinableQueue<T> {
     pub fn shutdown_now(&self) -> Vec<T> {
         self.storage.shut_down();
         let left = self.storage.drain();
-        if !left.is_empty() {
-            // Saturating: `task_done` may legally have run ahead of `get`
-            // (only going below zero is refused), so fewer tasks than items
-            // can be unfinished.
-            let mut unfinished = self.unfinished.load(Ordering::Relaxed);
-            loop {
-                let remaining = unfinished.saturating_sub(left.len());
-                match self.unfinished.compare_exchange_weak(
-                    unfinished,
-                    remaining,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => unfinished = actual,
-                }
-            }
-            if unfinished != 0 && unfinished <= left.len() {
-                self.joiners.notify_all();
-            }
+        // Saturating: `task_done` may legally have run ahead of `get`, so
+        // fewer tasks than items can be unfinished.
+        if !left.is_empty() && self.tasks.done_handed_back(left.len()) {
+            self.joiners.notify_all();
         }
         self.putters.notify_all();
         self.getters.notify_all();
@@ -652,7 +620,7 @@ impl<T> JoinableQueue<T> {
     /// assert_eq!(queue.unfinished_tasks(), 1);
     /// ```
     pub fn unfinished_tasks(&self) -> usize {
-        self.unfinished.load(Ordering::Acquire)
+        self.tasks.unfinished()
     }
 
     /// Whether [`shutdown`](Self::shutdown) or
