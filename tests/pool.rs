@@ -971,3 +971,31 @@ fn task_errors_display_sentences_a_user_can_act_on() {
         assert!(as_error.source().is_none());
     }
 }
+
+/// Callbacks registered before the task finishes run on the worker in the
+/// order they were registered, each once; one registered afterwards runs
+/// at once, after them.
+#[test]
+fn callbacks_run_once_each_in_registration_order() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (handle, started) = gated(&pool, &gate, 7u32);
+        started.wait();
+        let order = Arc::new(StdMutex::new(Vec::new()));
+        for index in 0..5 {
+            let order = Arc::clone(&order);
+            handle.on_done(move |result| {
+                assert_eq!(result, &Ok(7));
+                order.lock().unwrap().push(index);
+            });
+        }
+        gate.set();
+        handle.wait();
+        let late = Arc::clone(&order);
+        handle.on_done(move |_| late.lock().unwrap().push(5));
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(handle.join(), Ok(7));
+    });
+}

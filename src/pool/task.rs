@@ -15,11 +15,17 @@
 //!
 //! Exactly one party wins the claim (a compare-exchange), so a task either
 //! runs or is cancelled, never both. The winner stores the result, marks
-//! `FINISHED` (`Release`), takes the registered callbacks under the
-//! callback lock (leaving "ran" behind), runs them, and sets the `done`
-//! event. A callback registered later finds "ran" under the same lock and
-//! runs at once on the registering thread. So every callback runs exactly
-//! once, and `join` (which waits for `done`) returns after all of them.
+//! `FINISHED` (`Release`), swaps the callback list for the `RAN` mark (so
+//! it takes every callback registered so far), runs them in registration
+//! order, and sets the `done` event. Registering pushes onto the list with
+//! a compare-exchange, unless it finds `RAN`: then the callback runs at
+//! once on the registering thread. So every callback runs exactly once,
+//! and `join` (which waits for `done`) returns after all of them.
+//!
+//! The list is a lock-free stack of boxed nodes, newest first, in one
+//! pointer: a task nobody registers a callback for never allocates for
+//! callbacks and never takes a lock, and the cell stays small enough for
+//! the allocator's fast path.
 //!
 //! The result slot is written only by the claimant before `FINISHED`, read
 //! (shared) by callbacks after it, and moved out only by `join`, which owns
@@ -28,12 +34,12 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
-use crate::mutex::Mutex;
-use crate::sys::atomic::{AtomicU8, Ordering};
+use crate::sys::atomic::{AtomicPtr, AtomicU8, Ordering};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::time::deadline_after;
 
@@ -139,24 +145,33 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 
-enum Callbacks<R> {
-    /// Registered before the task finished, in registration order.
-    Waiting(Vec<Callback<R>>),
-    /// The task finished and these ran; later ones run at once.
-    Ran,
+/// One registered callback in the list.
+struct CallbackNode<R> {
+    callback: Callback<R>,
+    /// The one registered before it (null for the first).
+    next: *mut CallbackNode<R>,
+}
+
+/// The list's mark for "the callbacks ran; later ones run at once". Never
+/// an allocation's address (it is the node type's alignment).
+fn ran_mark<R>() -> *mut CallbackNode<R> {
+    NonNull::dangling().as_ptr()
 }
 
 /// The completion cell: state, result slot, callbacks, done event.
 pub(crate) struct Completion<R> {
     state: AtomicU8,
     result: UnsafeCell<Option<Result<R, TaskError>>>,
-    callbacks: Mutex<Callbacks<R>>,
+    /// Registered callbacks, newest first (null: none), or `ran_mark()`.
+    callbacks: AtomicPtr<CallbackNode<R>>,
     done: Event,
 }
 
 // SAFETY: the result slot is written by the one claimant and read after
 // `FINISHED`/`done` (see the module docs); `R: Send` lets the value cross
-// from the worker to the joining thread. Callbacks are `Send`.
+// from the worker to the joining thread. Callbacks are `Send`, and a
+// callback node is touched only by its registering thread until it is
+// published, then only by the thread that swaps the list out.
 unsafe impl<R: Send> Sync for Completion<R> {}
 // SAFETY: as above.
 unsafe impl<R: Send> Send for Completion<R> {}
@@ -166,7 +181,7 @@ impl<R> Completion<R> {
         Self {
             state: AtomicU8::new(QUEUED),
             result: UnsafeCell::new(None),
-            callbacks: Mutex::new(Callbacks::Waiting(Vec::new())),
+            callbacks: AtomicPtr::new(ptr::null_mut()),
             done: Event::new(),
         }
     }
@@ -193,9 +208,10 @@ impl<R> Completion<R> {
         // FINISHED is published below.
         self.result.with_mut(|slot| unsafe { *slot = Some(result) });
         self.state.store(FINISHED, Ordering::Release);
-        let callbacks = std::mem::replace(&mut *self.callbacks.lock(), Callbacks::Ran);
-        if let Callbacks::Waiting(callbacks) = callbacks {
-            for callback in callbacks {
+        let newest_first = self.callbacks.swap(ran_mark(), Ordering::AcqRel);
+        if !newest_first.is_null() {
+            // SAFETY: the swap took the list: its nodes are ours alone.
+            for callback in unsafe { take_in_registration_order(newest_first) } {
                 run_callback_on_worker(callback, self.result_ref());
             }
         }
@@ -225,12 +241,28 @@ impl<R> Completion<R> {
     }
 
     fn on_done(&self, callback: Callback<R>) {
-        let mut callbacks = self.callbacks.lock();
-        match &mut *callbacks {
-            Callbacks::Waiting(waiting) => waiting.push(callback),
-            Callbacks::Ran => {
-                drop(callbacks);
-                callback(self.result_ref());
+        let node = Box::into_raw(Box::new(CallbackNode {
+            callback,
+            next: ptr::null_mut(),
+        }));
+        let mut newest = self.callbacks.load(Ordering::Acquire);
+        loop {
+            if newest == ran_mark() {
+                // SAFETY: the node was never published; it is ours alone.
+                let node = unsafe { Box::from_raw(node) };
+                (node.callback)(self.result_ref());
+                return;
+            }
+            // SAFETY: unpublished until the exchange below succeeds.
+            unsafe { (*node).next = newest };
+            match self.callbacks.compare_exchange_weak(
+                newest,
+                node,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => newest = actual,
             }
         }
     }
@@ -242,6 +274,38 @@ impl<R> Completion<R> {
         self.result
             .with_mut(|slot| unsafe { (*slot).take() })
             .expect("a task's result is taken once")
+    }
+}
+
+/// Unlinks a callback list (newest first) into its callbacks in
+/// registration order, freeing the nodes.
+///
+/// # Safety
+///
+/// `newest` heads a list of nodes made by `on_done` that nobody else can
+/// reach any more.
+unsafe fn take_in_registration_order<R>(newest: *mut CallbackNode<R>) -> Vec<Callback<R>> {
+    let mut callbacks = Vec::new();
+    let mut node = newest;
+    while !node.is_null() {
+        // SAFETY: the caller gave us the list; each node is visited once.
+        let boxed = unsafe { Box::from_raw(node) };
+        node = boxed.next;
+        callbacks.push(boxed.callback);
+    }
+    callbacks.reverse();
+    callbacks
+}
+
+impl<R> Drop for Completion<R> {
+    fn drop(&mut self) {
+        // A cell dropped unfinished (its pool gone without resolving it)
+        // still owns the callbacks registered on it: free them unrun.
+        let newest = self.callbacks.load(Ordering::Acquire);
+        if !newest.is_null() && newest != ran_mark() {
+            // SAFETY: `&mut self`: the list is ours alone.
+            drop(unsafe { take_in_registration_order(newest) });
+        }
     }
 }
 
