@@ -80,6 +80,8 @@ ROWS = [
     # tiny task / per value-returning task / per map item.
     ("tiny_tasks", "verisync_submit", "threadpool_latch", ("throughput", 1.0)),
     ("tiny_tasks", "verisync_submit", "rayon_spawn_latch", ("throughput", 1.0)),
+    ("tiny_tasks", "verisync_submit_latch", "threadpool_latch", None),
+    ("tiny_tasks", "verisync_submit_latch", "rayon_spawn_latch", None),
     ("tiny_tasks", "verisync_submit", "rayon_scope", None),
     ("tiny_tasks", "verisync_submit", "mutex_condvar_pool_latch", None),
     ("tiny_tasks_20k", "verisync_submit", "python_thread_pool_executor", None),
