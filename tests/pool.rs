@@ -999,3 +999,84 @@ fn callbacks_run_once_each_in_registration_order() {
         assert_eq!(handle.join(), Ok(7));
     });
 }
+
+/// A cancelled task's callback runs inside `shutdown_now`; if it shuts the
+/// same pool down again, that nested call returns instead of deadlocking.
+#[test]
+fn a_callback_of_a_cancelled_task_may_shut_the_pool_down_again() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (running, started) = gated(&pool, &gate, ());
+        started.wait();
+        let queued = pool.submit(|| 1);
+        let nested = Arc::new(AtomicBool::new(false));
+        {
+            let (pool, nested) = (Arc::clone(&pool), Arc::clone(&nested));
+            queued.on_done(move |result| {
+                assert_eq!(result, &Err(TaskError::Cancelled));
+                pool.shutdown_now();
+                pool.shutdown();
+                nested.store(true, SeqCst);
+            });
+        }
+        let opener = {
+            let gate = Arc::clone(&gate);
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(20));
+                gate.set();
+            })
+        };
+        assert_eq!(pool.shutdown_now(), 1);
+        assert!(
+            nested.load(SeqCst),
+            "the callback did not run inside shutdown_now"
+        );
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+        assert_eq!(running.join(), Ok(()));
+        opener.join().unwrap();
+    });
+}
+
+/// Two `shutdown_now` calls at once: the second returns only after every
+/// task the first drained is resolved (found by prop_pool when the first
+/// was still cancelling its share while the second joined the workers).
+#[test]
+fn a_second_shutdown_now_waits_for_the_first_ones_cancellations() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (running, started) = gated(&pool, &gate, ());
+        started.wait();
+        let first_cancelled = Arc::new(Event::new());
+        let queued: Vec<_> = (0..20)
+            .map(|n| {
+                let handle = pool.submit(move || n);
+                let first_cancelled = Arc::clone(&first_cancelled);
+                // Slow callbacks: the first shutdown_now cancels slowly.
+                handle.on_done(move |_| {
+                    first_cancelled.set();
+                    thread::sleep(Duration::from_millis(2));
+                });
+                handle
+            })
+            .collect();
+        let first = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || pool.shutdown_now())
+        };
+        first_cancelled.wait();
+        gate.set(); // the worker may exit now
+        pool.shutdown_now();
+        for (index, handle) in queued.iter().enumerate() {
+            assert!(
+                handle.is_finished(),
+                "task {index} was not resolved when the second shutdown_now returned"
+            );
+        }
+        assert_eq!(first.join().unwrap(), 20);
+        assert_eq!(running.join(), Ok(()));
+    });
+}

@@ -14,14 +14,15 @@
 //! `for job in queue.iter()` loop ends) and joins the workers;
 //! `shutdown_now` takes every queued job out, cancels it, and joins.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::sync::Arc;
 
 use super::map::PoolMap;
 use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
-use crate::mutex::Mutex;
 use crate::queue::{JoinableQueue, ShutDown};
+use crate::reentrant::ReentrantLock;
 use crate::sys::cell::UnsafeCell;
 use crate::sys::thread::{Builder, JoinHandle};
 
@@ -115,7 +116,12 @@ type StartHook = Arc<dyn Fn(usize) + Send + Sync>;
 /// ```
 pub struct ThreadPool {
     queue: Arc<JoinableQueue<Job>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// The workers, joined under this lock. Held by `shutdown_now` from
+    /// before it drains the queue until the workers are joined, so a
+    /// concurrent `shutdown`/`shutdown_now` returns only after every task
+    /// drained by the first is resolved. Reentrant: a cancelled task's
+    /// callback, run inside `shutdown_now`, may itself shut the pool down.
+    workers: ReentrantLock<RefCell<Vec<JoinHandle<()>>>>,
     worker_count: usize,
 }
 
@@ -259,7 +265,7 @@ impl ThreadPoolBuilder {
         }
         Ok(ThreadPool {
             queue,
-            workers: Mutex::new(workers),
+            workers: ReentrantLock::new(RefCell::new(workers)),
             worker_count,
         })
     }
@@ -396,6 +402,8 @@ impl ThreadPool {
     /// assert_eq!(running.join(), Ok(()));
     /// ```
     pub fn shutdown_now(&self) -> usize {
+        // Held until the workers are joined: see `workers`.
+        let _workers = self.workers.lock();
         let cancelled = self
             .queue
             .shutdown_now()
@@ -410,8 +418,10 @@ impl ThreadPool {
     /// Joins the workers. The lock is held throughout, so a second,
     /// concurrent `shutdown` also returns only once they have exited.
     fn join_workers(&self) {
-        let mut workers = self.workers.lock();
-        for worker in workers.drain(..) {
+        let workers = self.workers.lock();
+        // Taken out first: nothing below may find the cell borrowed.
+        let handles = std::mem::take(&mut *workers.borrow_mut());
+        for worker in handles {
             // A worker only ends by its loop finishing; tasks' panics are
             // caught inside it.
             let _ = worker.join();
