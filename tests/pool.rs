@@ -1000,34 +1000,38 @@ fn callbacks_run_once_each_in_registration_order() {
     });
 }
 
+/// A one-worker pool whose worker is busy with a task waiting for the
+/// returned gate (opened at the latest when the guard drops), so tasks
+/// submitted next stay queued.
+fn pool_with_busy_worker() -> (Arc<ThreadPool>, Arc<Event>, OpenOnDrop, TaskHandle<()>) {
+    let pool = Arc::new(ThreadPool::new(1));
+    let gate = Arc::new(Event::new());
+    let open = OpenOnDrop(Arc::clone(&gate));
+    let (running, started) = gated(&pool, &gate, ());
+    started.wait();
+    (pool, gate, open, running)
+}
+
 /// A cancelled task's callback runs inside `shutdown_now`; if it shuts the
 /// same pool down again, that nested call returns instead of deadlocking.
 #[test]
 fn a_callback_of_a_cancelled_task_may_shut_the_pool_down_again() {
     with_watchdog(PATIENCE, || {
-        let pool = Arc::new(ThreadPool::new(1));
-        let gate = Arc::new(Event::new());
-        let _open = OpenOnDrop(Arc::clone(&gate));
-        let (running, started) = gated(&pool, &gate, ());
-        started.wait();
+        let (pool, gate, _open, running) = pool_with_busy_worker();
         let queued = pool.submit(|| 1);
         let nested = Arc::new(AtomicBool::new(false));
         {
             let (pool, nested) = (Arc::clone(&pool), Arc::clone(&nested));
             queued.on_done(move |result| {
                 assert_eq!(result, &Err(TaskError::Cancelled));
+                // The queue is drained: let the running task end, so the
+                // nested calls can join the worker.
+                gate.set();
                 pool.shutdown_now();
                 pool.shutdown();
                 nested.store(true, SeqCst);
             });
         }
-        let opener = {
-            let gate = Arc::clone(&gate);
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(20));
-                gate.set();
-            })
-        };
         assert_eq!(pool.shutdown_now(), 1);
         assert!(
             nested.load(SeqCst),
@@ -1035,7 +1039,6 @@ fn a_callback_of_a_cancelled_task_may_shut_the_pool_down_again() {
         );
         assert_eq!(queued.join(), Err(TaskError::Cancelled));
         assert_eq!(running.join(), Ok(()));
-        opener.join().unwrap();
     });
 }
 
@@ -1045,11 +1048,7 @@ fn a_callback_of_a_cancelled_task_may_shut_the_pool_down_again() {
 #[test]
 fn a_second_shutdown_now_waits_for_the_first_ones_cancellations() {
     with_watchdog(PATIENCE, || {
-        let pool = Arc::new(ThreadPool::new(1));
-        let gate = Arc::new(Event::new());
-        let _open = OpenOnDrop(Arc::clone(&gate));
-        let (running, started) = gated(&pool, &gate, ());
-        started.wait();
+        let (pool, gate, _open, running) = pool_with_busy_worker();
         let first_cancelled = Arc::new(Event::new());
         let queued: Vec<_> = (0..20)
             .map(|n| {
