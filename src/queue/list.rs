@@ -142,6 +142,17 @@ struct End<T> {
     block: AtomicPtr<Block<T>>,
 }
 
+impl<T> End<T> {
+    /// The index, then the block. In this order the block is the index's
+    /// own (or a later one) and, once a CAS on the index succeeds, exactly
+    /// its own: the block is replaced only after the index leaves its lap.
+    #[inline]
+    fn load(&self) -> (usize, *mut Block<T>) {
+        let index = self.index.load(Ordering::Acquire);
+        (index, self.block.load(Ordering::Acquire))
+    }
+}
+
 /// An unbounded multi-producer multi-consumer FIFO list.
 pub(crate) struct List<T> {
     head: CachePadded<End<T>>,
@@ -234,8 +245,7 @@ impl<T> List<T> {
     #[inline]
     pub(crate) fn push(&self, value: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
         let backoff = Backoff::new();
-        let mut tail = self.tail.index.load(Ordering::Acquire);
-        let mut block = self.tail.block.load(Ordering::Acquire);
+        let (mut tail, mut block) = self.tail.load();
         let mut next_block: Option<Box<Block<T>>> = None;
         loop {
             if tail & MARK != 0 {
@@ -245,8 +255,7 @@ impl<T> List<T> {
             if offset == BLOCK_SLOTS {
                 // The pusher of the last slot is installing the next block.
                 backoff.snooze();
-                tail = self.tail.index.load(Ordering::Acquire);
-                block = self.tail.block.load(Ordering::Acquire);
+                (tail, block) = self.tail.load();
                 continue;
             }
             let takes_last_slot = offset + 1 == BLOCK_SLOTS;
@@ -298,15 +307,13 @@ impl<T> List<T> {
     #[inline]
     pub(crate) fn pop(&self) -> Result<T, PopError> {
         let backoff = Backoff::new();
-        let mut head = self.head.index.load(Ordering::Acquire);
-        let mut block = self.head.block.load(Ordering::Acquire);
+        let (mut head, mut block) = self.head.load();
         loop {
             let offset = (head >> SHIFT) % LAP;
             if offset == BLOCK_SLOTS {
                 // The popper of the last slot is moving to the next block.
                 backoff.snooze();
-                head = self.head.index.load(Ordering::Acquire);
-                block = self.head.block.load(Ordering::Acquire);
+                (head, block) = self.head.load();
                 continue;
             }
             let mut new_head = head.wrapping_add(STEP);

@@ -125,8 +125,7 @@ impl<T> Storage<T> {
     /// Takes every item out of a shut-down storage, in get order.
     fn drain(&self) -> Vec<T> {
         match self {
-            Storage::Ring(ring) => std::iter::from_fn(|| ring.pop().ok()).collect(),
-            Storage::List(list) => std::iter::from_fn(|| list.pop().ok()).collect(),
+            Storage::Ring(_) | Storage::List(_) => std::iter::from_fn(|| self.pop().ok()).collect(),
             Storage::Locked(locked) => locked.drain(),
         }
     }
