@@ -4,9 +4,9 @@
 //! `len` and `shut_down` are mirrored in atomics (written only while the
 //! mutex is held), so a waiter can check "empty?"/"full?" from inside the
 //! seam's `validate`, where taking the mutex is not allowed. The `len`
-//! stores can be `Relaxed`: the wait list's `SeqCst` fence, which the
-//! notifier runs after every push and pop, orders them before its check
-//! for sleepers (see `raw/wait_list.rs`).
+//! stores are `SeqCst`: they are this storage's half of the wait lists'
+//! handshake, ordered before the notifier's check for sleepers (see
+//! `raw/wait_list.rs`).
 
 use super::heap::Heap;
 use super::ring::{PopError, PushError};
@@ -82,7 +82,7 @@ impl<T> Locked<T> {
         }
         claimed();
         items.push(item);
-        self.len.store(items.len(), Ordering::Relaxed);
+        self.len.store(items.len(), Ordering::SeqCst);
         Ok(())
     }
 
@@ -102,7 +102,7 @@ impl<T> Locked<T> {
         let mut items = self.items.lock();
         match items.pop() {
             Some(item) => {
-                self.len.store(items.len(), Ordering::Relaxed);
+                self.len.store(items.len(), Ordering::SeqCst);
                 Ok(item)
             }
             None if self.shut_down.load(Ordering::Relaxed) => Err(PopError::ShutDown),

@@ -34,6 +34,26 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
+
+    /// Nothing in a real build; `fence(SeqCst)` under loom.
+    ///
+    /// Put it between a `SeqCst` store or read-modify-write and a later
+    /// `SeqCst` load where the code relies on the two being ordered — the
+    /// Dekker handshake "I write X then read Y; you write Y then read X; one
+    /// of us sees the other's write". In the C++/Rust memory model all
+    /// `SeqCst` operations form one total order consistent with program
+    /// order, which already gives that guarantee, without a fence (on x86
+    /// the read-modify-write is a locked instruction and the load a plain
+    /// move). Loom does not model that order: it treats `SeqCst` accesses
+    /// as `AcqRel` (loom's README, "Unsupported features") and would report
+    /// lost wake-ups that cannot happen. It does model `fence(SeqCst)`,
+    /// which gives the same guarantee between the same two accesses, so the
+    /// model checks the algorithm with the ordering the real build has.
+    #[inline(always)]
+    pub(crate) fn seq_cst_fence_under_loom() {
+        #[cfg(verisync_loom)]
+        fence(Ordering::SeqCst);
+    }
 }
 
 /// `UnsafeCell` with loom-tracked accesses.
