@@ -502,3 +502,81 @@ fn unbounded_fifo_many_producers_and_consumers_lose_and_duplicate_nothing() {
         assert_eq!(queue.unfinished_tasks(), 0);
     });
 }
+
+/// Bounded queues of every order at capacity 2, with blocking puts and
+/// gets only: producers keep finding the queue full and consumers empty,
+/// so nearly every put and get goes through a wait list's handshake. A
+/// joiner waits for "all done" over and over while the items flow. A lost
+/// wake-up shows as the watchdog firing; a lost or doubled item as the
+/// final comparison. (On x86 every read-modify-write is a full barrier, so
+/// this cannot catch a too-weak ordering in the handshake; the loom queue
+/// tests do.)
+#[test]
+fn bounded_queues_of_every_order_wake_every_blocked_party() {
+    type Build = fn() -> verisync::JoinableQueue<u64>;
+    let orders: [(&str, Build); 3] = [
+        ("fifo", || verisync::JoinableQueue::bounded(2)),
+        ("lifo", || verisync::JoinableQueue::lifo_bounded(2)),
+        ("priority", || verisync::JoinableQueue::priority_bounded(2)),
+    ];
+    for (name, build) in orders {
+        with_watchdog(stress_limit(), move || {
+            const PRODUCERS: u64 = 2;
+            const CONSUMERS: usize = 2;
+            let per_producer = 2_000 * SCALE as u64;
+            let queue = build();
+            let producers_finished = AtomicBool::new(false);
+            let mut consumed: Vec<u64> = std::thread::scope(|scope| {
+                let consumers: Vec<_> = (0..CONSUMERS)
+                    .map(|_| {
+                        let queue = &queue;
+                        scope.spawn(move || {
+                            let mut got = Vec::new();
+                            while let Ok(item) = queue.get() {
+                                got.push(item);
+                                queue.task_done().unwrap();
+                            }
+                            got
+                        })
+                    })
+                    .collect();
+                let joiner = {
+                    let (queue, producers_finished) = (&queue, &producers_finished);
+                    scope.spawn(move || {
+                        let mut joins = 0u64;
+                        while !producers_finished.load(Ordering::SeqCst) {
+                            queue.join();
+                            joins += 1;
+                        }
+                        joins
+                    })
+                };
+                let producers: Vec<_> = (0..PRODUCERS)
+                    .map(|producer| {
+                        let queue = &queue;
+                        scope.spawn(move || {
+                            for sequence in 0..per_producer {
+                                queue.put(producer * per_producer + sequence).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for producer in producers {
+                    join_scoped(producer);
+                }
+                queue.join();
+                producers_finished.store(true, Ordering::SeqCst);
+                assert!(
+                    join_scoped(joiner) >= 1,
+                    "{name}: the joiner never returned"
+                );
+                queue.shutdown();
+                consumers.into_iter().flat_map(join_scoped).collect()
+            });
+            consumed.sort_unstable();
+            let expected: Vec<u64> = (0..PRODUCERS * per_producer).collect();
+            assert!(consumed == expected, "{name}: items lost or got twice");
+            assert_eq!(queue.unfinished_tasks(), 0, "{name}");
+        });
+    }
+}
