@@ -1,37 +1,92 @@
 //! The priority order: a min-heap, smallest item first, ties in insertion
 //! order.
 //!
-//! It is std's `BinaryHeap` of `Reverse<(item, insertion number)>`. Its
+//! # Layout
+//!
+//! A 4-ary heap in a `Vec` of [`Entry`]s: the children of slot `i` are
+//! `4i + 1 ..= 4i + 4`, its parent is `(i - 1) / 4`, and every entry comes
+//! [`before`] each of its children or equals it. Four children per node
+//! halve the levels a `pop` walks compared with a binary heap, and the
+//! four sit next to each other in memory. Measured in the queue benchmark
+//! (priority, capacity 1024, medians of three): 4-ary 91 ns per message
+//! 1P/1C and 89 ns 2P/2C; the same code binary 103 and 110, 8-ary 104 and
+//! 114; std's `BinaryHeap` of (item, insertion number) before it 117 and
+//! 130.
+//!
+//! # Order
+//!
+//! An entry is its item and an insertion number. `a` comes before `b` if
+//! `a.item < b.item`, or if the items are equal and `a` was put first —
+//! so equal items leave in the order they came.
+//!
+//! A `pop` walks from the root to a leaf choosing, at each level, the
+//! child that leaves first. For unordered items that choice is a coin
+//! toss, so it is made without a branch ([`Hole::first_of`] uses
+//! `select_unpredictable` on `<`); only the test for equal items is a
+//! branch, and it is almost never taken unless items repeat. Comparing
+//! with a three-way `cmp` and then the insertion numbers (what a derived
+//! `Ord` on the pair does) compiled to a mispredicted branch per child
+//! pair and was the difference between 117 and 91 ns above.
+//!
+//! # Moving entries
+//!
+//! `push` and `pop` move a "hole" along a path instead of swapping: the
+//! entry being placed is held aside, entries on the path shift one level
+//! into the hole, and the held entry is written once at the end. A
+//! [`Hole`] writes the held entry back when dropped, so a panicking `Ord`
+//! implementation never frees or duplicates an entry: a push's item stays
+//! in the heap (in an order that may no longer be a heap, as with std's
+//! `BinaryHeap`), and a pop's item is dropped while unwinding — like
+//! std's `BinaryHeap::pop` — so its task is never marked done.
+//!
 //! `push` and `pop` are taken as function pointers when the queue is built
 //! (where `T: Ord` is known), so the queue's other methods need no `Ord`
 //! bound, while the comparisons inside them are still inlined.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::mem::ManuallyDrop;
+use std::ptr;
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+/// Children per node.
+const ARITY: usize = 4;
+
+/// One queued item.
 struct Entry<T> {
     item: T,
     /// Insertion number: equal items leave in the order they came.
     sequence: u64,
 }
 
-type Entries<T> = BinaryHeap<Reverse<Entry<T>>>;
+/// Whether `a` leaves before `b`.
+#[inline(always)]
+fn before<T: Ord>(a: &Entry<T>, b: &Entry<T>) -> bool {
+    let less = a.item < b.item;
+    if !less && a.item == b.item {
+        return earlier(a, b);
+    }
+    less
+}
+
+/// The tie-break, out of line: equal items are the rare case.
+#[cold]
+#[inline(never)]
+fn earlier<T>(a: &Entry<T>, b: &Entry<T>) -> bool {
+    a.sequence < b.sequence
+}
 
 /// A min-heap of `T`, FIFO among equals.
 pub(crate) struct Heap<T> {
-    entries: Entries<T>,
-    push: fn(&mut Entries<T>, Reverse<Entry<T>>),
-    pop: fn(&mut Entries<T>) -> Option<Reverse<Entry<T>>>,
+    entries: Vec<Entry<T>>,
+    push: fn(&mut Vec<Entry<T>>, Entry<T>),
+    pop: fn(&mut Vec<Entry<T>>) -> Option<Entry<T>>,
     next_sequence: u64,
 }
 
 impl<T: Ord> Heap<T> {
     pub(crate) fn new() -> Self {
         Self {
-            entries: BinaryHeap::new(),
-            push: BinaryHeap::push,
-            pop: BinaryHeap::pop,
+            entries: Vec::new(),
+            push: push_entry::<T>,
+            pop: pop_entry::<T>,
             next_sequence: 0,
         }
     }
@@ -45,11 +100,11 @@ impl<T> Heap<T> {
     pub(crate) fn push(&mut self, item: T) {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        (self.push)(&mut self.entries, Reverse(Entry { item, sequence }));
+        (self.push)(&mut self.entries, Entry { item, sequence });
     }
 
     pub(crate) fn pop(&mut self) -> Option<T> {
-        (self.pop)(&mut self.entries).map(|Reverse(entry)| entry.item)
+        (self.pop)(&mut self.entries).map(|entry| entry.item)
     }
 
     /// Every item, smallest first.
@@ -62,8 +117,151 @@ impl<T> Heap<T> {
     }
 }
 
+fn push_entry<T: Ord>(entries: &mut Vec<Entry<T>>, entry: Entry<T>) {
+    entries.push(entry);
+    let last = entries.len() - 1;
+    let mut hole = Hole::new(entries, last);
+    hole.sift_up();
+}
+
+fn pop_entry<T: Ord>(entries: &mut Vec<Entry<T>>) -> Option<Entry<T>> {
+    let mut smallest = entries.pop()?;
+    if let Some(root) = entries.first_mut() {
+        // The old last entry goes to the root and sinks back down.
+        std::mem::swap(&mut smallest, root);
+        let mut hole = Hole::new(entries, 0);
+        hole.sink_to_bottom();
+        hole.sift_up();
+    }
+    Some(smallest)
+}
+
+/// A slot whose entry has been taken out and is held aside.
+///
+/// Invariants: `position < entries.len()`; every slot but `position`
+/// holds a live entry that is not `held`; the slot at `position` holds a
+/// stale bitwise copy that must be overwritten, never dropped or returned.
+/// Dropping the hole writes `held` into `position`, restoring "every slot
+/// holds a distinct live entry".
+struct Hole<'a, T> {
+    entries: &'a mut [Entry<T>],
+    held: ManuallyDrop<Entry<T>>,
+    position: usize,
+}
+
+impl<'a, T: Ord> Hole<'a, T> {
+    /// Takes the entry at `position` out of `entries`.
+    ///
+    /// Panics if `position` is out of bounds.
+    #[inline]
+    fn new(entries: &'a mut [Entry<T>], position: usize) -> Self {
+        // SAFETY: the index is in bounds (checked by the indexing); the
+        // value read becomes `held` and the slot is treated as vacant from
+        // here on (see the type's invariants), so it is owned exactly once.
+        let held = unsafe { ptr::read(&entries[position]) };
+        Self {
+            entries,
+            held: ManuallyDrop::new(held),
+            position,
+        }
+    }
+
+    /// Moves the entry at `from` into the hole; the hole moves to `from`.
+    ///
+    /// `from` must be in bounds and not `position`: every caller passes a
+    /// parent or a child of `position` that it has just compared through
+    /// checked indexing (a parent is below `position`, a child above it).
+    #[inline(always)]
+    fn fill_from(&mut self, from: usize) {
+        debug_assert!(from < self.entries.len() && from != self.position);
+        let base = self.entries.as_mut_ptr();
+        // SAFETY: both indices are in bounds (`from` by the caller's
+        // checked read, `position` by the invariant) and distinct, so the
+        // regions do not overlap; the live entry at `from` moves into the
+        // vacant slot and `from` becomes the vacant slot, so nothing is
+        // owned twice.
+        unsafe { ptr::copy_nonoverlapping(base.add(from), base.add(self.position), 1) };
+        self.position = from;
+    }
+
+    /// Moves the held entry up while it leaves before its parent.
+    #[inline(always)]
+    fn sift_up(&mut self) {
+        while self.position > 0 {
+            let parent = (self.position - 1) / ARITY;
+            if !before(&self.held, &self.entries[parent]) {
+                break;
+            }
+            self.fill_from(parent);
+        }
+    }
+
+    /// Moves the hole down to a leaf, always along the child that leaves
+    /// first (the held entry is not compared: it came from the bottom and
+    /// will nearly always go back there; `sift_up` puts it in its place).
+    #[inline(always)]
+    fn sink_to_bottom(&mut self) {
+        let len = self.entries.len();
+        loop {
+            let first = ARITY * self.position + 1;
+            let next = if first + ARITY <= len {
+                // Four children: two pairs, then their winners.
+                let left = self.first_of(first + 1, first);
+                let right = self.first_of(first + 3, first + 2);
+                self.first_of(right, left)
+            } else if first < len {
+                let mut best = first;
+                for child in first + 1..len {
+                    best = self.first_of(child, best);
+                }
+                best
+            } else {
+                return;
+            };
+            self.fill_from(next);
+        }
+    }
+
+    /// Of the entries at `later` and `earlier` (`earlier < later`), the
+    /// index of the one that leaves first.
+    ///
+    /// Which child wins is a coin toss for unordered items, so it is
+    /// chosen without a branch (`select_unpredictable`); a mispredicted
+    /// branch per child pair measured as most of a `pop`. Equal items
+    /// take a separate branch that is almost never taken.
+    #[inline(always)]
+    fn first_of(&self, later: usize, earlier: usize) -> usize {
+        let (later_entry, earlier_entry) = (&self.entries[later], &self.entries[earlier]);
+        if later_entry.item == earlier_entry.item {
+            return if before(later_entry, earlier_entry) {
+                later
+            } else {
+                earlier
+            };
+        }
+        std::hint::select_unpredictable(later_entry.item < earlier_entry.item, later, earlier)
+    }
+}
+
+impl<T> Drop for Hole<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: `position` is in bounds and vacant (the invariant); the
+        // held entry is written there once and never used again.
+        unsafe {
+            let held = ManuallyDrop::take(&mut self.held);
+            ptr::write(self.entries.as_mut_ptr().add(self.position), held);
+        }
+    }
+}
+
 #[cfg(all(test, not(verisync_loom)))]
 mod tests {
+    use std::cell::Cell;
+    use std::cmp::{Ordering, Reverse};
+    use std::collections::BinaryHeap;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::rc::Rc;
+
     use super::Heap;
 
     #[test]
@@ -75,31 +273,137 @@ mod tests {
         assert_eq!(heap.drain_in_order(), [1, 1, 2, 3, 4, 5, 6, 9]);
     }
 
+    /// Ordered by `key` only; `tag` tells equal keys apart.
+    #[derive(Debug)]
+    struct Tie {
+        key: u32,
+        tag: u32,
+    }
+    impl PartialEq for Tie {
+        fn eq(&self, other: &Self) -> bool {
+            self.key == other.key
+        }
+    }
+    impl Eq for Tie {}
+    impl PartialOrd for Tie {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Tie {
+        fn cmp(&self, other: &Self) -> Ordering {
+            self.key.cmp(&other.key)
+        }
+    }
+
     #[test]
     fn ties_leave_in_insertion_order() {
-        #[derive(Debug)]
-        struct Tie(char);
-        impl PartialEq for Tie {
-            fn eq(&self, _: &Self) -> bool {
-                true
-            }
-        }
-        impl Eq for Tie {}
-        impl PartialOrd for Tie {
-            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-        impl Ord for Tie {
-            fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-                std::cmp::Ordering::Equal
-            }
-        }
         let mut heap = Heap::new();
-        for tag in ['x', 'y', 'z'] {
-            heap.push(Tie(tag));
+        for tag in 0..3 {
+            heap.push(Tie { key: 7, tag });
         }
-        let order: String = heap.drain_in_order().into_iter().map(|tie| tie.0).collect();
-        assert_eq!(order, "xyz");
+        let tags: Vec<u32> = heap.drain_in_order().iter().map(|tie| tie.tag).collect();
+        assert_eq!(tags, [0, 1, 2]);
+    }
+
+    /// Interleaved pushes and pops of few distinct keys (so ties are
+    /// everywhere), against std's heap keyed by (key, insertion number).
+    #[test]
+    fn matches_a_heap_of_key_and_insertion_number() {
+        let mut heap = Heap::new();
+        let mut model = BinaryHeap::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for tag in 0..20_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let key = (state % 13) as u32;
+            heap.push(Tie { key, tag });
+            model.push(Reverse((key, tag)));
+            if state.is_multiple_of(3) {
+                let expected = model.pop().map(|Reverse(entry)| entry);
+                let got = heap.pop().map(|tie| (tie.key, tie.tag));
+                assert_eq!(got, expected);
+            }
+        }
+        let rest: Vec<(u32, u32)> = heap
+            .drain_in_order()
+            .iter()
+            .map(|tie| (tie.key, tie.tag))
+            .collect();
+        let expected: Vec<(u32, u32)> = model
+            .into_sorted_vec()
+            .into_iter()
+            .rev()
+            .map(|Reverse(entry)| entry)
+            .collect();
+        assert_eq!(rest, expected);
+    }
+
+    /// An item that counts its drops and can make comparisons panic.
+    struct Fragile {
+        key: u32,
+        drops: Rc<Cell<usize>>,
+        comparisons_left: Rc<Cell<usize>>,
+    }
+    impl Drop for Fragile {
+        fn drop(&mut self) {
+            self.drops.set(self.drops.get() + 1);
+        }
+    }
+    impl PartialEq for Fragile {
+        fn eq(&self, other: &Self) -> bool {
+            self.cmp(other) == Ordering::Equal
+        }
+    }
+    impl Eq for Fragile {}
+    impl PartialOrd for Fragile {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Fragile {
+        fn cmp(&self, other: &Self) -> Ordering {
+            let left = self.comparisons_left.get();
+            assert!(left > 0, "comparison budget spent");
+            self.comparisons_left.set(left - 1);
+            self.key.cmp(&other.key)
+        }
+    }
+
+    /// A panicking `Ord` in the middle of a push or a pop loses and
+    /// duplicates nothing: a push's item stays in the heap, a pop's item is
+    /// dropped while unwinding (as with std's `BinaryHeap`), and every item
+    /// is dropped exactly once in all.
+    #[test]
+    fn a_panicking_comparison_loses_and_duplicates_nothing() {
+        let (mut push_panics, mut pop_panics) = (0, 0);
+        for budget in 0..40 {
+            let drops = Rc::new(Cell::new(0));
+            let comparisons_left = Rc::new(Cell::new(usize::MAX));
+            let fragile = |key| Fragile {
+                key,
+                drops: Rc::clone(&drops),
+                comparisons_left: Rc::clone(&comparisons_left),
+            };
+            let mut heap = Heap::new();
+            for key in [50, 40, 30, 20, 10, 60, 70, 5, 45, 35, 25, 15, 55] {
+                heap.push(fragile(key));
+            }
+            comparisons_left.set(budget);
+            push_panics +=
+                usize::from(catch_unwind(AssertUnwindSafe(|| heap.push(fragile(1)))).is_err());
+            pop_panics += usize::from(catch_unwind(AssertUnwindSafe(|| drop(heap.pop()))).is_err());
+            assert_eq!(heap.len(), 13, "budget {budget}");
+            assert_eq!(
+                drops.get(),
+                1,
+                "budget {budget}: only the popped item is gone"
+            );
+            comparisons_left.set(usize::MAX);
+            drop(heap);
+            assert_eq!(drops.get(), 14, "budget {budget}");
+        }
+        assert!(push_panics > 0 && pop_panics > 0, "no comparison panicked");
     }
 }
