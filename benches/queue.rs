@@ -9,7 +9,7 @@
 //! |--------------------------------|------|
 //! | `fifo_1p1c`                    | verisync `bounded(1024)` with `task_done` after every get (`verisync_task_done`) and without (`verisync`); crossbeam-channel `bounded(1024)`; flume `bounded(1024)`; `std::sync::mpsc::sync_channel(1024)`; a `parking_lot::Mutex<VecDeque>` + two `Condvar`s baseline |
 //! | `fifo_2p2c`                    | the same rows but std's (its `Receiver` cannot be shared) |
-//! | `priority_1p1c`, `priority_2p2c` | verisync `priority_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<BinaryHeap<Reverse<u64>>>` + two `Condvar`s baseline |
+//! | `priority_1p1c`, `priority_2p2c` | verisync `priority_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<BinaryHeap<Reverse<u64>>>` + two `Condvar`s baseline; the same over `BinaryHeap<Reverse<(u64, insertion number)>>` (`parking_lot_mutex_condvar_fifo_ties`), which hands equal items out in insertion order as verisync does |
 //! | `lifo_1p1c`, `lifo_2p2c`       | verisync `lifo_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<Vec>` + two `Condvar`s baseline |
 //!
 //! One criterion iteration is one message: put by a producer, got by a
@@ -269,6 +269,32 @@ impl Store for BinaryHeap<Reverse<u64>> {
     }
 }
 
+/// The same min-heap, but with verisync's guarantee that equal items
+/// leave in insertion order: each value carries an insertion number, as a
+/// user of `BinaryHeap` needing that guarantee would write it. Reported
+/// beside the baseline, not instead of it.
+#[derive(Default)]
+struct FifoTiesHeap {
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    next_insertion: u64,
+}
+
+impl Store for FifoTiesHeap {
+    #[inline]
+    fn push(&mut self, value: u64) {
+        self.heap.push(Reverse((value, self.next_insertion)));
+        self.next_insertion += 1;
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<u64> {
+        self.heap.pop().map(|Reverse((value, _))| value)
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
 /// The textbook bounded queue: a store under a `parking_lot::Mutex`, with
 /// `not_empty` and `not_full` `parking_lot::Condvar`s.
 struct CondvarQueue<S> {
@@ -439,6 +465,12 @@ fn priority(c: &mut Criterion) {
         bench::<Baseline<BinaryHeap<Reverse<u64>>>>(
             &mut group,
             "parking_lot_mutex_condvar",
+            producers,
+            consumers,
+        );
+        bench::<Baseline<FifoTiesHeap>>(
+            &mut group,
+            "parking_lot_mutex_condvar_fifo_ties",
             producers,
             consumers,
         );

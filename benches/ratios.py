@@ -74,6 +74,8 @@ ROWS = [
     ("fifo_2p2c", "verisync_task_done", "flume", None),
     ("priority_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("priority_2p2c", "verisync", "parking_lot_mutex_condvar", None),
+    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", None),
+    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", None),
     ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
     # Issue 4 (benches/pool.rs, benches/pool_python.py): 2 workers; time per
