@@ -7,7 +7,9 @@
 //! - blocked putters, getters and joiners wake on `shutdown` /
 //!   `shutdown_now`;
 //! - a consumer that panics while holding a `get_task` guard still marks
-//!   its task done, so `join` returns.
+//!   its task done, so `join` returns;
+//! - an item whose `Ord` panics inside a priority put or get: the panic
+//!   reaches the caller, and every item stays queued and counted.
 //!
 //! Tests that block run under a watchdog, so a lost wake-up fails instead of
 //! hanging. Where a test sleeps briefly to let a thread reach its blocking
@@ -481,6 +483,74 @@ fn a_consumer_thread_that_panics_does_not_leave_join_hanging() {
         assert!(consumer.join().is_err(), "the consumer panicked");
         queue.join();
         join(joiner);
+        assert_eq!(queue.unfinished_tasks(), 0);
+    });
+}
+
+// --- a panicking `Ord` in a priority queue ----------------------------------
+
+/// A priority item whose comparisons panic while its `touchy` flag is set
+/// (each test has its own flag, so tests running in parallel don't meet).
+struct Touchy {
+    key: u32,
+    touchy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Touchy {}
+impl PartialOrd for Touchy {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Touchy {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        assert!(
+            !self.touchy.load(std::sync::atomic::Ordering::Relaxed),
+            "Touchy items refuse to be compared"
+        );
+        self.key.cmp(&other.key)
+    }
+}
+
+#[test]
+fn a_panicking_ord_in_put_or_get_loses_no_item_and_leaves_join_working() {
+    with_watchdog(PATIENCE, || {
+        let touchy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let item = |key| Touchy {
+            key,
+            touchy: Arc::clone(&touchy),
+        };
+        let queue = JoinableQueue::priority_bounded(16);
+        for key in [5, 3, 8, 1, 9, 2] {
+            queue.put(item(key)).unwrap();
+        }
+
+        touchy.store(true, std::sync::atomic::Ordering::Relaxed);
+        let put = catch_unwind(AssertUnwindSafe(|| queue.put(item(4))));
+        assert!(put.is_err(), "the put's comparison panicked");
+        let get = catch_unwind(AssertUnwindSafe(|| queue.get()));
+        assert!(get.is_err(), "the get's comparison panicked");
+        touchy.store(false, std::sync::atomic::Ordering::Relaxed);
+
+        // Both items stayed queued and counted: the put's and the one the
+        // get had taken out.
+        assert_eq!(queue.len(), 7);
+        assert_eq!(queue.unfinished_tasks(), 7);
+        let mut keys: Vec<u32> = (0..7)
+            .map(|_| {
+                let task = queue.get_task().unwrap();
+                task.key
+            })
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [1, 2, 3, 4, 5, 8, 9]);
+        assert_eq!(queue.try_get().err(), Some(GetError::Empty));
+        queue.join();
         assert_eq!(queue.unfinished_tasks(), 0);
     });
 }

@@ -6,11 +6,13 @@
 //! seam's `validate`, where taking the mutex is not allowed. The `len`
 //! stores are `SeqCst`: they are this storage's half of the wait lists'
 //! handshake, ordered before the notifier's check for sleepers (see
-//! `raw/wait_list.rs`).
+//! `raw/wait_list.rs`). They are made when the locked order is released
+//! ([`LenSync`]), so an item's `Ord` panicking inside a heap push or pop
+//! (the heap keeps every item then) cannot leave the mirror stale.
 
 use super::heap::Heap;
 use super::ring::{PopError, PushError};
-use crate::mutex::Mutex;
+use crate::mutex::{Mutex, MutexGuard};
 use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The order items leave in.
@@ -50,6 +52,27 @@ impl<T> Order<T> {
     }
 }
 
+/// The order, locked, for a push or pop: dropping it stores the order's
+/// length into the `len` mirror, then unlocks — also when the item's `Ord`
+/// panicked inside a heap push or pop (the heap keeps the item then), so
+/// the mirror never disagrees with what is queued.
+struct LenSync<'a, T> {
+    items: MutexGuard<'a, Order<T>>,
+    len: &'a AtomicUsize,
+}
+
+impl<T> LenSync<'_, T> {
+    fn order(&mut self) -> &mut Order<T> {
+        &mut self.items
+    }
+}
+
+impl<T> Drop for LenSync<'_, T> {
+    fn drop(&mut self) {
+        self.len.store(self.items.len(), Ordering::SeqCst);
+    }
+}
+
 /// Items in some [`Order`] behind a mutex, with an optional capacity.
 pub(crate) struct Locked<T> {
     items: Mutex<Order<T>>,
@@ -70,7 +93,7 @@ impl<T> Locked<T> {
 
     /// Adds `item`; `claimed` runs (under the lock) just before it is added.
     pub(crate) fn push(&self, item: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
-        let mut items = self.items.lock();
+        let items = self.items.lock();
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(PushError::ShutDown(item));
         }
@@ -81,8 +104,11 @@ impl<T> Locked<T> {
             return Err(PushError::Full(item));
         }
         claimed();
-        items.push(item);
-        self.len.store(items.len(), Ordering::SeqCst);
+        let mut items = LenSync {
+            items,
+            len: &self.len,
+        };
+        items.order().push(item);
         Ok(())
     }
 
@@ -99,12 +125,12 @@ impl<T> Locked<T> {
                 PopError::Empty
             });
         }
-        let mut items = self.items.lock();
-        match items.pop() {
-            Some(item) => {
-                self.len.store(items.len(), Ordering::SeqCst);
-                Ok(item)
-            }
+        let mut items = LenSync {
+            items: self.items.lock(),
+            len: &self.len,
+        };
+        match items.order().pop() {
+            Some(item) => Ok(item),
             None if self.shut_down.load(Ordering::Relaxed) => Err(PopError::ShutDown),
             None => Err(PopError::Empty),
         }

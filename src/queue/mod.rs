@@ -131,6 +131,16 @@ impl<T> Storage<T> {
     }
 }
 
+/// Wakes one waiter of a wait list if dropped, which only happens while
+/// unwinding (the normal path forgets it).
+struct NotifyOneOnUnwind<'a>(&'a WaitList);
+
+impl Drop for NotifyOneOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
 /// A work queue with task accounting — Python's `queue.Queue` and
 /// `multiprocessing.JoinableQueue`, done the Rust way.
 ///
@@ -347,8 +357,13 @@ impl<T> JoinableQueue<T> {
     /// One attempt to put; wakes a getter on success.
     #[inline]
     fn push(&self, item: T) -> Result<(), PushError<T>> {
+        // A priority push runs the item's `Ord`, which may panic; the heap
+        // keeps the item then, so a getter must still be woken for it.
+        let wake_a_getter = NotifyOneOnUnwind(&self.getters);
         // Counted before the item is visible, so task_done can't run ahead.
-        self.storage.push(item, || self.tasks.put_one())?;
+        let pushed = self.storage.push(item, || self.tasks.put_one());
+        std::mem::forget(wake_a_getter);
+        pushed?;
         self.getters.notify_one();
         Ok(())
     }
