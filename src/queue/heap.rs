@@ -62,7 +62,7 @@ struct Entry<T> {
 fn before<T: Ord>(a: &Entry<T>, b: &Entry<T>) -> bool {
     let less = a.item < b.item;
     if !less && a.item == b.item {
-        return earlier(a, b);
+        return inserted_before(a, b);
     }
     less
 }
@@ -70,7 +70,7 @@ fn before<T: Ord>(a: &Entry<T>, b: &Entry<T>) -> bool {
 /// The tie-break, out of line: equal items are the rare case.
 #[cold]
 #[inline(never)]
-fn earlier<T>(a: &Entry<T>, b: &Entry<T>) -> bool {
+fn inserted_before<T>(a: &Entry<T>, b: &Entry<T>) -> bool {
     a.sequence < b.sequence
 }
 
@@ -259,7 +259,7 @@ impl<'a, T: Ord> Hole<'a, T> {
     fn first_of(&self, later: usize, earlier: usize) -> usize {
         let (later_entry, earlier_entry) = (&self.entries[later], &self.entries[earlier]);
         if later_entry.item == earlier_entry.item {
-            return if before(later_entry, earlier_entry) {
+            return if inserted_before(later_entry, earlier_entry) {
                 later
             } else {
                 earlier
