@@ -11,6 +11,7 @@
 //! | `fifo_2p2c`                    | the same rows but std's (its `Receiver` cannot be shared) |
 //! | `priority_1p1c`, `priority_2p2c` | verisync `priority_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<BinaryHeap<Reverse<u64>>>` + two `Condvar`s baseline; the same over `BinaryHeap<Reverse<(u64, insertion number)>>` (`parking_lot_mutex_condvar_fifo_ties`), which hands equal items out in insertion order as verisync does |
 //! | `lifo_1p1c`, `lifo_2p2c`       | verisync `lifo_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<Vec>` + two `Condvar`s baseline |
+//! | `lifo_one_thread`              | the LIFO rows on one thread without contention: a put, then a get (and `task_done`), per iteration — the floor under the 1P/1C rows |
 //!
 //! One criterion iteration is one message: put by a producer, got by a
 //! consumer. Each measured batch (`iter_custom`) builds a fresh queue,
@@ -493,6 +494,43 @@ fn lifo(c: &mut Criterion) {
     }
 }
 
+/// The LIFO rows on one thread: what a put and a get cost without any
+/// contention, the floor under `lifo_1p1c` (whose baseline threads mostly
+/// take turns, each running on an uncontended lock while the other sleeps).
+fn lifo_one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifo_one_thread");
+    for task_done in [true, false] {
+        let name = if task_done {
+            "verisync_task_done"
+        } else {
+            "verisync"
+        };
+        group.bench_function(name, |b| {
+            let queue = Lifo::build();
+            let mut index = 0u64;
+            b.iter(|| {
+                index += 1;
+                queue.put(message(index)).expect("the queue is open");
+                let value = queue.get().expect("the queue is open");
+                if task_done {
+                    queue.task_done().expect("one task_done per get");
+                }
+                black_box(value)
+            });
+        });
+    }
+    group.bench_function("parking_lot_mutex_condvar", |b| {
+        let queue = CondvarQueue::<Vec<u64>>::new();
+        let mut index = 0u64;
+        b.iter(|| {
+            index += 1;
+            queue.put(message(index));
+            black_box(queue.get())
+        });
+    });
+    group.finish();
+}
+
 // ---------------------------------------------------------------------------
 
 fn config() -> Criterion {
@@ -506,6 +544,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fifo, priority, lifo
+    targets = fifo, priority, lifo, lifo_one_thread
 }
 criterion_main!(benches);

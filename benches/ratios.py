@@ -78,6 +78,8 @@ ROWS = [
     ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", None),
     ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
+    ("lifo_one_thread", "verisync_task_done", "parking_lot_mutex_condvar", None),
+    ("lifo_one_thread", "verisync", "parking_lot_mutex_condvar", None),
     # Issue 4 (benches/pool.rs, benches/pool_python.py): 2 workers; time per
     # tiny task / per value-returning task / per map item.
     ("tiny_tasks", "verisync_submit", "threadpool_latch", ("throughput", 1.0)),
