@@ -70,11 +70,11 @@ use crate::sys::atomic::{fence, AtomicPtr, AtomicUsize, Ordering};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::spin::Backoff;
 
-/// Slots per block. Small under loom, so that a model with a handful of
-/// items already crosses block boundaries.
-#[cfg(not(verisync_loom))]
+/// Slots per block. Small under the model checkers (loom, shuttle), so that
+/// a model with a handful of items already crosses block boundaries.
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
 const BLOCK_SLOTS: usize = 31;
-#[cfg(verisync_loom)]
+#[cfg(any(verisync_loom, verisync_shuttle))]
 const BLOCK_SLOTS: usize = 2;
 
 /// Positions per block: the slots and the "moving to the next block" end.

@@ -1,11 +1,24 @@
 //! The facade: the only module that knows whether the crate runs for real or
-//! inside the loom model checker.
+//! inside a model checker.
 //!
 //! Everything above this module uses `sys::atomic`, `sys::cell`, `sys::park`,
-//! `sys::thread` and `sys::spin` instead of `std`/`loom` directly. In a normal
-//! build these are thin `#[inline]` forwards to `std` and `parking_lot_core`;
-//! under `--cfg verisync_loom` they are loom's types and a loom model of the
-//! parking seam ([`park_loom`]). So what loom checks is the code users run.
+//! `sys::thread` and `sys::spin` instead of `std`/`loom`/`shuttle` directly.
+//! There are three backends, chosen by a `--cfg`:
+//!
+//! | cfg | backend | what runs the code |
+//! |-----|---------|--------------------|
+//! | (none) | production | `std` and `parking_lot_core`, through thin `#[inline]` forwards |
+//! | `verisync_loom` | loom | loom's types and a loom model of the parking seam ([`park_loom`]); exhaustive for 2–3 threads |
+//! | `verisync_shuttle` | shuttle | shuttle's types and a shuttle model of the same seam ([`park_shuttle`]); randomized and PCT schedules for 3–6 threads and long scripts |
+//!
+//! So what either model checker runs is the code users run. Both model
+//! cfgs at once is a compile error. Outside this module, code that must
+//! differ under a model (smaller queue blocks, no `const fn` where loom's
+//! atomics are not `const`) says `any(verisync_loom, verisync_shuttle)` or
+//! names the one backend it is about.
+
+#[cfg(all(verisync_loom, verisync_shuttle))]
+compile_error!("verisync: `--cfg verisync_loom` and `--cfg verisync_shuttle` exclude each other; pick one model backend");
 
 #[cfg(verisync_loom)]
 mod cell_loom;
@@ -13,6 +26,8 @@ mod cell_loom;
 mod cell_std;
 #[cfg(verisync_loom)]
 mod park_loom;
+#[cfg(verisync_shuttle)]
+mod park_shuttle;
 
 /// The model seam as the loom suite sees it (through `verisync::__loom`).
 #[cfg(verisync_loom)]
@@ -20,7 +35,7 @@ pub(crate) mod model_seam {
     pub use super::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
     pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
 }
-#[cfg(not(verisync_loom))]
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
 mod park_lot;
 
 pub(crate) mod spin;
@@ -30,12 +45,18 @@ pub(crate) mod time;
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
-    #[cfg(not(verisync_loom))]
+    // shuttle runs every atomic access as `SeqCst` (shuttle's `sync::atomic`
+    // docs, "Warning about relaxed behaviors"): it finds interleaving bugs,
+    // not missing orderings; those are loom's job.
+    #[cfg(verisync_shuttle)]
+    pub(crate) use shuttle::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
 
-    /// Nothing in a real build; `fence(SeqCst)` under loom.
+    /// Nothing in a real build (and under shuttle, which makes every access
+    /// `SeqCst`); `fence(SeqCst)` under loom.
     ///
     /// Put it between a `SeqCst` store or read-modify-write and a later
     /// `SeqCst` load where the code relies on the two being ordered — the
@@ -76,8 +97,10 @@ pub(crate) mod park {
 
     #[cfg(verisync_loom)]
     pub(crate) use super::park_loom::{park, unpark_filter, unpark_one};
-    #[cfg(not(verisync_loom))]
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     pub(crate) use super::park_lot::{park, unpark_filter, unpark_one};
+    #[cfg(verisync_shuttle)]
+    pub(crate) use super::park_shuttle::{park, unpark_filter, unpark_one};
 
     /// Wakes up to `count` threads parked on `key`, longest-waiting first;
     /// `callback` runs under the queue lock as for `unpark_filter`.
@@ -108,10 +131,12 @@ pub(crate) mod park {
 pub(crate) mod thread {
     #[cfg(verisync_loom)]
     pub(crate) use loom::thread::{Builder, JoinHandle};
-    #[cfg(not(verisync_loom))]
+    #[cfg(verisync_shuttle)]
+    pub(crate) use shuttle::thread::{Builder, JoinHandle};
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     pub(crate) use std::thread::{Builder, JoinHandle};
 
-    #[cfg(not(verisync_loom))]
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     #[inline]
     pub(crate) fn current_id() -> usize {
         use std::cell::Cell;
@@ -140,5 +165,12 @@ pub(crate) mod thread {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         loom::thread_local!(static ID: usize = NEXT_ID.fetch_add(1, Ordering::Relaxed));
         ID.with(|id| *id)
+    }
+
+    #[cfg(verisync_shuttle)]
+    pub(crate) fn current_id() -> usize {
+        // shuttle numbers the tasks of an execution from 0, each distinct
+        // for the execution's whole life; the `+ 1` keeps 0 for "nobody".
+        usize::from(shuttle::thread::current().id()) + 1
     }
 }

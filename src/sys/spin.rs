@@ -11,6 +11,11 @@
 //! after every other thread has blocked or finished, so a waiter would never
 //! reach `park` while the holder is still about to unlock, and the
 //! park-versus-unlock races would go unexplored.)
+//!
+//! Under shuttle the same holds: one retry, no yield. Every atomic access
+//! is a shuttle scheduling point already, and `shuttle::thread::yield_now`
+//! is a hint to run the yielder later (the PCT scheduler lowers its
+//! priority), which would hide the same races.
 
 /// Counts the spins of one wait.
 #[derive(Default)]
@@ -22,7 +27,7 @@ impl SpinWait {
     /// Spins (or yields) once; `false` when the caller should park instead.
     #[inline]
     pub(crate) fn spin(&mut self) -> bool {
-        #[cfg(not(verisync_loom))]
+        #[cfg(not(any(verisync_loom, verisync_shuttle)))]
         {
             if self.counter >= 10 {
                 return false;
@@ -37,7 +42,7 @@ impl SpinWait {
             }
             true
         }
-        #[cfg(verisync_loom)]
+        #[cfg(any(verisync_loom, verisync_shuttle))]
         {
             if self.counter >= 1 {
                 return false;
@@ -51,11 +56,13 @@ impl SpinWait {
 /// Waiting for another thread to finish a step it has already begun (a
 /// ring slot it claimed but has not yet published): spin, then yield.
 ///
-/// Production: `crossbeam_utils::Backoff`. Under loom every wait is a
-/// `yield_now`, which is exactly right here: the other thread must run for
-/// this one to make progress, and loom schedules it.
+/// Production: `crossbeam_utils::Backoff`. Under loom and shuttle every wait
+/// is the model's `yield_now`, which is exactly right here: the other thread
+/// must run for this one to make progress, and the model schedules it
+/// (shuttle's PCT scheduler also lowers the yielder's priority, so a
+/// spinning thread cannot starve the one it waits for).
 pub(crate) struct Backoff {
-    #[cfg(not(verisync_loom))]
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     inner: crossbeam_utils::Backoff,
 }
 
@@ -63,7 +70,7 @@ impl Backoff {
     #[inline]
     pub(crate) fn new() -> Self {
         Self {
-            #[cfg(not(verisync_loom))]
+            #[cfg(not(any(verisync_loom, verisync_shuttle)))]
             inner: crossbeam_utils::Backoff::new(),
         }
     }
@@ -71,18 +78,22 @@ impl Backoff {
     /// A lost race (a CAS failed): retry almost at once.
     #[inline]
     pub(crate) fn spin(&self) {
-        #[cfg(not(verisync_loom))]
+        #[cfg(not(any(verisync_loom, verisync_shuttle)))]
         self.inner.spin();
         #[cfg(verisync_loom)]
         loom::thread::yield_now();
+        #[cfg(verisync_shuttle)]
+        shuttle::thread::yield_now();
     }
 
     /// Another thread is mid-step: give it time, yielding if it takes long.
     #[inline]
     pub(crate) fn snooze(&self) {
-        #[cfg(not(verisync_loom))]
+        #[cfg(not(any(verisync_loom, verisync_shuttle)))]
         self.inner.snooze();
         #[cfg(verisync_loom)]
         loom::thread::yield_now();
+        #[cfg(verisync_shuttle)]
+        shuttle::thread::yield_now();
     }
 }
