@@ -44,8 +44,10 @@
 //! Each primitive is an atomic state machine (documented where its state
 //! word is defined) that blocks through one small parking seam, which
 //! forwards to `parking_lot_core` in a normal build and is replaced by a
-//! loom model under `--cfg verisync_loom`. The loom suite in `loom-tests/`
-//! therefore checks the code you run.
+//! loom model under `--cfg verisync_loom` (exhaustive for 2–3 threads) or
+//! a shuttle model under `--cfg verisync_shuttle` (randomized and PCT
+//! schedules for 3–6 threads and long operation scripts). The suites in
+//! `loom-tests/` and `shuttle-tests/` therefore check the code you run.
 
 #![warn(missing_docs)]
 

@@ -9,7 +9,7 @@
 //! |-----|---------|--------------------|
 //! | (none) | production | `std` and `parking_lot_core`, through thin `#[inline]` forwards |
 //! | `verisync_loom` | loom | loom's types and a loom model of the parking seam ([`park_loom`]); exhaustive for 2–3 threads |
-//! | `verisync_shuttle` | shuttle | shuttle's types and a shuttle model of the same seam ([`park_shuttle`]); randomized and PCT schedules for 3–6 threads and long scripts |
+//! | `verisync_shuttle` | shuttle | shuttle's atomics and threads, std's `UnsafeCell`, and a shuttle model of the same seam ([`park_shuttle`]); randomized and PCT schedules for 3–6 threads and long scripts |
 //!
 //! So what either model checker runs is the code users run. Both model
 //! cfgs at once is a compile error. Outside this module, code that must
@@ -78,6 +78,10 @@ pub(crate) mod atomic {
 }
 
 /// `UnsafeCell` with loom-tracked accesses.
+///
+/// Under shuttle it is the production cell: shuttle has no model of
+/// `UnsafeCell` accesses, so there a lock that fails to exclude shows only
+/// through the tests' own invariants (a lost or doubled item or count).
 pub(crate) mod cell {
     #[cfg(verisync_loom)]
     pub(crate) use super::cell_loom::{MutAccess, SharedAccess, UnsafeCell};
