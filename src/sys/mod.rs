@@ -107,9 +107,9 @@ pub(crate) mod park {
 /// identity for the calling thread.
 pub(crate) mod thread {
     #[cfg(verisync_loom)]
-    pub(crate) use loom::thread::{Builder, JoinHandle};
+    pub(crate) use loom::thread::{current, Builder, JoinHandle};
     #[cfg(not(verisync_loom))]
-    pub(crate) use std::thread::{Builder, JoinHandle};
+    pub(crate) use std::thread::{current, Builder, JoinHandle};
 
     #[cfg(not(verisync_loom))]
     #[inline]
