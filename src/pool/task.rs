@@ -334,7 +334,7 @@ impl<R> Completion<R> {
     fn report_callback_panic(&self, payload: Box<dyn Any + Send>) {
         let message = take_panic_message(payload);
         let outcome = match self.result_ref() {
-            Ok(_) => format!("returned a {}", std::any::type_name::<R>()),
+            Ok(_) => format!("returned a `{}`", std::any::type_name::<R>()),
             Err(error) => format!("failed: {error}"),
         };
         eprintln!(
