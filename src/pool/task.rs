@@ -482,10 +482,16 @@ impl<R> TaskHandle<R> {
     /// forever.
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use std::time::Duration;
     /// let pool = verisync::ThreadPool::new(1);
-    /// let slow = pool.submit(|| std::thread::sleep(Duration::from_millis(50)));
-    /// assert!(!slow.wait_timeout(Duration::from_millis(1)));
+    /// let gate = Arc::new(verisync::Event::new());
+    /// let slow = {
+    ///     let gate = Arc::clone(&gate);
+    ///     pool.submit(move || gate.wait())
+    /// };
+    /// assert!(!slow.wait_timeout(Duration::from_millis(1))); // still waiting for the gate
+    /// gate.set();
     /// assert!(slow.wait_timeout(Duration::MAX));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
