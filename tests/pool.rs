@@ -12,7 +12,12 @@
 //! - the builder's options, and `TaskHandle<R>: Send + Sync` for `R: Send`;
 //! - bad input: `ThreadPool::new(0)`, `wait_timeout(Duration::MAX)`, a
 //!   blocked task during `shutdown_now`, submit (and map) after shutdown,
-//!   concurrent shutdowns, and `TaskError`'s sentences.
+//!   concurrent shutdowns, and `TaskError`'s sentences;
+//! - hostile user code (issues 12 and 13): a result or an unrun closure whose
+//!   `Drop` panics after its handle is gone, a panic payload whose `Drop`
+//!   panics, a panicking late callback, a panicking `on_worker_start` hook,
+//!   the pool dropped or shut down inside its own task, `cancel` twice,
+//!   `try_build` with 0 workers.
 //!
 //! Tasks are held by gates (`Event`s the test opens), never by sleeps. Where
 //! a test must know that a thread is blocked, it asks the kernel
@@ -22,6 +27,7 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier, Mutex as StdMutex, Once};
 use std::thread;
@@ -43,7 +49,9 @@ fn quiet_deliberate_panics() {
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with("deliberate")) {
+            let deliberate = message.is_some_and(|message| message.starts_with("deliberate"))
+                || payload.is::<PanicsOnDrop>();
+            if !deliberate {
                 default(info);
             }
         }));
@@ -70,6 +78,16 @@ fn gated<R: Send + 'static>(
         })
     };
     (handle, started)
+}
+
+/// A value whose `Drop` panics (hostile user code); also used as a panic
+/// payload (`panic_any`), so that dropping the payload panics too.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("deliberate panic in a drop");
+    }
 }
 
 /// Opens the gate when dropped, so a failing assertion never leaves a task
@@ -680,8 +698,9 @@ fn one_thread_waits_on_a_handle_while_others_add_a_callback_and_cancel_it() {
         let _open = OpenOnDrop(Arc::clone(&gate));
         let (_blocker, started) = gated(&pool, &gate, ());
         started.wait();
-        // Not Sync itself; the handle still is.
-        let handle: TaskHandle<Cell<u8>> = pool.submit(|| Cell::new(1));
+        // (`on_done` needs a `Sync` result; the handle itself is `Sync` for
+        // any `Send` result, see above.)
+        let handle: TaskHandle<u8> = pool.submit(|| 1);
         let seen = Arc::new(Seen::default());
         thread::scope(|scope| {
             let (tids, tid) = mpsc::channel();
@@ -1077,5 +1096,374 @@ fn a_second_shutdown_now_waits_for_the_first_ones_cancellations() {
         }
         assert_eq!(first.join().unwrap(), 20);
         assert_eq!(running.join(), Ok(()));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Hostile user code (issues 12 and 13)
+
+/// Issue 12 defect 3: a finished task's result whose `Drop` panics, dropped
+/// by the worker because the handle was dropped first, used to kill the
+/// worker: later tasks never ran and `join` hung.
+#[test]
+fn a_result_whose_drop_panics_after_its_handle_was_dropped_kills_no_worker() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .thread_name("dropper")
+            .build();
+        for round in 0..20u32 {
+            let gate = Arc::new(Event::new());
+            let _open = OpenOnDrop(Arc::clone(&gate));
+            let (handle, started) = gated(&pool, &gate, PanicsOnDrop);
+            started.wait();
+            // The worker now holds the only reference: it drops the result.
+            drop(handle);
+            gate.set();
+            assert_eq!(
+                pool.submit(move || round).join(),
+                Ok(round),
+                "round {round}: the next task did not run"
+            );
+        }
+        assert_eq!(
+            pool.submit(current_name).join(),
+            Ok(Some("dropper-0".to_owned())),
+            "the one worker is still the same, living thread"
+        );
+        pool.shutdown();
+    });
+}
+
+/// The same for a cancelled task's closure: its handle cancelled and
+/// dropped, the worker that takes the job out of the queue drops it.
+#[test]
+fn an_unrun_closure_whose_drop_panics_kills_no_worker() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let (pool, gate, _open, running) = pool_with_busy_worker();
+        let armed = PanicsOnDrop;
+        let cancelled = pool.submit(move || {
+            let _armed = armed;
+        });
+        assert!(cancelled.cancel());
+        drop(cancelled); // the queued job is now the closure's last owner
+        let next = pool.submit(|| 2);
+        gate.set();
+        assert_eq!(running.join(), Ok(()));
+        assert_eq!(next.join(), Ok(2), "the worker died dropping the closure");
+        assert_eq!(pool.submit(|| 3).join(), Ok(3));
+        pool.shutdown();
+    });
+}
+
+/// `shutdown_now` drops the jobs it cancels; one whose closure panics on
+/// drop used to abort it half-way, leaving the other drained tasks
+/// unresolved forever.
+#[test]
+fn shutdown_now_cancels_every_task_even_if_a_dropped_closure_panics() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let (pool, gate, _open, running) = pool_with_busy_worker();
+        let armed = PanicsOnDrop;
+        drop(pool.submit(move || {
+            let _armed = armed;
+        }));
+        let queued: Vec<_> = (0..3).map(|n| pool.submit(move || n)).collect();
+        let watcher = thread::spawn(move || {
+            let results: Vec<_> = queued.into_iter().map(TaskHandle::join).collect();
+            gate.set(); // all resolved: let the running task end
+            results
+        });
+        assert_eq!(pool.shutdown_now(), 4);
+        assert_eq!(
+            common::join(watcher),
+            vec![Err(TaskError::Cancelled); 3],
+            "every queued task is cancelled"
+        );
+        assert_eq!(running.join(), Ok(()));
+    });
+}
+
+/// A panic payload is user data too (`panic_any`): one whose `Drop` panics
+/// used to escape from the pool after the task was claimed (the worker
+/// died, the handle never resolved). Now the task, a `map` item and a
+/// callback each fail only themselves.
+#[test]
+fn a_panic_payload_whose_drop_panics_fails_only_its_own_task() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .thread_name("payload")
+            .build();
+        let not_a_string = || TaskError::Panicked("a panic whose payload is not a string".into());
+        let task = pool.submit(|| -> u32 { std::panic::panic_any(PanicsOnDrop) });
+        assert_eq!(task.join(), Err(not_a_string()));
+
+        let items: Vec<_> = pool
+            .map(0..4u32, |n| {
+                if n == 2 {
+                    std::panic::panic_any(PanicsOnDrop);
+                }
+                n
+            })
+            .collect();
+        assert_eq!(items, [Ok(0), Ok(1), Err(not_a_string()), Ok(3)]);
+
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let (handle, _) = gated(&pool, &gate, 5u32);
+        handle.on_done(|_| std::panic::panic_any(PanicsOnDrop));
+        let after = Arc::new(Seen::default());
+        handle.on_done(after.callback());
+        gate.set();
+        assert_eq!(handle.join(), Ok(5));
+        assert_eq!(after.calls(), 1);
+
+        assert_eq!(
+            pool.submit(current_name).join(),
+            Ok(Some("payload-0".to_owned()))
+        );
+    });
+}
+
+/// Issue 12 defect 7: `cancel()` is `true` whenever the task ends up
+/// cancelled — also a second time, and after `shutdown_now` cancelled it —
+/// and `false` for a task that ran.
+#[test]
+fn cancel_is_true_whenever_the_task_ends_up_cancelled() {
+    with_watchdog(PATIENCE, || {
+        let (pool, gate, _open, running) = pool_with_busy_worker();
+        let by_cancel = pool.submit(|| 1);
+        assert!(by_cancel.cancel());
+        assert!(by_cancel.cancel(), "a second cancel must say true too");
+        let by_shutdown = Arc::new(pool.submit(|| 2));
+        let watcher = {
+            let by_shutdown = Arc::clone(&by_shutdown);
+            thread::spawn(move || {
+                by_shutdown.wait();
+                gate.set();
+            })
+        };
+        assert_eq!(pool.shutdown_now(), 1, "by_cancel was already cancelled");
+        common::join(watcher);
+        assert!(by_shutdown.cancel(), "cancelled by shutdown_now");
+        assert!(!running.cancel(), "it ran");
+        assert_eq!(running.join(), Ok(()));
+        assert_eq!(by_cancel.join(), Err(TaskError::Cancelled));
+        let by_shutdown = Arc::try_unwrap(by_shutdown).unwrap();
+        assert_eq!(by_shutdown.join(), Err(TaskError::Cancelled));
+    });
+}
+
+/// Issue 12 defect 8: a callback registered after the task finished runs on
+/// the caller's thread; its panic used to propagate out of `on_done`. Now it
+/// is caught and reported, as on a worker (also one run by `cancel`).
+#[test]
+fn a_panicking_callback_never_reaches_the_caller_of_on_done_or_cancel() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let (pool, gate, _open, running) = pool_with_busy_worker();
+        let queued = pool.submit(|| 2);
+        queued.on_done(|_| panic!("deliberate panic in a callback run by cancel"));
+        let cancel = catch_unwind(AssertUnwindSafe(|| queued.cancel()));
+        assert_eq!(cancel.ok(), Some(true), "cancel passed the panic on");
+        gate.set();
+        running.wait();
+        let late = catch_unwind(AssertUnwindSafe(|| {
+            running.on_done(|_| panic!("deliberate panic in a late callback"));
+        }));
+        assert!(late.is_ok(), "on_done passed the late callback's panic on");
+        let after = Arc::new(Seen::default());
+        running.on_done(after.callback());
+        assert_eq!(after.calls(), 1, "the next callback still runs");
+        assert_eq!(running.join(), Ok(()));
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+    });
+}
+
+/// Issue 13: `try_build` with 0 workers returns an error (it panicked);
+/// `build` and `new` still panic, with the same sentence.
+#[test]
+fn try_build_with_zero_workers_returns_an_error_saying_why() {
+    let error = ThreadPool::builder().workers(0).try_build().unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(
+        error
+            .to_string()
+            .contains("a ThreadPool with 0 workers could never run a task"),
+        "{error}"
+    );
+}
+
+/// Issue 13 item 7: dropping the last `Arc<ThreadPool>` inside one of its
+/// own tasks used to turn that task's result into `Panicked("failed to join
+/// thread: Resource deadlock avoided")`. Now the pool shuts down without
+/// joining that worker, the task keeps its result, and the tasks queued
+/// behind it still run.
+#[test]
+fn dropping_the_last_arc_of_a_pool_inside_its_own_task_keeps_the_result() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::builder().workers(2).thread_name("own").build());
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let last_owner = {
+            let (inner, gate) = (Arc::clone(&pool), Arc::clone(&gate));
+            pool.submit(move || {
+                gate.wait();
+                drop(inner); // the last Arc: the pool shuts down right here
+                "kept"
+            })
+        };
+        let behind: Vec<_> = (0..8u32).map(|n| pool.submit(move || n)).collect();
+        drop(pool); // not the last: the task holds one
+        gate.set();
+        assert_eq!(last_owner.join(), Ok("kept"));
+        for (n, handle) in (0u32..).zip(behind) {
+            assert_eq!(handle.join(), Ok(n), "task {n} queued behind it");
+        }
+    });
+}
+
+/// The same for an explicit `shutdown` inside a task of a pool that lives
+/// on: it returns (instead of failing the task), and a later `shutdown`
+/// from outside still waits for that worker to finish the queue.
+#[test]
+fn shutdown_inside_its_own_task_returns_and_a_later_shutdown_joins_that_worker() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let shutter = {
+            let (inner, gate) = (Arc::clone(&pool), Arc::clone(&gate));
+            pool.submit(move || {
+                inner.shutdown();
+                gate.wait(); // the tasks behind stay queued until the test opens it
+                "shut"
+            })
+        };
+        let behind: Vec<_> = (0..4u32).map(|n| pool.submit(move || n)).collect();
+        gate.set();
+        assert_eq!(shutter.join(), Ok("shut"));
+        pool.shutdown();
+        assert!(
+            behind.iter().all(TaskHandle::is_finished),
+            "shutdown returned before the worker finished the queue"
+        );
+        for (n, handle) in (0u32..).zip(behind) {
+            assert_eq!(handle.join(), Ok(n));
+        }
+    });
+}
+
+/// Issue 13: a panicking `on_worker_start` hook used to kill its worker while
+/// `try_build` said `Ok`: queued handles never resolved. Now the build fails
+/// with an error naming the worker and the panic, and leaves no worker
+/// running (each holds the hook, so the hook's captures are released).
+#[test]
+fn a_panicking_on_worker_start_hook_fails_the_build() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let captured = Arc::new(());
+        let hook_sees = Arc::clone(&captured);
+        let error = ThreadPool::builder()
+            .workers(3)
+            .on_worker_start(move |index| {
+                let _ = &hook_sees;
+                if index == 1 {
+                    panic!("deliberate panic in the hook");
+                }
+            })
+            .try_build()
+            .expect_err("the hook panicked on worker 1");
+        assert!(
+            error.to_string().contains(
+                "the on_worker_start hook panicked on worker 1: deliberate panic in the hook"
+            ),
+            "{error}"
+        );
+        assert_eq!(
+            Arc::strong_count(&captured),
+            1,
+            "a worker (holding the hook) is still running"
+        );
+
+        let built = catch_unwind(|| {
+            ThreadPool::builder()
+                .workers(2)
+                .on_worker_start(|_| panic!("deliberate panic in every hook"))
+                .build()
+        });
+        let payload = built.expect_err("build must panic");
+        let message = payload.downcast_ref::<String>().unwrap();
+        assert!(
+            message.contains("on_worker_start hook panicked on worker")
+                && message.contains("deliberate panic in every hook"),
+            "{message}"
+        );
+    });
+}
+
+/// `on_done` needs `R: Sync`, but `as_completed` (which only needs to know
+/// that a task finished) still takes any `Send` result.
+#[test]
+fn as_completed_takes_results_that_are_not_sync() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let handles: Vec<TaskHandle<Cell<u32>>> = (0..4u32)
+            .map(|n| pool.submit(move || Cell::new(n)))
+            .collect();
+        let mut seen: Vec<_> = as_completed(handles)
+            .map(|(index, result)| (index, result.unwrap().get()))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [(0, 0), (1, 1), (2, 2), (3, 3)]);
+    });
+}
+
+/// A `map` dropped early leaves chunks running; their results (here with a
+/// panicking `Drop`) are dropped by the worker, which must live on.
+#[test]
+fn dropping_a_map_whose_results_panic_on_drop_leaves_the_pool_serving() {
+    quiet_deliberate_panics();
+    /// Panics when dropped if armed.
+    struct Armed(bool);
+    impl Drop for Armed {
+        fn drop(&mut self) {
+            if self.0 {
+                panic!("deliberate panic in a map result's drop");
+            }
+        }
+    }
+    with_watchdog(PATIENCE, || {
+        // One worker: if it died, nobody would run the tasks after.
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Event::new());
+        let _open = OpenOnDrop(Arc::clone(&gate));
+        let second_started = Arc::new(Event::new());
+        {
+            let (gate, started) = (Arc::clone(&gate), Arc::clone(&second_started));
+            // The first chunks hold one item each (they grow only later).
+            let mut results = pool.map(0..1_000u32, move |n| {
+                if n == 0 {
+                    return Armed(false);
+                }
+                if n == 1 {
+                    started.set();
+                }
+                gate.wait();
+                Armed(true)
+            });
+            assert!(!results.next().unwrap().unwrap().0);
+            second_started.wait();
+        } // dropped: queued chunks are cancelled; item 1's chunk still runs
+        gate.set(); // item 1 returns an armed result nobody holds a handle to
+        let handles: Vec<_> = (0..8u32).map(|n| pool.submit(move || n)).collect();
+        for (n, handle) in (0u32..).zip(handles) {
+            assert_eq!(handle.join(), Ok(n));
+        }
+        pool.shutdown();
     });
 }

@@ -18,7 +18,8 @@
 //! - every callback ran exactly once and saw the result `join` gave, on a
 //!   worker, or on the thread that registered it (once finished) or that
 //!   cancelled the task;
-//! - `cancel() == true` means `Cancelled`; `Cancelled` without it happens
+//! - `cancel() == true` means `Cancelled` (also when it was cancelled
+//!   before, so a second `cancel()` says `true` again); `Cancelled` without it happens
 //!   only through `shutdown_now`, and the sum of `shutdown_now`'s returns
 //!   equals the handles it cancelled (when no `map` had chunks queued at the
 //!   time — those are cancelled and counted too, so then it is at least);
@@ -349,7 +350,11 @@ struct Task {
     /// Reports the result of a handle dropped unjoined.
     dropped_with: Option<Arc<Callback>>,
     callbacks: Vec<Arc<Callback>>,
+    /// A `cancel()` of its script resolved it (the call that won the claim).
     cancelled_by_call: bool,
+    /// Some `cancel()` said `true` / `false`.
+    cancel_said_true: bool,
+    cancel_said_false: bool,
     /// A shutdown had returned before the submit.
     submitted_after_shutdown: bool,
     /// A shutdown had begun by the time the submit returned.
@@ -418,6 +423,8 @@ fn submit(shared: &Shared, kind: Kind) -> Task {
         dropped_with: None,
         callbacks: Vec::new(),
         cancelled_by_call: false,
+        cancel_said_true: false,
+        cancel_said_false: false,
         submitted_after_shutdown,
         shutdown_began_by_submit_end,
     }
@@ -516,14 +523,24 @@ fn run_script(shared: &Shared, ops: &[Op]) -> Vec<Task> {
                 };
                 let task = &mut tasks[task];
                 let handle = task.handle.as_ref().unwrap();
-                let was_finished = handle.is_finished();
+                // A probe tells whether this very call cancelled the task:
+                // then the probe runs here, inside `cancel` (not at
+                // registration, which would mean the task had finished).
+                let probe = Arc::new(StdMutex::new(None::<(String, bool)>));
+                let registering = Arc::new(AtomicBool::new(true));
+                {
+                    let (probe, registering) = (Arc::clone(&probe), Arc::clone(&registering));
+                    handle.on_done(move |_| {
+                        *probe.lock().unwrap() = Some((current_name(), registering.load(SeqCst)));
+                    });
+                }
+                registering.store(false, SeqCst);
                 if handle.cancel() {
-                    assert!(
-                        !was_finished,
-                        "task {}: cancel won after it finished",
-                        task.id
-                    );
-                    assert!(handle.is_finished(), "a cancelled task counts as finished");
+                    let won = probe.lock().unwrap().as_ref() == Some(&(me.clone(), false));
+                    // True also when it was cancelled before: by an earlier
+                    // cancel, or by a shutdown_now that may still be running
+                    // its callbacks on another thread (hence the wait).
+                    handle.wait();
                     assert_eq!(
                         task.runs.load(SeqCst),
                         0,
@@ -531,8 +548,15 @@ fn run_script(shared: &Shared, ops: &[Op]) -> Vec<Task> {
                         task.id
                     );
                     task.assert_callbacks_ran();
-                    assert!(!handle.cancel(), "task {}: cancelled twice", task.id);
-                    task.cancelled_by_call = true;
+                    assert!(
+                        handle.cancel(),
+                        "task {}: a second cancel of a cancelled task said false",
+                        task.id
+                    );
+                    task.cancelled_by_call |= won;
+                    task.cancel_said_true = true;
+                } else {
+                    task.cancel_said_false = true;
                 }
             }
             Op::Join(index) => {
@@ -590,13 +614,11 @@ fn run_script(shared: &Shared, ops: &[Op]) -> Vec<Task> {
                     );
                     assert_eq!(callback.ran_on(), me, "and on the registering thread");
                 }
-                if outcome.is_err() {
-                    assert!(
-                        callback.panics,
-                        "on_done panicked, but the callback did not"
-                    );
-                    assert_eq!(callback.ran_on(), me);
-                }
+                assert!(
+                    outcome.is_ok(),
+                    "task {}: on_done passed a callback's panic on to its caller",
+                    task.id
+                );
                 task.callbacks.push(callback);
             }
             Op::Drop(index) => {
@@ -733,11 +755,18 @@ fn check_task(task: &mut Task, shutdown_now_called: bool) -> Result<u64, TaskErr
         }
         Err(other) => panic!("task {id}: unexpected {other:?}"),
     }
-    if task.cancelled_by_call {
+    if task.cancel_said_true {
         assert_eq!(
             result,
             Err(TaskError::Cancelled),
             "task {id}: cancel() said true"
+        );
+    }
+    if task.cancel_said_false {
+        assert_ne!(
+            result,
+            Err(TaskError::Cancelled),
+            "task {id}: cancel() said false, but it ended up cancelled"
         );
     }
     if task.submitted_after_shutdown {

@@ -1,6 +1,8 @@
 //! loom: `verisync::ThreadPool` and `TaskHandle` — every task runs at most
 //! once and resolves exactly once (value, `Cancelled`, or `ShutDown`),
-//! callbacks run exactly once, and shutdown loses no task.
+//! callbacks run exactly once, and shutdown loses no task; `cancel` says
+//! `true` exactly when the task ends up cancelled; a pool dropped inside its
+//! own task keeps that task's result.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -36,6 +38,8 @@ fn cancel_and_start_race_has_exactly_one_winner() {
             })
         };
         let cancelled = handle.cancel();
+        // A second cancel says the same: true iff the task ended up cancelled.
+        assert_eq!(handle.cancel(), cancelled);
         let result = handle.join();
         pool.shutdown();
         if cancelled {
@@ -120,5 +124,48 @@ fn a_panic_fails_only_its_own_task() {
         let next = pool.submit(|| 2u32);
         assert_eq!(failing.join(), Err(TaskError::Panicked("boom".into())));
         assert_eq!(next.join(), Ok(2));
+    });
+}
+
+/// Two cancels racing each other and the worker: they agree — both `true`
+/// (one resolved it, the other saw it cancelling or cancelled) exactly when
+/// the task ends up cancelled, both `false` when it ran.
+#[test]
+fn two_racing_cancels_agree_with_the_outcome() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let handle = Arc::new(pool.submit(|| 3u32));
+        let other = {
+            let handle = Arc::clone(&handle);
+            thread::spawn(move || handle.cancel())
+        };
+        let mine = handle.cancel();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, theirs, "the two cancels disagree");
+        let handle = Arc::try_unwrap(handle).expect("the other canceller is gone");
+        let result = handle.join();
+        if mine {
+            assert_eq!(result, Err(TaskError::Cancelled));
+        } else {
+            assert_eq!(result, Ok(3));
+        }
+        pool.shutdown();
+    });
+}
+
+/// The pool's last owner is one of its own tasks: the drop inside the task
+/// shuts the pool down without joining that worker, and the task keeps its
+/// result.
+#[test]
+fn dropping_the_pool_inside_its_own_task_keeps_the_result() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let inner = Arc::clone(&pool);
+        let handle = pool.submit(move || {
+            drop(inner);
+            7u32
+        });
+        drop(pool);
+        assert_eq!(handle.join(), Ok(7));
     });
 }

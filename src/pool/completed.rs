@@ -33,7 +33,7 @@ pub fn as_completed<R: Send + 'static>(
         .map(|(index, handle)| {
             let finished = Arc::clone(&finished);
             // The queue is never shut down, so the put cannot be refused.
-            handle.on_done(move |_| {
+            handle.on_done_notify(move || {
                 let _ = finished.put(index);
             });
             Some(handle)

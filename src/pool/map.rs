@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::task::{panic_message, TaskError, TaskHandle};
+use super::task::{take_panic_message, TaskError, TaskHandle};
 use super::thread::ThreadPool;
 
 /// Chunks in flight per worker.
@@ -95,7 +95,7 @@ where
                     .into_iter()
                     .map(|item| {
                         catch_unwind(AssertUnwindSafe(|| function(item)))
-                            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)))
+                            .map_err(|payload| TaskError::Panicked(take_panic_message(payload)))
                     })
                     .collect();
                 (results, started.elapsed())

@@ -4,23 +4,36 @@
 //! # The completion cell
 //!
 //! ```text
-//!  state:  QUEUED ──claim──▶ CLAIMED ──finish──▶ FINISHED
+//!  state:  QUEUED ──claim──────────▶ CLAIMED ────finish──▶ FINISHED
+//!             │                                  (or CANCELLED if the result is Err(Cancelled))
+//!             └──claim_to_cancel──▶ CANCELLING ──finish──▶ CANCELLED
 //! ```
 //!
-//! | state      | meaning                                                         |
-//! |------------|-----------------------------------------------------------------|
-//! | `QUEUED`   | not started; a worker or `cancel` may claim it                  |
-//! | `CLAIMED`  | one party (a worker running it, or `cancel`) owns the result slot |
-//! | `FINISHED` | the result is stored and never changes again                    |
+//! | state        | meaning                                                       |
+//! |--------------|---------------------------------------------------------------|
+//! | `QUEUED`     | not started; a worker or `cancel` may claim it                |
+//! | `CLAIMED`    | a worker running it (or a pool resolving it with an error other than `Cancelled`) owns the result slot |
+//! | `CANCELLING` | a cancel owns the result slot; it is storing `Err(Cancelled)` |
+//! | `FINISHED`   | the result is stored and never changes again                  |
+//! | `CANCELLED`  | as `FINISHED`, and the result is `Err(Cancelled)`             |
 //!
 //! Exactly one party wins the claim (a compare-exchange), so a task either
 //! runs or is cancelled, never both. The winner stores the result, marks
-//! `FINISHED` (`Release`), swaps the callback list for the `RAN` mark (so
-//! it takes every callback registered so far), runs them in registration
-//! order, and sets the `done` event. Registering pushes onto the list with
-//! a compare-exchange, unless it finds `RAN`: then the callback runs at
-//! once on the registering thread. So every callback runs exactly once,
-//! and `join` (which waits for `done`) returns after all of them.
+//! `FINISHED`/`CANCELLED` (`Release`), swaps the callback list for the `RAN`
+//! mark (so it takes every callback registered so far), runs them in
+//! registration order, and sets the `done` event. Registering pushes onto
+//! the list with a compare-exchange, unless it finds `RAN`: then the
+//! callback runs at once on the registering thread. So every callback runs
+//! exactly once, and `join` (which waits for `done`) returns after all of
+//! them. A cancel that loses the claim still reports `true` when the state
+//! it lost to is `CANCELLING`/`CANCELLED` (Python's `Future.cancel()`).
+//!
+//! Callbacks may run on two threads at once (the finishing thread runs the
+//! early ones while a late one runs on its registering thread), each with a
+//! `&Result<R, _>`: that is why [`TaskHandle::on_done`] needs `R: Sync`.
+//! A panicking callback is caught wherever it runs and reported on stderr
+//! (see [`TaskHandle::on_done`]); it never reaches the worker or
+//! `on_done`'s caller.
 //!
 //! The list is a lock-free stack of boxed nodes, newest first, in one
 //! pointer: a task nobody registers a callback for never allocates for
@@ -45,10 +58,15 @@ use crate::sys::time::deadline_after;
 
 /// Not started.
 const QUEUED: u8 = 0;
-/// Owned by the worker running it, or by `cancel`.
+/// Owned by the worker running it (or a pool resolving it with an error
+/// other than `Cancelled`).
 const CLAIMED: u8 = 1;
+/// Owned by a cancel, which is storing `Err(Cancelled)`.
+const CANCELLING: u8 = 2;
 /// The result is stored.
-const FINISHED: u8 = 2;
+const FINISHED: u8 = 3;
+/// The result is stored, and it is `Err(Cancelled)`.
+const CANCELLED: u8 = 4;
 
 /// Why a task has no value — the one error type of both pools.
 ///
@@ -143,6 +161,24 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// The message of a caught panic, disposing of its payload safely (see
+/// [`drop_panic_payload`]).
+pub(crate) fn take_panic_message(payload: Box<dyn Any + Send>) -> String {
+    let message = panic_message(&*payload);
+    drop_panic_payload(payload);
+    message
+}
+
+/// Drops a caught panic's payload. A payload is user data (`panic_any`):
+/// its `Drop` may panic in turn, and that second panic must not escape
+/// from the pool's own code (it would leave a claimed task unresolved).
+/// The second payload is leaked rather than dropped: it could panic again.
+pub(crate) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+    if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(nested);
+    }
+}
+
 type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 
 /// One registered callback in the list.
@@ -169,9 +205,12 @@ pub(crate) struct Completion<R> {
 
 // SAFETY: the result slot is written by the one claimant and read after
 // `FINISHED`/`done` (see the module docs); `R: Send` lets the value cross
-// from the worker to the joining thread. Callbacks are `Send`, and a
-// callback node is touched only by its registering thread until it is
-// published, then only by the thread that swaps the list out.
+// from the worker to the joining thread. Shared `&R`s on several threads
+// at once exist only through callbacks, which the public `on_done` allows
+// only for `R: Sync` (the crate's result-blind callbacks never look at it).
+// Callbacks are `Send`, and a callback node is touched only by its
+// registering thread until it is published, then only by the thread that
+// swaps the list out.
 unsafe impl<R: Send> Sync for Completion<R> {}
 // SAFETY: as above.
 unsafe impl<R: Send> Send for Completion<R> {}
@@ -188,31 +227,48 @@ impl<R> Completion<R> {
 
     /// Takes ownership of the result slot; `false` if someone else did.
     pub(crate) fn claim(&self) -> bool {
+        self.claim_as(CLAIMED)
+    }
+
+    /// Takes ownership of the result slot as `claimed` (`CLAIMED` or
+    /// `CANCELLING`); `false` if someone else did.
+    fn claim_as(&self, claimed: u8) -> bool {
+        // Acquire: pairs with nothing in the thread pool (the closure came
+        // through the queue), but keeps the claim ordered before the slot
+        // writes for any pool that publishes a task through the cell.
         self.state
-            .compare_exchange(QUEUED, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(QUEUED, claimed, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
     /// Runs `task` on a cell this thread has claimed, catching a panic.
     pub(crate) fn run_claimed(&self, task: impl FnOnce() -> R) {
         let result = catch_unwind(AssertUnwindSafe(task))
-            .map_err(|payload| TaskError::Panicked(panic_message(&*payload)));
+            .map_err(|payload| TaskError::Panicked(take_panic_message(payload)));
         self.finish(result);
     }
 
     /// Resolves a claimed cell: stores the result, runs the callbacks,
     /// wakes the waiters.
     pub(crate) fn finish(&self, result: Result<R, TaskError>) {
-        debug_assert_eq!(self.state.load(Ordering::Relaxed), CLAIMED);
+        debug_assert!(matches!(
+            self.state.load(Ordering::Relaxed),
+            CLAIMED | CANCELLING
+        ));
+        let finished = if matches!(result, Err(TaskError::Cancelled)) {
+            CANCELLED
+        } else {
+            FINISHED
+        };
         // SAFETY: we hold the claim, so nobody else touches the slot until
-        // FINISHED is published below.
+        // FINISHED/CANCELLED is published below.
         self.result.with_mut(|slot| unsafe { *slot = Some(result) });
-        self.state.store(FINISHED, Ordering::Release);
+        self.state.store(finished, Ordering::Release);
         let newest_first = self.callbacks.swap(ran_mark(), Ordering::AcqRel);
         if !newest_first.is_null() {
             // SAFETY: the swap took the list: its nodes are ours alone.
             for callback in unsafe { take_in_registration_order(newest_first) } {
-                run_callback_on_worker(callback, self.result_ref());
+                self.run_callback(callback);
             }
         }
         self.done.set();
@@ -221,7 +277,12 @@ impl<R> Completion<R> {
     /// Claims the cell and resolves it with `error`; `false` if it was
     /// already claimed (running or finished).
     pub(crate) fn resolve_unstarted(&self, error: TaskError) -> bool {
-        if self.claim() {
+        let claimed = if error == TaskError::Cancelled {
+            CANCELLING
+        } else {
+            CLAIMED
+        };
+        if self.claim_as(claimed) {
             self.finish(Err(error));
             true
         } else {
@@ -229,15 +290,57 @@ impl<R> Completion<R> {
         }
     }
 
-    /// The result. Only after `FINISHED`.
+    /// Cancels the task unless it started: `true` if it ends up cancelled
+    /// (by this call or an earlier one, possibly still resolving).
+    fn cancel(&self) -> bool {
+        if self.resolve_unstarted(TaskError::Cancelled) {
+            return true;
+        }
+        // Relaxed: only the state's value is reported; a caller who wants
+        // the result waits on `done`.
+        matches!(self.state.load(Ordering::Relaxed), CANCELLING | CANCELLED)
+    }
+
+    /// The result. Only after `FINISHED`/`CANCELLED`.
     fn result_ref(&self) -> &Result<R, TaskError> {
-        debug_assert_eq!(self.state.load(Ordering::Acquire), FINISHED);
-        // SAFETY: after FINISHED the slot is only read, until `take`, which
-        // needs the handle by value (so no reference from here is alive).
+        debug_assert!(matches!(
+            self.state.load(Ordering::Acquire),
+            FINISHED | CANCELLED
+        ));
+        // SAFETY: after FINISHED/CANCELLED the slot is only read, until
+        // `take`, which needs the handle by value (so no reference from here
+        // is alive).
         self.result
             .with(|slot| unsafe { &*slot })
             .as_ref()
             .expect("a finished task has a result")
+    }
+
+    /// Runs one callback on a finished cell, on whatever thread calls it
+    /// (the finishing one, or a late registrar). A panic is caught and
+    /// reported, never passed on.
+    fn run_callback(&self, callback: Callback<R>) {
+        let result = self.result_ref();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(result))) {
+            self.report_callback_panic(payload);
+        }
+    }
+
+    /// Reports a panicking callback on stderr, once, naming the task the way
+    /// Python's `concurrent.futures` logs "exception calling callback for
+    /// <Future at 0x... state=finished returned int>".
+    #[cold]
+    #[inline(never)]
+    fn report_callback_panic(&self, payload: Box<dyn Any + Send>) {
+        let message = take_panic_message(payload);
+        let outcome = match self.result_ref() {
+            Ok(_) => format!("returned a `{}`", std::any::type_name::<R>()),
+            Err(error) => format!("failed: {error}"),
+        };
+        eprintln!(
+            "verisync: an on_done callback of the task at {self:p} (which {outcome}) panicked: \
+             {message}; the panic was caught and ignored"
+        );
     }
 
     fn on_done(&self, callback: Callback<R>) {
@@ -250,7 +353,7 @@ impl<R> Completion<R> {
             if newest == ran_mark() {
                 // SAFETY: the node was never published; it is ours alone.
                 let node = unsafe { Box::from_raw(node) };
-                (node.callback)(self.result_ref());
+                self.run_callback(node.callback);
                 return;
             }
             // SAFETY: unpublished until the exchange below succeeds.
@@ -306,17 +409,6 @@ impl<R> Drop for Completion<R> {
             // SAFETY: `&mut self`: the list is ours alone.
             drop(unsafe { take_in_registration_order(newest) });
         }
-    }
-}
-
-/// Runs a callback on the finishing thread: a panic is caught and reported
-/// on stderr, never allowed to kill the worker.
-fn run_callback_on_worker<R>(callback: Callback<R>, result: &Result<R, TaskError>) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(result))) {
-        eprintln!(
-            "verisync: a TaskHandle::on_done callback panicked ({}); the worker carries on",
-            panic_message(&*payload)
-        );
     }
 }
 
@@ -390,10 +482,16 @@ impl<R> TaskHandle<R> {
     /// forever.
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use std::time::Duration;
     /// let pool = verisync::ThreadPool::new(1);
-    /// let slow = pool.submit(|| std::thread::sleep(Duration::from_millis(50)));
-    /// assert!(!slow.wait_timeout(Duration::from_millis(1)));
+    /// let gate = Arc::new(verisync::Event::new());
+    /// let slow = {
+    ///     let gate = Arc::clone(&gate);
+    ///     pool.submit(move || gate.wait())
+    /// };
+    /// assert!(!slow.wait_timeout(Duration::from_millis(1))); // still waiting for the gate
+    /// gate.set();
     /// assert!(slow.wait_timeout(Duration::MAX));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
@@ -433,8 +531,10 @@ impl<R> TaskHandle<R> {
 
     /// Cancels the task if it has not started: it will never run, `join`
     /// gives `Err(Cancelled)`, and its callbacks run now, on this thread.
-    /// `false` if it already started or finished (a running task cannot be
-    /// interrupted).
+    /// Returns `true` whenever the task ends up cancelled — also when it
+    /// already was (by an earlier `cancel`, or by `shutdown_now`), as
+    /// Python's `Future.cancel()` does; `false` if it already started or
+    /// finished otherwise (a running task cannot be interrupted).
     ///
     /// ```
     /// use verisync::{Event, TaskError, ThreadPool};
@@ -448,19 +548,41 @@ impl<R> TaskHandle<R> {
     /// };
     /// let queued = pool.submit(|| "never runs");
     /// assert!(queued.cancel());
+    /// assert!(queued.cancel(), "still cancelled");
     /// assert_eq!(queued.join(), Err(TaskError::Cancelled));
     /// gate.set();
     /// blocker.join().unwrap();
     /// ```
     pub fn cancel(&self) -> bool {
-        self.cell().resolve_unstarted(TaskError::Cancelled)
+        self.cell().cancel()
     }
 
     /// Registers `callback` to run once with the task's result — Python's
-    /// `add_done_callback`. It runs on the thread that finishes the task, or
-    /// at once on this thread if the task has already finished. A callback
-    /// that panics on a worker is caught and reported on stderr; the worker
-    /// carries on.
+    /// `add_done_callback`. It runs on the thread that finishes the task
+    /// (the worker, or the thread that cancels it), or at once on this
+    /// thread if the task has already finished; `join` and `wait` return
+    /// only after the callbacks registered before the task finished ran.
+    ///
+    /// **A panicking callback** is caught wherever it runs — on a worker or
+    /// here — and reported once on stderr, like Python's logging of
+    /// "exception calling callback for <Future ...>": one line naming the
+    /// task (its address), how it finished and the panic's message, after
+    /// the panic hook's usual line. The panic never kills a worker, never
+    /// stops the next callback, and never reaches the caller of `on_done`.
+    ///
+    /// `R: Sync` because callbacks on different threads may look at the
+    /// result at the same moment (one on the worker, one registered late on
+    /// another thread). A result that is not `Sync` does not compile:
+    ///
+    /// ```compile_fail,E0277
+    /// use std::cell::Cell;
+    /// let pool = verisync::ThreadPool::new(1);
+    /// let handle = pool.submit(|| Cell::new(1u64));
+    /// handle.on_done(|result| println!("{:?}", result.as_ref().map(Cell::get)));
+    /// ```
+    ///
+    /// (Wrap such a result in a `Mutex`, or use [`as_completed`](crate::as_completed)
+    /// or `join`, which need only `R: Send`.)
     ///
     /// ```
     /// use std::sync::Arc;
@@ -474,8 +596,18 @@ impl<R> TaskHandle<R> {
     /// handle.wait();
     /// assert_eq!(seen.load(Ordering::SeqCst), 5);
     /// ```
-    pub fn on_done(&self, callback: impl FnOnce(&Result<R, TaskError>) + Send + 'static) {
+    pub fn on_done(&self, callback: impl FnOnce(&Result<R, TaskError>) + Send + 'static)
+    where
+        R: Sync,
+    {
         self.cell().on_done(Box::new(callback));
+    }
+
+    /// Runs `notify` once the task has finished, like [`on_done`](Self::on_done)
+    /// but blind to the result, so it needs no `R: Sync` (for
+    /// `as_completed`).
+    pub(crate) fn on_done_notify(&self, notify: impl FnOnce() + Send + 'static) {
+        self.cell().on_done(Box::new(move |_| notify()));
     }
 }
 

@@ -12,19 +12,38 @@
 //!
 //! `shutdown` shuts the queue down gracefully (workers drain it, then their
 //! `for job in queue.iter()` loop ends) and joins the workers;
-//! `shutdown_now` takes every queued job out, cancels it, and joins.
+//! `shutdown_now` takes every queued job out, cancels it, and joins. A
+//! shutdown that runs on one of the pool's own workers (a task that shuts
+//! the pool down or drops its last `Arc`) joins every worker but that one,
+//! which finishes its task and the rest of the queue and exits on its own.
+//!
+//! # User code is isolated
+//!
+//! Every piece of user code the pool calls may panic, and none of those
+//! panics may kill a worker (later tasks would never run, and their handles
+//! never resolve) or escape into the pool's own bookkeeping:
+//!
+//! | user code                        | where it runs                  | a panic...                          |
+//! |----------------------------------|--------------------------------|-------------------------------------|
+//! | the task (and its closure's drop)| `Completion::run_claimed`      | resolves its handle `Panicked`      |
+//! | a callback                       | `Completion::run_callback`     | is reported on stderr, ignored      |
+//! | a panic payload's drop           | `drop_panic_payload`           | is swallowed (its payload leaked)   |
+//! | a cancelled task's closure, or a result nobody holds a handle to, dropped with the job | `dispose` | is reported on stderr, ignored |
+//! | `on_worker_start`                | the worker, before its loop    | fails `try_build` with an `Err`     |
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::map::PoolMap;
-use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
+use super::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{JoinableQueue, ShutDown};
 use crate::reentrant::ReentrantLock;
 use crate::sys::cell::UnsafeCell;
-use crate::sys::thread::{Builder, JoinHandle};
+use crate::sys::thread::{self, Builder, JoinHandle};
 
 /// What a job is asked to do.
 #[derive(Clone, Copy)]
@@ -88,6 +107,42 @@ where
 pub(crate) type Job = Arc<dyn Runnable>;
 
 type StartHook = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// What a worker's `on_worker_start` hook did: its index, and the panic's
+/// message if it panicked.
+type HookOutcome = (usize, Result<(), String>);
+
+/// A worker's loop: run each job, then let go of it — both isolated from
+/// user code (see the module docs).
+fn work(queue: &JoinableQueue<Job>) {
+    for job in queue.iter() {
+        job.perform(JobAction::Run);
+        dispose(job);
+    }
+}
+
+/// Lets go of a job the pool is done with. When the handle is already gone
+/// this drops the task's closure (if it never ran) or its result — user
+/// types whose `Drop` may panic. Such a panic has no handle left to fail:
+/// it is reported on stderr and the pool carries on.
+#[inline]
+fn dispose(job: Job) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(job))) {
+        report_drop_panic(payload);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_drop_panic(payload: Box<dyn Any + Send>) {
+    let message = take_panic_message(payload);
+    eprintln!(
+        "verisync: dropping a task whose handle was already dropped (its unrun closure or its \
+         result) panicked on thread {:?}: {message}; the panic was caught and ignored, and the \
+         pool carries on",
+        thread::current().name().unwrap_or("<unnamed>")
+    );
+}
 
 /// A fixed set of worker threads running submitted closures —
 /// Python's `ThreadPoolExecutor`.
@@ -180,7 +235,12 @@ impl ThreadPoolBuilder {
     }
 
     /// Runs `hook(worker_index)` on each worker thread before it takes tasks
-    /// (Python's `initializer`).
+    /// (Python's `initializer`). The build waits until every worker has run
+    /// it, so the hook must not wait for the pool it is starting. If it
+    /// panics on any worker, [`try_build`](Self::try_build) returns an error
+    /// saying so (and [`build`](Self::build) panics with it): a pool whose
+    /// workers could not initialise never starts (Python's
+    /// `BrokenThreadPool`, reported up front).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -203,8 +263,9 @@ impl ThreadPoolBuilder {
     ///
     /// # Panics
     ///
-    /// If the worker count is 0, or the system refuses to start a thread
-    /// (use [`try_build`](Self::try_build) to get that as an error).
+    /// Where [`try_build`](Self::try_build) returns an error: the worker
+    /// count is 0, the system refuses to start a thread, or the
+    /// `on_worker_start` hook panicked.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::builder().workers(1).build();
@@ -217,50 +278,84 @@ impl ThreadPoolBuilder {
         }
     }
 
-    /// Starts the workers, or returns the system's error.
+    /// Starts the workers, or says why not:
     ///
-    /// # Panics
+    /// - the worker count is 0 (`ErrorKind::InvalidInput`; such a pool
+    ///   could never run a task);
+    /// - the system refused to start a thread (its error);
+    /// - the [`on_worker_start`](Self::on_worker_start) hook panicked on a
+    ///   worker (`ErrorKind::Other`, naming the worker and the panic's
+    ///   message).
     ///
-    /// If the worker count is 0.
+    /// On an error no worker is left running.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::builder().workers(1).try_build().unwrap();
+    /// let error = verisync::ThreadPool::builder().workers(0).try_build().unwrap_err();
+    /// assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     /// ```
-    #[track_caller]
     pub fn try_build(self) -> io::Result<ThreadPool> {
         let worker_count = self.workers.unwrap_or_else(default_workers);
-        assert!(
-            worker_count > 0,
-            "verisync: a ThreadPool with 0 workers could never run a task; ask for at least 1 \
-             (or leave `workers` unset for one per CPU)"
-        );
+        if worker_count == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a ThreadPool with 0 workers could never run a task; ask for at least 1 (or \
+                 leave `workers` unset for one per CPU)",
+            ));
+        }
         let queue = Arc::new(JoinableQueue::<Job>::new());
+        // With a hook, each worker reports how it went; the build waits for all.
+        let hook_outcomes = self
+            .on_worker_start
+            .as_ref()
+            .map(|_| Arc::new(JoinableQueue::<HookOutcome>::new()));
         let mut workers = Vec::with_capacity(worker_count);
         for index in 0..worker_count {
             let worker_queue = Arc::clone(&queue);
             let hook = self.on_worker_start.clone();
+            let outcomes = hook_outcomes.clone();
             let mut builder = Builder::new().name(format!("{}-{index}", self.thread_name));
             if let Some(bytes) = self.stack_size {
                 builder = builder.stack_size(bytes);
             }
             let spawned = builder.spawn(move || {
-                if let Some(hook) = hook {
-                    hook(index);
+                if let (Some(hook), Some(outcomes)) = (hook, outcomes) {
+                    let outcome =
+                        catch_unwind(AssertUnwindSafe(|| hook(index))).map_err(take_panic_message);
+                    let failed = outcome.is_err();
+                    // Never shut down, so never refused.
+                    let _ = outcomes.put((index, outcome));
+                    if failed {
+                        // The build fails and shuts the pool down.
+                        return;
+                    }
                 }
-                for job in worker_queue.iter() {
-                    job.perform(JobAction::Run);
-                }
+                work(&worker_queue);
             });
             match spawned {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
-                    // Do not leave the started workers behind.
-                    queue.shutdown();
-                    for worker in workers {
-                        let _ = worker.join();
-                    }
+                    stop_workers(&queue, workers);
                     return Err(error);
                 }
+            }
+        }
+        if let Some(outcomes) = hook_outcomes {
+            let mut first_failure = None;
+            for _ in 0..worker_count {
+                let (index, outcome) = outcomes
+                    .get()
+                    .expect("the hook outcome queue is never shut down");
+                if let Err(message) = outcome {
+                    first_failure.get_or_insert((index, message));
+                }
+            }
+            if let Some((index, message)) = first_failure {
+                stop_workers(&queue, workers);
+                return Err(io::Error::other(format!(
+                    "the on_worker_start hook panicked on worker {index}: {message}; the pool was \
+                     not started"
+                )));
             }
         }
         Ok(ThreadPool {
@@ -268,6 +363,16 @@ impl ThreadPoolBuilder {
             workers: ReentrantLock::new(RefCell::new(workers)),
             worker_count,
         })
+    }
+}
+
+/// Shuts a pool that is not handed out down: no task was submitted, so the
+/// workers just exit.
+#[cold]
+fn stop_workers(queue: &JoinableQueue<Job>, workers: Vec<JoinHandle<()>>) {
+    queue.shutdown();
+    for worker in workers {
+        let _ = worker.join();
     }
 }
 
@@ -359,8 +464,12 @@ impl ThreadPool {
 
     /// Stops taking tasks, lets the workers finish every queued task, and
     /// waits for them to exit. Idempotent; dropping the pool does the same.
-    /// Must not be called from one of the pool's own tasks (it would wait
-    /// for itself).
+    ///
+    /// Called from one of the pool's own tasks (also by dropping the pool's
+    /// last `Arc` there), it cannot wait for the worker it runs on: it joins
+    /// the others and returns; that worker finishes its task (whose result
+    /// is kept as usual) and whatever is still queued, then exits on its
+    /// own. A later `shutdown` from another thread joins it.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);
@@ -408,23 +517,40 @@ impl ThreadPool {
             .queue
             .shutdown_now()
             .into_iter()
-            .map(|job| job.perform(JobAction::Cancel))
+            .map(|job| {
+                let cancelled = job.perform(JobAction::Cancel);
+                dispose(job);
+                cancelled
+            })
             .filter(|&cancelled| cancelled)
             .count();
         self.join_workers();
         cancelled
     }
 
-    /// Joins the workers. The lock is held throughout, so a second,
+    /// Joins the workers, except the calling thread if it is one of them
+    /// (see `shutdown`). The lock is held throughout, so a second,
     /// concurrent `shutdown` also returns only once they have exited.
     fn join_workers(&self) {
         let workers = self.workers.lock();
         // Taken out first: nothing below may find the cell borrowed.
         let handles = std::mem::take(&mut *workers.borrow_mut());
+        let me = thread::current().id();
+        let mut own_worker = None;
         for worker in handles {
-            // A worker only ends by its loop finishing; tasks' panics are
-            // caught inside it.
+            if worker.thread().id() == me {
+                // Joining ourselves would fail (EDEADLK).
+                own_worker = Some(worker);
+                continue;
+            }
+            // A worker only ends by its loop finishing; user code's panics
+            // are caught inside it.
             let _ = worker.join();
+        }
+        // Kept for a later shutdown from another thread; if the pool is
+        // being dropped, dropping the handle detaches the worker.
+        if let Some(own_worker) = own_worker {
+            workers.borrow_mut().push(own_worker);
         }
     }
 
@@ -432,6 +558,7 @@ impl ThreadPool {
     fn submit_job(&self, job: Job) {
         if let Err(ShutDown(job)) = self.queue.put(job) {
             job.perform(JobAction::Refuse);
+            dispose(job);
         }
     }
 }

@@ -134,11 +134,11 @@ pub(crate) mod park {
 /// identity for the calling thread.
 pub(crate) mod thread {
     #[cfg(verisync_loom)]
-    pub(crate) use loom::thread::{Builder, JoinHandle};
+    pub(crate) use loom::thread::{current, Builder, JoinHandle};
     #[cfg(verisync_shuttle)]
-    pub(crate) use shuttle::thread::{Builder, JoinHandle};
+    pub(crate) use shuttle::thread::{current, Builder, JoinHandle};
     #[cfg(not(any(verisync_loom, verisync_shuttle)))]
-    pub(crate) use std::thread::{Builder, JoinHandle};
+    pub(crate) use std::thread::{current, Builder, JoinHandle};
 
     #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     #[inline]
