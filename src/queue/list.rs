@@ -24,17 +24,33 @@
 //!
 //! A push claims position `tail` with a CAS on `tail.index`; if it took a
 //! block's last slot it installs the next block (taken before the claim):
-//! `block.next = next`, `tail.block = next`, then `tail.index += 1` (past
-//! the lap end). It then writes the value and sets the slot's `WRITTEN`
-//! bit (`Release`). A linked `next` thus means every position of the block
-//! was claimed.
+//! `tail.block = next`, then `tail.index += 1` (past the lap end, into the
+//! next block's lap), and only then `block.next = next` (`Release`). It
+//! then writes the value and sets the slot's `WRITTEN` bit (`Release`).
+//! A linked `next` thus means `tail` has already left the block: every
+//! position of the block was claimed, and `tail` is at least at the start
+//! of the next block.
 //!
 //! A pop claims position `head` with a CAS on `head.index`, after deciding
 //! that the queue is not empty: `HAS_NEXT` already says so, or — after a
 //! `SeqCst` fence — `tail` is beyond `head`. If it took a block's last
-//! slot it waits for `block.next` and moves `head` to the next block. It
+//! slot it waits for `block.next` and moves `head` to the next block,
+//! setting `HAS_NEXT` if that block is linked to a successor already. It
 //! then waits for `WRITTEN` (the pusher may still be writing), reads the
 //! value, and takes part in freeing the block.
+//!
+//! Invariant: `head <= tail` as positions (counting a lap's end as the
+//! next lap's start). Pops claim only below `tail`, and `head` jumps into
+//! a new block only after acquiring the link, which is made after `tail`
+//! entered that block. This is why the link comes last: were it made
+//! before `tail` moves, a popper could take the block's last slot, follow
+//! the link and put `head` at the next block's start while `tail` still
+//! rests at this block's end; the next popper would then read `head` in a
+//! later lap than `tail`, conclude "not empty" and claim a position that
+//! no push had claimed, waiting for it forever (and `len` would wrap).
+//! `HAS_NEXT` stays right for the same reason: it is set only when `tail`
+//! was seen in a later lap, or when the block `head` moves onto is already
+//! linked — which, by the order above, means `tail` has left it too.
 //!
 //! # Retiring a block
 //!
@@ -275,12 +291,20 @@ impl<T> List<T> {
                     // live until our slot is read, which needs `WRITTEN`.
                     let block = unsafe { &*block };
                     if takes_last_slot {
-                        // Link first: a popper that sees `tail` in the next
-                        // lap then never waits for the link.
+                        // Move `tail` into the next lap first, link second:
+                        // a popper follows the link only after taking this
+                        // block's last slot, so `head` can enter the next
+                        // block only once `tail` is there. Linking first
+                        // let `head` pass `tail`, and a popper then claimed
+                        // a position nobody had pushed (issue 12).
                         let next = Box::into_raw(next_block.take().expect("taken above"));
-                        block.next.store(next, Ordering::Release);
                         self.tail.block.store(next, Ordering::Release);
+                        // `Release`: orders the block store above before the
+                        // index that announces it, for pushers (see `load`).
                         self.tail.index.fetch_add(STEP, Ordering::Release);
+                        // `Release`, after the index: whoever acquires the
+                        // link also sees `tail` in the next lap.
+                        block.next.store(next, Ordering::Release);
                     }
                     claimed();
                     let slot = &block.slots[offset];
