@@ -81,6 +81,7 @@ use std::ptr;
 
 use crossbeam_utils::CachePadded;
 
+use super::drop_all::DropAll;
 use super::ring::{PopError, PushError};
 use crate::sys::atomic::{fence, AtomicPtr, AtomicUsize, Ordering};
 use crate::sys::cell::UnsafeCell;
@@ -453,9 +454,13 @@ impl<T> List<T> {
 }
 
 impl<T> Drop for List<T> {
+    /// Drops the values left and frees the blocks; if a value's `Drop`
+    /// panics, the rest are still dropped and every block freed, then the
+    /// panic goes on.
     fn drop(&mut self) {
         // `&mut self`: no other thread is inside a push or pop, so every
         // position between head and tail holds a written value.
+        let mut drops = DropAll::new();
         let mut head = self.head.index.load(Ordering::Relaxed) & !HAS_NEXT;
         let tail = self.tail.index.load(Ordering::Relaxed) & !MARK;
         let mut block = self.head.block.load(Ordering::Relaxed);
@@ -465,9 +470,12 @@ impl<T> Drop for List<T> {
                 // SAFETY: `block` is live (it is freed below, after its
                 // last position).
                 let slot = unsafe { &(*block).slots[offset] };
-                // SAFETY: the position was pushed and never popped.
-                slot.value
-                    .with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+                // SAFETY: the position was pushed and never popped; it is
+                // dropped once (a panic in its `Drop` counts as dropped).
+                drops.drop_one(|| {
+                    slot.value
+                        .with_mut(|cell| unsafe { (*cell).assume_init_drop() })
+                });
             } else {
                 // SAFETY: every slot of `block` was dropped or popped; the
                 // pushes past it linked the next block.
@@ -485,5 +493,6 @@ impl<T> Drop for List<T> {
             // SAFETY: the spare block belongs to the list alone.
             drop(unsafe { Box::from_raw(spare) });
         }
+        drops.finish();
     }
 }

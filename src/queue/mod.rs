@@ -27,6 +27,7 @@
 //! handed back like any other) or is refused with its item. Getters drain
 //! what is left, then get `ShutDown`.
 
+mod drop_all;
 mod error;
 mod heap;
 mod list;
@@ -44,7 +45,7 @@ pub use error::{GetError, PutError, ShutDown, TaskDoneError};
 
 use heap::Heap;
 use list::List;
-use locked::{Locked, Order};
+use locked::{Drained, Locked, Order};
 use ring::{PopError, PushError, Ring};
 use tasks::TaskCount;
 
@@ -122,11 +123,14 @@ impl<T> Storage<T> {
         }
     }
 
-    /// Takes every item out of a shut-down storage, in get order.
-    fn drain(&self) -> Vec<T> {
+    /// Takes every item out of a shut-down storage, running no user code:
+    /// the storage is empty afterwards.
+    fn take_all(&self) -> Drained<T> {
         match self {
-            Storage::Ring(_) | Storage::List(_) => std::iter::from_fn(|| self.pop().ok()).collect(),
-            Storage::Locked(locked) => locked.drain(),
+            Storage::Ring(_) | Storage::List(_) => {
+                Drained::InGetOrder(std::iter::from_fn(|| self.pop().ok()).collect())
+            }
+            Storage::Locked(locked) => locked.take_all(),
         }
     }
 }
@@ -549,6 +553,16 @@ impl<T> JoinableQueue<T> {
     /// still queued, in get order. Their tasks count as done, so `join`
     /// wakes if nothing else is unfinished.
     ///
+    /// # Panics
+    ///
+    /// Only if a priority item's `Ord` panics while the items are put in
+    /// order, which is done last: the queue is shut down and empty, every
+    /// blocked putter, getter and joiner has been woken, and the items are
+    /// counted done before that. The panic then goes on to the caller and
+    /// the items are dropped with it: they count as done, as if handed
+    /// back and discarded, since there is no order to hand them back in
+    /// and no one else could take them.
+    ///
     /// ```
     /// let queue = verisync::JoinableQueue::new();
     /// queue.put(1).unwrap();
@@ -558,15 +572,18 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn shutdown_now(&self) -> Vec<T> {
         self.storage.shut_down();
-        let left = self.storage.drain();
+        // Out at once, running no user code: from here the storage is empty
+        // whatever the items do.
+        let left = self.storage.take_all();
         // Saturating: `task_done` may legally have run ahead of `get`, so
         // fewer tasks than items can be unfinished.
-        if !left.is_empty() && self.tasks.done_handed_back(left.len()) {
+        if left.len() > 0 && self.tasks.done_handed_back(left.len()) {
             self.joiners.notify_all();
         }
         self.putters.notify_all();
         self.getters.notify_all();
-        left
+        // Last, the one step that runs user code (a priority item's `Ord`).
+        left.into_get_order()
     }
 
     /// An iterator that gets items until the queue is shut down and drained.
