@@ -710,3 +710,82 @@ fn dropping_a_queue_drops_every_item_even_if_one_drop_panics() {
         );
     }
 }
+
+// --- taking the item out of a task guard (issue 13, item 8) -----------------
+
+/// `into_parts` moves the item out and keeps the task open until the
+/// `PendingTask` drops — also when that happens while unwinding — while
+/// `into_inner` marks it done at once.
+#[test]
+fn a_task_guard_hands_its_item_out_and_still_marks_it_done_once() {
+    with_watchdog(PATIENCE, || {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(String::from("kept open")).unwrap();
+        queue.put(String::from("done at once")).unwrap();
+        queue.put(String::from("dies with its worker")).unwrap();
+
+        let (item, pending) = queue.get_task().unwrap().into_parts();
+        assert_eq!(item, "kept open");
+        drop(item);
+        assert_eq!(
+            queue.unfinished_tasks(),
+            3,
+            "moving the item out is not done"
+        );
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join())
+        };
+
+        assert_eq!(queue.get_task().unwrap().into_inner(), "done at once");
+        assert_eq!(queue.unfinished_tasks(), 2);
+
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let (_item, _pending) = queue.get_task().unwrap().into_parts();
+                panic!("the worker dies holding its pending task");
+            })
+        };
+        assert!(worker.join().is_err());
+        assert_eq!(queue.unfinished_tasks(), 1, "unwinding marked it done");
+        assert!(
+            !queue.join_timeout(Duration::from_millis(1)),
+            "the pending task holds join back"
+        );
+
+        drop(pending);
+        join(joiner);
+        assert_eq!(queue.unfinished_tasks(), 0);
+        assert_eq!(queue.task_done(), Err(TaskDoneError), "each counted once");
+    });
+}
+
+/// A guarded item also marked done by hand is counted twice. When that
+/// drives the count below zero the guard notices: debug builds panic
+/// saying why; release builds leave the count at zero, as a refused
+/// `task_done` does.
+#[test]
+fn a_guarded_item_also_marked_by_hand_is_reported_in_debug_builds() {
+    let queue = JoinableQueue::new();
+    queue.put(1).unwrap();
+    let task = queue.get_task().unwrap();
+    queue.task_done().unwrap(); // the mistake: the guard will mark it too
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(task)));
+    if cfg!(debug_assertions) {
+        let panic = dropped.expect_err("the double count went unnoticed");
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(
+            message.contains("marked done twice") && message.contains("do not also call task_done"),
+            "unhelpful message: {message:?}"
+        );
+    } else {
+        assert!(dropped.is_ok());
+    }
+    assert_eq!(queue.unfinished_tasks(), 0);
+    assert_eq!(queue.task_done(), Err(TaskDoneError));
+}
