@@ -789,3 +789,21 @@ fn a_guarded_item_also_marked_by_hand_is_reported_in_debug_builds() {
     assert_eq!(queue.unfinished_tasks(), 0);
     assert_eq!(queue.task_done(), Err(TaskDoneError));
 }
+
+/// A guarded item whose `Drop` panics: the panic reaches whoever dropped
+/// the guard, and the task is still marked done (after the item's drop).
+#[test]
+fn a_task_guard_whose_item_panics_in_drop_still_marks_it_done() {
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let item = Hostile::maker(&drops, &panics_left);
+    let queue = JoinableQueue::new();
+    let mut hostile = item(1);
+    hostile.drop_panics = true;
+    queue.put(hostile).unwrap();
+    let task = queue.get_task().unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(task))).is_err());
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(queue.unfinished_tasks(), 0);
+    queue.join();
+}
