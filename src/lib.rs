@@ -94,7 +94,9 @@ pub mod process {
     #[doc(hidden)]
     pub use crate::pool::process::write_raw_to_parent as __write_raw_to_parent;
 }
-pub use queue::{GetError, JoinableQueue, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError};
+pub use queue::{
+    GetError, JoinableQueue, PendingTask, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError,
+};
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};
 

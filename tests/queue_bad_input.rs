@@ -554,3 +554,256 @@ fn a_panicking_ord_in_put_or_get_loses_no_item_and_leaves_join_working() {
         assert_eq!(queue.unfinished_tasks(), 0);
     });
 }
+
+// --- hostile items: `Ord` and `Drop` that panic (issue 12, defects 4 and 5) --
+
+/// A priority item that counts its drops, and whose comparisons panic
+/// while `panics_left` is above zero (each panic spends one).
+#[derive(Debug)]
+struct Hostile {
+    key: u32,
+    drops: Arc<std::sync::atomic::AtomicUsize>,
+    panics_left: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether dropping this item panics (after counting the drop).
+    drop_panics: bool,
+}
+
+impl Hostile {
+    fn maker(
+        drops: &Arc<std::sync::atomic::AtomicUsize>,
+        panics_left: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> impl Fn(u32) -> Hostile {
+        let (drops, panics_left) = (Arc::clone(drops), Arc::clone(panics_left));
+        move |key| Hostile {
+            key,
+            drops: Arc::clone(&drops),
+            panics_left: Arc::clone(&panics_left),
+            drop_panics: false,
+        }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.drop_panics && !thread::panicking() {
+            panic!("Hostile item {} panics in drop", self.key);
+        }
+    }
+}
+impl PartialEq for Hostile {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Hostile {}
+impl PartialOrd for Hostile {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Hostile {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let spent = self.panics_left.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |left| left.checked_sub(1),
+        );
+        assert!(spent.is_err(), "Hostile items refuse to be compared");
+        self.key.cmp(&other.key)
+    }
+}
+
+/// `shutdown_now` on a full bounded priority queue whose items' `Ord`
+/// panics while they are put in order: the panic reaches the caller, but
+/// the queue is shut down and empty, the blocked putter and joiner wake,
+/// and the items that could not be handed back are counted done (and
+/// dropped, once each).
+#[test]
+fn shutdown_now_with_a_panicking_ord_shuts_down_wakes_everyone_and_counts_done() {
+    with_watchdog(PATIENCE, || {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let item = Hostile::maker(&drops, &panics_left);
+        let queue = Arc::new(JoinableQueue::priority_bounded(3));
+        for key in [5, 3, 8] {
+            queue.put(item(key)).unwrap();
+        }
+        let putter = {
+            let (queue, item) = (Arc::clone(&queue), Hostile::maker(&drops, &panics_left));
+            thread::spawn(move || queue.put(item(1)).map_err(|refused| refused.0.key))
+        };
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join())
+        };
+        thread::sleep(SETTLE);
+
+        panics_left.store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        let now = catch_unwind(AssertUnwindSafe(|| queue.shutdown_now()));
+        panics_left.store(0, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            now.is_err(),
+            "ordering the items panicked, and the caller saw it"
+        );
+
+        assert!(queue.is_shut_down());
+        assert_eq!(queue.len(), 0, "the length mirror is stale");
+        assert_eq!(queue.try_get(), Err(GetError::ShutDown));
+        // The putter was either blocked (and woken) or had not reached put.
+        assert_eq!(join(putter), Err(1), "the blocked putter was refused");
+        join(joiner);
+        assert_eq!(
+            queue.unfinished_tasks(),
+            0,
+            "the dropped items count as done"
+        );
+        // The three queued items and the refused one, each dropped once.
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 4);
+        assert_eq!(queue.task_done(), Err(TaskDoneError));
+    });
+}
+
+/// An item whose `Drop` panics while a queue is dropped: every other item
+/// is still dropped, then the panic goes on (issue 12: the ring and the
+/// list used to leak the rest). For every order, and for the list with
+/// items across several blocks.
+#[test]
+fn dropping_a_queue_drops_every_item_even_if_one_drop_panics() {
+    type Build = fn() -> JoinableQueue<Hostile>;
+    let orders: [(&str, Build, u32); 5] = [
+        ("fifo bounded", || JoinableQueue::bounded(8), 8),
+        ("fifo", JoinableQueue::new, 100),
+        ("lifo", JoinableQueue::lifo, 8),
+        ("priority", JoinableQueue::priority, 8),
+        ("priority bounded", || JoinableQueue::priority_bounded(8), 8),
+    ];
+    for (name, build, count) in orders {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let item = Hostile::maker(&drops, &panics_left);
+        let queue = build();
+        // Two items far apart panic: the first panic must not stop the
+        // rest, and the second (caught while the first is pending) must
+        // not abort.
+        for key in 0..count {
+            let mut next = item(key);
+            next.drop_panics = key == 1 || key == count - 2;
+            queue.put(next).unwrap();
+        }
+        let dropped = catch_unwind(AssertUnwindSafe(|| drop(queue)));
+        assert!(
+            dropped.is_err(),
+            "{name}: the item's panic reached the caller"
+        );
+        let message = dropped.unwrap_err();
+        assert!(
+            message
+                .downcast_ref::<String>()
+                .is_some_and(|text| text.contains("panics in drop")),
+            "{name}: a different panic"
+        );
+        assert_eq!(
+            drops.load(std::sync::atomic::Ordering::SeqCst),
+            count as usize,
+            "{name}: items leaked"
+        );
+    }
+}
+
+// --- taking the item out of a task guard (issue 13, item 8) -----------------
+
+/// `into_parts` moves the item out and keeps the task open until the
+/// `PendingTask` drops — also when that happens while unwinding — while
+/// `into_inner` marks it done at once.
+#[test]
+fn a_task_guard_hands_its_item_out_and_still_marks_it_done_once() {
+    with_watchdog(PATIENCE, || {
+        let queue = Arc::new(JoinableQueue::new());
+        queue.put(String::from("kept open")).unwrap();
+        queue.put(String::from("done at once")).unwrap();
+        queue.put(String::from("dies with its worker")).unwrap();
+
+        let (item, pending) = queue.get_task().unwrap().into_parts();
+        assert_eq!(item, "kept open");
+        drop(item);
+        assert_eq!(
+            queue.unfinished_tasks(),
+            3,
+            "moving the item out is not done"
+        );
+        let joiner = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.join())
+        };
+
+        assert_eq!(queue.get_task().unwrap().into_inner(), "done at once");
+        assert_eq!(queue.unfinished_tasks(), 2);
+
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let (_item, _pending) = queue.get_task().unwrap().into_parts();
+                panic!("the worker dies holding its pending task");
+            })
+        };
+        assert!(worker.join().is_err());
+        assert_eq!(queue.unfinished_tasks(), 1, "unwinding marked it done");
+        assert!(
+            !queue.join_timeout(Duration::from_millis(1)),
+            "the pending task holds join back"
+        );
+
+        drop(pending);
+        join(joiner);
+        assert_eq!(queue.unfinished_tasks(), 0);
+        assert_eq!(queue.task_done(), Err(TaskDoneError), "each counted once");
+    });
+}
+
+/// A guarded item also marked done by hand is counted twice. When that
+/// drives the count below zero the guard notices: debug builds panic
+/// saying why; release builds leave the count at zero, as a refused
+/// `task_done` does.
+#[test]
+fn a_guarded_item_also_marked_by_hand_is_reported_in_debug_builds() {
+    let queue = JoinableQueue::new();
+    queue.put(1).unwrap();
+    let task = queue.get_task().unwrap();
+    queue.task_done().unwrap(); // the mistake: the guard will mark it too
+    let dropped = catch_unwind(AssertUnwindSafe(|| drop(task)));
+    if cfg!(debug_assertions) {
+        let panic = dropped.expect_err("the double count went unnoticed");
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(
+            message.contains("marked done twice") && message.contains("do not also call task_done"),
+            "unhelpful message: {message:?}"
+        );
+    } else {
+        assert!(dropped.is_ok());
+    }
+    assert_eq!(queue.unfinished_tasks(), 0);
+    assert_eq!(queue.task_done(), Err(TaskDoneError));
+}
+
+/// A guarded item whose `Drop` panics: the panic reaches whoever dropped
+/// the guard, and the task is still marked done (after the item's drop).
+#[test]
+fn a_task_guard_whose_item_panics_in_drop_still_marks_it_done() {
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let item = Hostile::maker(&drops, &panics_left);
+    let queue = JoinableQueue::new();
+    let mut hostile = item(1);
+    hostile.drop_panics = true;
+    queue.put(hostile).unwrap();
+    let task = queue.get_task().unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(task))).is_err());
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(queue.unfinished_tasks(), 0);
+    queue.join();
+}

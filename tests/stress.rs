@@ -576,3 +576,93 @@ fn bounded_queues_of_every_order_wake_every_blocked_party() {
         });
     }
 }
+
+/// Issue 12, defect 1, on real threads: producers and consumers that only
+/// `try_get` on the unbounded FIFO, so getters often race a push that is
+/// installing the next block. A getter used to be able to move past the
+/// tail there: `len()` then read `usize::MAX` and the getter waited for a
+/// position nobody had pushed — until some later put, or forever once the
+/// queue was shut down (the watchdog fires). Runs for a bounded time, then
+/// shuts down with the producers done; the consumers must drain everything
+/// and then see `ShutDown`. Items are checked by count and sum per
+/// producer (storing millions of them would cost more than the test), and
+/// each consumer checks that each producer's items reach it in order.
+///
+/// The window is a few instructions of the pusher, so this finds the old
+/// bug only when a pusher is descheduled inside it: it was reported within
+/// 10 s in 2 of 3 runs, but on a loaded two-core machine it did not show in
+/// several 4 s runs. The deterministic check is the loom model
+/// `list_getters_racing_a_last_slot_push_never_pass_the_tail`.
+#[test]
+fn unbounded_fifo_try_get_never_passes_the_tail() {
+    with_watchdog(stress_limit(), || {
+        const PRODUCERS: usize = 4;
+        const CONSUMERS: usize = 4;
+        let run_for = Duration::from_secs(if cfg!(debug_assertions) { 1 } else { 4 });
+        let queue = verisync::JoinableQueue::<(usize, usize)>::new();
+        let put_counts = std::sync::Mutex::new([0usize; PRODUCERS]);
+        // Per producer: (items got, sum of their sequence numbers).
+        let got_per_producer: Vec<[(usize, usize); PRODUCERS]> = std::thread::scope(|scope| {
+            let consumers: Vec<_> = (0..CONSUMERS)
+                .map(|_| {
+                    let queue = &queue;
+                    scope.spawn(move || {
+                        let mut got = [(0usize, 0usize); PRODUCERS];
+                        let mut last_seen = [None::<usize>; PRODUCERS];
+                        loop {
+                            let result = queue.try_get();
+                            let len = queue.len();
+                            assert!(len < 1 << 60, "len() = {len}: a getter passed the tail");
+                            match result {
+                                Ok((producer, sequence)) => {
+                                    assert!(
+                                        last_seen[producer].is_none_or(|last| last < sequence),
+                                        "producer {producer}'s items came out of order"
+                                    );
+                                    last_seen[producer] = Some(sequence);
+                                    got[producer].0 += 1;
+                                    got[producer].1 += sequence;
+                                }
+                                Err(verisync::GetError::Empty) => std::hint::spin_loop(),
+                                Err(verisync::GetError::ShutDown) => return got,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let deadline = Instant::now() + run_for;
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|producer| {
+                    let (queue, put_counts) = (&queue, &put_counts);
+                    scope.spawn(move || {
+                        let mut sequence = 0;
+                        while sequence % 64 != 0 || Instant::now() < deadline {
+                            queue.put((producer, sequence)).unwrap();
+                            sequence += 1;
+                        }
+                        put_counts.lock().unwrap()[producer] = sequence;
+                    })
+                })
+                .collect();
+            for producer in producers {
+                join_scoped(producer);
+            }
+            queue.shutdown();
+            consumers.into_iter().map(join_scoped).collect()
+        });
+        let put_counts = put_counts.into_inner().unwrap();
+        for (producer, &put) in put_counts.iter().enumerate() {
+            let (count, sum) = got_per_producer.iter().fold((0, 0), |(count, sum), got| {
+                (count + got[producer].0, sum + got[producer].1)
+            });
+            assert_eq!(count, put, "producer {producer}: items lost or got twice");
+            assert_eq!(
+                sum,
+                put * put.saturating_sub(1) / 2,
+                "producer {producer}: wrong items"
+            );
+        }
+        assert_eq!(queue.len(), 0);
+        assert_eq!(queue.try_get(), Err(verisync::GetError::ShutDown));
+    });
+}

@@ -389,3 +389,55 @@ fn racing_task_done_calls_accept_exactly_the_tasks_put() {
         joiner.join().unwrap();
     });
 }
+
+/// A push that fills a block's last slot races two `try_get`s (issue 12,
+/// defect 1). The pusher used to link the next block before moving `tail`
+/// past the block's end, so one getter could take the pushed slot and move
+/// `head` into the next block while `tail` still rested at this block's
+/// end; the other getter then saw `head != tail`, claimed a position nobody
+/// had pushed and waited for it forever, and `len()` wrapped to
+/// `usize::MAX`. Now each getter gets the item or `Empty`, and `len` stays
+/// at most the one item.
+///
+/// The main thread is the pusher: with a spawned pusher that the main
+/// thread joins, loom also explores the two getters yielding to each other
+/// forever while both wait for the pusher's link (one for the link itself,
+/// one for the first to move `head`), the limitation described above
+/// `list_delivers_every_item_once_across_blocks`.
+#[test]
+fn list_getters_racing_a_last_slot_push_never_pass_the_tail() {
+    bounded_model(|| {
+        let queue = Arc::new(JoinableQueue::new());
+        // Slot 0 of the first block is used and emptied: the next push
+        // takes the block's last slot (two slots per block under loom).
+        queue.put(1u32).unwrap();
+        assert_eq!(queue.try_get(), Ok(1));
+        let getters: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    let got = queue.try_get();
+                    let len = queue.len();
+                    assert!(len <= 1, "len {len} with at most one item queued");
+                    got
+                })
+            })
+            .collect();
+        queue.put(2).unwrap();
+        let results: Vec<Result<u32, GetError>> = getters
+            .into_iter()
+            .map(|getter| getter.join().unwrap())
+            .collect();
+        assert!(
+            results
+                .iter()
+                .all(|result| matches!(result, Ok(2) | Err(GetError::Empty))),
+            "{results:?}"
+        );
+        let mut got: Vec<u32> = results.iter().filter_map(|result| result.ok()).collect();
+        got.extend(queue.try_get().ok());
+        assert_eq!(got, [2], "getters got {results:?}");
+        assert_eq!(queue.try_get(), Err(GetError::Empty));
+        assert_eq!(queue.len(), 0);
+    });
+}

@@ -40,7 +40,11 @@
 //! that may no longer be a heap, as with std's `BinaryHeap`, which would
 //! instead drop the item a panicking pop had taken).
 //!
-//! `push` and `pop` are taken as function pointers when the queue is built
+//! `take_all` (for `shutdown_now`) moves the entries out without a
+//! comparison; they are sorted afterwards, outside the queue's lock, so a
+//! panicking `Ord` there cannot leave anything behind in the queue.
+//!
+//! `push`, `pop` and the sort are taken as function pointers when the queue is built
 //! (where `T: Ord` is known), so the queue's other methods need no `Ord`
 //! bound, while the comparisons inside them are still inlined.
 
@@ -79,6 +83,7 @@ pub(crate) struct Heap<T> {
     entries: Vec<Entry<T>>,
     push: fn(&mut Vec<Entry<T>>, Entry<T>),
     pop: fn(&mut Vec<Entry<T>>) -> Option<Entry<T>>,
+    sort: fn(&mut [Entry<T>]),
     next_sequence: u64,
 }
 
@@ -88,8 +93,31 @@ impl<T: Ord> Heap<T> {
             entries: Vec::new(),
             push: push_entry::<T>,
             pop: pop_entry::<T>,
+            sort: sort_entries::<T>,
             next_sequence: 0,
         }
+    }
+}
+
+/// Every entry a heap held, taken out at once and not yet in order: see
+/// [`Heap::take_all`].
+pub(crate) struct Unordered<T> {
+    entries: Vec<Entry<T>>,
+    sort: fn(&mut [Entry<T>]),
+}
+
+impl<T> Unordered<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The items, smallest first, ties in insertion order: the order pops
+    /// would have given. Runs the items' `Ord`; if that panics, the panic
+    /// goes on and the items are dropped with it (each once: a panicking
+    /// sort leaves every entry in the vector).
+    pub(crate) fn into_sorted(mut self) -> Vec<T> {
+        (self.sort)(&mut self.entries);
+        self.entries.into_iter().map(|entry| entry.item).collect()
     }
 }
 
@@ -108,14 +136,25 @@ impl<T> Heap<T> {
         (self.pop)(&mut self.entries).map(|entry| entry.item)
     }
 
-    /// Every item, smallest first.
-    pub(crate) fn drain_in_order(&mut self) -> Vec<T> {
-        let mut items = Vec::with_capacity(self.entries.len());
-        while let Some(item) = self.pop() {
-            items.push(item);
+    /// Takes every item out at once, without comparing any: the heap is
+    /// empty afterwards whatever the items' `Ord` does later, when
+    /// [`Unordered::into_sorted`] puts them in order.
+    pub(crate) fn take_all(&mut self) -> Unordered<T> {
+        Unordered {
+            entries: std::mem::take(&mut self.entries),
+            sort: self.sort,
         }
-        items
     }
+}
+
+/// Pop order: by item, then by insertion number (unique, so the sort need
+/// not be stable).
+fn sort_entries<T: Ord>(entries: &mut [Entry<T>]) {
+    entries.sort_unstable_by(|a, b| {
+        a.item
+            .cmp(&b.item)
+            .then_with(|| a.sequence.cmp(&b.sequence))
+    });
 }
 
 fn push_entry<T: Ord>(entries: &mut Vec<Entry<T>>, entry: Entry<T>) {
@@ -296,7 +335,7 @@ mod tests {
         for item in [3, 1, 4, 1, 5, 9, 2, 6] {
             heap.push(item);
         }
-        assert_eq!(heap.drain_in_order(), [1, 1, 2, 3, 4, 5, 6, 9]);
+        assert_eq!(heap.take_all().into_sorted(), [1, 1, 2, 3, 4, 5, 6, 9]);
     }
 
     /// Ordered by `key` only; `tag` tells equal keys apart.
@@ -328,7 +367,12 @@ mod tests {
         for tag in 0..3 {
             heap.push(Tie { key: 7, tag });
         }
-        let tags: Vec<u32> = heap.drain_in_order().iter().map(|tie| tie.tag).collect();
+        let tags: Vec<u32> = heap
+            .take_all()
+            .into_sorted()
+            .iter()
+            .map(|tie| tie.tag)
+            .collect();
         assert_eq!(tags, [0, 1, 2]);
     }
 
@@ -353,7 +397,8 @@ mod tests {
             }
         }
         let rest: Vec<(u32, u32)> = heap
-            .drain_in_order()
+            .take_all()
+            .into_sorted()
             .iter()
             .map(|tie| (tie.key, tie.tag))
             .collect();

@@ -24,17 +24,33 @@
 //!
 //! A push claims position `tail` with a CAS on `tail.index`; if it took a
 //! block's last slot it installs the next block (taken before the claim):
-//! `block.next = next`, `tail.block = next`, then `tail.index += 1` (past
-//! the lap end). It then writes the value and sets the slot's `WRITTEN`
-//! bit (`Release`). A linked `next` thus means every position of the block
-//! was claimed.
+//! `tail.block = next`, then `tail.index += 1` (past the lap end, into the
+//! next block's lap), and only then `block.next = next` (`Release`). It
+//! then writes the value and sets the slot's `WRITTEN` bit (`Release`).
+//! A linked `next` thus means `tail` has already left the block: every
+//! position of the block was claimed, and `tail` is at least at the start
+//! of the next block.
 //!
 //! A pop claims position `head` with a CAS on `head.index`, after deciding
 //! that the queue is not empty: `HAS_NEXT` already says so, or — after a
 //! `SeqCst` fence — `tail` is beyond `head`. If it took a block's last
-//! slot it waits for `block.next` and moves `head` to the next block. It
+//! slot it waits for `block.next` and moves `head` to the next block,
+//! setting `HAS_NEXT` if that block is linked to a successor already. It
 //! then waits for `WRITTEN` (the pusher may still be writing), reads the
 //! value, and takes part in freeing the block.
+//!
+//! Invariant: `head <= tail` as positions (counting a lap's end as the
+//! next lap's start). Pops claim only below `tail`, and `head` jumps into
+//! a new block only after acquiring the link, which is made after `tail`
+//! entered that block. This is why the link comes last: were it made
+//! before `tail` moves, a popper could take the block's last slot, follow
+//! the link and put `head` at the next block's start while `tail` still
+//! rests at this block's end; the next popper would then read `head` in a
+//! later lap than `tail`, conclude "not empty" and claim a position that
+//! no push had claimed, waiting for it forever (and `len` would wrap).
+//! `HAS_NEXT` stays right for the same reason: it is set only when `tail`
+//! was seen in a later lap, or when the block `head` moves onto is already
+//! linked — which, by the order above, means `tail` has left it too.
 //!
 //! # Retiring a block
 //!
@@ -65,6 +81,7 @@ use std::ptr;
 
 use crossbeam_utils::CachePadded;
 
+use super::drop_all::DropAll;
 use super::ring::{PopError, PushError};
 use crate::sys::atomic::{fence, AtomicPtr, AtomicUsize, Ordering};
 use crate::sys::cell::UnsafeCell;
@@ -275,12 +292,20 @@ impl<T> List<T> {
                     // live until our slot is read, which needs `WRITTEN`.
                     let block = unsafe { &*block };
                     if takes_last_slot {
-                        // Link first: a popper that sees `tail` in the next
-                        // lap then never waits for the link.
+                        // Move `tail` into the next lap first, link second:
+                        // a popper follows the link only after taking this
+                        // block's last slot, so `head` can enter the next
+                        // block only once `tail` is there. Linking first
+                        // let `head` pass `tail`, and a popper then claimed
+                        // a position nobody had pushed (issue 12).
                         let next = Box::into_raw(next_block.take().expect("taken above"));
-                        block.next.store(next, Ordering::Release);
                         self.tail.block.store(next, Ordering::Release);
+                        // `Release`: orders the block store above before the
+                        // index that announces it, for pushers (see `load`).
                         self.tail.index.fetch_add(STEP, Ordering::Release);
+                        // `Release`, after the index: whoever acquires the
+                        // link also sees `tail` in the next lap.
+                        block.next.store(next, Ordering::Release);
                     }
                     claimed();
                     let slot = &block.slots[offset];
@@ -429,9 +454,13 @@ impl<T> List<T> {
 }
 
 impl<T> Drop for List<T> {
+    /// Drops the values left and frees the blocks; if a value's `Drop`
+    /// panics, the rest are still dropped and every block freed, then the
+    /// panic goes on.
     fn drop(&mut self) {
         // `&mut self`: no other thread is inside a push or pop, so every
         // position between head and tail holds a written value.
+        let mut drops = DropAll::new();
         let mut head = self.head.index.load(Ordering::Relaxed) & !HAS_NEXT;
         let tail = self.tail.index.load(Ordering::Relaxed) & !MARK;
         let mut block = self.head.block.load(Ordering::Relaxed);
@@ -441,9 +470,12 @@ impl<T> Drop for List<T> {
                 // SAFETY: `block` is live (it is freed below, after its
                 // last position).
                 let slot = unsafe { &(*block).slots[offset] };
-                // SAFETY: the position was pushed and never popped.
-                slot.value
-                    .with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+                // SAFETY: the position was pushed and never popped; it is
+                // dropped once (a panic in its `Drop` counts as dropped).
+                drops.drop_one(|| {
+                    slot.value
+                        .with_mut(|cell| unsafe { (*cell).assume_init_drop() })
+                });
             } else {
                 // SAFETY: every slot of `block` was dropped or popped; the
                 // pushes past it linked the next block.
@@ -461,5 +493,6 @@ impl<T> Drop for List<T> {
             // SAFETY: the spare block belongs to the list alone.
             drop(unsafe { Box::from_raw(spare) });
         }
+        drops.finish();
     }
 }

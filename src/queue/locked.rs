@@ -10,7 +10,7 @@
 //! ([`LenSync`]), so an item's `Ord` panicking inside a heap push or pop
 //! (the heap keeps every item then) cannot leave the mirror stale.
 
-use super::heap::Heap;
+use super::heap::{Heap, Unordered};
 use super::ring::{PopError, PushError};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,11 +43,46 @@ impl<T> Order<T> {
         }
     }
 
-    /// Every item, in the order `pop` would give them.
-    fn drain(&mut self) -> Vec<T> {
+    /// Every item, out at once and without running any user code.
+    fn take_all(&mut self) -> Drained<T> {
         match self {
-            Order::Lifo(items) => items.drain(..).rev().collect(),
-            Order::Priority(items) => items.drain_in_order(),
+            Order::Lifo(items) => {
+                let mut items = std::mem::take(items);
+                items.reverse();
+                Drained::InGetOrder(items)
+            }
+            Order::Priority(items) => Drained::Priority(items.take_all()),
+        }
+    }
+}
+
+/// Every item a storage held, taken out by `shutdown_now`.
+///
+/// Taking them out runs no user code, so the storage is empty and its
+/// length right before anything can panic; only putting priority items in
+/// order runs their `Ord`, which [`into_get_order`](Self::into_get_order)
+/// does last.
+pub(crate) enum Drained<T> {
+    /// Already in the order gets would have taken them.
+    InGetOrder(Vec<T>),
+    /// Priority items, to be sorted.
+    Priority(Unordered<T>),
+}
+
+impl<T> Drained<T> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Drained::InGetOrder(items) => items.len(),
+            Drained::Priority(items) => items.len(),
+        }
+    }
+
+    /// The items in get order. For priority items this runs their `Ord`:
+    /// if it panics, the panic goes on and the items are dropped.
+    pub(crate) fn into_get_order(self) -> Vec<T> {
+        match self {
+            Drained::InGetOrder(items) => items,
+            Drained::Priority(items) => items.into_sorted(),
         }
     }
 }
@@ -142,12 +177,12 @@ impl<T> Locked<T> {
         !self.shut_down.swap(true, Ordering::SeqCst)
     }
 
-    /// Removes every item at once, in pop order.
-    pub(crate) fn drain(&self) -> Vec<T> {
+    /// Removes every item at once (no user code runs under the lock).
+    pub(crate) fn take_all(&self) -> Drained<T> {
         let mut items = self.items.lock();
-        let drained = items.drain();
+        let taken = items.take_all();
         self.len.store(0, Ordering::SeqCst);
-        drained
+        taken
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {

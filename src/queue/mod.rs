@@ -27,6 +27,7 @@
 //! handed back like any other) or is refused with its item. Getters drain
 //! what is left, then get `ShutDown`.
 
+mod drop_all;
 mod error;
 mod heap;
 mod list;
@@ -44,7 +45,7 @@ pub use error::{GetError, PutError, ShutDown, TaskDoneError};
 
 use heap::Heap;
 use list::List;
-use locked::{Locked, Order};
+use locked::{Drained, Locked, Order};
 use ring::{PopError, PushError, Ring};
 use tasks::TaskCount;
 
@@ -122,11 +123,14 @@ impl<T> Storage<T> {
         }
     }
 
-    /// Takes every item out of a shut-down storage, in get order.
-    fn drain(&self) -> Vec<T> {
+    /// Takes every item out of a shut-down storage, running no user code:
+    /// the storage is empty afterwards.
+    fn take_all(&self) -> Drained<T> {
         match self {
-            Storage::Ring(_) | Storage::List(_) => std::iter::from_fn(|| self.pop().ok()).collect(),
-            Storage::Locked(locked) => locked.drain(),
+            Storage::Ring(_) | Storage::List(_) => {
+                Drained::InGetOrder(std::iter::from_fn(|| self.pop().ok()).collect())
+            }
+            Storage::Locked(locked) => locked.take_all(),
         }
     }
 }
@@ -464,14 +468,18 @@ impl<T> JoinableQueue<T> {
     pub fn get_task(&self) -> Result<QueueTask<'_, T>, ShutDown> {
         let item = self.get()?;
         Ok(QueueTask {
-            queue: self,
-            item: Some(item),
+            item,
+            pending: PendingTask { queue: self },
         })
     }
 
     /// Marks one item taken with `get` as processed. When every item put
     /// has been marked, [`join`](Self::join) returns. Calling it more often
     /// than items were put is an error and changes nothing.
+    ///
+    /// Not for items taken with [`get_task`](Self::get_task): their guard
+    /// marks them, and a second mark is taken from some other unfinished
+    /// task, so `join` could return early (see [`QueueTask`]).
     ///
     /// ```
     /// let queue = verisync::JoinableQueue::new();
@@ -549,6 +557,16 @@ impl<T> JoinableQueue<T> {
     /// still queued, in get order. Their tasks count as done, so `join`
     /// wakes if nothing else is unfinished.
     ///
+    /// # Panics
+    ///
+    /// Only if a priority item's `Ord` panics while the items are put in
+    /// order, which is done last: the queue is shut down and empty, every
+    /// blocked putter, getter and joiner has been woken, and the items are
+    /// counted done before that. The panic then goes on to the caller and
+    /// the items are dropped with it: they count as done, as if handed
+    /// back and discarded, since there is no order to hand them back in
+    /// and no one else could take them.
+    ///
     /// ```
     /// let queue = verisync::JoinableQueue::new();
     /// queue.put(1).unwrap();
@@ -558,15 +576,18 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn shutdown_now(&self) -> Vec<T> {
         self.storage.shut_down();
-        let left = self.storage.drain();
+        // Out at once, running no user code: from here the storage is empty
+        // whatever the items do.
+        let left = self.storage.take_all();
         // Saturating: `task_done` may legally have run ahead of `get`, so
         // fewer tasks than items can be unfinished.
-        if !left.is_empty() && self.tasks.done_handed_back(left.len()) {
+        if left.len() > 0 && self.tasks.done_handed_back(left.len()) {
             self.joiners.notify_all();
         }
         self.putters.notify_all();
         self.getters.notify_all();
-        left
+        // Last, the one step that runs user code (a priority item's `Ord`).
+        left.into_get_order()
     }
 
     /// An iterator that gets items until the queue is shut down and drained.
@@ -718,7 +739,8 @@ impl<'a, T> IntoIterator for &'a JoinableQueue<T> {
 }
 
 /// An item taken with [`JoinableQueue::get_task`]; marks its task done when
-/// dropped, even while unwinding from a panic.
+/// dropped, even while unwinding from a panic (after the item itself is
+/// dropped).
 ///
 /// ```
 /// let queue = verisync::JoinableQueue::new();
@@ -729,31 +751,124 @@ impl<'a, T> IntoIterator for &'a JoinableQueue<T> {
 /// drop(task);
 /// queue.join();
 /// ```
+///
+/// # Taking the item out
+///
+/// [`into_parts`](Self::into_parts) moves the item out and keeps the task
+/// open in a [`PendingTask`] until that is dropped, so `join` still waits
+/// for the work; [`into_inner`](Self::into_inner) moves the item out and
+/// marks the task done at once.
+///
+/// # Do not also call `task_done` for it
+///
+/// The guard marks its task done; a manual
+/// [`task_done`](JoinableQueue::task_done) for the same item counts it
+/// twice. Counts are not tied to items, so the extra count is taken from
+/// another unfinished task and `join` may return while that one is still
+/// queued or being worked on. Only when no task is left to take it from
+/// can the guard notice: in debug builds its drop then panics (unless the
+/// thread is already panicking) saying so; in release builds the count
+/// stays at zero and nothing else happens, as with a refused `task_done`.
+/// (A panic rather than a silent error, because the mistake is in the
+/// program, not in its input; only in debug builds, because a panic from
+/// a destructor in production would turn a miscount into a crash.)
 pub struct QueueTask<'a, T> {
-    queue: &'a JoinableQueue<T>,
-    item: Option<T>,
+    // Dropped in this order: the item first, then the task is marked done,
+    // so `join` returns only after the item's own `Drop` ran.
+    item: T,
+    pending: PendingTask<'a, T>,
+}
+
+impl<'a, T> QueueTask<'a, T> {
+    /// Moves the item out, leaving the task unfinished until the returned
+    /// [`PendingTask`] is dropped — for work that outlives the guard (the
+    /// item moved into a function that consumes it, say) but should still
+    /// hold `join` back.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(vec![1, 2, 3]).unwrap();
+    /// let (numbers, pending) = queue.get_task().unwrap().into_parts();
+    /// let total: i32 = numbers.into_iter().sum(); // consumes the item
+    /// assert_eq!(queue.unfinished_tasks(), 1); // still being worked on
+    /// drop(pending);
+    /// assert_eq!(queue.unfinished_tasks(), 0);
+    /// assert_eq!(total, 6);
+    /// ```
+    pub fn into_parts(self) -> (T, PendingTask<'a, T>) {
+        (self.item, self.pending)
+    }
+
+    /// Moves the item out and marks its task done now: `join` no longer
+    /// waits for whatever is done with the item afterwards. Use
+    /// [`into_parts`](Self::into_parts) if it should.
+    ///
+    /// ```
+    /// let queue = verisync::JoinableQueue::new();
+    /// queue.put(String::from("done with it")).unwrap();
+    /// let item = queue.get_task().unwrap().into_inner();
+    /// assert_eq!(queue.unfinished_tasks(), 0); // already marked done
+    /// queue.join(); // returns at once
+    /// assert_eq!(item, "done with it");
+    /// ```
+    pub fn into_inner(self) -> T {
+        let (item, pending) = self.into_parts();
+        drop(pending);
+        item
+    }
 }
 
 impl<T> Deref for QueueTask<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        self.item.as_ref().expect("the item is present until drop")
+        &self.item
     }
 }
 
 impl<T> DerefMut for QueueTask<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.item.as_mut().expect("the item is present until drop")
+        &mut self.item
     }
 }
 
-impl<T> Drop for QueueTask<'_, T> {
+/// A task taken from the queue and not yet marked done; marks it done when
+/// dropped, even while unwinding. From [`QueueTask::into_parts`]. The same
+/// warning holds as for [`QueueTask`]: do not also call
+/// [`task_done`](JoinableQueue::task_done) for it.
+///
+/// ```
+/// let queue = verisync::JoinableQueue::new();
+/// queue.put(7).unwrap();
+/// let (item, pending) = queue.get_task().unwrap().into_parts();
+/// assert_eq!(item, 7);
+/// assert!(!queue.join_timeout(std::time::Duration::from_millis(1)));
+/// drop(pending); // the task is done
+/// queue.join();
+/// ```
+#[must_use = "dropping it at once marks the task done at once (QueueTask::into_inner says so)"]
+pub struct PendingTask<'a, T> {
+    queue: &'a JoinableQueue<T>,
+}
+
+impl<T> Drop for PendingTask<'_, T> {
     fn drop(&mut self) {
-        // Cannot fail: this task's own put is still counted (only an extra
-        // manual task_done for the same item could have taken it, and then
-        // the count was already wrong; there is nothing better to do here).
-        let _ = self.queue.task_done();
+        // Refused only if every task was already done: this task was then
+        // also marked by hand (see `QueueTask`'s docs).
+        let counted = self.queue.task_done();
+        debug_assert!(
+            counted.is_ok() || std::thread::panicking(),
+            "verisync: a task taken with get_task() was marked done twice: its guard marks it \
+             when dropped, so do not also call task_done() for it"
+        );
+    }
+}
+
+impl<T> fmt::Debug for PendingTask<'_, T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PendingTask")
+            .finish_non_exhaustive()
     }
 }
 

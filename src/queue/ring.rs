@@ -41,6 +41,7 @@ use std::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
+use super::drop_all::DropAll;
 use crate::sys::atomic::{fence, AtomicUsize, Ordering};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::spin::Backoff;
@@ -268,7 +269,13 @@ impl<T> Ring<T> {
 }
 
 impl<T> Drop for Ring<T> {
+    /// Drops the values left; if one's `Drop` panics, the rest are still
+    /// dropped, then the panic goes on.
     fn drop(&mut self) {
-        while self.pop().is_ok() {}
+        let mut drops = DropAll::new();
+        while let Ok(value) = self.pop() {
+            drops.drop_one(|| drop(value));
+        }
+        drops.finish();
     }
 }
