@@ -15,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::crossing::{decode_argument, encode_result};
 use super::wire::Failure;
 use crate::pool::task::panic_message;
 
@@ -91,22 +92,12 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    let argument: A = postcard::from_bytes(argument).map_err(|error| {
-        Failure::Serialization(format!(
-            "the worker could not decode the argument as `{}`: {error}",
-            type_name::<A>()
-        ))
-    })?;
+    let argument: A = decode_argument(argument)?;
     // SAFETY: `F` is zero-sized (checked by `check_function_type` before the
     // task was sent) and a function or capture-free closure: it has no bytes
     // and no invariants, so a value of it can be made from nothing.
     let function: F = unsafe { std::mem::zeroed() };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
-    postcard::to_allocvec(&result).map_err(|error| {
-        Failure::Serialization(format!(
-            "the worker could not encode the result `{}`: {error}",
-            type_name::<R>()
-        ))
-    })
+    encode_result(result)
 }

@@ -9,6 +9,7 @@
 //! `child.rs`, the pool `pool.rs`, a single process `single.rs`.
 
 mod child;
+mod crossing;
 mod function;
 mod pool;
 mod single;

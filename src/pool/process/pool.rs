@@ -33,10 +33,10 @@
 //! wait for zero before it closes the queue (tasks requeued after a worker
 //! died must still find an open queue).
 
-use std::any::type_name;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStdin, ChildStdout};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,14 +47,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
+use super::crossing::{decode_result, encode_argument};
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
-use super::wire::{
-    decode_outcome, read_body, read_header, write_frame, FromWorker, ReadError, ToWorker,
-};
+use super::wire::{read_body, read_header, write_frame, FromWorker, ReadError, ToWorker};
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::pool::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
+use crate::pool::task::{panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
@@ -78,7 +77,7 @@ impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
-        self.finish(decode_outcome(outcome));
+        self.finish(decode_result(outcome));
     }
 }
 
@@ -190,8 +189,22 @@ impl Shared {
         }
     }
 
+    /// Resolves a job with its outcome. User code runs here — the
+    /// result's `Deserialize` (caught in `decode_result`), and its `Drop` if
+    /// the handle is gone and this is the last reference — so a panic is
+    /// caught: it must not kill the reader thread, which would strand the
+    /// worker's other tasks and hang `shutdown`.
     fn resolve(&self, job: Job, outcome: Result<Vec<u8>, TaskError>) {
-        job.handle.resolve(outcome);
+        let handle = job.handle;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || {
+            handle.resolve(outcome);
+            drop(handle);
+        })) {
+            eprintln!(
+                "verisync: dropping a process task's result panicked ({}); the pool carries on",
+                panic_message(&*payload)
+            );
+        }
         self.job_left();
     }
 
@@ -457,13 +470,10 @@ impl ProcessPool {
         let _ = function;
         let completion = Arc::new(Completion::<R>::new());
         let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
-        let argument = match postcard::to_allocvec(&argument) {
+        let argument = match encode_argument(&argument) {
             Ok(bytes) => bytes,
             Err(error) => {
-                completion.resolve_unstarted(TaskError::Serialization(format!(
-                    "could not encode the argument `{}`: {error}",
-                    type_name::<A>()
-                )));
+                completion.resolve_unstarted(error);
                 return handle;
             }
         };

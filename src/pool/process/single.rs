@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig};
+use super::crossing::{decode_result, encode_argument};
 use super::function::{check_function_type, identity_of, trampoline};
-use super::wire::{decode_outcome, read_frame, write_frame, FromWorker, ReadError, ToWorker};
+use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker};
 use super::worker::refuse_nested_start;
 use crate::mutex::Mutex;
 use crate::pool::task::TaskError;
@@ -46,12 +47,7 @@ where
     refuse_nested_start();
     check_function_type::<F>();
     let _ = function;
-    let argument = postcard::to_allocvec(&argument).map_err(|error| {
-        TaskError::Serialization(format!(
-            "could not encode the argument `{}`: {error}",
-            std::any::type_name::<A>()
-        ))
-    })?;
+    let argument = encode_argument(&argument)?;
     let config = WorkerConfig {
         max_tasks: Some(1),
         initializer: None,
@@ -186,9 +182,7 @@ impl<R: DeserializeOwned> Process<R> {
             status.or(*self.status.lock())
         };
         match answer {
-            Ok(FromWorker::Done { outcome, .. }) => {
-                decode_outcome(outcome.map_err(TaskError::from))
-            }
+            Ok(FromWorker::Done { outcome, .. }) => decode_result(outcome.map_err(TaskError::from)),
             Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
                 TaskError::Serialization("the child process answered with garbage".into()),
             ),

@@ -15,7 +15,6 @@
 
 use std::io::{self, Read, Write};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The largest frame either side accepts; a larger length is garbage.
@@ -81,20 +80,6 @@ impl From<Failure> for crate::pool::task::TaskError {
             Failure::Serialization(reason) => Self::Serialization(reason),
         }
     }
-}
-
-/// A task's outcome in the parent: the decoded result, or why there is none.
-pub(crate) fn decode_outcome<R: DeserializeOwned>(
-    outcome: Result<Vec<u8>, crate::pool::task::TaskError>,
-) -> Result<R, crate::pool::task::TaskError> {
-    outcome.and_then(|bytes| {
-        postcard::from_bytes::<R>(&bytes).map_err(|error| {
-            crate::pool::task::TaskError::Serialization(format!(
-                "the parent could not decode the result as `{}`: {error}",
-                std::any::type_name::<R>()
-            ))
-        })
-    })
 }
 
 /// From a worker to the parent.
