@@ -67,7 +67,7 @@ impl<'de> Deserialize<'de> for DecodePanics {
 
 /// Encoding panics.
 #[derive(Debug, Deserialize)]
-struct EncodePanics(u8);
+struct EncodePanics;
 
 impl Serialize for EncodePanics {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
@@ -98,7 +98,7 @@ fn takes_decode_panics(_: DecodePanics) -> u64 {
 }
 
 fn makes_encode_panics(_: ()) -> EncodePanics {
-    EncodePanics(1)
+    EncodePanics
 }
 
 fn takes_encode_panics(_: EncodePanics) -> u64 {
@@ -178,8 +178,7 @@ fn a_result_whose_drop_panics_in_the_parent_fails_nothing() {
 fn an_argument_whose_serialize_panics_fails_only_its_task() {
     with_watchdog(PATIENCE * 2, || {
         let pool = ProcessPool::new(1).unwrap();
-        let message =
-            serialization_message(pool.submit(takes_encode_panics, EncodePanics(3)).join());
+        let message = serialization_message(pool.submit(takes_encode_panics, EncodePanics).join());
         assert!(
             message.contains("argument")
                 && message.contains("Serialize")
@@ -190,7 +189,7 @@ fn an_argument_whose_serialize_panics_fails_only_its_task() {
         shutdown_within_patience(pool);
 
         let message = serialization_message(
-            verisync::process::spawn(takes_encode_panics, EncodePanics(3)).map(|_| ()),
+            verisync::process::spawn(takes_encode_panics, EncodePanics).map(|_| ()),
         );
         assert!(message.contains("panicked on purpose"), "{message}");
     });
