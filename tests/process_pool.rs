@@ -278,9 +278,9 @@ fn garbles(kind: u8) -> u64 {
             raw(&[header(100), vec![1, 2, 3]].concat());
             std::process::exit(0)
         }
-        // A huge length below the limit (256 MiB), then nothing more but
-        // the worker's ordinary answers: the worker lives on.
-        4 => raw(&header(1 << 28)),
+        // A huge length below the default limit of 64 MiB (32 MiB), then
+        // nothing more but the worker's ordinary answers: the worker lives on.
+        4 => raw(&header(1 << 25)),
         // Bytes that are no frame at all.
         5 => raw(b"hello, parent!"),
         _ => unreachable!(),

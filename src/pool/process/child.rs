@@ -5,8 +5,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::wire::DEFAULT_MAX_FRAME;
 use super::wire::{read_frame, skip_to_preamble, FromWorker, ReadError};
-use super::worker::{INITIALIZER_VARIABLE, MAX_TASKS_VARIABLE, PARENT_VARIABLE, WORKER_VARIABLE};
+use super::worker::{
+    INITIALIZER_VARIABLE, MAX_FRAME_VARIABLE, MAX_TASKS_VARIABLE, PARENT_VARIABLE, WORKER_VARIABLE,
+};
 use crate::pool::task::TaskError;
 use crate::queue::JoinableQueue;
 
@@ -26,10 +29,22 @@ const WORKER_ARGUMENTS: [&str; 6] = [
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a worker process is started.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
     pub(crate) initializer: Option<i64>,
+    /// The largest frame either side may send.
+    pub(crate) max_frame: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            max_tasks: None,
+            initializer: None,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
 }
 
 /// The handshake's outcome: the result pipe back, and what came on it.
@@ -53,6 +68,7 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
         .args(WORKER_ARGUMENTS)
         .env(WORKER_VARIABLE, "1")
         .env(PARENT_VARIABLE, std::process::id().to_string())
+        .env(MAX_FRAME_VARIABLE, config.max_frame.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -86,7 +102,7 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
                     if !stray.is_empty() && !harness_header {
                         let _ = std::io::stderr().write_all(&stray);
                     }
-                    read_frame::<FromWorker>(&mut results)
+                    read_frame::<FromWorker>(&mut results, DEFAULT_MAX_FRAME)
                 });
                 let _ = answer.put((results, message));
             })

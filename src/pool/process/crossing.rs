@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::wire::Failure;
+use super::wire::{Failure, MESSAGE_OVERHEAD};
 use crate::pool::task::{panic_message, TaskError};
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
@@ -31,6 +31,19 @@ pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, Tas
             panic_message(&*payload)
         ))),
     }
+}
+
+/// Refuses an encoded argument that would make a task frame larger than
+/// `max_frame`, which the worker would refuse.
+pub(crate) fn check_argument_size(argument: &[u8], max_frame: u32) -> Result<(), TaskError> {
+    if argument.len().saturating_add(MESSAGE_OVERHEAD) <= max_frame as usize {
+        return Ok(());
+    }
+    Err(TaskError::Serialization(format!(
+        "the argument is {} bytes encoded, more than the pool's frame limit of {max_frame} \
+         bytes; raise it with ProcessPoolBuilder::max_frame_size, or pass less",
+        argument.len()
+    )))
 }
 
 /// Decodes a task's result in the parent, or passes on why there is none.

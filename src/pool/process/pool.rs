@@ -47,9 +47,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
-use super::crossing::{decode_result, encode_argument};
+use super::crossing::{check_argument_size, decode_result, encode_argument};
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
-use super::wire::{read_body, read_header, write_frame, FromWorker, ReadError, ToWorker};
+use super::wire::{
+    read_body, read_header, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME,
+};
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
@@ -300,6 +302,7 @@ pub struct ProcessPoolBuilder {
     max_tasks_per_worker: Option<u64>,
     task_timeout: Option<Duration>,
     initializer: Option<fn()>,
+    max_frame: u32,
 }
 
 impl ProcessPoolBuilder {
@@ -356,6 +359,33 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// The largest encoded argument or result a task may have, in bytes
+    /// (default 64 MiB; at most 4 GiB − 1, the frame format's limit). The
+    /// limit applies to whole messages, which add a few bytes around the
+    /// value. A task whose argument or result is larger fails alone with
+    /// `TaskError::Serialization` saying so; its worker lives on. It also
+    /// bounds what a misbehaving worker can make the parent allocate: a
+    /// message announcing more is refused before it is read.
+    ///
+    /// ```
+    /// fn zeros(n: usize) -> Vec<u8> { vec![0; n] }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder()
+    ///     .workers(1)
+    ///     .max_frame_size(1 << 20)
+    ///     .build()?;
+    /// assert_eq!(pool.submit(zeros, 1000).join()?.len(), 1000);
+    /// assert!(matches!(
+    ///     pool.submit(zeros, 2 << 20).join(),
+    ///     Err(verisync::TaskError::Serialization(_))
+    /// ));
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self
+    }
+
     /// Starts the workers and waits until each is ready.
     ///
     /// Errors: `TaskError::Spawn` if the worker count is 0, a worker cannot
@@ -383,6 +413,7 @@ impl ProcessPoolBuilder {
             config: WorkerConfig {
                 max_tasks: self.max_tasks_per_worker,
                 initializer: self.initializer.map(identity_of_initializer),
+                max_frame: self.max_frame,
             },
             task_timeout: self.task_timeout,
             worker_count,
@@ -439,6 +470,7 @@ impl ProcessPool {
             max_tasks_per_worker: None,
             task_timeout: None,
             initializer: None,
+            max_frame: DEFAULT_MAX_FRAME,
         }
     }
 
@@ -470,7 +502,9 @@ impl ProcessPool {
         let _ = function;
         let completion = Arc::new(Completion::<R>::new());
         let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
-        let argument = match encode_argument(&argument) {
+        let argument = match encode_argument(&argument).and_then(|bytes| {
+            check_argument_size(&bytes, self.shared.config.max_frame).map(|()| bytes)
+        }) {
             Ok(bytes) => bytes,
             Err(error) => {
                 completion.resolve_unstarted(error);
@@ -885,7 +919,7 @@ fn read_watched_frame(
     slot: &Slot,
     results: &mut BufReader<ChildStdout>,
 ) -> Result<FromWorker, ReadError> {
-    let length = read_header(results)?;
+    let length = read_header(results, shared.config.max_frame)?;
     let now = Instant::now();
     *slot.frame_progress.lock() = Some(now);
     shared.watch_deadline(now + FRAME_STALL);

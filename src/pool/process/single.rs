@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig};
-use super::crossing::{decode_result, encode_argument};
+use super::crossing::{check_argument_size, decode_result, encode_argument};
 use super::function::{check_function_type, identity_of, trampoline};
-use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker};
+use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME};
 use super::worker::refuse_nested_start;
 use crate::mutex::Mutex;
 use crate::pool::task::TaskError;
@@ -48,9 +48,10 @@ where
     check_function_type::<F>();
     let _ = function;
     let argument = encode_argument(&argument)?;
+    check_argument_size(&argument, DEFAULT_MAX_FRAME)?;
     let config = WorkerConfig {
         max_tasks: Some(1),
-        initializer: None,
+        ..WorkerConfig::default()
     };
     let mut worker = start_worker(&config)?;
     let task = ToWorker::Task {
@@ -174,7 +175,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// # Ok::<(), verisync::TaskError>(())
     /// ```
     pub fn join(mut self) -> Result<R, TaskError> {
-        let answer = read_frame::<FromWorker>(&mut self.results);
+        let answer = read_frame::<FromWorker>(&mut self.results, DEFAULT_MAX_FRAME);
         let status = {
             let mut child = self.child.lock();
             let status = child.as_mut().and_then(|child| child.wait().ok());

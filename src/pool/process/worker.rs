@@ -14,7 +14,10 @@ use std::io::{BufReader, BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::function::{initializer_at, trampoline_at};
-use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker, PREAMBLE};
+use super::wire::{
+    encode_message, read_frame, write_encoded_frame, write_frame, Failure, FromWorker, ReadError,
+    ToWorker, DEFAULT_MAX_FRAME, PREAMBLE,
+};
 use crate::pool::task::panic_message;
 
 /// Set in a worker's environment: "you are a worker".
@@ -25,6 +28,8 @@ pub(crate) const PARENT_VARIABLE: &str = "VERISYNC_PARENT_PID";
 pub(crate) const MAX_TASKS_VARIABLE: &str = "VERISYNC_MAX_TASKS";
 /// The initializer's identity (absent: none).
 pub(crate) const INITIALIZER_VARIABLE: &str = "VERISYNC_INITIALIZER";
+/// The largest frame either side may send (absent: `DEFAULT_MAX_FRAME`).
+pub(crate) const MAX_FRAME_VARIABLE: &str = "VERISYNC_MAX_FRAME";
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const INITIALIZER_FAILED_EXIT: i32 = 3;
@@ -102,12 +107,16 @@ fn serve() -> std::io::Result<i32> {
     let max_tasks: Option<u64> = std::env::var(MAX_TASKS_VARIABLE)
         .ok()
         .and_then(|limit| limit.parse().ok());
+    let max_frame: u32 = std::env::var(MAX_FRAME_VARIABLE)
+        .ok()
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(DEFAULT_MAX_FRAME);
     let mut done = 0u64;
     loop {
         if max_tasks.is_some_and(|limit| done >= limit) {
             return Ok(0);
         }
-        let task = match read_frame::<ToWorker>(&mut tasks) {
+        let task = match read_frame::<ToWorker>(&mut tasks, max_frame) {
             Ok(task) => task,
             Err(ReadError::Closed) => return Ok(0),
             Err(ReadError::Garbled(reason)) => {
@@ -123,13 +132,36 @@ fn serve() -> std::io::Result<i32> {
         // SAFETY: the parent computed this identity in this executable.
         let trampoline = unsafe { trampoline_at(function) };
         let outcome = trampoline(&argument);
-        write_frame(&mut results, &FromWorker::Done { id, outcome })?;
+        let answer = answer_within(id, outcome, max_frame)?;
+        write_encoded_frame(&mut results, &answer)?;
         // Every answer leaves before the next task starts: if that task
         // crashes the worker, the parent must already have this one, or it
         // would blame (and lose) a task that finished.
         results.flush()?;
         done += 1;
     }
+}
+
+/// The encoded `Done` frame for task `id`; if the result makes it larger
+/// than the parent accepts, a `Done` saying so instead (the task fails, the
+/// worker lives on, and the parent never reads the oversized frame).
+fn answer_within(
+    id: u64,
+    outcome: Result<Vec<u8>, Failure>,
+    max_frame: u32,
+) -> std::io::Result<Vec<u8>> {
+    let answer = encode_message(&FromWorker::Done { id, outcome })?;
+    if answer.len() <= max_frame as usize {
+        return Ok(answer);
+    }
+    encode_message(&FromWorker::Done {
+        id,
+        outcome: Err(Failure::Serialization(format!(
+            "the result is {} bytes encoded, more than the pool's frame limit of {max_frame} \
+             bytes; raise it with ProcessPoolBuilder::max_frame_size, or return less",
+            answer.len()
+        ))),
+    })
 }
 
 /// Dies with the parent: Linux's parent-death signal, plus a check that
