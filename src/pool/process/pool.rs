@@ -47,8 +47,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
-use super::crossing::{check_argument_size, decode_result, encode_argument};
-use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
+use super::crossing::{check_argument_size, decode_result};
+use super::function::{identity_of_initializer, prepare_task};
 use super::wire::{
     read_body, read_header, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME,
 };
@@ -412,7 +412,7 @@ impl ProcessPoolBuilder {
             queue: JoinableQueue::new(),
             config: WorkerConfig {
                 max_tasks: self.max_tasks_per_worker,
-                initializer: self.initializer.map(identity_of_initializer),
+                initializer: self.initializer.map(identity_of_initializer).transpose()?,
                 max_frame: self.max_frame,
             },
             task_timeout: self.task_timeout,
@@ -474,46 +474,65 @@ impl ProcessPool {
         }
     }
 
-    /// Runs `function(argument)` in a worker process. `function` must be a
-    /// `fn` item or a closure that captures nothing; the argument and the
-    /// result cross the process boundary with serde.
+    /// Runs `function(argument)` in a worker process. `function` is a `fn`
+    /// item, a function pointer `fn(A) -> R` (the worker runs the same
+    /// executable, so a pointer into it travels), or a closure that
+    /// captures nothing; the argument and the result cross the process
+    /// boundary with serde.
     ///
-    /// # Panics
-    ///
-    /// If `function` captures data (it could not be sent to another process).
+    /// A closure that captures data cannot be sent to another process: it
+    /// does not compile, unless its captures happen to be the size of a
+    /// pointer, in which case the task fails with
+    /// `TaskError::Serialization`. (The check is a `const` assertion, so
+    /// `cargo check` does not see it; `cargo build` does.) So do an
+    /// argument or a result that cannot be encoded or decoded, or whose
+    /// encoding exceeds [`ProcessPoolBuilder::max_frame_size`].
     ///
     /// ```
     /// fn shout(word: String) -> String {
     ///     word.to_uppercase()
     /// }
+    /// fn whisper(word: String) -> String {
+    ///     word.to_lowercase()
+    /// }
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(1)?;
     /// assert_eq!(pool.submit(shout, "hi".to_string()).join()?, "HI");
+    /// // A table of tasks: function pointers work too.
+    /// let table: [(&str, fn(String) -> String); 2] = [("shout", shout), ("whisper", whisper)];
+    /// assert_eq!(pool.submit(table[1].1, "Hey".to_string()).join()?, "hey");
     /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    ///
+    /// A closure that captures data is refused when the program is built:
+    ///
+    /// ```compile_fail,E0080
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(1).unwrap();
+    /// let (low, high) = (1u64, 10u64);
+    /// let _ = pool.submit(move |x: u64| x.clamp(low, high), 42);
     /// ```
     #[track_caller]
     pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskHandle<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        check_function_type::<F>();
-        let _ = function;
         let completion = Arc::new(Completion::<R>::new());
         let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
-        let argument = match encode_argument(&argument).and_then(|bytes| {
-            check_argument_size(&bytes, self.shared.config.max_frame).map(|()| bytes)
+        let task = match prepare_task(function, &argument).and_then(|task| {
+            check_argument_size(&task.argument, self.shared.config.max_frame).map(|()| task)
         }) {
-            Ok(bytes) => bytes,
+            Ok(task) => task,
             Err(error) => {
                 completion.resolve_unstarted(error);
                 return handle;
             }
         };
         let job = Job {
-            function: identity_of(trampoline::<F, A, R>()),
-            argument,
+            function: task.function,
+            argument: task.argument,
             handle: completion,
             claimed: false,
         };
@@ -555,10 +574,9 @@ impl ProcessPool {
     where
         F: Fn(I::Item) -> R + Copy + Send + 'static,
         I: IntoIterator,
-        I::Item: Serialize + DeserializeOwned,
+        I::Item: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        check_function_type::<F>();
         ProcessMap {
             pool: self,
             function,
@@ -1010,7 +1028,7 @@ impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
 where
     F: Fn(I::Item) -> R + Copy + Send + 'static,
     I: Iterator,
-    I::Item: Serialize + DeserializeOwned,
+    I::Item: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
     type Item = Result<R, TaskError>;
