@@ -55,3 +55,23 @@ pub fn init() {
         worker::run_worker();
     }
 }
+
+/// Unit tests in a library, laid out as a user's would be: the macro inside
+/// `#[cfg(test)] mod tests`.
+#[cfg(test)]
+mod tests {
+    crate::process_test_support!();
+
+    use crate::ProcessPool;
+
+    fn square(x: u64) -> u64 {
+        x * x
+    }
+
+    #[test]
+    fn a_pool_works_in_a_librarys_unit_tests() {
+        let pool = ProcessPool::new(1).unwrap();
+        assert_eq!(pool.submit(square, 3).join(), Ok(9));
+        assert_eq!(super::spawn(square, 4).unwrap().join(), Ok(16));
+    }
+}
