@@ -31,6 +31,12 @@ pub use thread::{ThreadPool, ThreadPoolBuilder};
 /// iOS); elsewhere it does nothing, like `init()` on platforms without
 /// process support.
 ///
+/// Such a worker runs its tasks before the Rust runtime's own start-up in
+/// `main`, so two things differ from a worker of a program's `main`:
+/// SIGPIPE keeps its default action (writing to a closed pipe ends the
+/// worker instead of returning an error), and a stack overflow is a plain
+/// SIGSEGV without std's message. Both end only that worker's task.
+///
 /// ```
 /// verisync::process_test_support!();
 ///

@@ -255,7 +255,8 @@ impl Shared {
 ///
 /// The first line of `main` must be [`verisync::process::init()`](crate::process::init)
 /// (in a worker process it serves tasks and never returns; in tests, put
-/// `verisync::process_test_support!();` at the top of the test file).
+/// [`verisync::process_test_support!();`](crate::process_test_support)
+/// anywhere in the test crate). A task may itself use a pool or `spawn`.
 ///
 /// A worker that crashes, aborts, is killed, or exceeds the task timeout
 /// fails only the task it was running (`WorkerDied` / `TimedOut`); the
