@@ -1,12 +1,13 @@
 //! A program whose `main` does not call `verisync::process::init()` first.
 //!
-//! This test binary deliberately lacks `verisync::process_test_support!()`.
-//! In its place stands a test with the same name,
-//! `__verisync_process_worker` — the entry point a worker process runs — that
-//! does what a `main` which forgot `init()` does: go straight to the
-//! program's work, which starts process pools. Starting a pool (or a
-//! process) from it must give the parent a `Spawn` error and the worker a
-//! clear panic on its stderr, never a fork bomb or a hang.
+//! This test binary deliberately lacks `verisync::process_test_support!()`,
+//! so nothing serves tasks in its worker processes: a worker (started with
+//! the parent's own command line) runs the test harness with the same
+//! selection as its parent — the helper test below, which goes straight to
+//! the program's work and starts a pool and a process, as a `main` that
+//! forgot `init()` does. Starting a pool (or a process) from it must give
+//! the parent a `Spawn` error and the worker a clear panic on its stderr,
+//! never a fork bomb or a hang.
 //!
 //! The test runs the scenario in a helper program (this binary again,
 //! selected by an environment variable), so it can read the helper's stderr,
@@ -23,18 +24,9 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-/// Where a worker process enters this binary. Like a `main` without
-/// `init()`, it runs the program instead of serving tasks — the program
-/// starts a pool and a process.
-#[test]
-#[ignore = "what a worker process runs; here it lacks init() on purpose"]
-fn __verisync_process_worker() {
-    // The mistake under test: no `verisync::process::init();` here.
-    let _ = ProcessPool::new(2);
-    let _ = verisync::process::spawn(square, 3);
-}
-
-/// The helper program: the parent side of the scenario.
+/// The helper program: the parent side of the scenario, and, run again in
+/// each worker (the same command line, the same environment), what the
+/// worker does instead of serving tasks.
 #[test]
 #[ignore = "a helper program, run by a_main_without_init_is_a_spawn_error_not_a_fork_bomb"]
 fn helper_missing_init_parent() {

@@ -28,8 +28,8 @@ pub fn init() {}
 pub fn spawn<F, A, R>(_function: F, _argument: A) -> Result<Process<R>, TaskError>
 where
     F: Fn(A) -> R + Copy + Send + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
 {
     Err(unsupported())
 }
@@ -98,7 +98,7 @@ impl ProcessPool {
     pub fn submit<F, A, R>(&self, _function: F, _argument: A) -> TaskHandle<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         match self.never {}
@@ -109,7 +109,7 @@ impl ProcessPool {
     where
         F: Fn(I::Item) -> R + Copy + Send + 'static,
         I: IntoIterator,
-        I::Item: Serialize + DeserializeOwned,
+        I::Item: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         match self.never {}

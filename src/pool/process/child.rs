@@ -1,39 +1,70 @@
 //! Starting a worker process and waiting for its `Ready`.
+//!
+//! # How a worker is started
+//!
+//! The worker is this same program, started from its running image (on
+//! Linux `/proc/self/exe`, which stays valid when the file on disk is
+//! replaced or deleted, as by a deploy or a `cargo build`), with the
+//! parent's own command line (argv[0] included), so a program that parses
+//! its arguments before `init()` sees what it expects. Worker mode travels
+//! in environment variables (`worker.rs`), which the worker removes before
+//! any user code can see them.
+//!
+//! # The handshake
+//!
+//! ```text
+//!  worker:  [stray output] PREAMBLE  (initializer runs)  Ready { init_error }
+//!  parent:  ├─ READY_TIMEOUT ───────┤├─ no limit: the worker is alive and initializing ─┤
+//! ```
+//!
+//! The preamble says the worker reached `init()`; a worker that does not
+//! say so within [`READY_TIMEOUT`] never will (its `main` does not call
+//! `init()` early enough). After the preamble the initializer runs for as
+//! long as it takes: the parent waits for `Ready`, or for the pipe to close
+//! if the worker dies, which is reported with its exit status.
 
+use std::ffi::OsString;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::wire::{read_frame, skip_to_preamble, FromWorker, ReadError};
-use super::worker::{INITIALIZER_VARIABLE, MAX_TASKS_VARIABLE, PARENT_VARIABLE, WORKER_VARIABLE};
+use super::wire::{read_frame, skip_to_preamble, FromWorker, ReadError, DEFAULT_MAX_FRAME};
+use super::worker::{
+    INITIALIZER_VARIABLE, MAX_FRAME_VARIABLE, MAX_TASKS_VARIABLE, PARENT_VARIABLE, WORKER_VARIABLE,
+};
 use crate::pool::task::TaskError;
 use crate::queue::JoinableQueue;
 
-/// Arguments for the worker's command line: in a test binary they select
-/// the one test that calls `init()` (see `process_test_support!`); a normal
-/// `main` that calls `init()` first never looks at them.
-const WORKER_ARGUMENTS: [&str; 6] = [
-    "__verisync_process_worker",
-    "--exact",
-    "--include-ignored",
-    "--nocapture",
-    "--quiet",
-    "--test-threads=1",
-];
-
-/// How long a new worker may take to report `Ready`.
+/// How long a new worker may take to reach `init()` (its preamble).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a worker process is started.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
     pub(crate) initializer: Option<i64>,
+    /// The largest frame either side may send.
+    pub(crate) max_frame: u32,
 }
 
-/// The handshake's outcome: the result pipe back, and what came on it.
-type Handshake = (BufReader<ChildStdout>, Result<FromWorker, ReadError>);
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            max_tasks: None,
+            initializer: None,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// What the handshake thread reports, in this order.
+enum Handshake {
+    /// The preamble came (the worker is in `init()`), or why it did not.
+    Started(Result<(), ReadError>),
+    /// The first frame after it, with the result pipe handed back.
+    Answered(BufReader<ChildStdout>, Result<FromWorker, ReadError>),
+}
 
 /// A started, ready worker process and its two pipes.
 pub(crate) struct WorkerProcess {
@@ -42,17 +73,34 @@ pub(crate) struct WorkerProcess {
     pub(crate) results: BufReader<ChildStdout>,
 }
 
+/// The program to start as a worker: this process's running image.
+fn worker_executable() -> Result<OsString, TaskError> {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        // Names the running image even after its file was replaced or
+        // deleted. Resolved by the child as it executes, while it still is
+        // a copy of this process.
+        return Ok("/proc/self/exe".into());
+    }
+    std::env::current_exe()
+        .map(OsString::from)
+        .map_err(|error| TaskError::Spawn(format!("cannot find the current executable: {error}")))
+}
+
 /// Starts a worker and waits for its `Ready`.
 #[track_caller]
 pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskError> {
-    let executable = std::env::current_exe().map_err(|error| {
-        TaskError::Spawn(format!("cannot find the current executable: {error}"))
-    })?;
-    let mut command = Command::new(executable);
+    use std::os::unix::process::CommandExt;
+
+    let mut command = Command::new(worker_executable()?);
+    let mut arguments = std::env::args_os();
+    if let Some(program_name) = arguments.next() {
+        command.arg0(program_name);
+    }
     command
-        .args(WORKER_ARGUMENTS)
+        .args(arguments)
         .env(WORKER_VARIABLE, "1")
         .env(PARENT_VARIABLE, std::process::id().to_string())
+        .env(MAX_FRAME_VARIABLE, config.max_frame.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -69,39 +117,72 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
     let tasks = BufWriter::new(child.stdin.take().expect("stdin is piped"));
     let results = BufReader::new(child.stdout.take().expect("stdout is piped"));
 
-    // Read `Ready` on a helper thread, so a worker that never answers (its
-    // main never called init()) costs a timeout, not a hang. A one-item
-    // queue carries the answer back.
-    let answer = Arc::new(JoinableQueue::<Handshake>::bounded(1));
+    // Read the handshake on a helper thread, so a worker that never
+    // reaches init() costs a timeout, not a hang.
+    let events = Arc::new(JoinableQueue::<Handshake>::bounded(2));
     {
-        let answer = Arc::clone(&answer);
+        let events = Arc::clone(&events);
         let mut results = results;
         std::thread::Builder::new()
             .name("verisync-worker-handshake".into())
             .spawn(move || {
-                let message = skip_to_preamble(&mut results).and_then(|stray| {
-                    // Printed before init() took over stdout: show it, except
-                    // the test harness's own header in a test binary.
-                    let harness_header = String::from_utf8_lossy(&stray).trim() == "running 1 test";
-                    if !stray.is_empty() && !harness_header {
+                let started = skip_to_preamble(&mut results).map(|stray| {
+                    // Printed before init() took over stdout: show it.
+                    if !stray.is_empty() {
                         let _ = std::io::stderr().write_all(&stray);
                     }
-                    read_frame::<FromWorker>(&mut results)
                 });
-                let _ = answer.put((results, message));
+                let reached_init = started.is_ok();
+                let _ = events.put(Handshake::Started(started));
+                if reached_init {
+                    let answer = read_frame::<FromWorker>(&mut results, DEFAULT_MAX_FRAME);
+                    let _ = events.put(Handshake::Answered(results, answer));
+                }
             })
-            .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+            .map_err(|error| {
+                let _ = child.kill();
+                let _ = child.wait();
+                TaskError::Spawn(format!("cannot start a thread: {error}"))
+            })?;
     }
-    let Ok((results, message)) = answer.get_timeout(READY_TIMEOUT) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(TaskError::Spawn(format!(
-            "the worker process did not report ready within {} s; is \
-             `verisync::process::init()` the first line of main?",
-            READY_TIMEOUT.as_secs()
-        )));
+    let started = match events.get_timeout(READY_TIMEOUT) {
+        Ok(Handshake::Started(started)) => started,
+        Ok(Handshake::Answered(..)) => unreachable!("the handshake reports Started first"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TaskError::Spawn(format!(
+                "the worker process did not reach `verisync::process::init()` within {} s; is \
+                 it the first line of main (in tests: `verisync::process_test_support!();`)?",
+                READY_TIMEOUT.as_secs()
+            )));
+        }
     };
-    match message {
+    match started {
+        Ok(()) => {}
+        Err(ReadError::Closed) => {
+            let status = child.wait().ok();
+            return Err(TaskError::Spawn(format!(
+                "the worker process exited before it reached `verisync::process::init()` ({}); \
+                 is it the first line of main (in tests: \
+                 `verisync::process_test_support!();`)? Its stderr says more.",
+                describe_status(status)
+            )));
+        }
+        Err(ReadError::Garbled(reason)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TaskError::Spawn(format!(
+                "the worker process never announced itself: {reason}"
+            )));
+        }
+    }
+    // The worker is in init(), running the initializer: wait as long as
+    // that takes (a worker that dies closes the pipe).
+    let Ok(Handshake::Answered(results, answer)) = events.get() else {
+        unreachable!("the handshake reports its answer after Started(Ok)")
+    };
+    match answer {
         Ok(FromWorker::Ready { init_error: None }) => Ok(WorkerProcess {
             child,
             tasks,
@@ -125,9 +206,8 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
         Err(ReadError::Closed) => {
             let status = child.wait().ok();
             Err(TaskError::Spawn(format!(
-                "the worker process exited before it was ready ({}); is \
-                 `verisync::process::init()` the first line of main (in tests: \
-                 `verisync::process_test_support!();`)? Its stderr says more.",
+                "the worker process died while it was starting (running the pool's \
+                 initializer, if any): {}. Its stderr says more.",
                 describe_status(status)
             )))
         }

@@ -5,18 +5,33 @@
 //! with address-space layout randomisation. A task is sent as the distance
 //! from [`anchor`] to a *trampoline* monomorphised for the task's function
 //! type: it decodes the argument, calls the function, and encodes the
-//! result. The function itself must be zero-sized (a `fn` item or a closure
-//! that captures nothing), so the trampoline can materialise it from its
-//! type alone.
+//! result.
+//!
+//! A task's function is one of two kinds:
+//!
+//! - zero-sized (a `fn` item, or a closure that captures nothing): the
+//!   trampoline `run_item::<F, A, R>` materialises it from its type alone;
+//! - a function pointer `fn(A) -> R` (a table of tasks): the pointer
+//!   travels as its own distance from the anchor, in front of the encoded
+//!   argument, and the trampoline `run_pointer::<A, R>` calls it. Only a
+//!   pointer into this executable's own code can travel (checked where the
+//!   system tells: on Linux, `/proc/self/maps`); a function from a library
+//!   loaded at run time sits elsewhere in every process.
+//!
+//! Anything else is a closure that captures data, which cannot be sent: a
+//! compile-time error when its size is not a pointer's (a `const`
+//! assertion), else a `TaskError::Serialization` at run time.
 
-use std::any::type_name;
+use std::any::{type_name, TypeId};
+use std::mem::size_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::crossing::{decode_argument, encode_argument, encode_result};
 use super::wire::Failure;
-use crate::pool::task::panic_message;
+use crate::pool::task::{panic_message, TaskError};
 
 /// Runs a task in the worker: encoded argument in, encoded result out.
 pub(crate) type Trampoline = fn(&[u8]) -> Result<Vec<u8>, Failure>;
@@ -34,9 +49,18 @@ pub(crate) fn identity_of(trampoline: Trampoline) -> i64 {
     (trampoline as usize as i64).wrapping_sub(anchor_address())
 }
 
-/// The identity of a plain `fn()` (the pool's initializer).
-pub(crate) fn identity_of_initializer(initializer: fn()) -> i64 {
-    (initializer as usize as i64).wrapping_sub(anchor_address())
+/// The identity of a plain `fn()` (the pool's initializer), if it is in
+/// this executable's code.
+pub(crate) fn identity_of_initializer(initializer: fn()) -> Result<i64, TaskError> {
+    let address = initializer as usize;
+    if !is_in_this_executable(address) {
+        return Err(TaskError::Spawn(
+            "the pool's initializer points outside this executable's code (a library loaded at \
+             run time?), so a worker process could not find it"
+                .into(),
+        ));
+    }
+    Ok((address as i64).wrapping_sub(anchor_address()))
 }
 
 /// The trampoline with `identity`.
@@ -63,50 +87,185 @@ pub(crate) unsafe fn initializer_at(identity: i64) -> fn() {
     unsafe { std::mem::transmute::<usize, fn()>(address) }
 }
 
-/// Panics unless `F` is zero-sized (a `fn` item or a non-capturing closure).
-#[track_caller]
-pub(crate) fn check_function_type<F>() {
-    assert!(
-        std::mem::size_of::<F>() == 0,
-        "verisync: a process task must be a function or a closure that captures nothing \
-         (`{}` carries data, which cannot be sent to another process); pass the data as the \
-         argument instead",
-        type_name::<F>()
-    );
+/// A task ready to travel: its trampoline's identity and its encoded
+/// argument (for a function pointer, prefixed with the pointer's identity).
+pub(crate) struct PreparedTask {
+    pub(crate) function: i64,
+    pub(crate) argument: Vec<u8>,
 }
 
-/// The trampoline for function type `F`.
-pub(crate) fn trampoline<F, A, R>() -> Trampoline
+/// Prepares `function(argument)` to run in a worker, or says why it cannot.
+pub(crate) fn prepare_task<F, A, R>(function: F, argument: &A) -> Result<PreparedTask, TaskError>
 where
     F: Fn(A) -> R + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
 {
-    run::<F, A, R>
-}
-
-fn run<F, A, R>(argument: &[u8]) -> Result<Vec<u8>, Failure>
-where
-    F: Fn(A) -> R + Copy + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    let argument: A = postcard::from_bytes(argument).map_err(|error| {
-        Failure::Serialization(format!(
-            "the worker could not decode the argument as `{}`: {error}",
-            type_name::<A>()
-        ))
+    const {
+        assert!(
+            size_of::<F>() == 0 || size_of::<F>() == size_of::<fn()>(),
+            "verisync: a process task must be a `fn` item, a function pointer, or a closure that \
+             captures nothing; this closure captures data, which cannot be sent to another \
+             process: pass the data in the argument instead"
+        )
+    };
+    if size_of::<F>() == 0 {
+        let _ = function;
+        return Ok(PreparedTask {
+            function: identity_of(run_item::<F, A, R>),
+            argument: encode_argument(argument)?,
+        });
+    }
+    if TypeId::of::<F>() != TypeId::of::<fn(A) -> R>() {
+        return Err(TaskError::Serialization(format!(
+            "a process task must be a `fn` item, a function pointer, or a closure that captures \
+             nothing; `{}` captures data, which cannot be sent to another process: pass the \
+             data in the argument instead",
+            type_name::<F>()
+        )));
+    }
+    // SAFETY: `F` and `fn(A) -> R` have the same `TypeId`: they are one type.
+    let pointer: fn(A) -> R = unsafe { std::mem::transmute_copy(&function) };
+    let address = pointer as usize;
+    if !is_in_this_executable(address) {
+        return Err(TaskError::Serialization(format!(
+            "the function pointer `{}` points outside this executable's code (a library loaded \
+             at run time?), so a worker process could not find it",
+            type_name::<F>()
+        )));
+    }
+    let identity = (address as i64).wrapping_sub(anchor_address());
+    let mut bytes = postcard::to_allocvec(&identity).map_err(|error| {
+        TaskError::Serialization(format!("could not encode a function identity: {error}"))
     })?;
-    // SAFETY: `F` is zero-sized (checked by `check_function_type` before the
-    // task was sent) and a function or capture-free closure: it has no bytes
-    // and no invariants, so a value of it can be made from nothing.
+    bytes.extend(encode_argument(argument)?);
+    Ok(PreparedTask {
+        function: identity_of(run_pointer::<A, R>),
+        argument: bytes,
+    })
+}
+
+/// Whether `address` lies in this executable's own code, where the system
+/// tells (Linux: an executable mapping of the file that holds [`anchor`]);
+/// elsewhere `true`.
+fn is_in_this_executable(address: usize) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::sync::OnceLock;
+        /// This executable's code: `(start, end)` of each executable mapping.
+        static CODE: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+        let code = CODE.get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+            executable_code(&maps, anchor_address() as usize)
+        });
+        // No map to read (no /proc): do not refuse what cannot be checked.
+        code.is_empty()
+            || code
+                .iter()
+                .any(|&(start, end)| (start..end).contains(&address))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = address;
+        true
+    }
+}
+
+/// From `/proc/self/maps` text: the executable mappings of the file that
+/// holds `anchor` (lines "start-end perms offset dev inode path").
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn executable_code(maps: &str, anchor: usize) -> Vec<(usize, usize)> {
+    struct Mapping<'a> {
+        start: usize,
+        end: usize,
+        executable: bool,
+        file: (&'a str, &'a str),
+    }
+    let mappings: Vec<Mapping<'_>> = maps
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let perms = fields.next()?;
+            let _offset = fields.next()?;
+            let device = fields.next()?;
+            let inode = fields.next()?;
+            Some(Mapping {
+                start: usize::from_str_radix(start, 16).ok()?,
+                end: usize::from_str_radix(end, 16).ok()?,
+                executable: perms.contains('x'),
+                file: (device, inode),
+            })
+        })
+        .collect();
+    let Some(home) = mappings
+        .iter()
+        .find(|mapping| (mapping.start..mapping.end).contains(&anchor))
+    else {
+        return Vec::new();
+    };
+    mappings
+        .iter()
+        .filter(|mapping| mapping.executable && mapping.file == home.file)
+        .map(|mapping| (mapping.start, mapping.end))
+        .collect()
+}
+
+/// The trampoline of a zero-sized function type `F`.
+fn run_item<F, A, R>(argument: &[u8]) -> Result<Vec<u8>, Failure>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    let argument: A = decode_argument(argument)?;
+    // SAFETY: `F` is zero-sized (`prepare_task` sends this trampoline only
+    // then) and a function or capture-free closure: it has no bytes and no
+    // invariants, so a value of it can be made from nothing.
     let function: F = unsafe { std::mem::zeroed() };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
-    postcard::to_allocvec(&result).map_err(|error| {
+    encode_result(result)
+}
+
+/// The trampoline of function pointers `fn(A) -> R`: the pointer's
+/// identity comes in front of the argument.
+fn run_pointer<A, R>(bytes: &[u8]) -> Result<Vec<u8>, Failure>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    let (identity, argument) = postcard::take_from_bytes::<i64>(bytes).map_err(|error| {
         Failure::Serialization(format!(
-            "the worker could not encode the result `{}`: {error}",
-            type_name::<R>()
+            "the worker could not decode a function identity: {error}"
         ))
-    })
+    })?;
+    let argument: A = decode_argument(argument)?;
+    let address = anchor_address().wrapping_add(identity) as usize;
+    // SAFETY: `prepare_task` computed this identity from a `fn(A) -> R` in
+    // this executable's code (checked), and sent it with this trampoline,
+    // monomorphised for the same `A` and `R`; the worker runs the same
+    // executable, so the same address holds the same function.
+    let function = unsafe { std::mem::transmute::<usize, fn(A) -> R>(address) };
+    let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
+        .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
+    encode_result(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_executables_code_holds_its_functions_and_nothing_else() {
+        fn square(x: u64) -> u64 {
+            x * x
+        }
+        let pointer: fn(u64) -> u64 = square;
+        assert!(is_in_this_executable(pointer as usize));
+        assert!(is_in_this_executable(anchor_address() as usize));
+        // The heap is no code.
+        let on_the_heap = Box::new(0u64);
+        assert!(!is_in_this_executable(&*on_the_heap as *const u64 as usize));
+    }
 }

@@ -33,10 +33,10 @@
 //! wait for zero before it closes the queue (tasks requeued after a worker
 //! died must still find an open queue).
 
-use std::any::type_name;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStdin, ChildStdout};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,14 +47,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
-use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
+use super::crossing::{check_argument_size, decode_result};
+use super::function::{identity_of_initializer, prepare_task};
 use super::wire::{
-    decode_outcome, read_body, read_header, write_frame, FromWorker, ReadError, ToWorker,
+    read_body, read_header, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME,
 };
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::pool::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
+use crate::pool::task::{panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
@@ -78,7 +79,7 @@ impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
-        self.finish(decode_outcome(outcome));
+        self.finish(decode_result(outcome));
     }
 }
 
@@ -190,8 +191,22 @@ impl Shared {
         }
     }
 
+    /// Resolves a job with its outcome. User code runs here — the
+    /// result's `Deserialize` (caught in `decode_result`), and its `Drop` if
+    /// the handle is gone and this is the last reference — so a panic is
+    /// caught: it must not kill the reader thread, which would strand the
+    /// worker's other tasks and hang `shutdown`.
     fn resolve(&self, job: Job, outcome: Result<Vec<u8>, TaskError>) {
-        job.handle.resolve(outcome);
+        let handle = job.handle;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || {
+            handle.resolve(outcome);
+            drop(handle);
+        })) {
+            eprintln!(
+                "verisync: dropping a process task's result panicked ({}); the pool carries on",
+                panic_message(&*payload)
+            );
+        }
         self.job_left();
     }
 
@@ -240,7 +255,8 @@ impl Shared {
 ///
 /// The first line of `main` must be [`verisync::process::init()`](crate::process::init)
 /// (in a worker process it serves tasks and never returns; in tests, put
-/// `verisync::process_test_support!();` at the top of the test file).
+/// [`verisync::process_test_support!();`](crate::process_test_support)
+/// anywhere in the test crate). A task may itself use a pool or `spawn`.
 ///
 /// A worker that crashes, aborts, is killed, or exceeds the task timeout
 /// fails only the task it was running (`WorkerDied` / `TimedOut`); the
@@ -287,6 +303,7 @@ pub struct ProcessPoolBuilder {
     max_tasks_per_worker: Option<u64>,
     task_timeout: Option<Duration>,
     initializer: Option<fn()>,
+    max_frame: u32,
 }
 
 impl ProcessPoolBuilder {
@@ -343,6 +360,33 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// The largest encoded argument or result a task may have, in bytes
+    /// (default 64 MiB; at most 4 GiB − 1, the frame format's limit). The
+    /// limit applies to whole messages, which add a few bytes around the
+    /// value. A task whose argument or result is larger fails alone with
+    /// `TaskError::Serialization` saying so; its worker lives on. It also
+    /// bounds what a misbehaving worker can make the parent allocate: a
+    /// message announcing more is refused before it is read.
+    ///
+    /// ```
+    /// fn zeros(n: usize) -> Vec<u8> { vec![0; n] }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::builder()
+    ///     .workers(1)
+    ///     .max_frame_size(1 << 20)
+    ///     .build()?;
+    /// assert_eq!(pool.submit(zeros, 1000).join()?.len(), 1000);
+    /// assert!(matches!(
+    ///     pool.submit(zeros, 2 << 20).join(),
+    ///     Err(verisync::TaskError::Serialization(_))
+    /// ));
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self
+    }
+
     /// Starts the workers and waits until each is ready.
     ///
     /// Errors: `TaskError::Spawn` if the worker count is 0, a worker cannot
@@ -369,7 +413,8 @@ impl ProcessPoolBuilder {
             queue: JoinableQueue::new(),
             config: WorkerConfig {
                 max_tasks: self.max_tasks_per_worker,
-                initializer: self.initializer.map(identity_of_initializer),
+                initializer: self.initializer.map(identity_of_initializer).transpose()?,
+                max_frame: self.max_frame,
             },
             task_timeout: self.task_timeout,
             worker_count,
@@ -426,50 +471,69 @@ impl ProcessPool {
             max_tasks_per_worker: None,
             task_timeout: None,
             initializer: None,
+            max_frame: DEFAULT_MAX_FRAME,
         }
     }
 
-    /// Runs `function(argument)` in a worker process. `function` must be a
-    /// `fn` item or a closure that captures nothing; the argument and the
-    /// result cross the process boundary with serde.
+    /// Runs `function(argument)` in a worker process. `function` is a `fn`
+    /// item, a function pointer `fn(A) -> R` (the worker runs the same
+    /// executable, so a pointer into it travels), or a closure that
+    /// captures nothing; the argument and the result cross the process
+    /// boundary with serde.
     ///
-    /// # Panics
-    ///
-    /// If `function` captures data (it could not be sent to another process).
+    /// A closure that captures data cannot be sent to another process: it
+    /// does not compile, unless its captures happen to be the size of a
+    /// pointer, in which case the task fails with
+    /// `TaskError::Serialization`. (The check is a `const` assertion, so
+    /// `cargo check` does not see it; `cargo build` does.) So do an
+    /// argument or a result that cannot be encoded or decoded, or whose
+    /// encoding exceeds [`ProcessPoolBuilder::max_frame_size`].
     ///
     /// ```
     /// fn shout(word: String) -> String {
     ///     word.to_uppercase()
     /// }
+    /// fn whisper(word: String) -> String {
+    ///     word.to_lowercase()
+    /// }
     /// # verisync::process::init();
     /// let pool = verisync::ProcessPool::new(1)?;
     /// assert_eq!(pool.submit(shout, "hi".to_string()).join()?, "HI");
+    /// // A table of tasks: function pointers work too.
+    /// let table: [(&str, fn(String) -> String); 2] = [("shout", shout), ("whisper", whisper)];
+    /// assert_eq!(pool.submit(table[1].1, "Hey".to_string()).join()?, "hey");
     /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    ///
+    /// A closure that captures data is refused when the program is built:
+    ///
+    /// ```compile_fail,E0080
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(1).unwrap();
+    /// let (low, high) = (1u64, 10u64);
+    /// let _ = pool.submit(move |x: u64| x.clamp(low, high), 42);
     /// ```
     #[track_caller]
     pub fn submit<F, A, R>(&self, function: F, argument: A) -> TaskHandle<R>
     where
         F: Fn(A) -> R + Copy + Send + 'static,
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        check_function_type::<F>();
-        let _ = function;
         let completion = Arc::new(Completion::<R>::new());
         let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
-        let argument = match postcard::to_allocvec(&argument) {
-            Ok(bytes) => bytes,
+        let task = match prepare_task(function, &argument).and_then(|task| {
+            check_argument_size(&task.argument, self.shared.config.max_frame).map(|()| task)
+        }) {
+            Ok(task) => task,
             Err(error) => {
-                completion.resolve_unstarted(TaskError::Serialization(format!(
-                    "could not encode the argument `{}`: {error}",
-                    type_name::<A>()
-                )));
+                completion.resolve_unstarted(error);
                 return handle;
             }
         };
         let job = Job {
-            function: identity_of(trampoline::<F, A, R>()),
-            argument,
+            function: task.function,
+            argument: task.argument,
             handle: completion,
             claimed: false,
         };
@@ -511,10 +575,9 @@ impl ProcessPool {
     where
         F: Fn(I::Item) -> R + Copy + Send + 'static,
         I: IntoIterator,
-        I::Item: Serialize + DeserializeOwned,
+        I::Item: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        check_function_type::<F>();
         ProcessMap {
             pool: self,
             function,
@@ -875,7 +938,7 @@ fn read_watched_frame(
     slot: &Slot,
     results: &mut BufReader<ChildStdout>,
 ) -> Result<FromWorker, ReadError> {
-    let length = read_header(results)?;
+    let length = read_header(results, shared.config.max_frame)?;
     let now = Instant::now();
     *slot.frame_progress.lock() = Some(now);
     shared.watch_deadline(now + FRAME_STALL);
@@ -966,7 +1029,7 @@ impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
 where
     F: Fn(I::Item) -> R + Copy + Send + 'static,
     I: Iterator,
-    I::Item: Serialize + DeserializeOwned,
+    I::Item: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
     type Item = Result<R, TaskError>;

@@ -11,15 +11,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::child::{start_worker, worker_died, WorkerConfig};
-use super::function::{check_function_type, identity_of, trampoline};
-use super::wire::{decode_outcome, read_frame, write_frame, FromWorker, ReadError, ToWorker};
+use super::crossing::{check_argument_size, decode_result};
+use super::function::prepare_task;
+use super::wire::{read_frame, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME};
 use super::worker::refuse_nested_start;
 use crate::mutex::Mutex;
 use crate::pool::task::TaskError;
 
 /// Runs `function(argument)` in a new child process and returns at once
-/// with a handle to it. `function` must be a `fn` item or a closure that
-/// captures nothing; the argument and the result cross with serde.
+/// with a handle to it. `function` is a `fn` item, a function pointer
+/// `fn(A) -> R`, or a closure that captures nothing (see
+/// [`ProcessPool::submit`](crate::ProcessPool::submit) for what happens to
+/// one that captures data); the argument and the result cross with serde.
 ///
 /// The child is the current executable in worker mode, so `main` must call
 /// [`init()`](super::init) first.
@@ -40,27 +43,21 @@ use crate::pool::task::TaskError;
 pub fn spawn<F, A, R>(function: F, argument: A) -> Result<Process<R>, TaskError>
 where
     F: Fn(A) -> R + Copy + Send + 'static,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
 {
     refuse_nested_start();
-    check_function_type::<F>();
-    let _ = function;
-    let argument = postcard::to_allocvec(&argument).map_err(|error| {
-        TaskError::Serialization(format!(
-            "could not encode the argument `{}`: {error}",
-            std::any::type_name::<A>()
-        ))
-    })?;
+    let task = prepare_task(function, &argument)?;
+    check_argument_size(&task.argument, DEFAULT_MAX_FRAME)?;
     let config = WorkerConfig {
         max_tasks: Some(1),
-        initializer: None,
+        ..WorkerConfig::default()
     };
     let mut worker = start_worker(&config)?;
     let task = ToWorker::Task {
         id: 0,
-        function: identity_of(trampoline::<F, A, R>()),
-        argument,
+        function: task.function,
+        argument: task.argument,
     };
     // A write error means the child is already gone; `join` reports how.
     let _ = write_frame(&mut worker.tasks, &task).and_then(|()| worker.tasks.flush());
@@ -178,7 +175,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// # Ok::<(), verisync::TaskError>(())
     /// ```
     pub fn join(mut self) -> Result<R, TaskError> {
-        let answer = read_frame::<FromWorker>(&mut self.results);
+        let answer = read_frame::<FromWorker>(&mut self.results, DEFAULT_MAX_FRAME);
         let status = {
             let mut child = self.child.lock();
             let status = child.as_mut().and_then(|child| child.wait().ok());
@@ -186,9 +183,7 @@ impl<R: DeserializeOwned> Process<R> {
             status.or(*self.status.lock())
         };
         match answer {
-            Ok(FromWorker::Done { outcome, .. }) => {
-                decode_outcome(outcome.map_err(TaskError::from))
-            }
+            Ok(FromWorker::Done { outcome, .. }) => decode_result(outcome.map_err(TaskError::from)),
             Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
                 TaskError::Serialization("the child process answered with garbage".into()),
             ),

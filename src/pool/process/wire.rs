@@ -15,11 +15,17 @@
 
 use std::io::{self, Read, Write};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The largest frame either side accepts; a larger length is garbage.
-const MAX_FRAME: u32 = 1 << 30;
+/// The largest frame body either side accepts unless the pool says
+/// otherwise (`ProcessPoolBuilder::max_frame_size`): a header announcing
+/// more is refused before a byte of the body is read, so a misbehaving
+/// worker cannot make the parent allocate more than about this much.
+pub(crate) const DEFAULT_MAX_FRAME: u32 = 64 << 20;
+
+/// Bytes a `Task` or `Done` message adds around its argument or result
+/// (the variant tag and the varint id, identity and length), rounded up.
+pub(crate) const MESSAGE_OVERHEAD: usize = 32;
 
 /// The first two bytes of every frame.
 const FRAME_MARK: [u8; 2] = *b"vs";
@@ -83,20 +89,6 @@ impl From<Failure> for crate::pool::task::TaskError {
     }
 }
 
-/// A task's outcome in the parent: the decoded result, or why there is none.
-pub(crate) fn decode_outcome<R: DeserializeOwned>(
-    outcome: Result<Vec<u8>, crate::pool::task::TaskError>,
-) -> Result<R, crate::pool::task::TaskError> {
-    outcome.and_then(|bytes| {
-        postcard::from_bytes::<R>(&bytes).map_err(|error| {
-            crate::pool::task::TaskError::Serialization(format!(
-                "the parent could not decode the result as `{}`: {error}",
-                std::any::type_name::<R>()
-            ))
-        })
-    })
-}
-
 /// From a worker to the parent.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum FromWorker {
@@ -111,38 +103,52 @@ pub(crate) enum FromWorker {
 
 /// Writes one frame (not flushed).
 pub(crate) fn write_frame(writer: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
-    let body = postcard::to_allocvec(message)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    let body = encode_message(message)?;
+    write_encoded_frame(writer, &body)
+}
+
+/// A message's frame body, to check its length before writing it with
+/// [`write_encoded_frame`].
+pub(crate) fn encode_message(message: &impl Serialize) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(message)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+/// Writes one frame whose body is already encoded (not flushed).
+pub(crate) fn write_encoded_frame(writer: &mut impl Write, body: &[u8]) -> io::Result<()> {
     let length = u32::try_from(body.len())
-        .ok()
-        .filter(|&length| length <= MAX_FRAME)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
     let mut header = [0u8; 6];
     header[..2].copy_from_slice(&FRAME_MARK);
     header[2..].copy_from_slice(&length.to_le_bytes());
     writer.write_all(&header)?;
-    writer.write_all(&body)
+    writer.write_all(body)
 }
 
 /// What reading a frame can end in, besides a message.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    /// The other side closed the pipe between frames.
+    /// The other side closed the pipe between frames, or in the middle of
+    /// a frame's header (it died while writing one: the header says
+    /// nothing yet, so this is reported as the end it is, and the parent
+    /// learns from the exit status what happened).
     Closed,
     /// The bytes are not a valid frame: truncated, too long, or undecodable.
     Garbled(String),
 }
 
-/// Reads one frame and decodes it.
+/// Reads one frame of at most `max_frame` bytes and decodes it.
 pub(crate) fn read_frame<M: for<'de> Deserialize<'de>>(
     reader: &mut impl Read,
+    max_frame: u32,
 ) -> Result<M, ReadError> {
-    let length = read_header(reader)?;
+    let length = read_header(reader, max_frame)?;
     read_body(reader, length, || {})
 }
 
-/// Reads a frame's header; returns the body's length.
-pub(crate) fn read_header(reader: &mut impl Read) -> Result<u32, ReadError> {
+/// Reads a frame's header; returns the body's length, which is at most
+/// `max_frame` (a larger one is refused before the body is read).
+pub(crate) fn read_header(reader: &mut impl Read, max_frame: u32) -> Result<u32, ReadError> {
     let mut header = [0u8; 6];
     match reader.read_exact(&mut header) {
         Ok(()) => {}
@@ -162,9 +168,10 @@ pub(crate) fn read_header(reader: &mut impl Read) -> Result<u32, ReadError> {
         )));
     }
     let length = u32::from_le_bytes([header[2], header[3], header[4], header[5]]);
-    if length > MAX_FRAME {
+    if length > max_frame {
         return Err(ReadError::Garbled(format!(
-            "a frame claims {length} bytes, more than the {MAX_FRAME} allowed"
+            "a frame claims {length} bytes, more than the {max_frame} allowed \
+             (ProcessPoolBuilder::max_frame_size)"
         )));
     }
     Ok(length)
@@ -218,7 +225,7 @@ mod tests {
             outcome: Ok(vec![1, 2, 3]),
         };
         write_frame(&mut bytes, &message).unwrap();
-        let read: FromWorker = read_frame(&mut bytes.as_slice()).unwrap();
+        let read: FromWorker = read_frame(&mut bytes.as_slice(), DEFAULT_MAX_FRAME).unwrap();
         assert!(
             matches!(read, FromWorker::Done { id: 7, outcome: Ok(bytes) } if bytes == [1, 2, 3])
         );
@@ -230,23 +237,59 @@ mod tests {
         write_frame(&mut bytes, &FromWorker::Ready { init_error: None }).unwrap();
         bytes.pop();
         assert!(matches!(
-            read_frame::<FromWorker>(&mut bytes.as_slice()),
+            read_frame::<FromWorker>(&mut bytes.as_slice(), DEFAULT_MAX_FRAME),
             Err(ReadError::Garbled(_))
         ));
         let mut huge = FRAME_MARK.to_vec();
         huge.extend(u32::MAX.to_le_bytes());
         assert!(matches!(
-            read_frame::<FromWorker>(&mut huge.as_slice()),
+            read_frame::<FromWorker>(&mut huge.as_slice(), DEFAULT_MAX_FRAME),
             Err(ReadError::Garbled(_))
         ));
         let unmarked = [0u8, 0, 0, 0, 0, 0];
         assert!(matches!(
-            read_frame::<FromWorker>(&mut unmarked.as_slice()),
+            read_frame::<FromWorker>(&mut unmarked.as_slice(), DEFAULT_MAX_FRAME),
             Err(ReadError::Garbled(_))
         ));
         assert!(matches!(
-            read_frame::<FromWorker>(&mut [].as_slice()),
+            read_frame::<FromWorker>(&mut [].as_slice(), DEFAULT_MAX_FRAME),
             Err(ReadError::Closed)
         ));
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_by_its_header() {
+        let mut bytes = Vec::new();
+        let message = FromWorker::Done {
+            id: 1,
+            outcome: Ok(vec![7; 100]),
+        };
+        write_frame(&mut bytes, &message).unwrap();
+        // The header alone decides: no body follows it here.
+        let header = &bytes[..6];
+        match read_frame::<FromWorker>(&mut &header[..], 50) {
+            Err(ReadError::Garbled(reason)) => {
+                assert!(reason.contains("max_frame_size"), "{reason}")
+            }
+            other => panic!("expected Garbled, got {other:?}"),
+        }
+        let read: FromWorker = read_frame(&mut bytes.as_slice(), 200).unwrap();
+        assert!(matches!(read, FromWorker::Done { id: 1, .. }));
+    }
+
+    #[test]
+    fn a_header_cut_short_is_closed() {
+        for cut in 1..6 {
+            let mut bytes = Vec::new();
+            write_frame(&mut bytes, &FromWorker::Ready { init_error: None }).unwrap();
+            bytes.truncate(cut);
+            assert!(
+                matches!(
+                    read_frame::<FromWorker>(&mut bytes.as_slice(), DEFAULT_MAX_FRAME),
+                    Err(ReadError::Closed)
+                ),
+                "a header cut after {cut} bytes"
+            );
+        }
     }
 }

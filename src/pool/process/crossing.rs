@@ -1,0 +1,102 @@
+//! Values crossing the process boundary: the serde calls on the user's
+//! argument and result types, each isolated.
+//!
+//! `Serialize`, `Deserialize` and `Drop` of the argument and result types
+//! are user code, and may panic. None of them runs unguarded on a thread
+//! the pool depends on: a panic while encoding an argument (in `submit`),
+//! decoding a result (on the pool's reader thread) or encoding a result (in
+//! the worker) becomes that one task's `TaskError::Serialization`, saying
+//! which impl panicked. The pool, its reader thread and the worker carry on.
+
+use std::any::type_name;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::wire::{Failure, MESSAGE_OVERHEAD};
+use crate::pool::task::{panic_message, TaskError};
+
+/// Encodes a task's argument in the parent (`submit`, `spawn`).
+pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {
+    match catch_unwind(AssertUnwindSafe(|| postcard::to_allocvec(argument))) {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(TaskError::Serialization(format!(
+            "could not encode the argument `{}`: {error}",
+            type_name::<A>()
+        ))),
+        Err(payload) => Err(TaskError::Serialization(format!(
+            "could not encode the argument: `Serialize` for `{}` panicked: {}",
+            type_name::<A>(),
+            panic_message(&*payload)
+        ))),
+    }
+}
+
+/// Refuses an encoded argument that would make a task frame larger than
+/// `max_frame`, which the worker would refuse.
+pub(crate) fn check_argument_size(argument: &[u8], max_frame: u32) -> Result<(), TaskError> {
+    if argument.len().saturating_add(MESSAGE_OVERHEAD) <= max_frame as usize {
+        return Ok(());
+    }
+    Err(TaskError::Serialization(format!(
+        "the argument is {} bytes encoded, more than the pool's frame limit of {max_frame} \
+         bytes; raise it with ProcessPoolBuilder::max_frame_size, or pass less",
+        argument.len()
+    )))
+}
+
+/// Decodes a task's result in the parent, or passes on why there is none.
+pub(crate) fn decode_result<R: DeserializeOwned>(
+    outcome: Result<Vec<u8>, TaskError>,
+) -> Result<R, TaskError> {
+    let bytes = outcome?;
+    match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<R>(&bytes))) {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(error)) => Err(TaskError::Serialization(format!(
+            "the parent could not decode the result as `{}`: {error}",
+            type_name::<R>()
+        ))),
+        Err(payload) => Err(TaskError::Serialization(format!(
+            "the parent could not decode the result: `Deserialize` for `{}` panicked: {}",
+            type_name::<R>(),
+            panic_message(&*payload)
+        ))),
+    }
+}
+
+/// Decodes a task's argument in the worker.
+pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Failure> {
+    match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<A>(bytes))) {
+        Ok(Ok(argument)) => Ok(argument),
+        Ok(Err(error)) => Err(Failure::Serialization(format!(
+            "the worker could not decode the argument as `{}`: {error}",
+            type_name::<A>()
+        ))),
+        Err(payload) => Err(Failure::Serialization(format!(
+            "the worker could not decode the argument: `Deserialize` for `{}` panicked: {}",
+            type_name::<A>(),
+            panic_message(&*payload)
+        ))),
+    }
+}
+
+/// Encodes a task's result in the worker, then drops it. A panic in the
+/// result's `Drop` is reported on stderr by the panic hook and otherwise
+/// ignored: the result was computed and encoded, and the parent gets it.
+pub(crate) fn encode_result<R: Serialize>(result: R) -> Result<Vec<u8>, Failure> {
+    let encoded = match catch_unwind(AssertUnwindSafe(|| postcard::to_allocvec(&result))) {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(Failure::Serialization(format!(
+            "the worker could not encode the result `{}`: {error}",
+            type_name::<R>()
+        ))),
+        Err(payload) => Err(Failure::Serialization(format!(
+            "the worker could not encode the result: `Serialize` for `{}` panicked: {}",
+            type_name::<R>(),
+            panic_message(&*payload)
+        ))),
+    };
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));
+    encoded
+}
