@@ -77,7 +77,6 @@ fn submit_some(pool: &ThreadPool, counts: &Arc<Counts>, submitter: usize) -> Vec
 // Every pool's job queue is the unbounded list: the known list defect
 // (issue 12) livelocks a worker here on this branch; the fix is in the
 // queue's own branch. Remove this `ignore` once it is merged.
-#[ignore = "fails until the list fix (move the tail before linking block.next) is merged"]
 fn every_task_resolves_once_and_runs_at_most_once() {
     check(|| {
         let pool = Arc::new(ThreadPool::new(1 + random_below(3)));

@@ -87,7 +87,6 @@ fn run_script(producers: usize, consumers: usize, per_producer: usize) {
 #[test]
 // The known list defect (issue 12) makes this fail on this branch; the
 // fix is in the queue's own branch. Remove this `ignore` once it is merged.
-#[ignore = "fails until the list fix (move the tail before linking block.next) is merged"]
 fn one_producer_two_consumers_cross_block_boundaries() {
     check(|| run_script(1, 2, 8));
 }
@@ -96,7 +95,6 @@ fn one_producer_two_consumers_cross_block_boundaries() {
 #[test]
 // The known list defect (issue 12) makes this fail on this branch; the
 // fix is in the queue's own branch. Remove this `ignore` once it is merged.
-#[ignore = "fails until the list fix (move the tail before linking block.next) is merged"]
 fn three_producers_three_consumers() {
     check(|| run_script(3, 3, 10));
 }
@@ -106,7 +104,6 @@ fn three_producers_three_consumers() {
 #[test]
 // The known list defect (issue 12) makes this fail on this branch; the
 // fix is in the queue's own branch. Remove this `ignore` once it is merged.
-#[ignore = "fails until the list fix (move the tail before linking block.next) is merged"]
 fn two_producers_four_consumers() {
     check(|| run_script(2, 4, 8));
 }

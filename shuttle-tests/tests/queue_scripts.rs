@@ -200,7 +200,6 @@ fn run_script(kind: Kind) {
 #[test]
 // The known list defect (issue 12) makes this fail on this branch; the
 // fix is in the queue's own branch. Remove this `ignore` once it is merged.
-#[ignore = "fails until the list fix (move the tail before linking block.next) is merged"]
 fn list_scripts() {
     check(|| run_script(Kind::List));
 }
