@@ -205,3 +205,42 @@ fn a_serve_that_leaves_a_waiter_starving_strands_nobody() {
         assert_eq!(semaphore.available_permits(), 2);
     });
 }
+
+/// A manual `release` racing the serve that passes the only permit of a
+/// `bounded(1)` to a queued waiter. The serve sets that permit aside for the
+/// waiter while it decides how to wake it; the release must still count it,
+/// or it is accepted, the permit comes back on top of it, and the count
+/// exceeds the bound (and `limit - available` underflows later).
+#[test]
+fn a_release_racing_a_serve_respects_the_bound() {
+    under_both_policies(|| {
+        let semaphore = Arc::new(Semaphore::bounded(1));
+        let held = semaphore.acquire();
+        let waiter = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || drop(semaphore.acquire()))
+        };
+        let releaser = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || {
+                // Accepted only if the waiter took the permit first; then
+                // its guard's drop finds the count full and discards it.
+                let _ = semaphore.release(1);
+                assert!(
+                    semaphore.available_permits() <= 1,
+                    "a bounded(1) semaphore holds {} permits",
+                    semaphore.available_permits()
+                );
+            })
+        };
+        drop(held);
+        assert!(
+            semaphore.available_permits() <= 1,
+            "a bounded(1) semaphore holds {} permits",
+            semaphore.available_permits()
+        );
+        waiter.join().unwrap();
+        releaser.join().unwrap();
+        assert_eq!(semaphore.available_permits(), 1);
+    });
+}
