@@ -114,6 +114,12 @@ pub mod __loom {
     pub fn event_has_parked_waiters(event: &crate::Event) -> bool {
         event.has_parked_waiters()
     }
+
+    /// Whether threads are queued on `semaphore` (its `QUEUED` bit), so a
+    /// test can wait until a waiter is really in line before it releases.
+    pub fn semaphore_has_queued_waiters(semaphore: &crate::Semaphore) -> bool {
+        semaphore.has_queued_waiters()
+    }
 }
 
 /// The README's Rust examples, compiled and run as doc tests so they never rot.

@@ -244,3 +244,33 @@ fn a_release_racing_a_serve_respects_the_bound() {
         assert_eq!(semaphore.available_permits(), 1);
     });
 }
+
+/// Waits (by yielding) until some thread is queued on `semaphore`.
+fn until_a_waiter_is_queued(semaphore: &Semaphore) {
+    while !verisync::__loom::semaphore_has_queued_waiters(semaphore) {
+        thread::yield_now();
+    }
+}
+
+/// A request for 2 is queued on an empty semaphore; a release of 1 serves
+/// nobody, but the permit is partly what the queued request waits for: a
+/// later request for 1 must not take it.
+#[test]
+fn a_permit_released_to_a_waiting_big_request_is_kept_for_it() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire_many(2).count())
+        };
+        until_a_waiter_is_queued(&semaphore);
+        semaphore.release(1).unwrap();
+        assert!(
+            semaphore.try_acquire().is_none(),
+            "a later request for 1 took the permit a queued request for 2 waits for"
+        );
+        semaphore.release(1).unwrap();
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}

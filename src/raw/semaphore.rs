@@ -507,6 +507,14 @@ impl RawSemaphore {
         added.get()
     }
 
+    /// Whether the `QUEUED` bit is set (for the loom suite).
+    #[cfg(verisync_loom)]
+    pub(crate) fn has_queued_waiters(&self) -> bool {
+        // Relaxed: the caller only goes on to operate on this same word,
+        // and coherence lets it see nothing older than this load did.
+        self.state.load(Ordering::Relaxed) & QUEUED != 0
+    }
+
     fn key(&self) -> usize {
         self as *const Self as usize
     }
