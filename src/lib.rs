@@ -104,8 +104,8 @@ pub mod __loom {
     /// The model parking seam, for testing the model itself.
     pub mod seam {
         pub use crate::sys::model_seam::{
-            park, set_be_fair, unpark_filter, unpark_one, FilterOp, ParkResult, ParkToken,
-            UnparkResult, UnparkToken,
+            park, unpark_filter, unpark_one, FilterOp, ParkResult, ParkToken, UnparkResult,
+            UnparkToken,
         };
     }
 

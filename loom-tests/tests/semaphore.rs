@@ -1,6 +1,8 @@
 //! loom: `verisync::Semaphore` conserves permits, never lets more holders in
 //! than permits exist, serves waiters in order, and loses no permit when a
-//! waiter times out as permits are handed to it.
+//! waiter times out as permits are handed to it. The seam model chooses at
+//! every wake-up whether the serve hands permits off or lets the woken
+//! compete (`be_fair`), so every model runs both ways, mixed.
 
 use std::time::Duration;
 
@@ -9,20 +11,9 @@ use loom::sync::Arc;
 use loom::thread;
 use verisync::Semaphore;
 
-/// Runs `test` under both hand-off policies of a serve: hand-off (the seam
-/// reports `be_fair`) and retry (woken waiters compete again).
-fn under_both_policies(test: fn()) {
-    for be_fair in [false, true] {
-        loom::model(move || {
-            verisync::__loom::seam::set_be_fair(be_fair);
-            test();
-        });
-    }
-}
-
 #[test]
 fn holders_never_exceed_permits_and_permits_are_conserved() {
-    under_both_policies(|| {
+    loom::model(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let holders = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -59,7 +50,7 @@ fn holders_never_exceed_permits_and_permits_are_conserved() {
 /// fires: it either holds the permit or the permit is back — never neither.
 #[test]
 fn a_timed_out_waiter_loses_no_permit() {
-    under_both_policies(|| {
+    loom::model(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let held = semaphore.acquire();
         let waiter = {
@@ -213,7 +204,7 @@ fn a_serve_that_leaves_a_waiter_starving_strands_nobody() {
 /// exceeds the bound (and `limit - available` underflows later).
 #[test]
 fn a_release_racing_a_serve_respects_the_bound() {
-    under_both_policies(|| {
+    loom::model(|| {
         let semaphore = Arc::new(Semaphore::bounded(1));
         let held = semaphore.acquire();
         let waiter = {
