@@ -309,7 +309,6 @@ impl RawSemaphore {
     /// were added. Used when a permit guard is dropped: never panics.
     #[inline]
     pub(crate) fn release_up_to_limit(&self, count: usize) -> usize {
-        let adding = Adding::UpToLimit(count);
         let mut state = self.state.load(Ordering::Relaxed);
         // Far below the limit (always, for an unbounded semaphore in
         // practice) a blind add cannot overshoot it: each thread adds at most
@@ -330,37 +329,36 @@ impl RawSemaphore {
             return count;
         }
         loop {
-            let outcome = if state & QUEUED != 0 {
-                // A serve may have permits set aside: add under the queue lock.
-                self.serve_waiters(adding)
-            } else {
-                let Ok((next, added)) = self.with_added(state, adding) else {
-                    unreachable!("adding up to the limit is never refused")
-                };
-                match self.state.compare_exchange_weak(
-                    state,
-                    next,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => Ok(added),
-                    Err(actual) => {
-                        state = actual;
-                        continue;
-                    }
-                }
-            };
-            return outcome.unwrap_or(0);
+            if state & QUEUED != 0 {
+                // A serve may have permits set aside: add under the queue
+                // lock. Adding up to the limit is never refused.
+                return self.serve_waiters(Adding::UpToLimit(count)).unwrap_or(0);
+            }
+            let added = self.room(state).min(count);
+            match self.state.compare_exchange_weak(
+                state,
+                state + added * ONE_PERMIT,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return added,
+                Err(actual) => state = actual,
+            }
         }
+    }
+
+    /// How many permits fit under the limit on top of those in `state`.
+    /// Saturating, not trusting: a count above the limit (which must never
+    /// happen) leaves no room rather than wrapping or panicking.
+    fn room(&self, state: usize) -> usize {
+        self.limit.saturating_sub(permits(state))
     }
 
     /// The state after adding permits to `state` as `adding` says, and how
     /// many were added; or the refusal of a `release` past the limit.
     fn with_added(&self, state: usize, adding: Adding) -> Result<(usize, usize), TooManyReleases> {
         let available = permits(state);
-        // Saturating, not trusting: a count above the limit (which must
-        // never happen) leaves no room rather than wrapping.
-        let room = self.limit.saturating_sub(available);
+        let room = self.room(state);
         let added = match adding {
             Adding::Nothing => 0,
             Adding::Exactly(count) if count > room => {
@@ -480,8 +478,7 @@ impl RawSemaphore {
                 // Only a guard's blind add (see `release_up_to_limit`) can
                 // have raised the count meanwhile; what no longer fits under
                 // the limit is discarded, as that add would discard it.
-                let room = self.limit.saturating_sub(permits(state));
-                let given_back = given_back.min(room);
+                let given_back = given_back.min(self.room(state));
                 let next = ((state & !(QUEUED | STARVING)) + given_back * ONE_PERMIT) | flags;
                 match self.state.compare_exchange_weak(
                     state,
