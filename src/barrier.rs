@@ -3,14 +3,23 @@
 //!
 //! # State machine
 //!
-//! One [`Mutex`] guards `{ phase, count }`; one [`Condition`] wakes waiters.
+//! One [`Mutex`] guards `{ phase, count, trips }`; one [`Condition`] wakes
+//! waiters.
 //!
 //! | phase       | meaning                                      | next                       |
 //! |-------------|----------------------------------------------|----------------------------|
 //! | `Filling`   | `count` threads are waiting for the others   | `Draining` when `count == parties`; `Broken` on timeout or `abort`; `Resetting` on `reset` |
-//! | `Draining`  | the barrier tripped; waiters are leaving     | `Filling` when the last has left |
-//! | `Resetting` | `reset` with waiters present; they leave with `BrokenBarrier` | `Filling` when the last has left |
+//! | `Draining`  | the barrier tripped; waiters are leaving     | `Filling` when the last has left; `Broken` on `abort`; unchanged by `reset` |
+//! | `Resetting` | `reset` with waiters present; they leave with `BrokenBarrier` | `Filling` when the last has left; `Broken` on `abort` |
 //! | `Broken`    | every `wait` fails at once                   | `Resetting`/`Filling` on `reset` |
+//!
+//! `trips` counts the rounds that have tripped (wrapping). A waiter notes it
+//! when it arrives, and returns `Ok` exactly when it has moved on by the time
+//! the waiter wakes: a round that tripped is complete, whatever `reset` or
+//! `abort` did between the trip and its parties leaving `wait` (SPEC.md).
+//! Those calls act on later waits only: `abort` leaves the barrier broken
+//! behind the leaving parties, and `reset` of a draining barrier has nothing
+//! to do, since the drain already reopens it.
 //!
 //! A thread arriving while the barrier drains or resets waits for that to
 //! finish, so a fast thread can never slip into the previous generation and
@@ -35,6 +44,9 @@ struct State {
     phase: Phase,
     /// Threads inside `wait` (filling or leaving).
     count: usize,
+    /// How many rounds have tripped (wrapping): a waiter whose round
+    /// tripped sees it change.
+    trips: usize,
 }
 
 /// A rendezvous for a fixed number of threads — Python's `threading.Barrier`.
@@ -140,6 +152,7 @@ impl Barrier {
             state: Mutex::new(State {
                 phase: Phase::Filling,
                 count: 0,
+                trips: 0,
             }),
             changed: Condition::new(),
         }
@@ -197,8 +210,10 @@ impl Barrier {
         }
 
         state.count += 1;
+        let my_round = state.trips;
         let result = if state.count == self.parties {
             state.phase = Phase::Draining;
+            state.trips = state.trips.wrapping_add(1);
             self.changed.notify_all();
             Ok(BarrierWaitResult { leader: true })
         } else {
@@ -214,11 +229,15 @@ impl Barrier {
                     }
                 }
             }
+            // Still filling means our round has not tripped: we are counted
+            // in it, so it cannot have drained and reopened without us.
             if timed_out && state.phase == Phase::Filling {
                 state.phase = Phase::Broken;
                 self.changed.notify_all();
             }
-            if state.phase == Phase::Draining {
+            // Our round tripped (even if `reset` or `abort` came after the
+            // trip, before we got the lock back): we pass.
+            if state.trips != my_round {
                 Ok(BarrierWaitResult { leader: false })
             } else {
                 Err(BrokenBarrier)
@@ -239,7 +258,9 @@ impl Barrier {
     }
 
     /// Breaks the barrier: every waiting and later `wait` fails with
-    /// [`BrokenBarrier`] until [`reset`](Self::reset).
+    /// [`BrokenBarrier`] until [`reset`](Self::reset). The parties of a
+    /// round that has already tripped still pass, even if they have not
+    /// left `wait` yet.
     ///
     /// ```
     /// let b = verisync::Barrier::new(3);
@@ -254,7 +275,8 @@ impl Barrier {
 
     /// Returns the barrier to its empty, unbroken state. Threads waiting now
     /// fail with [`BrokenBarrier`]; threads arriving meanwhile wait until
-    /// they have left.
+    /// they have left. The parties of a round that has already tripped
+    /// still pass.
     ///
     /// ```
     /// let b = verisync::Barrier::new(2);
@@ -264,10 +286,12 @@ impl Barrier {
     /// ```
     pub fn reset(&self) {
         let mut state = self.state.lock();
-        state.phase = if state.count > 0 {
-            Phase::Resetting
-        } else {
-            Phase::Filling
+        state.phase = match state.phase {
+            // The round tripped and its parties are leaving with `Ok`; the
+            // last of them reopens the barrier, which is all a reset does.
+            Phase::Draining => Phase::Draining,
+            _ if state.count > 0 => Phase::Resetting,
+            _ => Phase::Filling,
         };
         self.changed.notify_all();
     }

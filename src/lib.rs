@@ -108,8 +108,8 @@ pub mod __loom {
     /// The model parking seam, for testing the model itself.
     pub mod seam {
         pub use crate::sys::model_seam::{
-            park, set_be_fair, unpark_filter, unpark_one, FilterOp, ParkResult, ParkToken,
-            UnparkResult, UnparkToken,
+            park, unpark_filter, unpark_one, FilterOp, ParkResult, ParkToken, UnparkResult,
+            UnparkToken,
         };
     }
 
@@ -117,6 +117,12 @@ pub mod __loom {
     /// can wait until a waiter is really asleep before it sets the event.
     pub fn event_has_parked_waiters(event: &crate::Event) -> bool {
         event.has_parked_waiters()
+    }
+
+    /// Whether threads are queued on `semaphore` (its `QUEUED` bit), so a
+    /// test can wait until a waiter is really in line before it releases.
+    pub fn semaphore_has_queued_waiters(semaphore: &crate::Semaphore) -> bool {
+        semaphore.has_queued_waiters()
     }
 }
 

@@ -357,6 +357,13 @@ fn unsatisfiable(count: usize, limit: usize, bounded: bool) -> ! {
     panic!("verisync: asked for {count} permits, more than a semaphore can hold ({limit})")
 }
 
+#[cfg(verisync_loom)]
+impl Semaphore {
+    pub(crate) fn has_queued_waiters(&self) -> bool {
+        self.raw.has_queued_waiters()
+    }
+}
+
 impl Default for Semaphore {
     /// A semaphore with one permit, like Python's `Semaphore()`.
     fn default() -> Self {

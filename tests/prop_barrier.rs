@@ -344,3 +344,63 @@ fn broken_barrier_error_is_a_sentence() {
         "{message}"
     );
 }
+
+/// What the leader of a round does the moment its `wait` returns.
+#[derive(Clone, Copy, Debug)]
+enum RightAfterTheTrip {
+    Reset,
+    Abort,
+}
+
+/// Two parties: the other one is asleep in `wait` when this thread arrives,
+/// trips the round as its leader and at once calls `reset` or `abort`,
+/// before the other has woken and left `wait`. SPEC: a tripped round is
+/// complete, so the other party still returns `Ok`.
+fn a_tripped_round_survives(after_the_trip: RightAfterTheTrip) {
+    with_watchdog(PATIENCE, move || {
+        for run in 0..50 {
+            let barrier = Arc::new(Barrier::new(2));
+            let other = start_waiters(&barrier, 1);
+            let mine = barrier.wait();
+            assert!(
+                mine.unwrap().is_leader(),
+                "run {run}: the last arrival leads"
+            );
+            match after_the_trip {
+                RightAfterTheTrip::Reset => barrier.reset(),
+                RightAfterTheTrip::Abort => barrier.abort(),
+            }
+            for other in other {
+                assert_eq!(
+                    join(other).map(|result| result.is_leader()),
+                    Ok(false),
+                    "run {run}: {after_the_trip:?} right after the trip broke the round \
+                     that had already tripped"
+                );
+            }
+            // The call still acts on later waits.
+            match after_the_trip {
+                RightAfterTheTrip::Reset => {
+                    assert!(!barrier.is_broken());
+                    let other = start_waiters(&barrier, 1);
+                    assert!(barrier.wait_timeout(PATIENCE).unwrap().is_leader());
+                    assert!(join(other.into_iter().next().unwrap()).is_ok());
+                }
+                RightAfterTheTrip::Abort => {
+                    assert!(barrier.is_broken());
+                    assert_eq!(barrier.wait(), Err(BrokenBarrier));
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn reset_right_after_a_round_trips_leaves_that_round_whole() {
+    a_tripped_round_survives(RightAfterTheTrip::Reset);
+}
+
+#[test]
+fn abort_right_after_a_round_trips_leaves_that_round_whole() {
+    a_tripped_round_survives(RightAfterTheTrip::Abort);
+}

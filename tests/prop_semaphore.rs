@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use verisync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, TooManyReleases};
 
-use common::{concurrent_config, join_scoped, with_watchdog, work, CASE_PATIENCE};
+use common::{
+    concurrent_config, join, join_scoped, kernel_thread_id, wait_until_asleep, with_watchdog, work,
+    CASE_PATIENCE, PATIENCE,
+};
 
 /// How long a timed call waits.
 #[derive(Clone, Copy, Debug)]
@@ -435,4 +438,76 @@ proptest! {
     ) {
         with_watchdog(CASE_PATIENCE, move || run_concurrent(permits, bounded, scripts));
     }
+}
+
+/// A request for 2 permits is asleep in the queue of an empty semaphore;
+/// a release of 1 cannot satisfy it, but that permit is now partly what it
+/// waits for: a later request for 1 must not take it (no overtaking a
+/// waiting big request), and the big request gets both once the second
+/// comes. Here the protection comes from the serve that stopped at the big
+/// request, not from the request's own park.
+#[test]
+fn a_permit_released_to_a_waiting_big_request_is_kept_for_it() {
+    with_watchdog(PATIENCE, || {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let (send_tid, tid) = std::sync::mpsc::channel();
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            std::thread::spawn(move || {
+                send_tid.send(kernel_thread_id()).unwrap();
+                semaphore.acquire_many(2).count()
+            })
+        };
+        wait_until_asleep(tid.recv().unwrap());
+        semaphore.release(1).unwrap();
+        assert!(
+            semaphore.try_acquire().is_none(),
+            "a later request for 1 took the permit a queued request for 2 waits for"
+        );
+        assert_eq!(semaphore.available_permits(), 1);
+        semaphore.release(1).unwrap();
+        assert_eq!(join(big), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}
+
+/// A request for 1 and then one for 2 are asleep in the queue; a release of
+/// 2 serves the first and stops at the second with 1 permit left: the
+/// first keeps its permit, the one left is kept for the second, and both
+/// finish once the first gives its permit back.
+#[test]
+fn a_serve_that_stops_at_a_big_request_keeps_what_is_left_for_it() {
+    with_watchdog(PATIENCE, || {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let (send_tid, tid) = std::sync::mpsc::channel();
+        let (send_go, go) = std::sync::mpsc::channel::<()>();
+        let small = {
+            let (semaphore, send_tid) = (Arc::clone(&semaphore), send_tid.clone());
+            std::thread::spawn(move || {
+                send_tid.send(kernel_thread_id()).unwrap();
+                let permit = semaphore.acquire();
+                // Hold it until the main thread has looked.
+                go.recv().unwrap();
+                permit.count()
+            })
+        };
+        wait_until_asleep(tid.recv().unwrap());
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            std::thread::spawn(move || {
+                send_tid.send(kernel_thread_id()).unwrap();
+                semaphore.acquire_many(2).count()
+            })
+        };
+        wait_until_asleep(tid.recv().unwrap());
+        semaphore.release(2).unwrap();
+        assert!(
+            semaphore.try_acquire().is_none(),
+            "a later request for 1 took the permit a queued request for 2 waits for"
+        );
+        send_go.send(()).unwrap();
+        assert_eq!(join(small), 1);
+        assert_eq!(join(big), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
 }

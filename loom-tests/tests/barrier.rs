@@ -99,3 +99,43 @@ fn reset_fails_the_current_waiter_and_reopens_the_barrier() {
         }
     });
 }
+
+/// Each party calls `after_the_trip` on the barrier if it led the round,
+/// the moment its `wait` returns; the other party may not have left `wait`
+/// yet. A tripped round is complete (SPEC), so both parties pass.
+fn a_tripped_round_survives(after_the_trip: fn(&Barrier)) {
+    loom::model(move || {
+        let barrier = Arc::new(Barrier::new(2));
+        let party = move |barrier: &Barrier| {
+            let result = barrier.wait();
+            if result.is_ok_and(|result| result.is_leader()) {
+                after_the_trip(barrier);
+            }
+            result.is_ok()
+        };
+        let other = {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || party(&barrier))
+        };
+        let mine = party(&barrier);
+        let theirs = other.join().unwrap();
+        assert!(
+            mine && theirs,
+            "a round that had tripped was broken (this party passed: {mine}, the other: {theirs})"
+        );
+    });
+}
+
+#[test]
+fn reset_right_after_a_round_trips_leaves_that_round_whole() {
+    a_tripped_round_survives(|barrier| {
+        barrier.reset();
+    });
+}
+
+#[test]
+fn abort_right_after_a_round_trips_leaves_that_round_whole() {
+    a_tripped_round_survives(|barrier| {
+        barrier.abort();
+    });
+}

@@ -108,30 +108,24 @@ fn a_timed_waiter_never_strands_a_fair_hand_off() {
     });
 }
 
-/// Same race with the ordinary unlock, under both fairness decisions of the
-/// seam (`be_fair` false: release and wake; true: hand off).
+/// Same race with the ordinary unlock; the seam model chooses `be_fair`
+/// (false: release and wake; true: hand off) at the unlock, so both run.
 #[test]
 fn a_timed_waiter_never_strands_an_unlock() {
-    for be_fair in [false, true] {
-        loom::model(move || {
-            verisync::__loom::seam::set_be_fair(be_fair);
-            let lock = Arc::new(Mutex::new(0usize));
-            let held = lock.lock();
-            let waiter = {
-                let lock = Arc::clone(&lock);
-                thread::spawn(move || {
-                    lock.try_lock_for(std::time::Duration::from_secs(1))
-                        .is_some()
-                })
-            };
-            drop(held);
-            waiter.join().unwrap();
-            assert!(
-                lock.try_lock().is_some(),
-                "the lock was stranded (be_fair = {be_fair})"
-            );
-        });
-    }
+    loom::model(|| {
+        let lock = Arc::new(Mutex::new(0usize));
+        let held = lock.lock();
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            thread::spawn(move || {
+                lock.try_lock_for(std::time::Duration::from_secs(1))
+                    .is_some()
+            })
+        };
+        drop(held);
+        waiter.join().unwrap();
+        assert!(lock.try_lock().is_some(), "the lock was stranded");
+    });
 }
 
 /// Three threads contend, one with a timeout; whatever happens, everyone
@@ -170,14 +164,15 @@ fn three_contenders_with_a_timeout_all_finish() {
     });
 }
 
-/// Fair hand-off with a second waiter still queued: the lock passes from
-/// thread to thread without ever being free, and nobody is left parked.
+/// Unlocks with a second waiter still queued, each one choosing (in the
+/// seam model) to hand off or to release: hand-offs pass the lock from
+/// thread to thread without it ever being free, mixed with releases, and
+/// nobody is left parked.
 #[test]
-fn fair_hand_offs_through_a_queue_of_two() {
+fn fair_and_unfair_unlocks_through_a_queue_of_two() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(|| {
-        verisync::__loom::seam::set_be_fair(true);
         let lock = Arc::new(Mutex::new(0usize));
         let inside = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..2)

@@ -76,8 +76,13 @@ fn unpark_before_the_state_change_loses_the_wake_up() {
     });
 }
 
+/// A timed park racing an unpark either times out or takes the hand-off,
+/// never both or neither; across the executions both happen, and an unpark
+/// that wins the race reports both `be_fair` answers.
 #[test]
 fn a_timed_park_either_times_out_or_takes_the_hand_off() {
+    use std::sync::atomic::{AtomicBool as Seen, Ordering as SeenOrdering};
+    static SEEN: [Seen; 3] = [const { Seen::new(false) }; 3];
     loom::model(|| {
         let timed_out_calls = Arc::new(AtomicUsize::new(0));
         let waiter = {
@@ -107,14 +112,21 @@ fn a_timed_park_either_times_out_or_takes_the_hand_off() {
                 assert_eq!(token, UnparkToken(3));
                 assert_eq!(woken.unparked_threads, 1);
                 assert_eq!(timed_out_calls.load(Ordering::Relaxed), 0);
+                SEEN[usize::from(woken.be_fair)].store(true, SeenOrdering::Relaxed);
             }
             ParkResult::TimedOut => {
                 assert_eq!(woken.unparked_threads, 0);
                 assert_eq!(timed_out_calls.load(Ordering::Relaxed), 1);
+                SEEN[2].store(true, SeenOrdering::Relaxed);
             }
             ParkResult::Invalid => panic!("validate always accepts"),
         }
     });
+    let seen = SEEN.each_ref().map(|seen| seen.load(SeenOrdering::Relaxed));
+    assert_eq!(
+        seen, [true; 3],
+        "[woken with be_fair false, woken with be_fair true, timed out]"
+    );
 }
 
 #[test]
@@ -175,4 +187,59 @@ fn unpark_filter_serves_in_arrival_order_and_reports_the_rest() {
             assert!(matches!(waiter.join().unwrap(), ParkResult::Unparked(_)));
         }
     });
+}
+
+/// The model chooses `be_fair` at each unpark, independently of the others
+/// (as production's fairness timer may expire between any two): over the
+/// executions of one model, two successive unparks of two parked threads
+/// report all four combinations.
+#[test]
+fn be_fair_is_chosen_at_every_unpark_independently() {
+    use std::sync::atomic::{AtomicBool as Seen, Ordering as SeenOrdering};
+    static SEEN: [Seen; 4] = [const { Seen::new(false) }; 4];
+    loom::model(|| {
+        let parked = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let parked = Arc::clone(&parked);
+                thread::spawn(move || {
+                    // SAFETY: validate only touches an atomic.
+                    unsafe {
+                        park(
+                            KEY,
+                            || {
+                                parked.fetch_add(1, Ordering::Relaxed);
+                                true
+                            },
+                            || {},
+                            |_, _| {},
+                            ParkToken(0),
+                            None,
+                        )
+                    }
+                })
+            })
+            .collect();
+        while parked.load(Ordering::Relaxed) < 2 {
+            thread::yield_now();
+        }
+        // SAFETY: the callbacks do nothing.
+        let first = unsafe { unpark_one(KEY, |_| UnparkToken(0)) };
+        // SAFETY: as above.
+        let second = unsafe { unpark_one(KEY, |_| UnparkToken(0)) };
+        assert_eq!((first.unparked_threads, second.unparked_threads), (1, 1));
+        SEEN[usize::from(first.be_fair) * 2 + usize::from(second.be_fair)]
+            .store(true, SeenOrdering::Relaxed);
+        for waiter in waiters {
+            assert!(matches!(waiter.join().unwrap(), ParkResult::Unparked(_)));
+        }
+    });
+    for (combination, seen) in SEEN.iter().enumerate() {
+        assert!(
+            seen.load(SeenOrdering::Relaxed),
+            "no execution had be_fair = ({}, {})",
+            combination / 2 == 1,
+            combination % 2 == 1
+        );
+    }
 }

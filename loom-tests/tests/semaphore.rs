@@ -1,6 +1,8 @@
 //! loom: `verisync::Semaphore` conserves permits, never lets more holders in
 //! than permits exist, serves waiters in order, and loses no permit when a
-//! waiter times out as permits are handed to it.
+//! waiter times out as permits are handed to it. The seam model chooses at
+//! every wake-up whether the serve hands permits off or lets the woken
+//! compete (`be_fair`), so every model runs both ways, mixed.
 
 use std::time::Duration;
 
@@ -9,20 +11,9 @@ use loom::sync::Arc;
 use loom::thread;
 use verisync::Semaphore;
 
-/// Runs `test` under both hand-off policies of a serve: hand-off (the seam
-/// reports `be_fair`) and retry (woken waiters compete again).
-fn under_both_policies(test: fn()) {
-    for be_fair in [false, true] {
-        loom::model(move || {
-            verisync::__loom::seam::set_be_fair(be_fair);
-            test();
-        });
-    }
-}
-
 #[test]
 fn holders_never_exceed_permits_and_permits_are_conserved() {
-    under_both_policies(|| {
+    loom::model(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let holders = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -59,7 +50,7 @@ fn holders_never_exceed_permits_and_permits_are_conserved() {
 /// fires: it either holds the permit or the permit is back — never neither.
 #[test]
 fn a_timed_out_waiter_loses_no_permit() {
-    under_both_policies(|| {
+    loom::model(|| {
         let semaphore = Arc::new(Semaphore::new(1));
         let held = semaphore.acquire();
         let waiter = {
@@ -201,6 +192,75 @@ fn a_serve_that_leaves_a_waiter_starving_strands_nobody() {
         };
         semaphore.release(2).unwrap();
         assert_eq!(small.join().unwrap(), 1);
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}
+
+/// A manual `release` racing the serve that passes the only permit of a
+/// `bounded(1)` to a queued waiter. The serve sets that permit aside for the
+/// waiter while it decides how to wake it; the release must still count it,
+/// or it is accepted, the permit comes back on top of it, and the count
+/// exceeds the bound (and `limit - available` underflows later).
+#[test]
+fn a_release_racing_a_serve_respects_the_bound() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::bounded(1));
+        let held = semaphore.acquire();
+        let waiter = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || drop(semaphore.acquire()))
+        };
+        let releaser = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || {
+                // Accepted only if the waiter took the permit first; then
+                // its guard's drop finds the count full and discards it.
+                let _ = semaphore.release(1);
+                assert!(
+                    semaphore.available_permits() <= 1,
+                    "a bounded(1) semaphore holds {} permits",
+                    semaphore.available_permits()
+                );
+            })
+        };
+        drop(held);
+        assert!(
+            semaphore.available_permits() <= 1,
+            "a bounded(1) semaphore holds {} permits",
+            semaphore.available_permits()
+        );
+        waiter.join().unwrap();
+        releaser.join().unwrap();
+        assert_eq!(semaphore.available_permits(), 1);
+    });
+}
+
+/// Waits (by yielding) until some thread is queued on `semaphore`.
+fn until_a_waiter_is_queued(semaphore: &Semaphore) {
+    while !verisync::__loom::semaphore_has_queued_waiters(semaphore) {
+        thread::yield_now();
+    }
+}
+
+/// A request for 2 is queued on an empty semaphore; a release of 1 serves
+/// nobody, but the permit is partly what the queued request waits for: a
+/// later request for 1 must not take it.
+#[test]
+fn a_permit_released_to_a_waiting_big_request_is_kept_for_it() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(0));
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire_many(2).count())
+        };
+        until_a_waiter_is_queued(&semaphore);
+        semaphore.release(1).unwrap();
+        assert!(
+            semaphore.try_acquire().is_none(),
+            "a later request for 1 took the permit a queued request for 2 waits for"
+        );
+        semaphore.release(1).unwrap();
         assert_eq!(big.join().unwrap(), 2);
         assert_eq!(semaphore.available_permits(), 2);
     });

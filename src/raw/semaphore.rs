@@ -43,6 +43,22 @@
 //! A waiter that times out leaves the queue and serves it too, because the
 //! waiter behind it may now be satisfiable. Acquiring never wakes anyone.
 //!
+//! # The limit
+//!
+//! Permits a serve has set aside for the waiters it wakes are out of the
+//! count until its callback hands them over or gives them back, all under
+//! the queue lock. A release checking the limit must not miss them, or it
+//! could add a permit the limit has no room for once they come back. So a
+//! release that finds `QUEUED` adds its permits inside its own serve, under
+//! the queue lock, where no other serve has any set aside; one that finds
+//! `QUEUED` clear adds them with a compare-exchange that fails if `QUEUED`
+//! was set meanwhile (permits are set aside only for queued waiters, so
+//! only while `QUEUED` is set). Either way it sees the whole count, so
+//! `permits ≤ limit` holds. (A guard's blind add far below the limit is
+//! the one release that does not look; `release_up_to_limit` says why it
+//! cannot matter.) Every computation of the room left under the limit
+//! saturates: none can wrap, and none can panic inside a guard's `drop`.
+//!
 //! # Memory orderings
 //!
 //! Taking permits is `Acquire` and adding them `Release`, so what a thread
@@ -70,6 +86,17 @@ const ONE_PERMIT: usize = 0b100;
 const TOKEN_RETRY: UnparkToken = UnparkToken(0);
 /// The woken waiter owns the permits it asked for.
 const TOKEN_HANDOFF: UnparkToken = UnparkToken(1);
+
+/// What a serve adds to the count (under the queue lock) before serving.
+#[derive(Clone, Copy)]
+enum Adding {
+    /// Nothing: a waiter timed out and the queue may now move.
+    Nothing,
+    /// `release(n)`: all `n` permits, or none if that would pass the limit.
+    Exactly(usize),
+    /// A guard's drop: as many of the `n` permits as fit under the limit.
+    UpToLimit(usize),
+}
 
 /// The most permits a semaphore can count.
 pub(crate) const MAX_PERMITS: usize = usize::MAX >> 2;
@@ -247,7 +274,8 @@ impl RawSemaphore {
                 }
                 ParkResult::TimedOut => {
                     // We may have been the first waiter, holding up the queue.
-                    self.serve_waiters();
+                    // Infallible: adding nothing is never refused.
+                    let _ = self.serve_waiters(Adding::Nothing);
                     return false;
                 }
             }
@@ -257,34 +285,28 @@ impl RawSemaphore {
     /// Adds `count` permits, or refuses (count unchanged) past the limit.
     #[inline]
     pub(crate) fn release(&self, count: usize) -> Result<(), TooManyReleases> {
+        let adding = Adding::Exactly(count);
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            let available = permits(state);
-            if count > self.limit - available {
-                return Err(TooManyReleases {
-                    released: count,
-                    available,
-                    limit: self.limit,
-                });
+            if state & QUEUED != 0 {
+                // A serve may have permits set aside: add under the queue lock.
+                return self.serve_waiters(adding).map(drop);
             }
+            let (next, _) = self.with_added(state, adding)?;
             match self.state.compare_exchange_weak(
                 state,
-                state + count * ONE_PERMIT,
+                next,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(actual) => state = actual,
             }
         }
-        if state & QUEUED != 0 {
-            self.serve_waiters();
-        }
-        Ok(())
     }
 
     /// Adds up to `count` permits, never beyond the limit; returns how many
-    /// were added. Used when a permit guard is dropped.
+    /// were added. Used when a permit guard is dropped: never panics.
     #[inline]
     pub(crate) fn release_up_to_limit(&self, count: usize) -> usize {
         let mut state = self.state.load(Ordering::Relaxed);
@@ -292,51 +314,116 @@ impl RawSemaphore {
         // practice) a blind add cannot overshoot it: each thread adds at most
         // FAST_RELEASE_MAX at a time, and there are far fewer threads than
         // FAST_RELEASE_HEADROOM / FAST_RELEASE_MAX (2^55 on 64-bit targets,
-        // 2^23 on 32-bit ones).
+        // 2^23 on 32-bit ones). (Unless a serve had more than half the
+        // limit set aside for waiters at that moment; should the permits it
+        // gives back then not fit, the surplus is discarded — see the
+        // serve's callback.)
         if count <= FAST_RELEASE_MAX
             && permits(state) < self.limit.saturating_sub(FAST_RELEASE_HEADROOM)
         {
             let before = self.state.fetch_add(count * ONE_PERMIT, Ordering::Release);
             if before & QUEUED != 0 {
-                self.serve_waiters();
+                // Infallible: adding nothing is never refused.
+                let _ = self.serve_waiters(Adding::Nothing);
             }
             return count;
         }
         loop {
-            let added = count.min(self.limit - permits(state));
+            if state & QUEUED != 0 {
+                // A serve may have permits set aside: add under the queue
+                // lock. Adding up to the limit is never refused.
+                return self.serve_waiters(Adding::UpToLimit(count)).unwrap_or(0);
+            }
+            let added = self.room(state).min(count);
             match self.state.compare_exchange_weak(
                 state,
                 state + added * ONE_PERMIT,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => {
-                    if state & QUEUED != 0 {
-                        self.serve_waiters();
-                    }
-                    return added;
-                }
+                Ok(_) => return added,
                 Err(actual) => state = actual,
             }
         }
     }
 
-    /// Serves queued waiters in arrival order with the permits available,
-    /// stopping at the first one that cannot be satisfied; then hands the
-    /// permits off or lets the woken compete (see the module docs).
+    /// How many permits fit under the limit on top of those in `state`.
+    /// Saturating, not trusting: a count above the limit (which must never
+    /// happen) leaves no room rather than wrapping or panicking.
+    fn room(&self, state: usize) -> usize {
+        self.limit.saturating_sub(permits(state))
+    }
+
+    /// The state after adding permits to `state` as `adding` says, and how
+    /// many were added; or the refusal of a `release` past the limit.
+    fn with_added(&self, state: usize, adding: Adding) -> Result<(usize, usize), TooManyReleases> {
+        let available = permits(state);
+        let room = self.room(state);
+        let added = match adding {
+            Adding::Nothing => 0,
+            Adding::Exactly(count) if count > room => {
+                return Err(TooManyReleases {
+                    released: count,
+                    available,
+                    limit: self.limit,
+                })
+            }
+            Adding::Exactly(count) => count,
+            Adding::UpToLimit(count) => count.min(room),
+        };
+        // No overflow: `available + added <= limit <= MAX_PERMITS`.
+        Ok((state + added * ONE_PERMIT, added))
+    }
+
+    /// Adds permits as `adding` says, then serves queued waiters in arrival
+    /// order with the permits available, stopping at the first one that
+    /// cannot be satisfied; then hands the permits off or lets the woken
+    /// compete (see the module docs). Returns how many permits were added,
+    /// or the refusal (then nothing was added and nobody served).
     #[cold]
-    fn serve_waiters(&self) {
+    fn serve_waiters(&self, adding: Adding) -> Result<usize, TooManyReleases> {
         // Shared by the two closures, both of which run under the queue lock.
         let first_call = Cell::new(true);
+        let added = Cell::new(Ok(0));
         let starving_before = Cell::new(false);
         let reserved = Cell::new(0);
         let stopped_unsatisfied = Cell::new(false);
+        // Runs once, under the queue lock, before anyone is served: no
+        // other serve has permits set aside, so the limit check is exact.
+        let add = || {
+            let mut state = self.state.load(Ordering::Relaxed);
+            loop {
+                let next = match self.with_added(state, adding) {
+                    Ok((next, count)) => {
+                        added.set(Ok(count));
+                        next
+                    }
+                    Err(refused) => {
+                        added.set(Err(refused));
+                        return;
+                    }
+                };
+                match self.state.compare_exchange_weak(
+                    state,
+                    next,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(actual) => state = actual,
+                }
+            }
+        };
         let filter = |token: ParkToken| {
             let wanted = token.0;
-            let mut state = self.state.load(Ordering::Relaxed);
             if first_call.replace(false) {
-                starving_before.set(state & STARVING != 0);
+                add();
+                if added.get().is_err() {
+                    return FilterOp::Stop;
+                }
+                starving_before.set(self.state.load(Ordering::Relaxed) & STARVING != 0);
             }
+            let mut state = self.state.load(Ordering::Relaxed);
             loop {
                 if permits(state) < wanted {
                     // Permits are left that this waiter needs: protect them.
@@ -358,6 +445,19 @@ impl RawSemaphore {
             }
         };
         let callback = |result: park::UnparkResult| {
+            if first_call.replace(false) {
+                // Nobody is queued any more: add all the same.
+                add();
+            }
+            if added.get().is_err() {
+                // Refused: the count is unchanged and nobody was woken; only
+                // keep `QUEUED` ⇔ "the queue is non-empty".
+                if !result.have_more_threads {
+                    self.state
+                        .fetch_and(!(QUEUED | STARVING), Ordering::Relaxed);
+                }
+                return TOKEN_RETRY;
+            }
             let flags = if !result.have_more_threads {
                 0
             } else if stopped_unsatisfied.get() {
@@ -375,6 +475,10 @@ impl RawSemaphore {
             let given_back = if hand_off { 0 } else { reserved.get() };
             let mut state = self.state.load(Ordering::Relaxed);
             loop {
+                // Only a guard's blind add (see `release_up_to_limit`) can
+                // have raised the count meanwhile; what no longer fits under
+                // the limit is discarded, as that add would discard it.
+                let given_back = given_back.min(self.room(state));
                 let next = ((state & !(QUEUED | STARVING)) + given_back * ONE_PERMIT) | flags;
                 match self.state.compare_exchange_weak(
                     state,
@@ -397,6 +501,15 @@ impl RawSemaphore {
         unsafe {
             park::unpark_filter(self.key(), filter, callback);
         }
+        added.get()
+    }
+
+    /// Whether the `QUEUED` bit is set (for the loom suite).
+    #[cfg(verisync_loom)]
+    pub(crate) fn has_queued_waiters(&self) -> bool {
+        // Relaxed: the caller only goes on to operate on this same word,
+        // and coherence lets it see nothing older than this load did.
+        self.state.load(Ordering::Relaxed) & QUEUED != 0
     }
 
     fn key(&self) -> usize {

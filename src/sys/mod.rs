@@ -32,7 +32,7 @@ mod park_shuttle;
 /// The model seam as the loom suite sees it (through `verisync::__loom`).
 #[cfg(verisync_loom)]
 pub(crate) mod model_seam {
-    pub use super::park_loom::{park, set_be_fair, unpark_filter, unpark_one};
+    pub use super::park_loom::{park, unpark_filter, unpark_one};
     pub use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
 }
 #[cfg(not(any(verisync_loom, verisync_shuttle)))]

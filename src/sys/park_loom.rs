@@ -18,15 +18,60 @@
 //!   otherwise it was unparked in between and takes the hand-off. So loom
 //!   explores a timeout at every point relative to a racing unpark — the
 //!   place where a permit, a lock hand-off or an item gets lost.
-//! - `be_fair` (parking_lot's "a waiter has waited long enough, hand the
-//!   resource over") is a setting of the model, [`set_be_fair`], false by
-//!   default, so a test can drive either branch of the code above.
+//! - `be_fair` (parking_lot's "the queue's fairness timer has expired,
+//!   hand the resource over") is loom's choice at every unpark that wakes
+//!   someone, independently of every other unpark, as it is in production
+//!   (the timer is per hash bucket, shared by unrelated keys, and re-armed
+//!   for a random 0–1 ms each time it fires). See [`FairnessTimer`] for how
+//!   loom is made to choose.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Mutex;
 use loom::thread::Thread;
 use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+
+/// What `be_fair` an unpark of one parked thread reports: a free choice
+/// that loom explores both ways.
+///
+/// loom has no "choose a boolean" call, but it explores every value an
+/// atomic load may return under the memory model. So each parked thread
+/// owns an `AtomicBool`, created `false`; once queued (and after
+/// `before_sleep`), and before it sleeps, it stores `true` with `Relaxed`
+/// and takes no lock again until it is woken. An unparker reads it under
+/// the table lock: it synchronizes with the waiter's last unlock of the
+/// table, which comes *before* that store, so nothing orders the store
+/// with the read, and loom runs the unpark once reading `false` and once
+/// `true`. Each unpark reads a different waiter's timer (a waiter is woken
+/// once per park), so the answers of two unparks are independent.
+///
+/// An unpark that reaches the waiter after it was queued but before its
+/// store (loom must pre-empt the waiter there) can only read `false`; the
+/// waiter has then done nothing but release the table lock (and run
+/// `before_sleep`).
+struct FairnessTimer(Arc<AtomicBool>);
+
+impl FairnessTimer {
+    fn new() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
+    fn share(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+
+    /// The waiter's side: from now on either answer is possible.
+    fn arm(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// The unparker's side, under the table lock: loom's choice.
+    fn expired(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// One parked thread.
 struct Waiter {
@@ -34,6 +79,7 @@ struct Waiter {
     key: usize,
     token: ParkToken,
     thread: Thread,
+    fairness: FairnessTimer,
 }
 
 /// All parked threads of the execution, in arrival order, and the tokens of
@@ -43,7 +89,6 @@ struct Table {
     waiters: Vec<Waiter>,
     handoffs: Vec<(u64, UnparkToken)>,
     next_id: u64,
-    be_fair: bool,
 }
 
 impl Table {
@@ -79,11 +124,6 @@ fn table() -> loom::sync::MutexGuard<'static, Table> {
         .expect("verisync model: the table lock is never poisoned")
 }
 
-/// Sets what `UnparkResult::be_fair` reports for the rest of this execution.
-pub fn set_be_fair(be_fair: bool) {
-    table().be_fair = be_fair;
-}
-
 /// The model of `parking_lot_core::park`.
 ///
 /// # Safety
@@ -98,6 +138,7 @@ pub unsafe fn park(
     park_token: ParkToken,
     deadline: Option<Instant>,
 ) -> ParkResult {
+    let fairness = FairnessTimer::new();
     let id = {
         let mut table = table();
         if !validate() {
@@ -110,10 +151,13 @@ pub unsafe fn park(
             key,
             token: park_token,
             thread: loom::thread::current(),
+            fairness: fairness.share(),
         });
         id
     };
     before_sleep();
+    // No table lock between this and being dequeued (see `FairnessTimer`).
+    fairness.arm();
 
     if deadline.is_some() {
         // Take the table lock again and decide: still queued means nobody
@@ -131,11 +175,16 @@ pub unsafe fn park(
         }
     }
 
+    // Sleep first, then look: an unparker hands the token over before it
+    // calls `Thread::unpark`, and loom's `park` returns at once if that
+    // unpark came first, so the token is there when `park` returns. (Looking
+    // first would take the table lock while still queued, ordering the
+    // fairness store before every later unpark.)
     loop {
+        loom::thread::park();
         if let Some(token) = table().take_handoff(id) {
             return ParkResult::Unparked(token);
         }
-        loom::thread::park();
     }
 }
 
@@ -159,7 +208,7 @@ pub unsafe fn unpark_one(
     result.have_more_threads = table.waiters[position + 1..]
         .iter()
         .any(|waiter| waiter.key == key);
-    result.be_fair = table.be_fair;
+    result.be_fair = table.waiters[position].fairness.expired();
     let token = callback(result);
     let threads = table.hand_off(&[position], token);
     drop(table);
@@ -197,8 +246,8 @@ pub unsafe fn unpark_filter(
         .enumerate()
         .any(|(position, waiter)| waiter.key == key && !chosen.contains(&position));
     result.unparked_threads = chosen.len();
-    if !chosen.is_empty() {
-        result.be_fair = table.be_fair;
+    if let Some(&first) = chosen.first() {
+        result.be_fair = table.waiters[first].fairness.expired();
     }
     let token = callback(result);
     let threads = table.hand_off(&chosen, token);
