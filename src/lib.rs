@@ -53,6 +53,8 @@
 
 mod sys;
 
+mod panic_payload;
+
 mod raw;
 
 mod barrier;

@@ -618,8 +618,13 @@ struct Poison(Stage);
 
 impl Poison {
     fn code(&self) -> u8 {
-        STAGES.iter().position(|stage| *stage == self.0).unwrap() as u8
+        code_of(self.0)
     }
+}
+
+/// A stage as the plain number that crosses to the worker.
+fn code_of(stage: Stage) -> u8 {
+    STAGES.iter().position(|each| *each == stage).unwrap() as u8
 }
 
 impl Serialize for Poison {
@@ -692,13 +697,13 @@ fn process_pool_isolates_panicking_serde_and_drop() {
         for stage in STAGES {
             if stage == Stage::ParentDrop {
                 // Nobody holds the handle: the pool drops the result.
-                drop(pool.submit(produce, Poison(stage).code()));
+                drop(pool.submit(produce, code_of(stage)));
             } else {
                 let submitted = catch_unwind(AssertUnwindSafe(|| {
                     if argument_side(stage) {
                         pool.submit(swallow, Poison(stage)).join().map(|_| ())
                     } else {
-                        let result = pool.submit(produce, Poison(stage).code()).join();
+                        let result = pool.submit(produce, code_of(stage)).join();
                         result.map(std::mem::forget)
                     }
                 }));
@@ -749,7 +754,7 @@ fn spawn_isolates_panicking_serde() {
                         .and_then(|child| child.join())
                         .map(|_| ())
                 } else {
-                    verisync::process::spawn(produce, Poison(stage).code())
+                    verisync::process::spawn(produce, code_of(stage))
                         .and_then(|child| child.join())
                         .map(std::mem::forget)
                 }

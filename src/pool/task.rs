@@ -52,6 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
+pub(crate) use crate::panic_payload::take_panic_message;
 use crate::sys::atomic::{AtomicPtr, AtomicU8, Ordering};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::time::deadline_after;
@@ -149,35 +150,6 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic whose payload is not a string".to_owned()
-    }
-}
-
-/// The message of a caught panic, disposing of its payload safely (see
-/// [`drop_panic_payload`]).
-pub(crate) fn take_panic_message(payload: Box<dyn Any + Send>) -> String {
-    let message = panic_message(&*payload);
-    drop_panic_payload(payload);
-    message
-}
-
-/// Drops a caught panic's payload. A payload is user data (`panic_any`):
-/// its `Drop` may panic in turn, and that second panic must not escape
-/// from the pool's own code (it would leave a claimed task unresolved).
-/// The second payload is leaked rather than dropped: it could panic again.
-pub(crate) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
-    if let Err(nested) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(nested);
-    }
-}
 
 type Callback<R> = Box<dyn FnOnce(&Result<R, TaskError>) + Send>;
 

@@ -49,7 +49,10 @@
 //! bound, while the comparisons inside them are still inlined.
 
 use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+
+use crate::panic_payload::take_panic_message;
 
 /// Children per node.
 const ARITY: usize = 4;
@@ -112,13 +115,29 @@ impl<T> Unordered<T> {
     }
 
     /// The items, smallest first, ties in insertion order: the order pops
-    /// would have given. Runs the items' `Ord`; if that panics, the panic
-    /// goes on and the items are dropped with it (each once: a panicking
-    /// sort leaves every entry in the vector).
+    /// would have given. Runs the items' `Ord`. If that panics, no item is
+    /// lost: a panicking sort leaves every entry in the vector, so the
+    /// items come back in insertion order instead (which needs no `Ord`),
+    /// and the panic is reported on stderr — the caller asked for the
+    /// items, and handing them back matters more than their order.
     pub(crate) fn into_sorted(mut self) -> Vec<T> {
-        (self.sort)(&mut self.entries);
+        let sort = self.sort;
+        let entries = &mut self.entries;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sort(entries))) {
+            report_unsorted(take_panic_message(payload));
+            self.entries.sort_unstable_by_key(|entry| entry.sequence);
+        }
         self.entries.into_iter().map(|entry| entry.item).collect()
     }
+}
+
+#[cold]
+#[inline(never)]
+fn report_unsorted(message: String) {
+    eprintln!(
+        "verisync: an item's `Ord` panicked while `shutdown_now` put a priority queue's items \
+         in order ({message}); the items are handed back in insertion order instead, none lost"
+    );
 }
 
 impl<T> Heap<T> {

@@ -78,7 +78,8 @@ impl<T> Drained<T> {
     }
 
     /// The items in get order. For priority items this runs their `Ord`:
-    /// if it panics, the panic goes on and the items are dropped.
+    /// if it panics, they come back in insertion order (see
+    /// [`Unordered::into_sorted`](super::heap::Unordered::into_sorted)).
     pub(crate) fn into_get_order(self) -> Vec<T> {
         match self {
             Drained::InGetOrder(items) => items,

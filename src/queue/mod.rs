@@ -557,15 +557,10 @@ impl<T> JoinableQueue<T> {
     /// still queued, in get order. Their tasks count as done, so `join`
     /// wakes if nothing else is unfinished.
     ///
-    /// # Panics
-    ///
-    /// Only if a priority item's `Ord` panics while the items are put in
-    /// order, which is done last: the queue is shut down and empty, every
-    /// blocked putter, getter and joiner has been woken, and the items are
-    /// counted done before that. The panic then goes on to the caller and
-    /// the items are dropped with it: they count as done, as if handed
-    /// back and discarded, since there is no order to hand them back in
-    /// and no one else could take them.
+    /// A priority item's `Ord` runs last, after the queue is shut down and
+    /// empty, every blocked putter, getter and joiner woken and the items
+    /// counted done. If it panics, no item is lost: the panic is caught and
+    /// reported on stderr, and the items come back in insertion order.
     ///
     /// ```
     /// let queue = verisync::JoinableQueue::new();

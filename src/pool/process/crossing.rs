@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::wire::{Failure, MESSAGE_OVERHEAD};
-use crate::pool::task::{panic_message, TaskError};
+use crate::pool::task::{take_panic_message, TaskError};
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
 pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {
@@ -28,7 +28,7 @@ pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, Tas
         Err(payload) => Err(TaskError::Serialization(format!(
             "could not encode the argument: `Serialize` for `{}` panicked: {}",
             type_name::<A>(),
-            panic_message(&*payload)
+            take_panic_message(payload)
         ))),
     }
 }
@@ -60,7 +60,7 @@ pub(crate) fn decode_result<R: DeserializeOwned>(
         Err(payload) => Err(TaskError::Serialization(format!(
             "the parent could not decode the result: `Deserialize` for `{}` panicked: {}",
             type_name::<R>(),
-            panic_message(&*payload)
+            take_panic_message(payload)
         ))),
     }
 }
@@ -76,7 +76,7 @@ pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Fa
         Err(payload) => Err(Failure::Serialization(format!(
             "the worker could not decode the argument: `Deserialize` for `{}` panicked: {}",
             type_name::<A>(),
-            panic_message(&*payload)
+            take_panic_message(payload)
         ))),
     }
 }
@@ -94,7 +94,7 @@ pub(crate) fn encode_result<R: Serialize>(result: R) -> Result<Vec<u8>, Failure>
         Err(payload) => Err(Failure::Serialization(format!(
             "the worker could not encode the result: `Serialize` for `{}` panicked: {}",
             type_name::<R>(),
-            panic_message(&*payload)
+            take_panic_message(payload)
         ))),
     };
     let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));

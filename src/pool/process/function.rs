@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::crossing::{decode_argument, encode_argument, encode_result};
 use super::wire::Failure;
-use crate::pool::task::{panic_message, TaskError};
+use crate::pool::task::{take_panic_message, TaskError};
 
 /// Runs a task in the worker: encoded argument in, encoded result out.
 pub(crate) type Trampoline = fn(&[u8]) -> Result<Vec<u8>, Failure>;
@@ -224,7 +224,7 @@ where
     // invariants, so a value of it can be made from nothing.
     let function: F = unsafe { std::mem::zeroed() };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
-        .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
+        .map_err(|payload| Failure::Panicked(take_panic_message(payload)))?;
     encode_result(result)
 }
 
@@ -248,7 +248,7 @@ where
     // executable, so the same address holds the same function.
     let function = unsafe { std::mem::transmute::<usize, fn(A) -> R>(address) };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
-        .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
+        .map_err(|payload| Failure::Panicked(take_panic_message(payload)))?;
     encode_result(result)
 }
 

@@ -55,7 +55,7 @@ use super::wire::{
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::pool::task::{panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
+use crate::pool::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
@@ -204,7 +204,7 @@ impl Shared {
         })) {
             eprintln!(
                 "verisync: dropping a process task's result panicked ({}); the pool carries on",
-                panic_message(&*payload)
+                take_panic_message(payload)
             );
         }
         self.job_left();

@@ -26,7 +26,7 @@ use super::wire::{
     encode_message, read_frame, write_encoded_frame, write_frame, Failure, FromWorker, ReadError,
     ToWorker, DEFAULT_MAX_FRAME, PREAMBLE,
 };
-use crate::pool::task::panic_message;
+use crate::pool::task::take_panic_message;
 
 /// Set in a worker's environment: "you are a worker".
 pub(crate) const WORKER_VARIABLE: &str = "VERISYNC_WORKER";
@@ -142,7 +142,7 @@ fn serve() -> std::io::Result<i32> {
         let initializer = unsafe { initializer_at(identity) };
         catch_unwind(AssertUnwindSafe(initializer))
             .err()
-            .map(|payload| panic_message(&*payload))
+            .map(|payload| take_panic_message(payload))
     });
     write_frame(
         &mut results,
