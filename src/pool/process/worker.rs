@@ -142,7 +142,7 @@ fn serve() -> std::io::Result<i32> {
         let initializer = unsafe { initializer_at(identity) };
         catch_unwind(AssertUnwindSafe(initializer))
             .err()
-            .map(|payload| take_panic_message(payload))
+            .map(take_panic_message)
     });
     write_frame(
         &mut results,
