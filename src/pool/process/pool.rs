@@ -56,6 +56,7 @@ use crate::condition::Condition;
 use crate::mutex::Mutex;
 use crate::pool::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
+use crate::sys::time::deadline_after;
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
 const MIN_IN_FLIGHT: usize = 2;
@@ -169,8 +170,11 @@ struct Shared {
     closing: AtomicBool,
     /// Workers are being killed: unanswered tasks resolve `Cancelled`.
     terminating: AtomicBool,
-    /// No more replacement workers (the pool is stopping).
+    /// No more replacement workers (the pool is stopping, or broke).
     stopping: AtomicBool,
+    /// `stop` began: the watcher exits. (Not `stopping`: after the pool
+    /// broke, the surviving workers' tasks must still time out.)
+    watcher_stop: AtomicBool,
     /// A replacement worker could not start: every later task fails so.
     broken: Mutex<Option<TaskError>>,
     /// Held while stopping.
@@ -217,12 +221,6 @@ impl Shared {
                 self.resolve_unstarted(job, error.clone());
             }
         }
-    }
-
-    /// Wakes the watcher (to stop, or to rescan).
-    fn notify_watcher(&self) {
-        let _alarm = self.watch.lock();
-        self.watch_changed.notify_all();
     }
 
     /// Tells the watcher about a new deadline, waking it only if it would
@@ -381,6 +379,7 @@ impl ProcessPoolBuilder {
             closing: AtomicBool::new(false),
             terminating: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            watcher_stop: AtomicBool::new(false),
             broken: Mutex::new(None),
             stop_lock: Mutex::new(()),
             watch: Mutex::new(None),
@@ -389,13 +388,13 @@ impl ProcessPoolBuilder {
         let pool = ProcessPool { shared };
         for _ in 0..worker_count {
             let worker = start_worker(&pool.shared.config)?;
-            attach(&pool.shared, worker);
+            attach(&pool.shared, worker)?;
         }
         let shared = Arc::clone(&pool.shared);
         let watcher = std::thread::Builder::new()
             .name("verisync-watcher".into())
             .spawn(move || watch_workers(&shared))
-            .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+            .map_err(|error| cannot_start_thread(&error))?;
         pool.shared.threads.lock().push(watcher);
         Ok(pool)
     }
@@ -521,6 +520,8 @@ impl ProcessPool {
             inputs: inputs.into_iter(),
             in_flight: VecDeque::new(),
             limit: self.shared.worker_count * MAP_IN_FLIGHT_PER_WORKER,
+            refused: false,
+            refusal: None,
         }
     }
 
@@ -611,7 +612,13 @@ impl ProcessPool {
         let _one_at_a_time = shared.stop_lock.lock();
         shared.stopping.store(true, Ordering::SeqCst);
         shared.queue.shutdown();
-        shared.notify_watcher();
+        {
+            // Under the watcher's lock, so it cannot miss the flag between
+            // its check and its wait.
+            let _alarm = shared.watch.lock();
+            shared.watcher_stop.store(true, Ordering::SeqCst);
+            shared.watch_changed.notify_all();
+        }
         loop {
             let thread = shared.threads.lock().pop();
             match thread {
@@ -650,8 +657,15 @@ impl fmt::Debug for ProcessPool {
     }
 }
 
-/// Starts the writer and reader threads of a ready worker.
-fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
+/// Starts the writer and reader threads of a ready worker, and joins the
+/// threads of retired workers that have ended (so recycling does not pile
+/// up ended-but-unjoined threads and their stacks).
+///
+/// If a thread cannot start, the worker is let go (its pipes close) and
+/// the error returned: the reader is started first, so a worker never runs
+/// without one; if the writer then fails, the pool breaks (no new worker
+/// could fare better) and the reader retires the worker as usual.
+fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> {
     let WorkerProcess {
         child,
         tasks,
@@ -667,22 +681,68 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
         frame_progress: Mutex::new(None),
         stalled: Mutex::new(false),
     });
+    join_ended_threads(shared);
     shared.slots.lock().push(Arc::clone(&slot));
-    let writer = {
-        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
-        std::thread::Builder::new()
-            .name(format!("verisync-writer-{}", slot.pid))
-            .spawn(move || write_tasks(&shared, &slot, tasks))
-    };
     let reader = {
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-reader-{}", slot.pid))
             .spawn(move || read_results(&shared, &slot, results))
     };
-    let mut threads = shared.threads.lock();
-    threads.extend(writer.ok());
-    threads.extend(reader.ok());
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(error) => {
+            shared
+                .slots
+                .lock()
+                .retain(|other| !Arc::ptr_eq(other, &slot));
+            let mut child = slot.child.lock();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(cannot_start_thread(&error));
+        }
+    };
+    shared.threads.lock().push(reader);
+    let writer = {
+        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
+        std::thread::Builder::new()
+            .name(format!("verisync-writer-{}", slot.pid))
+            .spawn(move || write_tasks(&shared, &slot, tasks))
+    };
+    match writer {
+        Ok(writer) => {
+            shared.threads.lock().push(writer);
+            Ok(())
+        }
+        Err(error) => {
+            // The task pipe was dropped with the closure: the worker exits
+            // and its reader retires it, starting no replacement.
+            let error = cannot_start_thread(&error);
+            break_pool(shared, error.clone());
+            Err(error)
+        }
+    }
+}
+
+#[cold]
+fn cannot_start_thread(error: &std::io::Error) -> TaskError {
+    TaskError::Spawn(format!("cannot start a thread: {error}"))
+}
+
+/// Joins the pool's threads that have ended (a retired worker's writer and
+/// reader); the others stay for `stop`.
+fn join_ended_threads(shared: &Shared) {
+    let ended: Vec<JoinHandle<()>> = {
+        let mut threads = shared.threads.lock();
+        let (ended, running) = std::mem::take(&mut *threads)
+            .into_iter()
+            .partition(|thread| thread.is_finished());
+        *threads = running;
+        ended
+    };
+    for thread in ended {
+        let _ = thread.join();
+    }
 }
 
 /// The writer: queue → task pipe, within the slot's in-flight limit.
@@ -768,8 +828,9 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             became_head
         };
         if became_head {
-            if let Some(timeout) = shared.task_timeout {
-                shared.watch_deadline(Instant::now() + timeout);
+            // A timeout too long for an `Instant` never fires.
+            if let Some(deadline) = shared.task_timeout.and_then(deadline_after) {
+                shared.watch_deadline(deadline);
             }
         }
         written += 1;
@@ -843,28 +904,33 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .lock()
         .retain(|other| !Arc::ptr_eq(other, slot));
 
+    // The tasks queued behind the head go back for the other workers first.
     let mut stranded = stranded.into_iter();
-    if let Some(head) = stranded.next() {
+    let head = stranded.next();
+    for waiting in stranded {
+        shared.requeue(waiting.job);
+    }
+    // The replacement starts before the head's failure is reported, so a
+    // caller who sees `WorkerDied` also sees the replacement among
+    // `worker_pids`.
+    if !shared.stopping.load(Ordering::SeqCst) {
+        if let Err(error) = start_worker(&shared.config).and_then(|worker| attach(shared, worker)) {
+            break_pool(shared, error);
+        }
+    }
+    if let Some(head) = head {
         let error = if shared.terminating.load(Ordering::SeqCst) {
             TaskError::Cancelled
+        } else if *slot.timed_out_task.lock() == Some(head.id) {
+            // Before `problem`: a worker killed while it wrote its answer
+            // leaves a frame cut short, but what happened is the timeout.
+            TaskError::TimedOut
         } else if let Some(problem) = problem {
             problem
-        } else if *slot.timed_out_task.lock() == Some(head.id) {
-            TaskError::TimedOut
         } else {
             worker_died(slot.pid, status)
         };
         shared.resolve(head.job, Err(error));
-    }
-    for waiting in stranded {
-        shared.requeue(waiting.job);
-    }
-
-    if !shared.stopping.load(Ordering::SeqCst) {
-        match start_worker(&shared.config) {
-            Ok(worker) => attach(shared, worker),
-            Err(error) => break_pool(shared, error),
-        }
     }
 }
 
@@ -893,9 +959,19 @@ fn read_watched_frame(
 
 /// A replacement worker could not start: fail everything queued with the
 /// reason, and every later submit too, instead of respawning in a loop.
+#[cold]
 fn break_pool(shared: &Shared, error: TaskError) {
-    eprintln!("verisync: the process pool cannot start workers any more: {error}");
-    *shared.broken.lock() = Some(error.clone());
+    let error = {
+        let mut broken = shared.broken.lock();
+        match &*broken {
+            Some(first) => first.clone(),
+            None => {
+                eprintln!("verisync: the process pool cannot start workers any more: {error}");
+                *broken = Some(error.clone());
+                error
+            }
+        }
+    };
     shared.stopping.store(true, Ordering::SeqCst);
     while let Ok(job) = shared.queue.try_get() {
         shared.resolve_unstarted(job, error.clone());
@@ -912,7 +988,7 @@ const FRAME_STALL: Duration = Duration::from_secs(1);
 /// changed.
 fn watch_workers(shared: &Shared) {
     let mut alarm = shared.watch.lock();
-    while !shared.stopping.load(Ordering::SeqCst) {
+    while !shared.watcher_stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         let mut earliest: Option<Instant> = None;
         let mut consider = |deadline: Instant| {
@@ -935,7 +1011,9 @@ fn watch_workers(shared: &Shared) {
             let (Some(started), Some(head)) = (flight.head_started, flight.jobs.front()) else {
                 continue;
             };
-            let deadline = started + timeout;
+            let Some(deadline) = started.checked_add(timeout) else {
+                continue; // too long for an `Instant`: never fires
+            };
             if deadline <= now {
                 *slot.timed_out_task.lock() = Some(head.id);
                 let _ = slot.child.lock().kill();
@@ -960,6 +1038,10 @@ pub struct ProcessMap<'a, F, I: Iterator, R> {
     inputs: I,
     in_flight: VecDeque<TaskHandle<R>>,
     limit: usize,
+    /// The pool was found closed: no more input is read.
+    refused: bool,
+    /// Why the rest of the input was not run; reported once, last.
+    refusal: Option<TaskError>,
 }
 
 impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
@@ -971,15 +1053,32 @@ where
 {
     type Item = Result<R, TaskError>;
 
+    /// Tops up the items in flight from the input, then waits for the
+    /// oldest. Once the pool is closed (shut down, terminated), no more
+    /// input is read: the items in flight finish, then one
+    /// `Err(ShutDown)` (or `Cancelled`) says the rest of the input was not
+    /// run, and the iterator ends — an endless input is not drained.
     fn next(&mut self) -> Option<Self::Item> {
-        while self.in_flight.len() < self.limit {
+        while self.in_flight.len() < self.limit && !self.refused {
+            if self.pool.shared.closing.load(Ordering::SeqCst) {
+                self.refused = true;
+                self.refusal = Some(if self.pool.shared.terminating.load(Ordering::SeqCst) {
+                    TaskError::Cancelled
+                } else {
+                    TaskError::ShutDown
+                });
+                break;
+            }
             let Some(input) = self.inputs.next() else {
                 break;
             };
             self.in_flight
                 .push_back(self.pool.submit(self.function, input));
         }
-        self.in_flight.pop_front().map(TaskHandle::join)
+        match self.in_flight.pop_front() {
+            Some(handle) => Some(handle.join()),
+            None => self.refusal.take().map(Err),
+        }
     }
 }
 
