@@ -184,6 +184,12 @@ fn leaves_a_mark(path: String) -> u64 {
     1
 }
 
+/// [`leaves_a_mark`], after a millisecond.
+fn leaves_a_mark_slowly(path: String) -> u64 {
+    thread::sleep(Duration::from_millis(1));
+    leaves_a_mark(path)
+}
+
 /// A result of `bytes` bytes, at once.
 fn large_result(bytes: usize) -> Vec<u8> {
     vec![7; bytes]
@@ -406,7 +412,6 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
             4,
             "one callback per cancel"
         );
-        assert!(handles[0].cancel(), "cancelling again still says cancelled");
         assert_eq!(blocker.join(), Ok(1_500));
         for (index, handle) in handles.into_iter().enumerate() {
             let expected = if index % 2 == 0 {
@@ -425,6 +430,52 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
         for (index, mark) in marks.iter().enumerate() {
             assert_eq!(mark.exists(), index % 2 == 1, "task {index} ran?");
         }
+    });
+}
+
+/// Cancels racing the workers starting the same tasks: each task either
+/// ran (its mark exists, `join` gives its value) or was cancelled (`cancel`
+/// said so, `join` gives `Cancelled`, no mark), never both.
+#[test]
+fn a_task_is_either_cancelled_or_run_never_both() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        let marks: Vec<PathBuf> = (0..300).map(|i| temp_path(&format!("race{i}"))).collect();
+        let _marks: Vec<RemoveOnDrop> = marks.iter().cloned().map(RemoveOnDrop).collect();
+        let handles: Vec<_> = marks
+            .iter()
+            .map(|mark| pool.submit(leaves_a_mark_slowly, mark.to_str().unwrap().to_string()))
+            .collect();
+        // Cancels paced to meet the tasks around the moment they start:
+        // some ran, some wait on a worker, some in the queue.
+        let cancelled: Vec<bool> = handles
+            .iter()
+            .enumerate()
+            .map(|(index, handle)| {
+                thread::sleep(Duration::from_micros(500));
+                index % 3 == 0 && handle.cancel()
+            })
+            .collect();
+        let mut was_cancelled = 0;
+        for (index, handle) in handles.into_iter().enumerate() {
+            let result = handle.join();
+            if cancelled[index] {
+                was_cancelled += 1;
+                assert_eq!(result, Err(TaskError::Cancelled), "task {index}");
+            } else {
+                assert_eq!(result, Ok(1), "task {index}");
+            }
+        }
+        pool.shutdown();
+        for (index, mark) in marks.iter().enumerate() {
+            assert_eq!(
+                mark.exists(),
+                !cancelled[index],
+                "task {index}: ran and cancelled?"
+            );
+        }
+        eprintln!("{was_cancelled} of 100 cancels came before the task started");
     });
 }
 

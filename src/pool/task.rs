@@ -345,6 +345,13 @@ pub struct TaskHandle<R> {
 /// Something that contains a task's completion cell.
 pub(crate) trait HoldsCompletion<R>: Send + Sync {
     fn completion(&self) -> &Completion<R>;
+
+    /// [`TaskHandle::cancel`]. A holder whose task may wait where the
+    /// completion cell alone cannot recall it (a process pool's task sent
+    /// ahead to a worker) overrides this.
+    fn cancel(&self) -> bool {
+        self.completion().resolve_unstarted(TaskError::Cancelled)
+    }
 }
 
 impl<R: Send> HoldsCompletion<R> for Completion<R> {
@@ -453,7 +460,7 @@ impl<R> TaskHandle<R> {
     /// blocker.join().unwrap();
     /// ```
     pub fn cancel(&self) -> bool {
-        self.cell().resolve_unstarted(TaskError::Cancelled)
+        self.holder.cancel()
     }
 
     /// Registers `callback` to run once with the task's result — Python's

@@ -73,7 +73,7 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
     // main never called init()) costs a timeout, not a hang. A one-item
     // queue carries the answer back.
     let answer = Arc::new(JoinableQueue::<Handshake>::bounded(1));
-    {
+    let handshake = {
         let answer = Arc::clone(&answer);
         let mut results = results;
         std::thread::Builder::new()
@@ -90,7 +90,12 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
                 });
                 let _ = answer.put((results, message));
             })
-            .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+    };
+    if let Err(error) = handshake {
+        // The child was started: kill and reap it, leaving no zombie.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(TaskError::Spawn(format!("cannot start a thread: {error}")));
     }
     let Ok((results, message)) = answer.get_timeout(READY_TIMEOUT) else {
         let _ = child.kill();
@@ -115,7 +120,7 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
                 "the pool's initializer panicked in the worker: {message}"
             )))
         }
-        Ok(FromWorker::Done { .. }) | Err(ReadError::Garbled(_)) => {
+        Ok(FromWorker::Done { .. } | FromWorker::Skipped { .. }) | Err(ReadError::Garbled(_)) => {
             let _ = child.kill();
             let _ = child.wait();
             Err(TaskError::Spawn(

@@ -8,6 +8,7 @@
 //! (`wire.rs`); the worker side is `worker.rs`, starting a worker
 //! `child.rs`, the pool `pool.rs`, a single process `single.rs`.
 
+mod board;
 mod child;
 mod function;
 mod pool;

@@ -5,8 +5,19 @@
 //! Parent side, per worker process (a *slot*): a writer thread takes jobs
 //! from the pool's queue and writes them to the worker's task pipe; a
 //! reader thread reads the answers, which come back in task order, and
-//! resolves each job's [`TaskHandle`]. A job's handle is claimed when it is
-//! first written, so `cancel` works until then.
+//! resolves each job's [`TaskHandle`].
+//!
+//! Cancelling: a job waiting in the pool's queue is cancelled in the parent
+//! alone. A job already sent to a worker (the writer sends ahead, see
+//! below) is cancelled on the worker's task board (`board.rs`), shared
+//! memory where one compare-exchange decides whether the worker starts it
+//! or `cancel` wins; then `cancel` resolves it `Cancelled` at once (its
+//! callbacks run on the cancelling thread), and the worker, reaching it,
+//! skips it and answers `Skipped`, which the reader only counts. The job's
+//! `sent_to` (under its lock) says where it waits; the writer sets it,
+//! under the same lock as it claims the job, and the reader clears it when
+//! the job's answer comes (or its worker is gone), so `cancel` never
+//! touches a board cell that was reused.
 //!
 //! How many tasks a worker may have unanswered adapts to how long its
 //! tasks take: about a millisecond's worth, between `MIN_IN_FLIGHT` (one
@@ -16,16 +27,24 @@
 //! of tiny ones does not pay a round trip each.
 //!
 //! When a worker's result pipe ends or carries garbage, the reader kills
-//! and reaps the worker, fails only the task at the head of its in-flight
-//! list (the one it was running) with `WorkerDied`, `TimedOut` or
-//! `Serialization`, puts the tasks queued behind it back on the pool's
-//! queue, and starts a replacement. A worker that reaches
-//! `max_tasks_per_worker` exits cleanly and is replaced the same way.
+//! and reaps the worker, fails only the task it was running (the one its
+//! board shows started; else the head of its in-flight list) with
+//! `WorkerDied`, `TimedOut` or `Serialization`, puts the tasks queued
+//! behind it back on the pool's queue, starts a replacement, and only then
+//! reports the failure (so whoever sees it also sees the replacement). A
+//! worker that reaches `max_tasks_per_worker` exits cleanly and is
+//! replaced the same way. A replaced worker's threads are joined when the
+//! next worker is attached.
 //!
-//! With a `task_timeout`, a watcher thread sleeps until the earliest
-//! deadline of a running task (a task starts when it becomes the head of
-//! its worker's in-flight list) and kills that worker if it is still on the
-//! same task then.
+//! With a `task_timeout`, a watcher thread times each worker's running
+//! task by the worker's own clock on its board (from the moment the worker
+//! started it until it returned), so neither the time an answer waits for
+//! the reader nor the reader's time in callbacks counts against a task. It
+//! sleeps until the earliest deadline (re-checking a busy worker whose task
+//! has not started every `task_timeout`), and kills a worker only after
+//! claiming its running task on the board, so it kills exactly the task
+//! it reports `TimedOut`. It runs until the pool stops, also after the
+//! pool broke.
 //!
 //! Every job leaves the pool exactly once — resolved by a reader, discarded
 //! by a writer because it was cancelled, or cancelled by `terminate` — and
@@ -38,7 +57,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdin, ChildStdout};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,6 +65,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::board::{monotonic_nanos, Board};
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
 use super::wire::{
@@ -67,19 +87,84 @@ const IN_FLIGHT_WORK: Duration = Duration::from_millis(1);
 /// Items of `map` in flight per worker.
 const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 
-/// The typed end of a job: claims and resolves its `TaskHandle`.
+/// A process pool task's shared state: its completion cell and, while it
+/// is sent to a worker, where to cancel it.
+struct ProcessTask<R> {
+    completion: Completion<R>,
+    /// The board and task id it waits under on a worker; `None` while it
+    /// is in the pool's queue, and once answered.
+    sent_to: Mutex<Option<SentTo>>,
+}
+
+struct SentTo {
+    board: Arc<Board>,
+    id: u64,
+}
+
+impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
+    fn completion(&self) -> &Completion<R> {
+        &self.completion
+    }
+
+    fn cancel(&self) -> bool {
+        let sent_to = self.sent_to.lock();
+        if self.completion.resolve_unstarted(TaskError::Cancelled) {
+            return true; // still in the pool's queue
+        }
+        let recalled = sent_to
+            .as_ref()
+            .is_some_and(|sent_to| sent_to.board.cancel(sent_to.id));
+        drop(sent_to); // callbacks may touch this handle again
+        if recalled {
+            // The writer claimed the cell when it sent the task; the worker
+            // will skip it, so resolving it falls to us.
+            self.completion.finish(Err(TaskError::Cancelled));
+        }
+        recalled
+    }
+}
+
+/// The untyped end of a job, for the writer and the reader.
 trait Resolver: Send + Sync {
+    /// Claims the job, unless a `cancel` resolved it already.
     fn claim(&self) -> bool;
+    /// The writer sends the job as task `id` under `board`: claims it
+    /// (unless `claimed` already) and records where it waits. `false` if it
+    /// was cancelled meanwhile (it is resolved; it leaves the pool).
+    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool;
+    /// The job's answer came or its worker is gone: forgets where it
+    /// waited. `true` if it was cancelled there (`cancel` resolved it).
+    fn take_back(&self) -> bool;
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>);
 }
 
-impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
+impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
     fn claim(&self) -> bool {
-        Completion::claim(self)
+        self.completion.claim()
+    }
+
+    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool {
+        let mut sent_to = self.sent_to.lock();
+        if !claimed && !self.completion.claim() {
+            return false;
+        }
+        board.sent(id);
+        *sent_to = Some(SentTo {
+            board: Arc::clone(board),
+            id,
+        });
+        true
+    }
+
+    fn take_back(&self) -> bool {
+        self.sent_to
+            .lock()
+            .take()
+            .is_some_and(|sent_to| sent_to.board.is_cancelled(sent_to.id))
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
-        self.finish(decode_outcome(outcome));
+        self.completion.finish(decode_outcome(outcome));
     }
 }
 
@@ -100,8 +185,6 @@ struct InFlight {
 
 struct Flight {
     jobs: VecDeque<InFlight>,
-    /// When the head job started running (it became the head).
-    head_started: Option<Instant>,
     /// When the last answer arrived.
     last_answer: Option<Instant>,
     /// Average time the worker spends on a task (moving average).
@@ -114,7 +197,6 @@ impl Flight {
     fn new() -> Self {
         Self {
             jobs: VecDeque::new(),
-            head_started: None,
             last_answer: None,
             task_time: None,
             limit: MIN_IN_FLIGHT,
@@ -142,6 +224,8 @@ impl Flight {
 struct Slot {
     pid: u32,
     child: Mutex<Child>,
+    /// Shared with the worker: which task starts, runs, is cancelled.
+    board: Arc<Board>,
     flight: Mutex<Flight>,
     /// Signalled when an answer makes room, and when the slot retires.
     flight_changed: Condition,
@@ -162,7 +246,6 @@ struct Shared {
     worker_count: usize,
     slots: Mutex<Vec<Arc<Slot>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    next_id: AtomicU64,
     /// Jobs submitted and not yet out of the pool; `drained` signals zero.
     outstanding: Mutex<usize>,
     drained: Condition,
@@ -373,7 +456,6 @@ impl ProcessPoolBuilder {
             worker_count,
             slots: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(0),
             outstanding: Mutex::new(0),
             drained: Condition::new(),
             closing: AtomicBool::new(false),
@@ -454,22 +536,26 @@ impl ProcessPool {
     {
         check_function_type::<F>();
         let _ = function;
-        let completion = Arc::new(Completion::<R>::new());
-        let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
+        let task = Arc::new(ProcessTask::<R> {
+            completion: Completion::new(),
+            sent_to: Mutex::new(None),
+        });
+        let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
         let argument = match postcard::to_allocvec(&argument) {
             Ok(bytes) => bytes,
             Err(error) => {
-                completion.resolve_unstarted(TaskError::Serialization(format!(
-                    "could not encode the argument `{}`: {error}",
-                    type_name::<A>()
-                )));
+                task.completion
+                    .resolve_unstarted(TaskError::Serialization(format!(
+                        "could not encode the argument `{}`: {error}",
+                        type_name::<A>()
+                    )));
                 return handle;
             }
         };
         let job = Job {
             function: identity_of(trampoline::<F, A, R>()),
             argument,
-            handle: completion,
+            handle: task,
             claimed: false,
         };
         self.enqueue(job);
@@ -671,9 +757,21 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         tasks,
         results,
     } = worker;
+    let mut child = child;
+    let board = match Board::create() {
+        Ok(board) => Arc::new(board),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TaskError::Spawn(format!(
+                "cannot create the shared memory a worker needs: {error}"
+            )));
+        }
+    };
     let slot = Arc::new(Slot {
         pid: child.id(),
         child: Mutex::new(child),
+        board,
         flight: Mutex::new(Flight::new()),
         flight_changed: Condition::new(),
         retired: AtomicBool::new(false),
@@ -746,7 +844,15 @@ fn join_ended_threads(shared: &Shared) {
 }
 
 /// The writer: queue → task pipe, within the slot's in-flight limit.
+///
+/// Task ids count up per worker from 0 (a board cell is `id % CELLS`).
 fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
+    let board = ToWorker::Board {
+        name: slot.board.name().to_owned(),
+    };
+    if write_frame(&mut tasks, &board).is_err() {
+        return; // the worker is gone; the reader replaces it
+    }
     let mut written = 0u64;
     loop {
         if shared
@@ -792,15 +898,13 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             break;
         }
         let mut job = job;
-        if !job.claimed {
-            if !job.handle.claim() {
-                // Cancelled while queued: it leaves the pool here.
-                shared.job_left();
-                continue;
-            }
-            job.claimed = true;
+        let id = written;
+        if !job.handle.send(&slot.board, id, job.claimed) {
+            // Cancelled while queued: it leaves the pool here.
+            shared.job_left();
+            continue;
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        job.claimed = true;
         let frame = ToWorker::Task {
             id,
             function: job.function,
@@ -813,13 +917,14 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             // seen by the reader or requeued here, never stuck in between.
             if slot.retired.load(Ordering::SeqCst) {
                 drop(flight);
-                shared.requeue(job);
+                if job.handle.take_back() {
+                    shared.job_left(); // cancelled on the board meanwhile
+                } else {
+                    shared.requeue(job);
+                }
                 break;
             }
             let became_head = flight.jobs.is_empty();
-            if became_head {
-                flight.head_started = Some(Instant::now());
-            }
             flight.jobs.push_back(InFlight {
                 id,
                 job,
@@ -828,7 +933,9 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             became_head
         };
         if became_head {
-            // A timeout too long for an `Instant` never fires.
+            // The worker was idle: the watcher should look again by the
+            // time this task could time out. (A timeout too long for an
+            // `Instant` never fires.)
             if let Some(deadline) = shared.task_timeout.and_then(deadline_after) {
                 shared.watch_deadline(deadline);
             }
@@ -847,28 +954,25 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     let problem = loop {
         match read_watched_frame(shared, slot, &mut results) {
             Ok(FromWorker::Done { id, outcome }) => {
-                let finished = {
-                    let mut flight = slot.flight.lock();
-                    if flight.jobs.front().is_some_and(|head| head.id == id) {
-                        let finished = flight.jobs.pop_front();
-                        let now = Instant::now();
-                        if let Some(finished) = &finished {
-                            flight.learn(finished.sent, now);
-                        }
-                        flight.head_started = (!flight.jobs.is_empty()).then_some(now);
-                        slot.flight_changed.notify_one();
-                        finished
-                    } else {
-                        None
-                    }
-                };
-                let Some(finished) = finished else {
+                let Some(finished) = pop_answered(slot, id) else {
                     break Some(TaskError::Serialization(format!(
                         "worker {} answered task {id}, which it was not running",
                         slot.pid
                     )));
                 };
+                finished.job.handle.take_back();
                 shared.resolve(finished.job, outcome.map_err(TaskError::from));
+            }
+            Ok(FromWorker::Skipped { id }) => {
+                let Some(skipped) = pop_answered(slot, id) else {
+                    break Some(TaskError::Serialization(format!(
+                        "worker {} skipped task {id}, which it was not running",
+                        slot.pid
+                    )));
+                };
+                // `cancel` resolved it when it won the board's cell.
+                skipped.job.handle.take_back();
+                shared.job_left();
             }
             Ok(FromWorker::Ready { .. }) => {
                 break Some(TaskError::Serialization(format!(
@@ -904,11 +1008,22 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .lock()
         .retain(|other| !Arc::ptr_eq(other, slot));
 
-    // The tasks queued behind the head go back for the other workers first.
-    let mut stranded = stranded.into_iter();
-    let head = stranded.next();
-    for waiting in stranded {
-        shared.requeue(waiting.job);
+    // The task the worker was running: the one its board shows started
+    // (else the oldest unanswered). Those cancelled on the board are
+    // resolved already; the rest go back for the other workers first.
+    let running = stranded
+        .iter()
+        .position(|job| slot.board.is_started(job.id))
+        .unwrap_or(0);
+    let mut head = None;
+    for (index, waiting) in stranded.into_iter().enumerate() {
+        if waiting.job.handle.take_back() {
+            shared.job_left();
+        } else if index == running {
+            head = Some(waiting);
+        } else {
+            shared.requeue(waiting.job);
+        }
     }
     // The replacement starts before the head's failure is reported, so a
     // caller who sees `WorkerDied` also sees the replacement among
@@ -932,6 +1047,19 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         };
         shared.resolve(head.job, Err(error));
     }
+}
+
+/// Takes task `id` off the head of the slot's in-flight list, if it is the
+/// head, and makes room for the writer.
+fn pop_answered(slot: &Slot, id: u64) -> Option<InFlight> {
+    let mut flight = slot.flight.lock();
+    if flight.jobs.front().is_none_or(|head| head.id != id) {
+        return None;
+    }
+    let answered = flight.jobs.pop_front()?;
+    flight.learn(answered.sent, Instant::now());
+    slot.flight_changed.notify_one();
+    Some(answered)
 }
 
 /// Reads a frame, telling the watcher while it is inside one, so a stream
@@ -1007,18 +1135,37 @@ fn watch_workers(shared: &Shared) {
             let Some(timeout) = shared.task_timeout else {
                 continue;
             };
-            let flight = slot.flight.lock();
-            let (Some(started), Some(head)) = (flight.head_started, flight.jobs.front()) else {
-                continue;
-            };
-            let Some(deadline) = started.checked_add(timeout) else {
-                continue; // too long for an `Instant`: never fires
-            };
-            if deadline <= now {
-                *slot.timed_out_task.lock() = Some(head.id);
-                let _ = slot.child.lock().kill();
-            } else {
-                consider(deadline);
+            match slot.board.running() {
+                Some((id, started)) => {
+                    // By the worker's clock: how long this task has run.
+                    let ran = Duration::from_nanos(monotonic_nanos().saturating_sub(started));
+                    match timeout.checked_sub(ran) {
+                        Some(left) if !left.is_zero() => {
+                            // (A deadline past `Instant`'s range never fires.)
+                            if let Some(deadline) = now.checked_add(left) {
+                                consider(deadline);
+                            }
+                        }
+                        _ => {
+                            if slot.board.stop_for_timeout(id) {
+                                *slot.timed_out_task.lock() = Some(id);
+                                let _ = slot.child.lock().kill();
+                            } else {
+                                // It returned just now; look again soon.
+                                consider(now);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // Busy but between tasks: a task starting from now on
+                    // cannot time out before `now + timeout`.
+                    if !slot.flight.lock().jobs.is_empty() {
+                        if let Some(deadline) = now.checked_add(timeout) {
+                            consider(deadline);
+                        }
+                    }
+                }
             }
         }
         *alarm = earliest;

@@ -202,9 +202,10 @@ impl<R: DeserializeOwned> Process<R> {
             Ok(FromWorker::Done { outcome, .. }) => {
                 decode_outcome(outcome.map_err(TaskError::from))
             }
-            Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
-                TaskError::Serialization("the child process answered with garbage".into()),
-            ),
+            Ok(FromWorker::Ready { .. } | FromWorker::Skipped { .. })
+            | Err(ReadError::Garbled(_)) => Err(TaskError::Serialization(
+                "the child process answered with garbage".into(),
+            )),
             Err(ReadError::Closed) => Err(worker_died(self.pid, status)),
         }
     }
