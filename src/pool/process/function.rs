@@ -103,10 +103,7 @@ where
     let function: F = unsafe { std::mem::zeroed() };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(panic_message(&*payload)))?;
-    postcard::to_allocvec(&result).map_err(|error| {
-        Failure::Serialization(format!(
-            "the worker could not encode the result `{}`: {error}",
-            type_name::<R>()
-        ))
+    super::encode::encode(&result).map_err(|reason| {
+        Failure::Serialization(format!("the worker could not encode the result {reason}"))
     })
 }

@@ -10,6 +10,7 @@
 
 mod board;
 mod child;
+mod encode;
 mod function;
 mod pool;
 mod single;

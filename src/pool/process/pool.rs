@@ -52,7 +52,6 @@
 //! wait for zero before it closes the queue (tasks requeued after a worker
 //! died must still find an open queue).
 
-use std::any::type_name;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
@@ -67,6 +66,7 @@ use serde::Serialize;
 
 use super::board::{monotonic_nanos, Board};
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
+use super::encode::encode;
 use super::function::{check_function_type, identity_of, identity_of_initializer, trampoline};
 use super::wire::{
     decode_outcome, read_body, read_header, write_frame, FromWorker, ReadError, ToWorker,
@@ -395,7 +395,10 @@ impl ProcessPoolBuilder {
     }
 
     /// A task running longer than this resolves to `TimedOut`; its worker
-    /// is killed and replaced.
+    /// is killed and replaced. The clock is the task's own run in its
+    /// worker, from the moment it starts until it returns: not the time it
+    /// waited behind other tasks, nor the time its answer takes to reach
+    /// the parent. `Duration::MAX` means no timeout.
     ///
     /// ```
     /// # verisync::process::init();
@@ -541,13 +544,12 @@ impl ProcessPool {
             sent_to: Mutex::new(None),
         });
         let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
-        let argument = match postcard::to_allocvec(&argument) {
+        let argument = match encode(&argument) {
             Ok(bytes) => bytes,
-            Err(error) => {
+            Err(reason) => {
                 task.completion
                     .resolve_unstarted(TaskError::Serialization(format!(
-                        "could not encode the argument `{}`: {error}",
-                        type_name::<A>()
+                        "could not encode the argument {reason}"
                     )));
                 return handle;
             }

@@ -46,11 +46,8 @@ where
     refuse_nested_start();
     check_function_type::<F>();
     let _ = function;
-    let argument = postcard::to_allocvec(&argument).map_err(|error| {
-        TaskError::Serialization(format!(
-            "could not encode the argument `{}`: {error}",
-            std::any::type_name::<A>()
-        ))
+    let argument = super::encode::encode(&argument).map_err(|reason| {
+        TaskError::Serialization(format!("could not encode the argument {reason}"))
     })?;
     let config = WorkerConfig {
         max_tasks: Some(1),
