@@ -264,7 +264,7 @@ impl<R> Completion<R> {
 
     /// Cancels the task unless it started: `true` if it ends up cancelled
     /// (by this call or an earlier one, possibly still resolving).
-    fn cancel(&self) -> bool {
+    pub(crate) fn cancel(&self) -> bool {
         if self.resolve_unstarted(TaskError::Cancelled) {
             return true;
         }
@@ -409,6 +409,13 @@ pub struct TaskHandle<R> {
 /// Something that contains a task's completion cell.
 pub(crate) trait HoldsCompletion<R>: Send + Sync {
     fn completion(&self) -> &Completion<R>;
+
+    /// [`TaskHandle::cancel`]. A holder whose task may wait where the
+    /// completion cell alone cannot recall it (a process pool's task sent
+    /// ahead to a worker) overrides this.
+    fn cancel(&self) -> bool {
+        self.completion().cancel()
+    }
 }
 
 impl<R: Send> HoldsCompletion<R> for Completion<R> {
@@ -526,7 +533,7 @@ impl<R> TaskHandle<R> {
     /// blocker.join().unwrap();
     /// ```
     pub fn cancel(&self) -> bool {
-        self.cell().cancel()
+        self.holder.cancel()
     }
 
     /// Registers `callback` to run once with the task's result — Python's

@@ -196,7 +196,7 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
                 "the pool's initializer panicked in the worker: {message}"
             )))
         }
-        Ok(FromWorker::Done { .. }) | Err(ReadError::Garbled(_)) => {
+        Ok(FromWorker::Done { .. } | FromWorker::Skipped { .. }) | Err(ReadError::Garbled(_)) => {
             let _ = child.kill();
             let _ = child.wait();
             Err(TaskError::Spawn(

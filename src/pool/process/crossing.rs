@@ -14,16 +14,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::encode::encode;
 use super::wire::{Failure, MESSAGE_OVERHEAD};
+use crate::panic_payload::drop_panic_payload;
 use crate::pool::task::{take_panic_message, TaskError};
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
 pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {
-    match catch_unwind(AssertUnwindSafe(|| postcard::to_allocvec(argument))) {
+    match catch_unwind(AssertUnwindSafe(|| encode(argument))) {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error)) => Err(TaskError::Serialization(format!(
-            "could not encode the argument `{}`: {error}",
-            type_name::<A>()
+        Ok(Err(reason)) => Err(TaskError::Serialization(format!(
+            "could not encode the argument {reason}"
         ))),
         Err(payload) => Err(TaskError::Serialization(format!(
             "could not encode the argument: `Serialize` for `{}` panicked: {}",
@@ -85,11 +86,10 @@ pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Fa
 /// result's `Drop` is reported on stderr by the panic hook and otherwise
 /// ignored: the result was computed and encoded, and the parent gets it.
 pub(crate) fn encode_result<R: Serialize>(result: R) -> Result<Vec<u8>, Failure> {
-    let encoded = match catch_unwind(AssertUnwindSafe(|| postcard::to_allocvec(&result))) {
+    let encoded = match catch_unwind(AssertUnwindSafe(|| encode(&result))) {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error)) => Err(Failure::Serialization(format!(
-            "the worker could not encode the result `{}`: {error}",
-            type_name::<R>()
+        Ok(Err(reason)) => Err(Failure::Serialization(format!(
+            "the worker could not encode the result {reason}"
         ))),
         Err(payload) => Err(Failure::Serialization(format!(
             "the worker could not encode the result: `Serialize` for `{}` panicked: {}",
@@ -97,6 +97,8 @@ pub(crate) fn encode_result<R: Serialize>(result: R) -> Result<Vec<u8>, Failure>
             take_panic_message(payload)
         ))),
     };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(result)));
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+        drop_panic_payload(payload);
+    }
     encoded
 }

@@ -8,8 +8,10 @@
 //! (`wire.rs`); the worker side is `worker.rs`, starting a worker
 //! `child.rs`, the pool `pool.rs`, a single process `single.rs`.
 
+mod board;
 mod child;
 mod crossing;
+mod encode;
 mod function;
 mod pool;
 mod single;

@@ -5,8 +5,19 @@
 //! Parent side, per worker process (a *slot*): a writer thread takes jobs
 //! from the pool's queue and writes them to the worker's task pipe; a
 //! reader thread reads the answers, which come back in task order, and
-//! resolves each job's [`TaskHandle`]. A job's handle is claimed when it is
-//! first written, so `cancel` works until then.
+//! resolves each job's [`TaskHandle`].
+//!
+//! Cancelling: a job waiting in the pool's queue is cancelled in the parent
+//! alone. A job already sent to a worker (the writer sends ahead, see
+//! below) is cancelled on the worker's task board (`board.rs`), shared
+//! memory where one compare-exchange decides whether the worker starts it
+//! or `cancel` wins; then `cancel` resolves it `Cancelled` at once (its
+//! callbacks run on the cancelling thread), and the worker, reaching it,
+//! skips it and answers `Skipped`, which the reader only counts. The job's
+//! `sent_to` (under its lock) says where it waits; the writer sets it,
+//! under the same lock as it claims the job, and the reader clears it when
+//! the job's answer comes (or its worker is gone), so `cancel` never
+//! touches a board cell that was reused.
 //!
 //! How many tasks a worker may have unanswered adapts to how long its
 //! tasks take: about a millisecond's worth, between `MIN_IN_FLIGHT` (one
@@ -16,16 +27,24 @@
 //! of tiny ones does not pay a round trip each.
 //!
 //! When a worker's result pipe ends or carries garbage, the reader kills
-//! and reaps the worker, fails only the task at the head of its in-flight
-//! list (the one it was running) with `WorkerDied`, `TimedOut` or
-//! `Serialization`, puts the tasks queued behind it back on the pool's
-//! queue, and starts a replacement. A worker that reaches
-//! `max_tasks_per_worker` exits cleanly and is replaced the same way.
+//! and reaps the worker, fails only the task it was running (the one its
+//! board shows started; else the head of its in-flight list) with
+//! `WorkerDied`, `TimedOut` or `Serialization`, puts the tasks queued
+//! behind it back on the pool's queue, starts a replacement, and only then
+//! reports the failure (so whoever sees it also sees the replacement). A
+//! worker that reaches `max_tasks_per_worker` exits cleanly and is
+//! replaced the same way. A replaced worker's threads are joined when the
+//! next worker is attached.
 //!
-//! With a `task_timeout`, a watcher thread sleeps until the earliest
-//! deadline of a running task (a task starts when it becomes the head of
-//! its worker's in-flight list) and kills that worker if it is still on the
-//! same task then.
+//! With a `task_timeout`, a watcher thread times each worker's running
+//! task by the worker's own clock on its board (from the moment the worker
+//! started it until it returned), so neither the time an answer waits for
+//! the reader nor the reader's time in callbacks counts against a task. It
+//! sleeps until the earliest deadline (re-checking a busy worker whose task
+//! has not started every `task_timeout`), and kills a worker only after
+//! claiming its running task on the board, so it kills exactly the task
+//! it reports `TimedOut`. It runs until the pool stops, also after the
+//! pool broke.
 //!
 //! Every job leaves the pool exactly once — resolved by a reader, discarded
 //! by a writer because it was cancelled, or cancelled by `terminate` — and
@@ -38,7 +57,7 @@ use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Child, ChildStdin, ChildStdout};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,6 +65,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::board::{monotonic_nanos, Board};
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
 use super::crossing::{check_argument_size, decode_result};
 use super::function::{identity_of_initializer, prepare_task};
@@ -57,6 +77,7 @@ use crate::condition::Condition;
 use crate::mutex::Mutex;
 use crate::pool::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
+use crate::sys::time::deadline_after;
 
 /// Fewest unanswered tasks per worker: one running, one waiting.
 const MIN_IN_FLIGHT: usize = 2;
@@ -67,19 +88,91 @@ const IN_FLIGHT_WORK: Duration = Duration::from_millis(1);
 /// Items of `map` in flight per worker.
 const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 
-/// The typed end of a job: claims and resolves its `TaskHandle`.
+/// A process pool task's shared state: its completion cell and, while it
+/// is sent to a worker, where to cancel it.
+struct ProcessTask<R> {
+    completion: Completion<R>,
+    /// The board and task id it waits under on a worker; `None` while it
+    /// is in the pool's queue, and once answered.
+    sent_to: Mutex<Option<SentTo>>,
+}
+
+struct SentTo {
+    board: Arc<Board>,
+    id: u64,
+}
+
+impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
+    fn completion(&self) -> &Completion<R> {
+        &self.completion
+    }
+
+    fn cancel(&self) -> bool {
+        let sent_to = self.sent_to.lock();
+        // Still in the pool's queue, or cancelled already.
+        if self.completion.cancel() {
+            return true;
+        }
+        let (recalled, cancelled_before) = match sent_to.as_ref() {
+            Some(sent_to) => (
+                sent_to.board.cancel(sent_to.id),
+                sent_to.board.is_cancelled(sent_to.id),
+            ),
+            None => (false, false),
+        };
+        drop(sent_to); // callbacks may touch this handle again
+        if recalled {
+            // The writer claimed the cell when it sent the task; the worker
+            // will skip it, so resolving it falls to us.
+            self.completion.finish(Err(TaskError::Cancelled));
+        }
+        // `cancelled_before`: an earlier `cancel` recalled it and is
+        // resolving it now — it ends up cancelled all the same.
+        recalled || cancelled_before
+    }
+}
+
+/// The untyped end of a job, for the writer and the reader.
 trait Resolver: Send + Sync {
+    /// Claims the job, unless a `cancel` resolved it already.
     fn claim(&self) -> bool;
+    /// The writer sends the job as task `id` under `board`: claims it
+    /// (unless `claimed` already) and records where it waits. `false` if it
+    /// was cancelled meanwhile (it is resolved; it leaves the pool).
+    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool;
+    /// The job's answer came or its worker is gone: forgets where it
+    /// waited. `true` if it was cancelled there (`cancel` resolved it).
+    fn take_back(&self) -> bool;
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>);
 }
 
-impl<R: DeserializeOwned + Send> Resolver for Completion<R> {
+impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
     fn claim(&self) -> bool {
-        Completion::claim(self)
+        self.completion.claim()
+    }
+
+    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool {
+        let mut sent_to = self.sent_to.lock();
+        if !claimed && !self.completion.claim() {
+            return false;
+        }
+        board.sent(id);
+        *sent_to = Some(SentTo {
+            board: Arc::clone(board),
+            id,
+        });
+        true
+    }
+
+    fn take_back(&self) -> bool {
+        self.sent_to
+            .lock()
+            .take()
+            .is_some_and(|sent_to| sent_to.board.is_cancelled(sent_to.id))
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
-        self.finish(decode_result(outcome));
+        self.completion.finish(decode_result(outcome));
     }
 }
 
@@ -100,8 +193,6 @@ struct InFlight {
 
 struct Flight {
     jobs: VecDeque<InFlight>,
-    /// When the head job started running (it became the head).
-    head_started: Option<Instant>,
     /// When the last answer arrived.
     last_answer: Option<Instant>,
     /// Average time the worker spends on a task (moving average).
@@ -114,7 +205,6 @@ impl Flight {
     fn new() -> Self {
         Self {
             jobs: VecDeque::new(),
-            head_started: None,
             last_answer: None,
             task_time: None,
             limit: MIN_IN_FLIGHT,
@@ -142,6 +232,8 @@ impl Flight {
 struct Slot {
     pid: u32,
     child: Mutex<Child>,
+    /// Shared with the worker: which task starts, runs, is cancelled.
+    board: Arc<Board>,
     flight: Mutex<Flight>,
     /// Signalled when an answer makes room, and when the slot retires.
     flight_changed: Condition,
@@ -162,7 +254,6 @@ struct Shared {
     worker_count: usize,
     slots: Mutex<Vec<Arc<Slot>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    next_id: AtomicU64,
     /// Jobs submitted and not yet out of the pool; `drained` signals zero.
     outstanding: Mutex<usize>,
     drained: Condition,
@@ -170,8 +261,11 @@ struct Shared {
     closing: AtomicBool,
     /// Workers are being killed: unanswered tasks resolve `Cancelled`.
     terminating: AtomicBool,
-    /// No more replacement workers (the pool is stopping).
+    /// No more replacement workers (the pool is stopping, or broke).
     stopping: AtomicBool,
+    /// `stop` began: the watcher exits. (Not `stopping`: after the pool
+    /// broke, the surviving workers' tasks must still time out.)
+    watcher_stop: AtomicBool,
     /// A replacement worker could not start: every later task fails so.
     broken: Mutex<Option<TaskError>>,
     /// Held while stopping.
@@ -232,12 +326,6 @@ impl Shared {
                 self.resolve_unstarted(job, error.clone());
             }
         }
-    }
-
-    /// Wakes the watcher (to stop, or to rescan).
-    fn notify_watcher(&self) {
-        let _alarm = self.watch.lock();
-        self.watch_changed.notify_all();
     }
 
     /// Tells the watcher about a new deadline, waking it only if it would
@@ -331,7 +419,10 @@ impl ProcessPoolBuilder {
     }
 
     /// A task running longer than this resolves to `TimedOut`; its worker
-    /// is killed and replaced.
+    /// is killed and replaced. The clock is the task's own run in its
+    /// worker, from the moment it starts until it returns: not the time it
+    /// waited behind other tasks, nor the time its answer takes to reach
+    /// the parent. `Duration::MAX` means no timeout.
     ///
     /// ```
     /// # verisync::process::init();
@@ -420,12 +511,12 @@ impl ProcessPoolBuilder {
             worker_count,
             slots: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(0),
             outstanding: Mutex::new(0),
             drained: Condition::new(),
             closing: AtomicBool::new(false),
             terminating: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            watcher_stop: AtomicBool::new(false),
             broken: Mutex::new(None),
             stop_lock: Mutex::new(()),
             watch: Mutex::new(None),
@@ -434,13 +525,13 @@ impl ProcessPoolBuilder {
         let pool = ProcessPool { shared };
         for _ in 0..worker_count {
             let worker = start_worker(&pool.shared.config)?;
-            attach(&pool.shared, worker);
+            attach(&pool.shared, worker)?;
         }
         let shared = Arc::clone(&pool.shared);
         let watcher = std::thread::Builder::new()
             .name("verisync-watcher".into())
             .spawn(move || watch_workers(&shared))
-            .map_err(|error| TaskError::Spawn(format!("cannot start a thread: {error}")))?;
+            .map_err(|error| cannot_start_thread(&error))?;
         pool.shared.threads.lock().push(watcher);
         Ok(pool)
     }
@@ -520,21 +611,24 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let completion = Arc::new(Completion::<R>::new());
-        let handle = TaskHandle::new(Arc::clone(&completion) as Arc<dyn HoldsCompletion<R>>);
-        let task = match prepare_task(function, &argument).and_then(|task| {
-            check_argument_size(&task.argument, self.shared.config.max_frame).map(|()| task)
+        let task = Arc::new(ProcessTask::<R> {
+            completion: Completion::new(),
+            sent_to: Mutex::new(None),
+        });
+        let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
+        let prepared = match prepare_task(function, &argument).and_then(|prepared| {
+            check_argument_size(&prepared.argument, self.shared.config.max_frame).map(|()| prepared)
         }) {
-            Ok(task) => task,
+            Ok(prepared) => prepared,
             Err(error) => {
-                completion.resolve_unstarted(error);
+                task.completion.resolve_unstarted(error);
                 return handle;
             }
         };
         let job = Job {
-            function: task.function,
-            argument: task.argument,
-            handle: completion,
+            function: prepared.function,
+            argument: prepared.argument,
+            handle: task,
             claimed: false,
         };
         self.enqueue(job);
@@ -584,6 +678,8 @@ impl ProcessPool {
             inputs: inputs.into_iter(),
             in_flight: VecDeque::new(),
             limit: self.shared.worker_count * MAP_IN_FLIGHT_PER_WORKER,
+            refused: false,
+            refusal: None,
         }
     }
 
@@ -674,7 +770,13 @@ impl ProcessPool {
         let _one_at_a_time = shared.stop_lock.lock();
         shared.stopping.store(true, Ordering::SeqCst);
         shared.queue.shutdown();
-        shared.notify_watcher();
+        {
+            // Under the watcher's lock, so it cannot miss the flag between
+            // its check and its wait.
+            let _alarm = shared.watch.lock();
+            shared.watcher_stop.store(true, Ordering::SeqCst);
+            shared.watch_changed.notify_all();
+        }
         loop {
             let thread = shared.threads.lock().pop();
             match thread {
@@ -713,16 +815,35 @@ impl fmt::Debug for ProcessPool {
     }
 }
 
-/// Starts the writer and reader threads of a ready worker.
-fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
+/// Starts the writer and reader threads of a ready worker, and joins the
+/// threads of retired workers that have ended (so recycling does not pile
+/// up ended-but-unjoined threads and their stacks).
+///
+/// If a thread cannot start, the worker is let go (its pipes close) and
+/// the error returned: the reader is started first, so a worker never runs
+/// without one; if the writer then fails, the pool breaks (no new worker
+/// could fare better) and the reader retires the worker as usual.
+fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> {
     let WorkerProcess {
         child,
         tasks,
         results,
     } = worker;
+    let mut child = child;
+    let board = match Board::create() {
+        Ok(board) => Arc::new(board),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TaskError::Spawn(format!(
+                "cannot create the shared memory a worker needs: {error}"
+            )));
+        }
+    };
     let slot = Arc::new(Slot {
         pid: child.id(),
         child: Mutex::new(child),
+        board,
         flight: Mutex::new(Flight::new()),
         flight_changed: Condition::new(),
         retired: AtomicBool::new(false),
@@ -730,26 +851,80 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) {
         frame_progress: Mutex::new(None),
         stalled: Mutex::new(false),
     });
+    join_ended_threads(shared);
     shared.slots.lock().push(Arc::clone(&slot));
-    let writer = {
-        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
-        std::thread::Builder::new()
-            .name(format!("verisync-writer-{}", slot.pid))
-            .spawn(move || write_tasks(&shared, &slot, tasks))
-    };
     let reader = {
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-reader-{}", slot.pid))
             .spawn(move || read_results(&shared, &slot, results))
     };
-    let mut threads = shared.threads.lock();
-    threads.extend(writer.ok());
-    threads.extend(reader.ok());
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(error) => {
+            shared
+                .slots
+                .lock()
+                .retain(|other| !Arc::ptr_eq(other, &slot));
+            let mut child = slot.child.lock();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(cannot_start_thread(&error));
+        }
+    };
+    shared.threads.lock().push(reader);
+    let writer = {
+        let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
+        std::thread::Builder::new()
+            .name(format!("verisync-writer-{}", slot.pid))
+            .spawn(move || write_tasks(&shared, &slot, tasks))
+    };
+    match writer {
+        Ok(writer) => {
+            shared.threads.lock().push(writer);
+            Ok(())
+        }
+        Err(error) => {
+            // The task pipe was dropped with the closure: the worker exits
+            // and its reader retires it, starting no replacement.
+            let error = cannot_start_thread(&error);
+            break_pool(shared, error.clone());
+            Err(error)
+        }
+    }
+}
+
+#[cold]
+fn cannot_start_thread(error: &std::io::Error) -> TaskError {
+    TaskError::Spawn(format!("cannot start a thread: {error}"))
+}
+
+/// Joins the pool's threads that have ended (a retired worker's writer and
+/// reader); the others stay for `stop`.
+fn join_ended_threads(shared: &Shared) {
+    let ended: Vec<JoinHandle<()>> = {
+        let mut threads = shared.threads.lock();
+        let (ended, running) = std::mem::take(&mut *threads)
+            .into_iter()
+            .partition(|thread| thread.is_finished());
+        *threads = running;
+        ended
+    };
+    for thread in ended {
+        let _ = thread.join();
+    }
 }
 
 /// The writer: queue → task pipe, within the slot's in-flight limit.
+///
+/// Task ids count up per worker from 0 (a board cell is `id % CELLS`).
 fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
+    let board = ToWorker::Board {
+        name: slot.board.name().to_owned(),
+    };
+    if write_frame(&mut tasks, &board).is_err() {
+        return; // the worker is gone; the reader replaces it
+    }
     let mut written = 0u64;
     loop {
         if shared
@@ -795,15 +970,13 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             break;
         }
         let mut job = job;
-        if !job.claimed {
-            if !job.handle.claim() {
-                // Cancelled while queued: it leaves the pool here.
-                shared.job_left();
-                continue;
-            }
-            job.claimed = true;
+        let id = written;
+        if !job.handle.send(&slot.board, id, job.claimed) {
+            // Cancelled while queued: it leaves the pool here.
+            shared.job_left();
+            continue;
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        job.claimed = true;
         let frame = ToWorker::Task {
             id,
             function: job.function,
@@ -816,13 +989,14 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             // seen by the reader or requeued here, never stuck in between.
             if slot.retired.load(Ordering::SeqCst) {
                 drop(flight);
-                shared.requeue(job);
+                if job.handle.take_back() {
+                    shared.job_left(); // cancelled on the board meanwhile
+                } else {
+                    shared.requeue(job);
+                }
                 break;
             }
             let became_head = flight.jobs.is_empty();
-            if became_head {
-                flight.head_started = Some(Instant::now());
-            }
             flight.jobs.push_back(InFlight {
                 id,
                 job,
@@ -831,8 +1005,11 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             became_head
         };
         if became_head {
-            if let Some(timeout) = shared.task_timeout {
-                shared.watch_deadline(Instant::now() + timeout);
+            // The worker was idle: the watcher should look again by the
+            // time this task could time out. (A timeout too long for an
+            // `Instant` never fires.)
+            if let Some(deadline) = shared.task_timeout.and_then(deadline_after) {
+                shared.watch_deadline(deadline);
             }
         }
         written += 1;
@@ -849,28 +1026,25 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     let problem = loop {
         match read_watched_frame(shared, slot, &mut results) {
             Ok(FromWorker::Done { id, outcome }) => {
-                let finished = {
-                    let mut flight = slot.flight.lock();
-                    if flight.jobs.front().is_some_and(|head| head.id == id) {
-                        let finished = flight.jobs.pop_front();
-                        let now = Instant::now();
-                        if let Some(finished) = &finished {
-                            flight.learn(finished.sent, now);
-                        }
-                        flight.head_started = (!flight.jobs.is_empty()).then_some(now);
-                        slot.flight_changed.notify_one();
-                        finished
-                    } else {
-                        None
-                    }
-                };
-                let Some(finished) = finished else {
+                let Some(finished) = pop_answered(slot, id) else {
                     break Some(TaskError::Serialization(format!(
                         "worker {} answered task {id}, which it was not running",
                         slot.pid
                     )));
                 };
+                finished.job.handle.take_back();
                 shared.resolve(finished.job, outcome.map_err(TaskError::from));
+            }
+            Ok(FromWorker::Skipped { id }) => {
+                let Some(skipped) = pop_answered(slot, id) else {
+                    break Some(TaskError::Serialization(format!(
+                        "worker {} skipped task {id}, which it was not running",
+                        slot.pid
+                    )));
+                };
+                // `cancel` resolved it when it won the board's cell.
+                skipped.job.handle.take_back();
+                shared.job_left();
             }
             Ok(FromWorker::Ready { .. }) => {
                 break Some(TaskError::Serialization(format!(
@@ -906,29 +1080,58 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .lock()
         .retain(|other| !Arc::ptr_eq(other, slot));
 
-    let mut stranded = stranded.into_iter();
-    if let Some(head) = stranded.next() {
+    // The task the worker was running: the one its board shows started
+    // (else the oldest unanswered). Those cancelled on the board are
+    // resolved already; the rest go back for the other workers first.
+    let running = stranded
+        .iter()
+        .position(|job| slot.board.is_started(job.id))
+        .unwrap_or(0);
+    let mut head = None;
+    for (index, waiting) in stranded.into_iter().enumerate() {
+        if waiting.job.handle.take_back() {
+            shared.job_left();
+        } else if index == running {
+            head = Some(waiting);
+        } else {
+            shared.requeue(waiting.job);
+        }
+    }
+    // The replacement starts before the head's failure is reported, so a
+    // caller who sees `WorkerDied` also sees the replacement among
+    // `worker_pids`.
+    if !shared.stopping.load(Ordering::SeqCst) {
+        if let Err(error) = start_worker(&shared.config).and_then(|worker| attach(shared, worker)) {
+            break_pool(shared, error);
+        }
+    }
+    if let Some(head) = head {
         let error = if shared.terminating.load(Ordering::SeqCst) {
             TaskError::Cancelled
+        } else if *slot.timed_out_task.lock() == Some(head.id) {
+            // Before `problem`: a worker killed while it wrote its answer
+            // leaves a frame cut short, but what happened is the timeout.
+            TaskError::TimedOut
         } else if let Some(problem) = problem {
             problem
-        } else if *slot.timed_out_task.lock() == Some(head.id) {
-            TaskError::TimedOut
         } else {
             worker_died(slot.pid, status)
         };
         shared.resolve(head.job, Err(error));
     }
-    for waiting in stranded {
-        shared.requeue(waiting.job);
-    }
+}
 
-    if !shared.stopping.load(Ordering::SeqCst) {
-        match start_worker(&shared.config) {
-            Ok(worker) => attach(shared, worker),
-            Err(error) => break_pool(shared, error),
-        }
+/// Takes task `id` off the head of the slot's in-flight list, if it is the
+/// head, and makes room for the writer.
+fn pop_answered(slot: &Slot, id: u64) -> Option<InFlight> {
+    let mut flight = slot.flight.lock();
+    if flight.jobs.front().is_none_or(|head| head.id != id) {
+        return None;
     }
+    let answered = flight.jobs.pop_front()?;
+    flight.learn(answered.sent, Instant::now());
+    slot.flight_changed.notify_one();
+    Some(answered)
 }
 
 /// Reads a frame, telling the watcher while it is inside one, so a stream
@@ -956,9 +1159,19 @@ fn read_watched_frame(
 
 /// A replacement worker could not start: fail everything queued with the
 /// reason, and every later submit too, instead of respawning in a loop.
+#[cold]
 fn break_pool(shared: &Shared, error: TaskError) {
-    eprintln!("verisync: the process pool cannot start workers any more: {error}");
-    *shared.broken.lock() = Some(error.clone());
+    let error = {
+        let mut broken = shared.broken.lock();
+        match &*broken {
+            Some(first) => first.clone(),
+            None => {
+                eprintln!("verisync: the process pool cannot start workers any more: {error}");
+                *broken = Some(error.clone());
+                error
+            }
+        }
+    };
     shared.stopping.store(true, Ordering::SeqCst);
     while let Ok(job) = shared.queue.try_get() {
         shared.resolve_unstarted(job, error.clone());
@@ -975,7 +1188,7 @@ const FRAME_STALL: Duration = Duration::from_secs(1);
 /// changed.
 fn watch_workers(shared: &Shared) {
     let mut alarm = shared.watch.lock();
-    while !shared.stopping.load(Ordering::SeqCst) {
+    while !shared.watcher_stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         let mut earliest: Option<Instant> = None;
         let mut consider = |deadline: Instant| {
@@ -994,16 +1207,37 @@ fn watch_workers(shared: &Shared) {
             let Some(timeout) = shared.task_timeout else {
                 continue;
             };
-            let flight = slot.flight.lock();
-            let (Some(started), Some(head)) = (flight.head_started, flight.jobs.front()) else {
-                continue;
-            };
-            let deadline = started + timeout;
-            if deadline <= now {
-                *slot.timed_out_task.lock() = Some(head.id);
-                let _ = slot.child.lock().kill();
-            } else {
-                consider(deadline);
+            match slot.board.running() {
+                Some((id, started)) => {
+                    // By the worker's clock: how long this task has run.
+                    let ran = Duration::from_nanos(monotonic_nanos().saturating_sub(started));
+                    match timeout.checked_sub(ran) {
+                        Some(left) if !left.is_zero() => {
+                            // (A deadline past `Instant`'s range never fires.)
+                            if let Some(deadline) = now.checked_add(left) {
+                                consider(deadline);
+                            }
+                        }
+                        _ => {
+                            if slot.board.stop_for_timeout(id) {
+                                *slot.timed_out_task.lock() = Some(id);
+                                let _ = slot.child.lock().kill();
+                            } else {
+                                // It returned just now; look again soon.
+                                consider(now);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // Busy but between tasks: a task starting from now on
+                    // cannot time out before `now + timeout`.
+                    if !slot.flight.lock().jobs.is_empty() {
+                        if let Some(deadline) = now.checked_add(timeout) {
+                            consider(deadline);
+                        }
+                    }
+                }
             }
         }
         *alarm = earliest;
@@ -1023,6 +1257,10 @@ pub struct ProcessMap<'a, F, I: Iterator, R> {
     inputs: I,
     in_flight: VecDeque<TaskHandle<R>>,
     limit: usize,
+    /// The pool was found closed: no more input is read.
+    refused: bool,
+    /// Why the rest of the input was not run; reported once, last.
+    refusal: Option<TaskError>,
 }
 
 impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
@@ -1034,15 +1272,32 @@ where
 {
     type Item = Result<R, TaskError>;
 
+    /// Tops up the items in flight from the input, then waits for the
+    /// oldest. Once the pool is closed (shut down, terminated), no more
+    /// input is read: the items in flight finish, then one
+    /// `Err(ShutDown)` (or `Cancelled`) says the rest of the input was not
+    /// run, and the iterator ends — an endless input is not drained.
     fn next(&mut self) -> Option<Self::Item> {
-        while self.in_flight.len() < self.limit {
+        while self.in_flight.len() < self.limit && !self.refused {
+            if self.pool.shared.closing.load(Ordering::SeqCst) {
+                self.refused = true;
+                self.refusal = Some(if self.pool.shared.terminating.load(Ordering::SeqCst) {
+                    TaskError::Cancelled
+                } else {
+                    TaskError::ShutDown
+                });
+                break;
+            }
             let Some(input) = self.inputs.next() else {
                 break;
             };
             self.in_flight
                 .push_back(self.pool.submit(self.function, input));
         }
-        self.in_flight.pop_front().map(TaskHandle::join)
+        match self.in_flight.pop_front() {
+            Some(handle) => Some(handle.join()),
+            None => self.refusal.take().map(Err),
+        }
     }
 }
 

@@ -65,7 +65,7 @@ where
     Ok(Process {
         pid: worker.child.id(),
         child: Arc::new(Mutex::new(Some(worker.child))),
-        results: worker.results,
+        results: Some(worker.results),
         status: Mutex::new(None),
         _result: PhantomData,
     })
@@ -73,13 +73,17 @@ where
 
 /// A child process running one function; from [`spawn`].
 ///
-/// Dropping it without [`join`](Self::join) lets the child run on; it is
-/// still reaped when it ends (no zombie).
+/// Dropping it without [`join`](Self::join) *detaches* the child: it runs
+/// to its end undisturbed and silently (a background thread reads and
+/// discards its answer, so the child never writes into a closed pipe), and
+/// is reaped when it ends (no zombie). To stop it instead, call
+/// [`kill`](Self::kill) or [`terminate`](Self::terminate) before dropping.
 pub struct Process<R> {
     pid: u32,
     /// `None` once reaped or handed to the background reaper.
     child: Arc<Mutex<Option<Child>>>,
-    results: BufReader<ChildStdout>,
+    /// `None` once handed to the background reaper.
+    results: Option<BufReader<ChildStdout>>,
     status: Mutex<Option<ExitStatus>>,
     _result: PhantomData<fn() -> R>,
 }
@@ -141,9 +145,15 @@ impl<R: DeserializeOwned> Process<R> {
     /// # Ok::<(), verisync::TaskError>(())
     /// ```
     pub fn terminate(&self) {
-        if self.is_alive() {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        // The child's lock is held from the liveness check to the signal:
+        // only a holder of it can reap the child (`try_wait`/`wait`), so the
+        // pid cannot be reaped, and reused by another process, in between.
+        let mut child = self.child.lock();
+        if let Some(child) = child.as_mut() {
+            if matches!(child.try_wait(), Ok(None)) {
+                if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                }
             }
         }
     }
@@ -175,7 +185,10 @@ impl<R: DeserializeOwned> Process<R> {
     /// # Ok::<(), verisync::TaskError>(())
     /// ```
     pub fn join(mut self) -> Result<R, TaskError> {
-        let answer = read_frame::<FromWorker>(&mut self.results, DEFAULT_MAX_FRAME);
+        let answer = match self.results.as_mut() {
+            Some(results) => read_frame::<FromWorker>(results, DEFAULT_MAX_FRAME),
+            None => Err(ReadError::Closed),
+        };
         let status = {
             let mut child = self.child.lock();
             let status = child.as_mut().and_then(|child| child.wait().ok());
@@ -184,9 +197,10 @@ impl<R: DeserializeOwned> Process<R> {
         };
         match answer {
             Ok(FromWorker::Done { outcome, .. }) => decode_result(outcome.map_err(TaskError::from)),
-            Ok(FromWorker::Ready { .. }) | Err(ReadError::Garbled(_)) => Err(
-                TaskError::Serialization("the child process answered with garbage".into()),
-            ),
+            Ok(FromWorker::Ready { .. } | FromWorker::Skipped { .. })
+            | Err(ReadError::Garbled(_)) => Err(TaskError::Serialization(
+                "the child process answered with garbage".into(),
+            )),
             Err(ReadError::Closed) => Err(worker_died(self.pid, status)),
         }
     }
@@ -194,12 +208,18 @@ impl<R: DeserializeOwned> Process<R> {
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        // Not joined: let the child run on, but reap it when it ends.
+        // Not joined: detach. The child runs on; a background thread reads
+        // (and discards) its answer, so its write never meets a closed pipe,
+        // then reaps it.
+        let results = self.results.take();
         if let Some(mut child) = self.child.lock().take() {
             if !matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = std::thread::Builder::new()
                     .name("verisync-reaper".into())
                     .spawn(move || {
+                        if let Some(mut results) = results {
+                            let _ = std::io::copy(&mut results, &mut std::io::sink());
+                        }
                         let _ = child.wait();
                     });
             }

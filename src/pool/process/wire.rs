@@ -8,10 +8,15 @@
 //! needs to know their types.
 //!
 //! ```text
-//!  parent ──▶ worker:  Task { id, function, argument }
+//!  parent ──▶ worker:  Board { name }                (pool workers: once, first)
+//!                      Task { id, function, argument }
 //!  worker ──▶ parent:  Ready { init_error }          (once, first)
 //!                      Done { id, outcome }          (once per task, in task order)
+//!                      or Skipped { id }             (a task cancelled on the board)
 //! ```
+//!
+//! Which task starts, which is cancelled, and which one a timeout kills is
+//! agreed on the task board (`board.rs`), not by messages.
 
 use std::io::{self, Read, Write};
 
@@ -63,6 +68,8 @@ pub(crate) fn skip_to_preamble(reader: &mut impl Read) -> Result<Vec<u8>, ReadEr
 /// From the parent to a worker.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum ToWorker {
+    /// Map the task board with this name; tasks after it are on the board.
+    Board { name: String },
     /// Run `function` (an identity from `function.rs`) on `argument`.
     Task {
         id: u64,
@@ -99,6 +106,8 @@ pub(crate) enum FromWorker {
         id: u64,
         outcome: Result<Vec<u8>, Failure>,
     },
+    /// Task `id` was cancelled on the board before it started; it never ran.
+    Skipped { id: u64 },
 }
 
 /// Writes one frame (not flushed).

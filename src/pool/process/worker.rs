@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::board::Board;
 use super::function::{initializer_at, trampoline_at};
 use super::wire::{
     encode_message, read_frame, write_encoded_frame, write_frame, Failure, FromWorker, ReadError,
@@ -161,6 +162,9 @@ fn serve() -> std::io::Result<i32> {
         ..
     } = settings;
     let mut done = 0u64;
+    // A pool's worker gets a task board first (`board.rs`); `spawn`'s child
+    // runs its one task without one.
+    let mut board: Option<Board> = None;
     loop {
         if max_tasks.is_some_and(|limit| done >= limit) {
             return Ok(0);
@@ -173,14 +177,31 @@ fn serve() -> std::io::Result<i32> {
                 return Ok(2);
             }
         };
-        let ToWorker::Task {
-            id,
-            function,
-            argument,
-        } = task;
+        let (id, function, argument) = match task {
+            ToWorker::Board { name } => {
+                board = Some(Board::open(&name)?);
+                continue;
+            }
+            ToWorker::Task {
+                id,
+                function,
+                argument,
+            } => (id, function, argument),
+        };
+        if board.as_ref().is_some_and(|board| !board.start(id)) {
+            // Cancelled while it waited here: it never runs.
+            write_frame(&mut results, &FromWorker::Skipped { id })?;
+            results.flush()?;
+            continue;
+        }
         // SAFETY: the parent computed this identity in this executable.
         let trampoline = unsafe { trampoline_at(function) };
         let outcome = trampoline(&argument);
+        if board.as_ref().is_some_and(|board| !board.finish(id)) {
+            // Over its timeout: the parent is killing this worker and
+            // reports the task `TimedOut`; no answer may follow.
+            return Ok(0);
+        }
         let answer = answer_within(id, outcome, max_frame)?;
         write_encoded_frame(&mut results, &answer)?;
         // Every answer leaves before the next task starts: if that task
