@@ -9,7 +9,7 @@
 //! the tasks `shutdown_now` reports cancelled are exactly the cancelled
 //! ones nobody else cancelled; and nobody stays blocked.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use shuttle::sync::Arc;
 use shuttle::thread;
@@ -62,7 +62,30 @@ fn submit_some(pool: &ThreadPool, counts: &Arc<Counts>, submitter: usize) -> Vec
                     callbacks.callbacks[task].fetch_add(1, Ordering::Relaxed);
                 });
             }
-            let cancelled_by_handle = random_below(3) == 0 && handle.cancel();
+            // `cancel` is also true when the task was cancelled before (by
+            // `shutdown_now`), so a probe tells whether this very call won:
+            // then the probe runs here, inside `cancel`, and not at its
+            // registration (which would mean the task had finished).
+            let cancelled_by_handle = random_below(3) == 0 && {
+                let me = thread::current().id();
+                let probe = Arc::new(std::sync::Mutex::new(None));
+                let registering = Arc::new(AtomicBool::new(true));
+                {
+                    let (probe, registering) = (Arc::clone(&probe), Arc::clone(&registering));
+                    handle.on_done(move |_| {
+                        *probe.lock().unwrap() =
+                            Some((thread::current().id(), registering.load(Ordering::Relaxed)));
+                    });
+                }
+                registering.store(false, Ordering::Relaxed);
+                let cancelled = handle.cancel();
+                let won = *probe.lock().unwrap() == Some((me, false));
+                assert!(
+                    !won || cancelled,
+                    "{task}: cancelled by this call, which said false"
+                );
+                won
+            };
             Seen {
                 task,
                 cancelled_by_handle,
@@ -74,9 +97,6 @@ fn submit_some(pool: &ThreadPool, counts: &Arc<Counts>, submitter: usize) -> Vec
 }
 
 #[test]
-// Every pool's job queue is the unbounded list: the known list defect
-// (issue 12) livelocks a worker here on this branch; the fix is in the
-// queue's own branch. Remove this `ignore` once it is merged.
 fn every_task_resolves_once_and_runs_at_most_once() {
     check(|| {
         let pool = Arc::new(ThreadPool::new(1 + random_below(3)));
