@@ -100,6 +100,11 @@ struct ProcessTask<R> {
 struct SentTo {
     board: Arc<Board>,
     id: u64,
+    /// `cancel` won the task's board cell and resolved the task. Kept
+    /// here, in the parent's own memory, because the board is shared with
+    /// the worker and so untrusted: what the parent resolved must not
+    /// depend on what a worker may write there later.
+    recalled: bool,
 }
 
 impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
@@ -108,16 +113,17 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
     }
 
     fn cancel(&self) -> bool {
-        let sent_to = self.sent_to.lock();
+        let mut sent_to = self.sent_to.lock();
         // Still in the pool's queue, or cancelled already.
         if self.completion.cancel() {
             return true;
         }
-        let (recalled, cancelled_before) = match sent_to.as_ref() {
-            Some(sent_to) => (
-                sent_to.board.cancel(sent_to.id),
-                sent_to.board.is_cancelled(sent_to.id),
-            ),
+        let (recalled, cancelled_before) = match sent_to.as_mut() {
+            Some(sent_to) if sent_to.recalled => (false, true),
+            Some(sent_to) => {
+                sent_to.recalled = sent_to.board.cancel(sent_to.id);
+                (sent_to.recalled, false)
+            }
             None => (false, false),
         };
         drop(sent_to); // callbacks may touch this handle again
@@ -160,6 +166,7 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
         *sent_to = Some(SentTo {
             board: Arc::clone(board),
             id,
+            recalled: false,
         });
         true
     }
@@ -168,7 +175,7 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
         self.sent_to
             .lock()
             .take()
-            .is_some_and(|sent_to| sent_to.board.is_cancelled(sent_to.id))
+            .is_some_and(|sent_to| sent_to.recalled)
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
@@ -1032,7 +1039,17 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     )));
                 };
-                finished.job.handle.take_back();
+                if finished.job.handle.take_back() {
+                    // `cancel` won its cell and resolved it: a worker
+                    // keeping the protocol skips it. This one ran it anyway
+                    // (or forged the answer): garbage, and the task, already
+                    // resolved, only leaves the pool.
+                    shared.job_left();
+                    break Some(TaskError::Serialization(format!(
+                        "worker {} answered task {id}, which was cancelled before it started",
+                        slot.pid
+                    )));
+                }
                 shared.resolve(finished.job, outcome.map_err(TaskError::from));
             }
             Ok(FromWorker::Skipped { id }) => {
@@ -1042,8 +1059,17 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     )));
                 };
+                if !skipped.job.handle.take_back() {
+                    // Nobody cancelled it: the worker skipped a task it had
+                    // to run (or forged the answer). The task fails so.
+                    let error = TaskError::Serialization(format!(
+                        "worker {} skipped task {id}, which was not cancelled",
+                        slot.pid
+                    ));
+                    shared.resolve(skipped.job, Err(error.clone()));
+                    break Some(error);
+                }
                 // `cancel` resolved it when it won the board's cell.
-                skipped.job.handle.take_back();
                 shared.job_left();
             }
             Ok(FromWorker::Ready { .. }) => {

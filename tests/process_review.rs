@@ -1,0 +1,191 @@
+//! Adversarial cases for the process pool: a worker that lies on its pipe
+//! or its task board, a task that closes the worker's pipes, and pool
+//! operations from the places user code runs. Each test here failed (or
+//! crashed, or hung) before the fix it names.
+
+verisync::process_test_support!();
+
+mod common;
+
+use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::with_watchdog;
+use verisync::{ProcessPool, TaskError};
+
+/// How long a test may take before its watchdog calls it hung.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// How long to wait for something that must happen promptly.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// Worker side: a task that forges what the worker tells the parent
+// ---------------------------------------------------------------------------
+
+/// A frame as the worker writes it: mark, little-endian length, body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut bytes = b"vs".to_vec();
+    bytes.extend((body.len() as u32).to_le_bytes());
+    bytes.extend(body);
+    bytes
+}
+
+/// Postcard body of `FromWorker::Done { id, outcome: Ok(result) }` for a
+/// small `id` and a one-byte encoded result.
+fn done_body(id: u8, result: u8) -> Vec<u8> {
+    vec![1, id, 0, 1, result]
+}
+
+/// Postcard body of `FromWorker::Skipped { id }` for a small `id`.
+fn skipped_body(id: u8) -> Vec<u8> {
+    vec![2, id]
+}
+
+/// The address of this worker's task board, found in `/proc/self/maps`
+/// (the shared memory the worker mapped, named `/dev/shm/vs...`).
+fn board_address() -> Option<usize> {
+    let maps = fs::read_to_string("/proc/self/maps").ok()?;
+    let line = maps.lines().find(|line| line.contains("/dev/shm/vs"))?;
+    usize::from_str_radix(line.split('-').next()?, 16).ok()
+}
+
+/// The board's cell of task `id` (after the two `u64`s `running` and
+/// `started`).
+fn board_cell(id: usize) -> Option<&'static std::sync::atomic::AtomicU8> {
+    let address = board_address()? + 16 + id;
+    // SAFETY: the board is mapped for the worker's life, and the cell is
+    // an `AtomicU8` in it (the layout of `board.rs`).
+    Some(unsafe { &*(address as *const std::sync::atomic::AtomicU8) })
+}
+
+/// Task 0 of a fresh worker: waits until the parent cancelled task 1 on
+/// the board (cell 1 reads `CANCELLED`), then answers task 0 *and* task 1
+/// with forged `Done` frames, and exits.
+fn answers_a_cancelled_task(_: ()) -> u64 {
+    let cell = board_cell(1).expect("a pool worker has a board");
+    let deadline = Instant::now() + PATIENCE;
+    while cell.load(Ordering::SeqCst) != 2 {
+        assert!(Instant::now() < deadline, "task 1 was never cancelled");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut bytes = frame(&done_body(0, 7));
+    bytes.extend(frame(&done_body(1, 9)));
+    verisync::process::__write_raw_to_parent(&bytes);
+    std::process::exit(0)
+}
+
+/// Task 0 of a fresh worker: waits until the parent cancelled task 1 on
+/// the board, then writes `SENT` over the cell again (a wild write into the
+/// shared memory), so the worker runs task 1 and answers it.
+fn uncancels_the_next_task(_: ()) -> u64 {
+    let cell = board_cell(1).expect("a pool worker has a board");
+    let deadline = Instant::now() + PATIENCE;
+    while cell.load(Ordering::SeqCst) != 2 {
+        assert!(Instant::now() < deadline, "task 1 was never cancelled");
+        thread::sleep(Duration::from_millis(1));
+    }
+    cell.store(0, Ordering::SeqCst);
+    7
+}
+
+/// Task 0 of a fresh worker: says it skipped itself (it was never
+/// cancelled), and exits.
+fn skips_itself(_: ()) -> u64 {
+    verisync::process::__write_raw_to_parent(&frame(&skipped_body(0)));
+    std::process::exit(0)
+}
+
+/// Waits until the pool's queue is empty: every task submitted so far went
+/// to a worker (so a `cancel` now is one on the board).
+fn wait_until_sent(pool: &ProcessPool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !format!("{pool:?}").contains("queued: 0") {
+        assert!(Instant::now() < deadline, "the tasks were never sent");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn one(_: ()) -> u64 {
+    1
+}
+
+// ---------------------------------------------------------------------------
+// A lying worker
+// ---------------------------------------------------------------------------
+
+/// A worker that answers `Done` for a task the parent cancelled on the
+/// board (which a worker keeping the protocol never does) must not make
+/// the parent resolve that task a second time: it stays `Cancelled`, its
+/// callback runs once, and the parent carries on. Before the fix the
+/// reader finished the cancelled task's completion again (undefined
+/// behaviour: it freed the "callbacks ran" mark as a node and crashed).
+#[test]
+fn a_done_for_a_cancelled_task_does_not_resolve_it_twice() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let forger = pool.submit(answers_a_cancelled_task, ());
+        let victim = pool.submit(one, ());
+        let callbacks = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&callbacks);
+        victim.on_done(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        wait_until_sent(&pool);
+        assert!(victim.cancel());
+        assert_eq!(forger.join(), Ok(7));
+        // The pool goes on: the liar was replaced.
+        assert_eq!(pool.submit(one, ()).join(), Ok(1));
+        pool.shutdown();
+        assert_eq!(victim.join(), Err(TaskError::Cancelled));
+        assert_eq!(callbacks.load(Ordering::SeqCst), 1, "callbacks run once");
+    });
+}
+
+/// The same through the board: a task that writes over its worker's board
+/// makes the worker run (and answer) a task the parent had cancelled. The
+/// parent's record of what it cancelled is its own, so the task stays
+/// `Cancelled` with one callback. Before the fix: a crash, as above.
+#[test]
+fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let vandal = pool.submit(uncancels_the_next_task, ());
+        let victim = pool.submit(one, ());
+        let callbacks = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&callbacks);
+        victim.on_done(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        wait_until_sent(&pool);
+        assert!(victim.cancel());
+        assert_eq!(vandal.join(), Ok(7));
+        assert_eq!(pool.submit(one, ()).join(), Ok(1));
+        pool.shutdown();
+        assert_eq!(victim.join(), Err(TaskError::Cancelled));
+        assert_eq!(callbacks.load(Ordering::SeqCst), 1, "callbacks run once");
+    });
+}
+
+/// A worker that says it skipped a task the parent never cancelled must
+/// not leave that task's handle unresolved forever. Before the fix the
+/// reader only counted the task out of the pool: `join` hung.
+#[test]
+fn a_skipped_for_a_task_not_cancelled_resolves_it() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let liar = pool.submit(skips_itself, ());
+        assert!(
+            liar.wait_timeout(PATIENCE),
+            "the task the worker falsely skipped never resolved"
+        );
+        assert!(
+            matches!(liar.join(), Err(TaskError::Serialization(_))),
+            "a false `Skipped` is garbage from the worker"
+        );
+        assert_eq!(pool.submit(one, ()).join(), Ok(1));
+    });
+}
