@@ -99,6 +99,28 @@ fn skips_itself(_: ()) -> u64 {
     std::process::exit(0)
 }
 
+/// Closes every pipe the worker holds (as code that daemonizes, or closes
+/// the descriptors it inherited, does), then sleeps `millis`.
+fn closes_its_pipes_then_sleeps(millis: u64) -> u64 {
+    let pipes: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &i32| {
+            fd > 2
+                && fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .is_ok_and(|link| link.to_string_lossy().starts_with("pipe:"))
+        })
+        .collect();
+    for fd in pipes {
+        use std::os::fd::FromRawFd;
+        // SAFETY: an open descriptor of this process (just listed), which
+        // nothing else in this task uses.
+        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
+    thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
 /// Waits until the pool's queue is empty: every task submitted so far went
 /// to a worker (so a `cancel` now is one on the board).
 fn wait_until_sent(pool: &ProcessPool) {
@@ -167,6 +189,40 @@ fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
         pool.shutdown();
         assert_eq!(victim.join(), Err(TaskError::Cancelled));
         assert_eq!(callbacks.load(Ordering::SeqCst), 1, "callbacks run once");
+    });
+}
+
+/// A worker whose result pipe closed while the worker lives on (its task
+/// closed it) is still under the pool's control: its task times out, and
+/// `terminate` kills it at once. Before the fix the reader held the
+/// worker's lock while it waited for the worker to exit, so the watcher
+/// (and with it every timeout of the pool) and `terminate` blocked on that
+/// lock until the task ended by itself.
+#[test]
+fn a_worker_that_closed_its_pipes_is_still_timed_out_and_terminated() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .task_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let closer = pool.submit(closes_its_pipes_then_sleeps, 90_000);
+        assert!(
+            closer.wait_timeout(PATIENCE),
+            "the task over its timeout was not timed out"
+        );
+        assert_eq!(closer.join(), Err(TaskError::TimedOut));
+        // The same with no timeout: `terminate` ends it.
+        let pool = ProcessPool::new(1).unwrap();
+        let closer = pool.submit(closes_its_pipes_then_sleeps, 90_000);
+        thread::sleep(Duration::from_millis(300)); // it runs, its pipes close
+        let started = Instant::now();
+        pool.terminate();
+        assert!(
+            started.elapsed() < PATIENCE,
+            "terminate waited for the task"
+        );
+        assert_eq!(closer.join(), Err(TaskError::Cancelled));
     });
 }
 

@@ -26,9 +26,12 @@
 //! spreads over every worker instead of piling onto the first, and a flood
 //! of tiny ones does not pay a round trip each.
 //!
-//! When a worker's result pipe ends or carries garbage, the reader kills
-//! and reaps the worker, fails only the task it was running (the one its
-//! board shows started; else the head of its in-flight list) with
+//! When a worker's result pipe ends or carries garbage, the reader (for
+//! garbage: kills and) reaps the worker — waiting for it to end without
+//! holding its lock, so the watcher and `terminate` can still kill a
+//! worker whose task closed the pipe and runs on — fails only the task it
+//! was running (the one its board shows started; else the head of its
+//! in-flight list) with
 //! `WorkerDied`, `TimedOut` or `Serialization`, puts the tasks queued
 //! behind it back on the pool's queue, starts a replacement, and only then
 //! reports the failure (so whoever sees it also sees the replacement). A
@@ -1094,13 +1097,14 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         slot.flight_changed.notify_all();
         std::mem::take(&mut flight.jobs)
     };
-    let status = {
-        let mut child = slot.child.lock();
-        if problem.is_some() {
-            let _ = child.kill();
-        }
-        child.wait().ok()
-    };
+    if problem.is_some() {
+        let _ = slot.child.lock().kill();
+    }
+    // Not under the child's lock: a worker whose pipe ended may live on
+    // (its task closed the pipe), and the watcher (its timeout) and
+    // `terminate` must still be able to take the lock and kill it.
+    wait_until_ended(slot.pid);
+    let status = slot.child.lock().wait().ok();
     shared
         .slots
         .lock()
@@ -1145,6 +1149,41 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         };
         shared.resolve(head.job, Err(error));
     }
+}
+
+/// Waits until the worker `pid` has ended, without reaping it (the caller
+/// reaps it with `Child::wait` then, which returns at once). Unreaped, the
+/// pid stays the worker's, so others may `kill` it meanwhile through its
+/// `Child`. Where `waitid` is missing, returns at once (`Child::wait`
+/// then waits, holding the child's lock).
+fn wait_until_ended(pid: u32) {
+    #[cfg(not(any(
+        target_os = "cygwin",
+        target_os = "horizon",
+        target_os = "openbsd",
+        target_os = "redox",
+        target_os = "espidf",
+        target_os = "vita",
+    )))]
+    {
+        use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+        let Some(pid) = Pid::from_raw(pid as i32) else {
+            return;
+        };
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+        // Only an interruption retries; any other error (no such child:
+        // someone reaped it, e.g. SIGCHLD ignored) leaves it to `wait`.
+        while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(pid), options) {}
+    }
+    #[cfg(any(
+        target_os = "cygwin",
+        target_os = "horizon",
+        target_os = "openbsd",
+        target_os = "redox",
+        target_os = "espidf",
+        target_os = "vita",
+    ))]
+    let _ = pid;
 }
 
 /// Takes task `id` off the head of the slot's in-flight list, if it is the
