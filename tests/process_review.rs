@@ -121,6 +121,23 @@ fn closes_its_pipes_then_sleeps(millis: u64) -> u64 {
     millis
 }
 
+/// The flag file that makes [`slow_once_flagged`] slow in the workers of
+/// this test process.
+fn slow_initializer_flag(test_process: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("verisync-process-review-slow-init-{test_process}"))
+}
+
+/// An initializer that takes 90 s once the test created its flag file.
+fn slow_once_flagged() {
+    if slow_initializer_flag(std::os::unix::process::parent_id()).exists() {
+        thread::sleep(Duration::from_secs(90));
+    }
+}
+
+fn aborts(_: ()) -> u64 {
+    std::process::abort()
+}
+
 /// Waits until the pool's queue is empty: every task submitted so far went
 /// to a worker (so a `cancel` now is one on the board).
 fn wait_until_sent(pool: &ProcessPool) {
@@ -243,5 +260,62 @@ fn a_skipped_for_a_task_not_cancelled_resolves_it() {
             "a false `Skipped` is garbage from the worker"
         );
         assert_eq!(pool.submit(one, ()).join(), Ok(1));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Stopping the pool
+// ---------------------------------------------------------------------------
+
+/// `terminate` kills the workers now, also a replacement still starting
+/// (running the pool's initializer) when it is called.
+#[test]
+fn terminate_does_not_wait_for_a_replacement_workers_initializer() {
+    with_watchdog(LIMIT, || {
+        let flag = slow_initializer_flag(std::process::id());
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .initializer(slow_once_flagged)
+            .build()
+            .unwrap();
+        fs::write(&flag, b"").unwrap();
+        let crasher = pool.submit(aborts, ());
+        // The worker dies; the reader starts a replacement, whose
+        // initializer now takes 90 s.
+        thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        pool.terminate();
+        let _ = fs::remove_file(&flag);
+        assert!(
+            started.elapsed() < PATIENCE,
+            "terminate waited {:?} for a replacement's initializer",
+            started.elapsed()
+        );
+        assert!(crasher.join().is_err());
+    });
+}
+
+/// A callback runs on the pool's reader thread; one that shuts the pool
+/// down (or drops the last `Arc` of it) must not deadlock the pool.
+#[test]
+#[ignore = "deadlocks: a callback runs on the reader thread, and shutdown waits for that reader's own task"]
+fn a_callback_may_shut_the_pool_down() {
+    with_watchdog(LIMIT, || {
+        let pool = Arc::new(ProcessPool::new(1).unwrap());
+        let handle = pool.submit(one, ());
+        let from_callback = Arc::clone(&pool);
+        let shut_down = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&shut_down);
+        handle.on_done(move |_| {
+            from_callback.shutdown();
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(
+            handle.wait_timeout(PATIENCE),
+            "the callback that shuts the pool down never returned"
+        );
+        assert_eq!(handle.join(), Ok(1));
+        assert_eq!(shut_down.load(Ordering::SeqCst), 1);
+        pool.shutdown();
     });
 }

@@ -534,7 +534,7 @@ impl ProcessPoolBuilder {
         });
         let pool = ProcessPool { shared };
         for _ in 0..worker_count {
-            let worker = start_worker(&pool.shared.config)?;
+            let worker = start_worker(&pool.shared.config, &pool.shared.terminating)?;
             attach(&pool.shared, worker)?;
         }
         let shared = Arc::clone(&pool.shared);
@@ -1131,8 +1131,13 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     // caller who sees `WorkerDied` also sees the replacement among
     // `worker_pids`.
     if !shared.stopping.load(Ordering::SeqCst) {
-        if let Err(error) = start_worker(&shared.config).and_then(|worker| attach(shared, worker)) {
-            break_pool(shared, error);
+        let started = start_worker(&shared.config, &shared.terminating)
+            .and_then(|worker| attach(shared, worker));
+        // (A start abandoned by `terminate` breaks nothing.)
+        if let Err(error) = started {
+            if !shared.terminating.load(Ordering::SeqCst) {
+                break_pool(shared, error);
+            }
         }
     }
     if let Some(head) = head {
