@@ -9,12 +9,20 @@ mod common;
 
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::with_watchdog;
 use verisync::{ProcessPool, TaskError};
+
+/// Read: this test starts processes. Write: this test counts this
+/// process's descriptors and shared memory, so nobody else may start any.
+static PROCESSES: RwLock<()> = RwLock::new(());
+
+fn processes() -> RwLockReadGuard<'static, ()> {
+    PROCESSES.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How long a test may take before its watchdog calls it hung.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -134,6 +142,11 @@ fn slow_once_flagged() {
     }
 }
 
+fn sleeps(millis: u64) -> u64 {
+    thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
 fn aborts(_: ()) -> u64 {
     std::process::abort()
 }
@@ -164,6 +177,7 @@ fn one(_: ()) -> u64 {
 /// behaviour: it freed the "callbacks ran" mark as a node and crashed).
 #[test]
 fn a_done_for_a_cancelled_task_does_not_resolve_it_twice() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
         let forger = pool.submit(answers_a_cancelled_task, ());
@@ -190,6 +204,7 @@ fn a_done_for_a_cancelled_task_does_not_resolve_it_twice() {
 /// `Cancelled` with one callback. Before the fix: a crash, as above.
 #[test]
 fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
         let vandal = pool.submit(uncancels_the_next_task, ());
@@ -217,6 +232,7 @@ fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
 /// lock until the task ended by itself.
 #[test]
 fn a_worker_that_closed_its_pipes_is_still_timed_out_and_terminated() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(2)
@@ -248,6 +264,7 @@ fn a_worker_that_closed_its_pipes_is_still_timed_out_and_terminated() {
 /// reader only counted the task out of the pool: `join` hung.
 #[test]
 fn a_skipped_for_a_task_not_cancelled_resolves_it() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
         let liar = pool.submit(skips_itself, ());
@@ -271,6 +288,7 @@ fn a_skipped_for_a_task_not_cancelled_resolves_it() {
 /// (running the pool's initializer) when it is called.
 #[test]
 fn terminate_does_not_wait_for_a_replacement_workers_initializer() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let flag = slow_initializer_flag(std::process::id());
         let pool = ProcessPool::builder()
@@ -300,6 +318,7 @@ fn terminate_does_not_wait_for_a_replacement_workers_initializer() {
 #[test]
 #[ignore = "deadlocks: a callback runs on the reader thread, and shutdown waits for that reader's own task"]
 fn a_callback_may_shut_the_pool_down() {
+    let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = Arc::new(ProcessPool::new(1).unwrap());
         let handle = pool.submit(one, ());
@@ -317,5 +336,65 @@ fn a_callback_may_shut_the_pool_down() {
         assert_eq!(handle.join(), Ok(1));
         assert_eq!(shut_down.load(Ordering::SeqCst), 1);
         pool.shutdown();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Leaks
+// ---------------------------------------------------------------------------
+
+/// This process's open descriptors.
+fn descriptor_count() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The task boards of this process still named in `/dev/shm`.
+fn boards_left() -> Vec<String> {
+    let prefix = format!("vs{:x}-", std::process::id());
+    fs::read_dir("/dev/shm")
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Crashes, timeouts, recycling, terminate and shutdown leave no
+/// descriptor and no shared memory behind.
+#[test]
+fn a_pool_leaves_no_descriptors_or_shared_memory() {
+    let _alone = PROCESSES.write().unwrap_or_else(PoisonError::into_inner);
+    with_watchdog(LIMIT, || {
+        let descriptors = descriptor_count();
+        for round in 0..3 {
+            let pool = ProcessPool::builder()
+                .workers(2)
+                .max_tasks_per_worker(3)
+                .task_timeout(Duration::from_millis(300))
+                .build()
+                .unwrap();
+            let handles: Vec<_> = (0..12)
+                .map(|i| match i % 4 {
+                    0 => pool.submit(aborts, ()),
+                    1 => pool.submit(sleeps, 5_000),
+                    _ => pool.submit(one, ()),
+                })
+                .collect();
+            for (i, handle) in handles.into_iter().enumerate() {
+                let result = handle.join();
+                match i % 4 {
+                    0 => assert!(matches!(result, Err(TaskError::WorkerDied { .. }))),
+                    1 => assert_eq!(result, Err(TaskError::TimedOut)),
+                    _ => assert_eq!(result, Ok(1)),
+                }
+            }
+            if round == 1 {
+                pool.terminate();
+            }
+        }
+        assert_eq!(boards_left(), Vec::<String>::new(), "shared memory left");
+        assert_eq!(descriptor_count(), descriptors, "descriptors left open");
     });
 }
