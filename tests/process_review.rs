@@ -142,6 +142,20 @@ fn slow_once_flagged() {
     }
 }
 
+/// The flag file that makes [`a_little_slow_once_flagged`] slow.
+fn little_slow_flag(test_process: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "verisync-process-review-little-slow-{test_process}"
+    ))
+}
+
+/// An initializer that takes 2 s once the test created its flag file.
+fn a_little_slow_once_flagged() {
+    if little_slow_flag(std::os::unix::process::parent_id()).exists() {
+        thread::sleep(Duration::from_secs(2));
+    }
+}
+
 fn sleeps(millis: u64) -> u64 {
     thread::sleep(Duration::from_millis(millis));
     millis
@@ -277,6 +291,40 @@ fn a_skipped_for_a_task_not_cancelled_resolves_it() {
             "a false `Skipped` is garbage from the worker"
         );
         assert_eq!(pool.submit(one, ()).join(), Ok(1));
+    });
+}
+
+/// A task put back on the pool's queue because the worker it waited on
+/// died has not started: `cancel` cancels it (`true`), and it never runs.
+#[test]
+fn a_task_put_back_after_its_worker_died_can_be_cancelled() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let flag = little_slow_flag(std::process::id());
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .initializer(a_little_slow_once_flagged)
+            .build()
+            .unwrap();
+        fs::write(&flag, b"").unwrap();
+        let crasher = pool.submit(aborts, ());
+        let waiting = pool.submit(one, ());
+        // The worker dies with `waiting` sent to it; it goes back on the
+        // queue while the replacement starts (2 s).
+        let deadline = Instant::now() + PATIENCE;
+        while !format!("{pool:?}").contains("queued: 1") {
+            assert!(Instant::now() < deadline, "the task was never put back");
+            thread::sleep(Duration::from_millis(1));
+        }
+        let cancelled = waiting.cancel();
+        let _ = fs::remove_file(&flag);
+        assert!(
+            cancelled,
+            "a task that never started could not be cancelled"
+        );
+        assert_eq!(waiting.join(), Err(TaskError::Cancelled));
+        assert!(matches!(crasher.join(), Err(TaskError::WorkerDied { .. })));
+        pool.shutdown();
     });
 }
 

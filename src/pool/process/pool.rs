@@ -145,13 +145,18 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
 trait Resolver: Send + Sync {
     /// Claims the job, unless a `cancel` resolved it already.
     fn claim(&self) -> bool;
-    /// The writer sends the job as task `id` under `board`: claims it
-    /// (unless `claimed` already) and records where it waits. `false` if it
-    /// was cancelled meanwhile (it is resolved; it leaves the pool).
-    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool;
+    /// The writer sends the job as task `id` under `board`: claims it and
+    /// records where it waits. `false` if it was cancelled meanwhile (it is
+    /// resolved; it leaves the pool).
+    fn send(&self, board: &Arc<Board>, id: u64) -> bool;
     /// The job's answer came or its worker is gone: forgets where it
     /// waited. `true` if it was cancelled there (`cancel` resolved it).
     fn take_back(&self) -> bool;
+    /// Its worker is gone before it started: forgets where it waited and,
+    /// unless it was cancelled there (then `true`: `cancel` resolved it),
+    /// gives back the claim, so it is unstarted again, in the queue as far
+    /// as `cancel` is concerned.
+    fn put_back(&self) -> bool;
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>);
 }
 
@@ -160,9 +165,9 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
         self.completion.claim()
     }
 
-    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool {
+    fn send(&self, board: &Arc<Board>, id: u64) -> bool {
         let mut sent_to = self.sent_to.lock();
-        if !claimed && !self.completion.claim() {
+        if !self.completion.claim() {
             return false;
         }
         board.sent(id);
@@ -181,6 +186,17 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
             .is_some_and(|sent_to| sent_to.recalled)
     }
 
+    fn put_back(&self) -> bool {
+        // Under the lock `cancel` holds while it looks: it sees the task
+        // either on the board or unclaimed.
+        let mut sent_to = self.sent_to.lock();
+        let recalled = sent_to.take().is_some_and(|sent_to| sent_to.recalled);
+        if !recalled {
+            self.completion.unclaim();
+        }
+        recalled
+    }
+
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
         self.completion.finish(decode_result(outcome));
     }
@@ -191,8 +207,6 @@ struct Job {
     function: i64,
     argument: Vec<u8>,
     handle: Arc<dyn Resolver>,
-    /// Claimed already (it was written once, to a worker that then died).
-    claimed: bool,
 }
 
 struct InFlight {
@@ -639,7 +653,6 @@ impl ProcessPool {
             function: prepared.function,
             argument: prepared.argument,
             handle: task,
-            claimed: false,
         };
         self.enqueue(job);
         handle
@@ -800,9 +813,9 @@ impl ProcessPool {
 }
 
 impl Shared {
-    /// Resolves a job that never ran (claiming it unless already claimed).
+    /// Resolves a job that never ran (unless a `cancel` did).
     fn resolve_unstarted(&self, job: Job, error: TaskError) {
-        if job.claimed || job.handle.claim() {
+        if job.handle.claim() {
             job.handle.resolve(Err(error));
         }
         self.job_left();
@@ -979,14 +992,12 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             shared.requeue(job);
             break;
         }
-        let mut job = job;
         let id = written;
-        if !job.handle.send(&slot.board, id, job.claimed) {
+        if !job.handle.send(&slot.board, id) {
             // Cancelled while queued: it leaves the pool here.
             shared.job_left();
             continue;
         }
-        job.claimed = true;
         let frame = ToWorker::Task {
             id,
             function: job.function,
@@ -999,7 +1010,7 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             // seen by the reader or requeued here, never stuck in between.
             if slot.retired.load(Ordering::SeqCst) {
                 drop(flight);
-                if job.handle.take_back() {
+                if job.handle.put_back() {
                     shared.job_left(); // cancelled on the board meanwhile
                 } else {
                     shared.requeue(job);
@@ -1119,11 +1130,16 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .unwrap_or(0);
     let mut head = None;
     for (index, waiting) in stranded.into_iter().enumerate() {
-        if waiting.job.handle.take_back() {
+        if index == running {
+            if waiting.job.handle.take_back() {
+                shared.job_left();
+            } else {
+                head = Some(waiting);
+            }
+        } else if waiting.job.handle.put_back() {
             shared.job_left();
-        } else if index == running {
-            head = Some(waiting);
         } else {
+            // Unstarted again: cancellable while it waits in the queue.
             shared.requeue(waiting.job);
         }
     }
