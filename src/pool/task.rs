@@ -5,9 +5,14 @@
 //!
 //! ```text
 //!  state:  QUEUED ──claim──────────▶ CLAIMED ────finish──▶ FINISHED
-//!             │                                  (or CANCELLED if the result is Err(Cancelled))
-//!             └──claim_to_cancel──▶ CANCELLING ──finish──▶ CANCELLED
+//!           ▲ │                         │        (or CANCELLED if the result is Err(Cancelled))
+//!           │ └──claim_to_cancel──▶ CANCELLING ──finish──▶ CANCELLED
+//!           └──────unclaim──────────────┘
 //! ```
+//!
+//! `unclaim` is the process pool's alone: a task sent to a worker that died
+//! before starting it goes back on the queue unstarted, and `cancel` may
+//! win it again.
 //!
 //! | state        | meaning                                                       |
 //! |--------------|---------------------------------------------------------------|
@@ -211,6 +216,20 @@ impl<R> Completion<R> {
         self.state
             .compare_exchange(QUEUED, claimed, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
+    }
+
+    /// Gives back a claim whose holder will not resolve the cell after all
+    /// (the process pool's task whose worker died before starting it): the
+    /// cell is `QUEUED` again, for the next claimant or a `cancel`.
+    #[cfg(all(unix, not(verisync_loom)))]
+    pub(crate) fn unclaim(&self) {
+        // Relaxed: the claimant wrote nothing (the slot is untouched), and
+        // the task reaches its next claimant through the pool's queue,
+        // which orders everything before it.
+        let unclaimed =
+            self.state
+                .compare_exchange(CLAIMED, QUEUED, Ordering::Relaxed, Ordering::Relaxed);
+        debug_assert!(unclaimed.is_ok(), "only a claimed cell is given back");
     }
 
     /// Runs `task` on a cell this thread has claimed, catching a panic.

@@ -168,11 +168,6 @@ impl Board {
             .is_ok()
     }
 
-    /// Parent: whether task `id` was cancelled here.
-    pub(crate) fn is_cancelled(&self, id: u64) -> bool {
-        self.cell(id).load(Ordering::SeqCst) == CANCELLED
-    }
-
     /// Parent: whether the worker started task `id`.
     pub(crate) fn is_started(&self, id: u64) -> bool {
         self.cell(id).load(Ordering::SeqCst) == STARTED

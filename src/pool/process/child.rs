@@ -21,13 +21,16 @@
 //! say so within [`READY_TIMEOUT`] never will (its `main` does not call
 //! `init()` early enough). After the preamble the initializer runs for as
 //! long as it takes: the parent waits for `Ready`, or for the pipe to close
-//! if the worker dies, which is reported with its exit status.
+//! if the worker dies, which is reported with its exit status. A start
+//! the caller abandons (a pool being terminated while it replaces a worker)
+//! kills the worker, whatever stage it is at.
 
 use std::ffi::OsString;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::wire::{read_frame, skip_to_preamble, FromWorker, ReadError, DEFAULT_MAX_FRAME};
 use super::worker::{
@@ -86,9 +89,54 @@ fn worker_executable() -> Result<OsString, TaskError> {
         .map_err(|error| TaskError::Spawn(format!("cannot find the current executable: {error}")))
 }
 
-/// Starts a worker and waits for its `Ready`.
+/// How often a start that waits for its worker looks whether it was
+/// abandoned.
+const ABANDON_POLL: Duration = Duration::from_millis(20);
+
+/// What waiting for the next handshake event gave.
+enum Waited {
+    Event(Handshake),
+    TimedOut,
+    /// `abandon` was set: the pool is being terminated.
+    Abandoned,
+}
+
+/// Waits for the handshake's next event, at most `timeout` (`None`: no
+/// limit), giving up early once `abandon` is set.
+fn next_event(
+    events: &JoinableQueue<Handshake>,
+    timeout: Option<Duration>,
+    abandon: &AtomicBool,
+) -> Waited {
+    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    loop {
+        if abandon.load(Ordering::SeqCst) {
+            return Waited::Abandoned;
+        }
+        let wait = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Waited::TimedOut;
+                }
+                left.min(ABANDON_POLL)
+            }
+            None => ABANDON_POLL,
+        };
+        if let Ok(event) = events.get_timeout(wait) {
+            return Waited::Event(event);
+        }
+    }
+}
+
+/// Starts a worker and waits for its `Ready`; gives up (killing it) once
+/// `abandon` is set, so terminating a pool does not wait for a replacement
+/// worker's initializer.
 #[track_caller]
-pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskError> {
+pub(crate) fn start_worker(
+    config: &WorkerConfig,
+    abandon: &AtomicBool,
+) -> Result<WorkerProcess, TaskError> {
     use std::os::unix::process::CommandExt;
 
     let mut command = Command::new(worker_executable()?);
@@ -145,10 +193,13 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
                 TaskError::Spawn(format!("cannot start a thread: {error}"))
             })?;
     }
-    let started = match events.get_timeout(READY_TIMEOUT) {
-        Ok(Handshake::Started(started)) => started,
-        Ok(Handshake::Answered(..)) => unreachable!("the handshake reports Started first"),
-        Err(_) => {
+    let started = match next_event(&events, Some(READY_TIMEOUT), abandon) {
+        Waited::Event(Handshake::Started(started)) => started,
+        Waited::Event(Handshake::Answered(..)) => {
+            unreachable!("the handshake reports Started first")
+        }
+        Waited::Abandoned => return Err(abandoned(child)),
+        Waited::TimedOut => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(TaskError::Spawn(format!(
@@ -179,8 +230,12 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
     }
     // The worker is in init(), running the initializer: wait as long as
     // that takes (a worker that dies closes the pipe).
-    let Ok(Handshake::Answered(results, answer)) = events.get() else {
-        unreachable!("the handshake reports its answer after Started(Ok)")
+    let (results, answer) = match next_event(&events, None, abandon) {
+        Waited::Event(Handshake::Answered(results, answer)) => (results, answer),
+        Waited::Abandoned => return Err(abandoned(child)),
+        Waited::Event(Handshake::Started(_)) | Waited::TimedOut => {
+            unreachable!("the handshake reports its answer after Started(Ok), with no limit")
+        }
     };
     match answer {
         Ok(FromWorker::Ready { init_error: None }) => Ok(WorkerProcess {
@@ -212,6 +267,14 @@ pub(crate) fn start_worker(config: &WorkerConfig) -> Result<WorkerProcess, TaskE
             )))
         }
     }
+}
+
+/// Kills and reaps a worker whose start was abandoned.
+#[cold]
+fn abandoned(mut child: Child) -> TaskError {
+    let _ = child.kill();
+    let _ = child.wait();
+    TaskError::Spawn("the pool was terminated while this worker was starting".into())
 }
 
 /// A request to the spawner thread: a command, and where to put the child.

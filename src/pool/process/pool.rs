@@ -26,9 +26,12 @@
 //! spreads over every worker instead of piling onto the first, and a flood
 //! of tiny ones does not pay a round trip each.
 //!
-//! When a worker's result pipe ends or carries garbage, the reader kills
-//! and reaps the worker, fails only the task it was running (the one its
-//! board shows started; else the head of its in-flight list) with
+//! When a worker's result pipe ends or carries garbage, the reader (for
+//! garbage: kills and) reaps the worker — waiting for it to end without
+//! holding its lock, so the watcher and `terminate` can still kill a
+//! worker whose task closed the pipe and runs on — fails only the task it
+//! was running (the one its board shows started; else the head of its
+//! in-flight list) with
 //! `WorkerDied`, `TimedOut` or `Serialization`, puts the tasks queued
 //! behind it back on the pool's queue, starts a replacement, and only then
 //! reports the failure (so whoever sees it also sees the replacement). A
@@ -100,6 +103,11 @@ struct ProcessTask<R> {
 struct SentTo {
     board: Arc<Board>,
     id: u64,
+    /// `cancel` won the task's board cell and resolved the task. Kept
+    /// here, in the parent's own memory, because the board is shared with
+    /// the worker and so untrusted: what the parent resolved must not
+    /// depend on what a worker may write there later.
+    recalled: bool,
 }
 
 impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
@@ -108,16 +116,17 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
     }
 
     fn cancel(&self) -> bool {
-        let sent_to = self.sent_to.lock();
+        let mut sent_to = self.sent_to.lock();
         // Still in the pool's queue, or cancelled already.
         if self.completion.cancel() {
             return true;
         }
-        let (recalled, cancelled_before) = match sent_to.as_ref() {
-            Some(sent_to) => (
-                sent_to.board.cancel(sent_to.id),
-                sent_to.board.is_cancelled(sent_to.id),
-            ),
+        let (recalled, cancelled_before) = match sent_to.as_mut() {
+            Some(sent_to) if sent_to.recalled => (false, true),
+            Some(sent_to) => {
+                sent_to.recalled = sent_to.board.cancel(sent_to.id);
+                (sent_to.recalled, false)
+            }
             None => (false, false),
         };
         drop(sent_to); // callbacks may touch this handle again
@@ -136,13 +145,18 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
 trait Resolver: Send + Sync {
     /// Claims the job, unless a `cancel` resolved it already.
     fn claim(&self) -> bool;
-    /// The writer sends the job as task `id` under `board`: claims it
-    /// (unless `claimed` already) and records where it waits. `false` if it
-    /// was cancelled meanwhile (it is resolved; it leaves the pool).
-    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool;
+    /// The writer sends the job as task `id` under `board`: claims it and
+    /// records where it waits. `false` if it was cancelled meanwhile (it is
+    /// resolved; it leaves the pool).
+    fn send(&self, board: &Arc<Board>, id: u64) -> bool;
     /// The job's answer came or its worker is gone: forgets where it
     /// waited. `true` if it was cancelled there (`cancel` resolved it).
     fn take_back(&self) -> bool;
+    /// Its worker is gone before it started: forgets where it waited and,
+    /// unless it was cancelled there (then `true`: `cancel` resolved it),
+    /// gives back the claim, so it is unstarted again, in the queue as far
+    /// as `cancel` is concerned.
+    fn put_back(&self) -> bool;
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>);
 }
 
@@ -151,15 +165,16 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
         self.completion.claim()
     }
 
-    fn send(&self, board: &Arc<Board>, id: u64, claimed: bool) -> bool {
+    fn send(&self, board: &Arc<Board>, id: u64) -> bool {
         let mut sent_to = self.sent_to.lock();
-        if !claimed && !self.completion.claim() {
+        if !self.completion.claim() {
             return false;
         }
         board.sent(id);
         *sent_to = Some(SentTo {
             board: Arc::clone(board),
             id,
+            recalled: false,
         });
         true
     }
@@ -168,7 +183,18 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
         self.sent_to
             .lock()
             .take()
-            .is_some_and(|sent_to| sent_to.board.is_cancelled(sent_to.id))
+            .is_some_and(|sent_to| sent_to.recalled)
+    }
+
+    fn put_back(&self) -> bool {
+        // Under the lock `cancel` holds while it looks: it sees the task
+        // either on the board or unclaimed.
+        let mut sent_to = self.sent_to.lock();
+        let recalled = sent_to.take().is_some_and(|sent_to| sent_to.recalled);
+        if !recalled {
+            self.completion.unclaim();
+        }
+        recalled
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
@@ -181,8 +207,6 @@ struct Job {
     function: i64,
     argument: Vec<u8>,
     handle: Arc<dyn Resolver>,
-    /// Claimed already (it was written once, to a worker that then died).
-    claimed: bool,
 }
 
 struct InFlight {
@@ -524,7 +548,7 @@ impl ProcessPoolBuilder {
         });
         let pool = ProcessPool { shared };
         for _ in 0..worker_count {
-            let worker = start_worker(&pool.shared.config)?;
+            let worker = start_worker(&pool.shared.config, &pool.shared.terminating)?;
             attach(&pool.shared, worker)?;
         }
         let shared = Arc::clone(&pool.shared);
@@ -629,7 +653,6 @@ impl ProcessPool {
             function: prepared.function,
             argument: prepared.argument,
             handle: task,
-            claimed: false,
         };
         self.enqueue(job);
         handle
@@ -790,9 +813,9 @@ impl ProcessPool {
 }
 
 impl Shared {
-    /// Resolves a job that never ran (claiming it unless already claimed).
+    /// Resolves a job that never ran (unless a `cancel` did).
     fn resolve_unstarted(&self, job: Job, error: TaskError) {
-        if job.claimed || job.handle.claim() {
+        if job.handle.claim() {
             job.handle.resolve(Err(error));
         }
         self.job_left();
@@ -969,14 +992,12 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             shared.requeue(job);
             break;
         }
-        let mut job = job;
         let id = written;
-        if !job.handle.send(&slot.board, id, job.claimed) {
+        if !job.handle.send(&slot.board, id) {
             // Cancelled while queued: it leaves the pool here.
             shared.job_left();
             continue;
         }
-        job.claimed = true;
         let frame = ToWorker::Task {
             id,
             function: job.function,
@@ -989,7 +1010,7 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             // seen by the reader or requeued here, never stuck in between.
             if slot.retired.load(Ordering::SeqCst) {
                 drop(flight);
-                if job.handle.take_back() {
+                if job.handle.put_back() {
                     shared.job_left(); // cancelled on the board meanwhile
                 } else {
                     shared.requeue(job);
@@ -1032,7 +1053,17 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     )));
                 };
-                finished.job.handle.take_back();
+                if finished.job.handle.take_back() {
+                    // `cancel` won its cell and resolved it: a worker
+                    // keeping the protocol skips it. This one ran it anyway
+                    // (or forged the answer): garbage, and the task, already
+                    // resolved, only leaves the pool.
+                    shared.job_left();
+                    break Some(TaskError::Serialization(format!(
+                        "worker {} answered task {id}, which was cancelled before it started",
+                        slot.pid
+                    )));
+                }
                 shared.resolve(finished.job, outcome.map_err(TaskError::from));
             }
             Ok(FromWorker::Skipped { id }) => {
@@ -1042,8 +1073,17 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     )));
                 };
+                if !skipped.job.handle.take_back() {
+                    // Nobody cancelled it: the worker skipped a task it had
+                    // to run (or forged the answer). The task fails so.
+                    let error = TaskError::Serialization(format!(
+                        "worker {} skipped task {id}, which was not cancelled",
+                        slot.pid
+                    ));
+                    shared.resolve(skipped.job, Err(error.clone()));
+                    break Some(error);
+                }
                 // `cancel` resolved it when it won the board's cell.
-                skipped.job.handle.take_back();
                 shared.job_left();
             }
             Ok(FromWorker::Ready { .. }) => {
@@ -1068,13 +1108,14 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         slot.flight_changed.notify_all();
         std::mem::take(&mut flight.jobs)
     };
-    let status = {
-        let mut child = slot.child.lock();
-        if problem.is_some() {
-            let _ = child.kill();
-        }
-        child.wait().ok()
-    };
+    if problem.is_some() {
+        let _ = slot.child.lock().kill();
+    }
+    // Not under the child's lock: a worker whose pipe ended may live on
+    // (its task closed the pipe), and the watcher (its timeout) and
+    // `terminate` must still be able to take the lock and kill it.
+    wait_until_ended(slot.pid);
+    let status = slot.child.lock().wait().ok();
     shared
         .slots
         .lock()
@@ -1089,11 +1130,16 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .unwrap_or(0);
     let mut head = None;
     for (index, waiting) in stranded.into_iter().enumerate() {
-        if waiting.job.handle.take_back() {
+        if index == running {
+            if waiting.job.handle.take_back() {
+                shared.job_left();
+            } else {
+                head = Some(waiting);
+            }
+        } else if waiting.job.handle.put_back() {
             shared.job_left();
-        } else if index == running {
-            head = Some(waiting);
         } else {
+            // Unstarted again: cancellable while it waits in the queue.
             shared.requeue(waiting.job);
         }
     }
@@ -1101,8 +1147,13 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     // caller who sees `WorkerDied` also sees the replacement among
     // `worker_pids`.
     if !shared.stopping.load(Ordering::SeqCst) {
-        if let Err(error) = start_worker(&shared.config).and_then(|worker| attach(shared, worker)) {
-            break_pool(shared, error);
+        let started = start_worker(&shared.config, &shared.terminating)
+            .and_then(|worker| attach(shared, worker));
+        // (A start abandoned by `terminate` breaks nothing.)
+        if let Err(error) = started {
+            if !shared.terminating.load(Ordering::SeqCst) {
+                break_pool(shared, error);
+            }
         }
     }
     if let Some(head) = head {
@@ -1119,6 +1170,41 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         };
         shared.resolve(head.job, Err(error));
     }
+}
+
+/// Waits until the worker `pid` has ended, without reaping it (the caller
+/// reaps it with `Child::wait` then, which returns at once). Unreaped, the
+/// pid stays the worker's, so others may `kill` it meanwhile through its
+/// `Child`. Where `waitid` is missing, returns at once (`Child::wait`
+/// then waits, holding the child's lock).
+fn wait_until_ended(pid: u32) {
+    #[cfg(not(any(
+        target_os = "cygwin",
+        target_os = "horizon",
+        target_os = "openbsd",
+        target_os = "redox",
+        target_os = "espidf",
+        target_os = "vita",
+    )))]
+    {
+        use rustix::process::{waitid, Pid, WaitId, WaitIdOptions};
+        let Some(pid) = Pid::from_raw(pid as i32) else {
+            return;
+        };
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+        // Only an interruption retries; any other error (no such child:
+        // someone reaped it, e.g. SIGCHLD ignored) leaves it to `wait`.
+        while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(pid), options) {}
+    }
+    #[cfg(any(
+        target_os = "cygwin",
+        target_os = "horizon",
+        target_os = "openbsd",
+        target_os = "redox",
+        target_os = "espidf",
+        target_os = "vita",
+    ))]
+    let _ = pid;
 }
 
 /// Takes task `id` off the head of the slot's in-flight list, if it is the

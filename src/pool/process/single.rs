@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{BufReader, Write};
 use std::marker::PhantomData;
 use std::process::{Child, ChildStdout, ExitStatus};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -53,7 +54,7 @@ where
         max_tasks: Some(1),
         ..WorkerConfig::default()
     };
-    let mut worker = start_worker(&config)?;
+    let mut worker = start_worker(&config, &AtomicBool::new(false))?;
     let task = ToWorker::Task {
         id: 0,
         function: task.function,
