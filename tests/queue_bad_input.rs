@@ -810,3 +810,101 @@ fn a_task_guard_whose_item_panics_in_drop_still_marks_it_done() {
     assert_eq!(queue.unfinished_tasks(), 0);
     queue.join();
 }
+
+/// An item whose `Drop` always panics — also while the thread is already
+/// unwinding, as hostile code may — with a payload of its own kind, whose
+/// `Drop` panics again when `payload_panics` says so.
+struct AlwaysPanicsOnDrop {
+    drops: Arc<std::sync::atomic::AtomicUsize>,
+    payload_panics: bool,
+}
+
+/// A panic payload whose own `Drop` panics.
+struct PanickingPayload;
+
+impl Drop for PanickingPayload {
+    fn drop(&mut self) {
+        panic!("a panic payload's own drop panics");
+    }
+}
+
+impl Drop for AlwaysPanicsOnDrop {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.payload_panics {
+            std::panic::panic_any(PanickingPayload);
+        }
+        panic!("an item that always panics in drop");
+    }
+}
+
+// Orderable, so that the priority orders hold it too (all items are equal).
+impl PartialEq for AlwaysPanicsOnDrop {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for AlwaysPanicsOnDrop {}
+impl PartialOrd for AlwaysPanicsOnDrop {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for AlwaysPanicsOnDrop {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+/// Every item of a dropped queue panics in its `Drop`, unconditionally (not
+/// only when the thread is not yet unwinding), and in a second round every
+/// panic payload panics when dropped too. For every order: each item is
+/// dropped once, one panic reaches the caller, and the process does not
+/// abort (a `Vec` of such items — the LIFO and priority storages — aborted
+/// on the second panic; the ring and the list aborted on a payload whose
+/// `Drop` panics).
+#[test]
+fn dropping_a_queue_whose_every_item_and_payload_panics_in_drop_does_not_abort() {
+    type Build = fn() -> JoinableQueue<AlwaysPanicsOnDrop>;
+    let orders: [(&str, Build, usize); 5] = [
+        ("fifo bounded", || JoinableQueue::bounded(8), 8),
+        ("fifo", JoinableQueue::new, 100),
+        ("lifo", JoinableQueue::lifo, 8),
+        ("priority", JoinableQueue::priority, 8),
+        ("priority bounded", || JoinableQueue::priority_bounded(8), 8),
+    ];
+    for payload_panics in [false, true] {
+        for (name, build, count) in orders {
+            let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let queue = build();
+            for _ in 0..count {
+                let item = AlwaysPanicsOnDrop {
+                    drops: Arc::clone(&drops),
+                    payload_panics,
+                };
+                // The refused item would panic in this test's own drop.
+                assert!(queue.put(item).is_ok(), "{name}: put refused");
+            }
+            let dropped = catch_unwind(AssertUnwindSafe(|| drop(queue)));
+            let payload = dropped.expect_err("the items' panic reached the caller");
+            if payload_panics {
+                assert!(
+                    payload.is::<PanickingPayload>(),
+                    "{name}: a different panic"
+                );
+                // The caller's to dispose of; this test's own way is to leak it.
+                std::mem::forget(payload);
+            } else {
+                assert!(
+                    payload.downcast_ref::<&str>() == Some(&"an item that always panics in drop"),
+                    "{name}: a different panic"
+                );
+            }
+            assert_eq!(
+                drops.load(std::sync::atomic::Ordering::SeqCst),
+                count,
+                "{name} (payloads panic: {payload_panics}): items leaked"
+            );
+        }
+    }
+}
