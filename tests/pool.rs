@@ -1358,6 +1358,73 @@ fn shutdown_inside_its_own_task_returns_and_a_later_shutdown_joins_that_worker()
     });
 }
 
+/// `shutdown_now`, its count ignored (to stand beside `ThreadPool::shutdown`).
+fn shut_down_now(pool: &ThreadPool) {
+    pool.shutdown_now();
+}
+
+/// Tasks on two workers each shut their pool down. The first to take the
+/// workers' lock joins the other worker, whose own `shutdown` used to wait
+/// for that lock: a deadlock, whichever came first. Now a shutdown on a
+/// worker does not wait for a lock held by a thread that is joining it.
+#[test]
+fn tasks_on_two_workers_may_both_shut_their_pool_down() {
+    for shut in [ThreadPool::shutdown, shut_down_now] {
+        with_watchdog(PATIENCE, move || {
+            let pool = Arc::new(ThreadPool::new(2));
+            let both_running = Arc::new(Barrier::new(2));
+            let shutters: Vec<_> = (0..2u32)
+                .map(|n| {
+                    let (inner, both_running) = (Arc::clone(&pool), Arc::clone(&both_running));
+                    pool.submit(move || {
+                        both_running.wait(); // one on each worker
+                        shut(&inner);
+                        n
+                    })
+                })
+                .collect();
+            for (n, handle) in (0u32..).zip(shutters) {
+                assert_eq!(handle.join(), Ok(n));
+            }
+            pool.shutdown();
+        });
+    }
+}
+
+/// A task shuts its pool down while another thread's `shutdown` is already
+/// joining that task's worker (holding the workers' lock): the task's call
+/// used to wait for the lock, and the other thread for the task.
+#[test]
+fn a_task_may_shut_its_pool_down_while_another_thread_joins_its_worker() {
+    for shut in [ThreadPool::shutdown, shut_down_now] {
+        with_watchdog(PATIENCE, move || {
+            let pool = Arc::new(ThreadPool::new(1));
+            let gate = Arc::new(Event::new());
+            let _open = OpenOnDrop(Arc::clone(&gate));
+            let shutter = {
+                let (inner, gate) = (Arc::clone(&pool), Arc::clone(&gate));
+                pool.submit(move || {
+                    gate.wait();
+                    shut(&inner);
+                    "shut"
+                })
+            };
+            let (tids, tid) = mpsc::channel();
+            let outside = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    tids.send(kernel_thread_id()).unwrap();
+                    pool.shutdown(); // joins the worker, holding the lock
+                })
+            };
+            wait_until_asleep(tid.recv().unwrap());
+            gate.set();
+            assert_eq!(shutter.join(), Ok("shut"));
+            common::join(outside);
+        });
+    }
+}
+
 /// Issue 13: a panicking `on_worker_start` hook used to kill its worker while
 /// `try_build` said `Ok`: queued handles never resolved. Now the build fails
 /// with an error naming the worker and the panic, and leaves no worker

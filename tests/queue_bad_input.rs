@@ -810,3 +810,219 @@ fn a_task_guard_whose_item_panics_in_drop_still_marks_it_done() {
     assert_eq!(queue.unfinished_tasks(), 0);
     queue.join();
 }
+
+/// An item whose `Drop` always panics — also while the thread is already
+/// unwinding, as hostile code may — with a payload of its own kind, whose
+/// `Drop` panics again when `payload_panics` says so.
+struct AlwaysPanicsOnDrop {
+    drops: Arc<std::sync::atomic::AtomicUsize>,
+    payload_panics: bool,
+}
+
+/// A panic payload whose own `Drop` panics.
+struct PanickingPayload;
+
+impl Drop for PanickingPayload {
+    fn drop(&mut self) {
+        panic!("a panic payload's own drop panics");
+    }
+}
+
+impl Drop for AlwaysPanicsOnDrop {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.payload_panics {
+            std::panic::panic_any(PanickingPayload);
+        }
+        panic!("an item that always panics in drop");
+    }
+}
+
+// Orderable, so that the priority orders hold it too (all items are equal).
+impl PartialEq for AlwaysPanicsOnDrop {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for AlwaysPanicsOnDrop {}
+impl PartialOrd for AlwaysPanicsOnDrop {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for AlwaysPanicsOnDrop {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+/// Every item of a dropped queue panics in its `Drop`, unconditionally (not
+/// only when the thread is not yet unwinding), and in a second round every
+/// panic payload panics when dropped too. For every order: each item is
+/// dropped once, one panic reaches the caller, and the process does not
+/// abort (a `Vec` of such items — the LIFO and priority storages — aborted
+/// on the second panic; the ring and the list aborted on a payload whose
+/// `Drop` panics).
+#[test]
+fn dropping_a_queue_whose_every_item_and_payload_panics_in_drop_does_not_abort() {
+    type Build = fn() -> JoinableQueue<AlwaysPanicsOnDrop>;
+    let orders: [(&str, Build, usize); 5] = [
+        ("fifo bounded", || JoinableQueue::bounded(8), 8),
+        ("fifo", JoinableQueue::new, 100),
+        ("lifo", JoinableQueue::lifo, 8),
+        ("priority", JoinableQueue::priority, 8),
+        ("priority bounded", || JoinableQueue::priority_bounded(8), 8),
+    ];
+    for payload_panics in [false, true] {
+        for (name, build, count) in orders {
+            let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let queue = build();
+            for _ in 0..count {
+                let item = AlwaysPanicsOnDrop {
+                    drops: Arc::clone(&drops),
+                    payload_panics,
+                };
+                // The refused item would panic in this test's own drop.
+                assert!(queue.put(item).is_ok(), "{name}: put refused");
+            }
+            let dropped = catch_unwind(AssertUnwindSafe(|| drop(queue)));
+            let payload = dropped.expect_err("the items' panic reached the caller");
+            if payload_panics {
+                assert!(
+                    payload.is::<PanickingPayload>(),
+                    "{name}: a different panic"
+                );
+                // The caller's to dispose of; this test's own way is to leak it.
+                std::mem::forget(payload);
+            } else {
+                assert!(
+                    payload.downcast_ref::<&str>() == Some(&"an item that always panics in drop"),
+                    "{name}: a different panic"
+                );
+            }
+            assert_eq!(
+                drops.load(std::sync::atomic::Ordering::SeqCst),
+                count,
+                "{name} (payloads panic: {payload_panics}): items leaked"
+            );
+        }
+    }
+}
+
+/// A priority item whose comparisons panic on threads named `getter-*`
+/// while `budget` lasts (puts compare on the test's own thread, and never
+/// panic).
+struct PanicsInAGettersCompare {
+    key: u32,
+    budget: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PartialEq for PanicsInAGettersCompare {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for PanicsInAGettersCompare {}
+impl PartialOrd for PanicsInAGettersCompare {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PanicsInAGettersCompare {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let on_a_getter = thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with("getter-"));
+        let spent = on_a_getter
+            && self
+                .budget
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |left| left.checked_sub(1),
+                )
+                .is_ok();
+        assert!(!spent, "deliberate: a getter's comparison panics");
+        self.key.cmp(&other.key)
+    }
+}
+
+/// Four getters sleep on an empty priority queue; three puts wake three of
+/// them. The first getter to pop finds three items, so its pop compares,
+/// and that comparison panics: the item stays queued. The wake-up that
+/// getter used must go on to the fourth, still sleeping getter, which
+/// otherwise sleeps beside a queued item until some later put (as a panic
+/// inside a put's comparison already wakes a getter for the item it
+/// leaves). Whether the first pop finds three items depends on timing, so
+/// rounds are repeated until one does; at least one must.
+#[test]
+fn a_getter_whose_comparison_panics_passes_its_wake_up_on() {
+    with_watchdog(PATIENCE, || {
+        const ROUNDS: usize = 20;
+        let mut checked = false;
+        for _ in 0..ROUNDS {
+            let queue = Arc::new(JoinableQueue::<PanicsInAGettersCompare>::priority());
+            let budget = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+            let (outcomes, outcome) = std::sync::mpsc::channel();
+            let getters: Vec<_> = (0..4)
+                .map(|index| {
+                    let (tids, tid) = std::sync::mpsc::channel();
+                    let (queue, outcomes) = (Arc::clone(&queue), outcomes.clone());
+                    let getter = thread::Builder::new()
+                        .name(format!("getter-{index}"))
+                        .spawn(move || {
+                            tids.send(common::kernel_thread_id()).unwrap();
+                            let got = catch_unwind(AssertUnwindSafe(|| queue.get()));
+                            let got: Option<u32> = got.ok().map(|item| item.unwrap().key);
+                            outcomes.send(got).unwrap();
+                        })
+                        .unwrap();
+                    // In arrival order: the first asleep is woken first.
+                    common::wait_until_asleep(tid.recv().unwrap());
+                    getter
+                })
+                .collect();
+            for key in 0..3 {
+                let item = PanicsInAGettersCompare {
+                    key,
+                    budget: Arc::clone(&budget),
+                };
+                assert!(queue.put(item).is_ok());
+            }
+            let mut outcomes: Vec<Option<u32>> = (0..3).map(|_| outcome.recv().unwrap()).collect();
+            // The budget is spent before the comparison panics, and only a
+            // pop that still finds three items compares.
+            let compared = budget.load(std::sync::atomic::Ordering::SeqCst) == 0;
+            if compared {
+                // The panicking getter's own outcome may come last: the
+                // others can finish while it unwinds. Hangs (the watchdog
+                // fires) if its wake-up was lost.
+                outcomes.push(outcome.recv().unwrap());
+                assert_eq!(outcomes.iter().filter(|got| got.is_none()).count(), 1);
+                let mut keys: Vec<u32> = outcomes.into_iter().flatten().collect();
+                keys.sort_unstable();
+                assert_eq!(keys, [0, 1, 2], "every item got once");
+                checked = true;
+            } else {
+                // Each pop found fewer than three items: nothing compared,
+                // and the three getters took the three items. Release the
+                // fourth getter and try again.
+                assert!(outcomes.iter().all(Option::is_some));
+                let item = PanicsInAGettersCompare {
+                    key: 3,
+                    budget: Arc::clone(&budget),
+                };
+                assert!(queue.put(item).is_ok());
+                assert_eq!(outcome.recv().unwrap(), Some(3));
+            }
+            for getter in getters {
+                join(getter);
+            }
+            assert_eq!(queue.len(), 0);
+            if checked {
+                break;
+            }
+        }
+        assert!(checked, "in {ROUNDS} rounds no getter's pop compared");
+    });
+}

@@ -16,6 +16,9 @@
 //! shutdown that runs on one of the pool's own workers (a task that shuts
 //! the pool down or drops its last `Arc`) joins every worker but that one,
 //! which finishes its task and the rest of the queue and exits on its own.
+//! Such a shutdown never waits for the workers' lock held by another
+//! thread: every holder of that lock joins the workers, this one included,
+//! so waiting for it would be a deadlock; it skips the joining instead.
 //!
 //! # User code is isolated
 //!
@@ -41,7 +44,7 @@ use std::sync::Arc;
 use super::map::PoolMap;
 use super::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{JoinableQueue, ShutDown};
-use crate::reentrant::ReentrantLock;
+use crate::reentrant::{ReentrantLock, ReentrantLockGuard};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::thread::{self, Builder, JoinHandle};
 
@@ -177,6 +180,9 @@ pub struct ThreadPool {
     /// drained by the first is resolved. Reentrant: a cancelled task's
     /// callback, run inside `shutdown_now`, may itself shut the pool down.
     workers: ReentrantLock<RefCell<Vec<JoinHandle<()>>>>,
+    /// The workers' thread ids, fixed at build: a shutdown running on one
+    /// of them must not wait for `workers` (see [`ThreadPool::lock_workers`]).
+    worker_ids: Vec<thread::ThreadId>,
     worker_count: usize,
 }
 
@@ -358,9 +364,11 @@ impl ThreadPoolBuilder {
                 )));
             }
         }
+        let worker_ids = workers.iter().map(|worker| worker.thread().id()).collect();
         Ok(ThreadPool {
             queue,
             workers: ReentrantLock::new(RefCell::new(workers)),
+            worker_ids,
             worker_count,
         })
     }
@@ -469,7 +477,9 @@ impl ThreadPool {
     /// last `Arc` there), it cannot wait for the worker it runs on: it joins
     /// the others and returns; that worker finishes its task (whose result
     /// is kept as usual) and whatever is still queued, then exits on its
-    /// own. A later `shutdown` from another thread joins it.
+    /// own. A later `shutdown` from another thread joins it. If another
+    /// thread is shutting the pool down at that moment (and so waiting for
+    /// this worker), it returns at once instead of waiting for the others.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);
@@ -511,8 +521,10 @@ impl ThreadPool {
     /// assert_eq!(running.join(), Ok(()));
     /// ```
     pub fn shutdown_now(&self) -> usize {
-        // Held until the workers are joined: see `workers`.
-        let _workers = self.workers.lock();
+        // Held until the workers are joined: see `workers`. `None` on a
+        // worker while another thread holds it (and will join this worker,
+        // after the cancellations below).
+        let workers = self.lock_workers();
         let cancelled = self
             .queue
             .shutdown_now()
@@ -524,15 +536,32 @@ impl ThreadPool {
             })
             .filter(|&cancelled| cancelled)
             .count();
-        self.join_workers();
+        if workers.is_some() {
+            self.join_workers();
+        }
         cancelled
+    }
+
+    /// Locks `workers` — except on one of the pool's own workers when
+    /// another thread holds the lock (`None`): every holder joins the
+    /// workers, this one included, so waiting for it would never end.
+    /// That holder waits for this worker instead, so nothing is left
+    /// unjoined.
+    fn lock_workers(&self) -> Option<ReentrantLockGuard<'_, RefCell<Vec<JoinHandle<()>>>>> {
+        if self.worker_ids.contains(&thread::current().id()) {
+            self.workers.try_lock()
+        } else {
+            Some(self.workers.lock())
+        }
     }
 
     /// Joins the workers, except the calling thread if it is one of them
     /// (see `shutdown`). The lock is held throughout, so a second,
     /// concurrent `shutdown` also returns only once they have exited.
     fn join_workers(&self) {
-        let workers = self.workers.lock();
+        let Some(workers) = self.lock_workers() else {
+            return;
+        };
         // Taken out first: nothing below may find the cell borrowed.
         let handles = std::mem::take(&mut *workers.borrow_mut());
         let me = thread::current().id();

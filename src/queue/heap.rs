@@ -129,6 +129,12 @@ impl<T> Unordered<T> {
         }
         self.entries.into_iter().map(|entry| entry.item).collect()
     }
+
+    /// The items in no particular order, running no user code (to drop
+    /// them).
+    pub(crate) fn into_unsorted(self) -> impl Iterator<Item = T> {
+        self.entries.into_iter().map(|entry| entry.item)
+    }
 }
 
 #[cold]

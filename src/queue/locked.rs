@@ -10,6 +10,7 @@
 //! ([`LenSync`]), so an item's `Ord` panicking inside a heap push or pop
 //! (the heap keeps every item then) cannot leave the mirror stale.
 
+use super::drop_all::DropAll;
 use super::heap::{Heap, Unordered};
 use super::ring::{PopError, PushError};
 use crate::mutex::{Mutex, MutexGuard};
@@ -204,5 +205,20 @@ impl<T> Locked<T> {
 
     pub(crate) fn is_full(&self) -> bool {
         self.capacity.is_some_and(|capacity| self.len() >= capacity)
+    }
+}
+
+impl<T> Drop for Locked<T> {
+    /// Drops the items left one by one: if one's `Drop` panics, the rest
+    /// are still dropped, then the first panic goes on. (Left to the `Vec`,
+    /// a second panicking item would panic during that unwinding and abort
+    /// the process; the ring and the list drop theirs the same way.)
+    fn drop(&mut self) {
+        let mut drops = DropAll::new();
+        match self.items.get_mut().take_all() {
+            Drained::InGetOrder(items) => drops.drop_each(items),
+            Drained::Priority(items) => drops.drop_each(items.into_unsorted()),
+        }
+        drops.finish();
     }
 }

@@ -439,7 +439,14 @@ impl<T> JoinableQueue<T> {
     /// One attempt to get; wakes a putter on success.
     #[inline]
     fn pop(&self) -> Result<T, GetError> {
-        match self.storage.pop() {
+        // A priority pop runs the items' `Ord`, which may panic; the heap
+        // keeps the item then, and the wake-up this getter may have been
+        // given for it must go on to another getter, or one could sleep
+        // beside a queued item.
+        let pass_wake_up_on = NotifyOneOnUnwind(&self.getters);
+        let popped = self.storage.pop();
+        std::mem::forget(pass_wake_up_on);
+        match popped {
             Ok(item) => {
                 // Putters only ever wait on a bounded queue.
                 if self.bounded {

@@ -273,9 +273,7 @@ impl<T> Drop for Ring<T> {
     /// dropped, then the panic goes on.
     fn drop(&mut self) {
         let mut drops = DropAll::new();
-        while let Ok(value) = self.pop() {
-            drops.drop_one(|| drop(value));
-        }
+        drops.drop_each(std::iter::from_fn(|| self.pop().ok()));
         drops.finish();
     }
 }

@@ -134,11 +134,11 @@ pub(crate) mod park {
 /// identity for the calling thread.
 pub(crate) mod thread {
     #[cfg(verisync_loom)]
-    pub(crate) use loom::thread::{current, Builder, JoinHandle};
+    pub(crate) use loom::thread::{current, Builder, JoinHandle, ThreadId};
     #[cfg(verisync_shuttle)]
-    pub(crate) use shuttle::thread::{current, Builder, JoinHandle};
+    pub(crate) use shuttle::thread::{current, Builder, JoinHandle, ThreadId};
     #[cfg(not(any(verisync_loom, verisync_shuttle)))]
-    pub(crate) use std::thread::{current, Builder, JoinHandle};
+    pub(crate) use std::thread::{current, Builder, JoinHandle, ThreadId};
 
     #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     #[inline]
