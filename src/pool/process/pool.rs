@@ -54,7 +54,20 @@
 //! `outstanding` counts the jobs still inside, so a graceful `shutdown` can
 //! wait for zero before it closes the queue (tasks requeued after a worker
 //! died must still find an open queue).
+//!
+//! User code (callbacks, a result's `Drop`) runs on the pool's own reader
+//! and writer threads, and may shut the pool down there — also by dropping
+//! the pool's last `Arc`. Such a thread cannot wait for the pool to drain
+//! (its own job is still inside) nor join itself, so each of the pool's
+//! threads is marked (`OWN_POOL`), and there `shutdown` only closes the
+//! pool and sets `stop_when_drained`: the last job to leave then stops the
+//! pool without waiting (`begin_stop`: closes the queue, so the writers
+//! end, the workers exit and their readers reap them; stops the watcher).
+//! `terminate` there kills the workers and stops the same way. A pool
+//! thread never joins a thread; a later `shutdown` from another thread
+//! joins them all, and if there is none, they end on their own, detached.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
@@ -279,7 +292,7 @@ struct Shared {
     slots: Mutex<Vec<Arc<Slot>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Jobs submitted and not yet out of the pool; `drained` signals zero.
-    outstanding: Mutex<usize>,
+    outstanding: Mutex<Outstanding>,
     drained: Condition,
     /// No new submits (graceful shutdown began, or terminate).
     closing: AtomicBool,
@@ -300,13 +313,58 @@ struct Shared {
     watch_changed: Condition,
 }
 
+/// The jobs still inside the pool.
+struct Outstanding {
+    jobs: usize,
+    /// A `shutdown` on one of the pool's own threads (which cannot wait)
+    /// asked for the pool to stop once `jobs` reaches zero.
+    stop_when_drained: bool,
+}
+
+std::thread_local! {
+    /// The pool whose reader, writer or watcher this thread is (its
+    /// `Shared`'s address, which stays that pool's while the thread holds
+    /// its `Arc`); 0 on every other thread.
+    static OWN_POOL: Cell<usize> = const { Cell::new(0) };
+}
+
 impl Shared {
+    /// Marks the calling thread as one of this pool's own (see `OWN_POOL`).
+    fn mark_own_thread(self: &Arc<Self>) {
+        OWN_POOL.with(|own| own.set(Arc::as_ptr(self) as usize));
+    }
+
+    /// Whether the calling thread is one of this pool's own threads, which
+    /// `shutdown` and `terminate` must not wait for.
+    fn on_own_thread(&self) -> bool {
+        OWN_POOL.with(|own| own.get() == std::ptr::from_ref(self) as usize)
+    }
+
     fn job_left(&self) {
-        let mut outstanding = self.outstanding.lock();
-        *outstanding -= 1;
-        if *outstanding == 0 {
-            self.drained.notify_all();
+        let stop = {
+            let mut outstanding = self.outstanding.lock();
+            outstanding.jobs -= 1;
+            if outstanding.jobs == 0 {
+                self.drained.notify_all();
+            }
+            outstanding.jobs == 0 && outstanding.stop_when_drained
+        };
+        if stop {
+            self.begin_stop();
         }
+    }
+
+    /// Stops the pool without waiting for anything: no more replacement
+    /// workers; the queue closes, so the writers end and the workers exit
+    /// (their readers reap them); the watcher ends. Idempotent.
+    fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.shutdown();
+        // Under the watcher's lock, so it cannot miss the flag between its
+        // check and its wait.
+        let _alarm = self.watch.lock();
+        self.watcher_stop.store(true, Ordering::SeqCst);
+        self.watch_changed.notify_all();
     }
 
     /// Resolves a job with its outcome. User code runs here — the
@@ -535,7 +593,10 @@ impl ProcessPoolBuilder {
             worker_count,
             slots: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            outstanding: Mutex::new(0),
+            outstanding: Mutex::new(Outstanding {
+                jobs: 0,
+                stop_when_drained: false,
+            }),
             drained: Condition::new(),
             closing: AtomicBool::new(false),
             terminating: AtomicBool::new(false),
@@ -554,7 +615,10 @@ impl ProcessPoolBuilder {
         let shared = Arc::clone(&pool.shared);
         let watcher = std::thread::Builder::new()
             .name("verisync-watcher".into())
-            .spawn(move || watch_workers(&shared))
+            .spawn(move || {
+                shared.mark_own_thread();
+                watch_workers(&shared);
+            })
             .map_err(|error| cannot_start_thread(&error))?;
         pool.shared.threads.lock().push(watcher);
         Ok(pool)
@@ -660,7 +724,7 @@ impl ProcessPool {
 
     fn enqueue(&self, job: Job) {
         let shared = &self.shared;
-        *shared.outstanding.lock() += 1;
+        shared.outstanding.lock().jobs += 1;
         if shared.closing.load(Ordering::SeqCst) {
             let refusal = if shared.terminating.load(Ordering::SeqCst) {
                 TaskError::Cancelled
@@ -738,6 +802,13 @@ impl ProcessPool {
     /// lets the workers exit and reaps them. Idempotent; dropping the pool
     /// does the same.
     ///
+    /// Called from a callback (or a result's `Drop`) that runs on one of
+    /// the pool's own threads — also by dropping the pool's last `Arc`
+    /// there — it cannot wait for the task whose callback is running: it
+    /// refuses new tasks and returns; the tasks submitted before still run,
+    /// then the workers exit and are reaped, without anyone waiting. A
+    /// later `shutdown` from another thread waits for all that.
+    ///
     /// ```
     /// fn one(_: ()) -> u8 { 1 }
     /// # verisync::process::init();
@@ -750,17 +821,24 @@ impl ProcessPool {
     pub fn shutdown(&self) {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::SeqCst);
+        if shared.on_own_thread() {
+            stop_when_drained(shared);
+            return;
+        }
         {
             let mut outstanding = shared.outstanding.lock();
             shared
                 .drained
-                .wait_while(&mut outstanding, |outstanding| *outstanding > 0);
+                .wait_while(&mut outstanding, |outstanding| outstanding.jobs > 0);
         }
         self.stop();
     }
 
     /// Kills the workers now: tasks not yet finished resolve to `Cancelled`.
-    /// Every child is reaped before this returns.
+    /// Every child is reaped before this returns — except when it is called
+    /// from a callback on one of the pool's own threads, which cannot wait
+    /// for itself: then the workers are killed and reaped without anyone
+    /// waiting (a later `shutdown` from another thread waits for that).
     ///
     /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
@@ -787,19 +865,17 @@ impl ProcessPool {
 
     /// Closes the queue (workers finish and exit), then joins every thread.
     /// Serialised, so a second, concurrent caller also returns only when
-    /// every thread (and so every worker) is gone.
+    /// every thread (and so every worker) is gone. On one of the pool's own
+    /// threads it joins nothing (not itself, and not another pool thread,
+    /// which may be waiting for the lock held here).
     fn stop(&self) {
         let shared = &self.shared;
-        let _one_at_a_time = shared.stop_lock.lock();
-        shared.stopping.store(true, Ordering::SeqCst);
-        shared.queue.shutdown();
-        {
-            // Under the watcher's lock, so it cannot miss the flag between
-            // its check and its wait.
-            let _alarm = shared.watch.lock();
-            shared.watcher_stop.store(true, Ordering::SeqCst);
-            shared.watch_changed.notify_all();
+        if shared.on_own_thread() {
+            shared.begin_stop();
+            return;
         }
+        let _one_at_a_time = shared.stop_lock.lock();
+        shared.begin_stop();
         loop {
             let thread = shared.threads.lock().pop();
             match thread {
@@ -819,6 +895,20 @@ impl Shared {
             job.handle.resolve(Err(error));
         }
         self.job_left();
+    }
+}
+
+/// `shutdown` on one of the pool's own threads: the last job to leave
+/// stops the pool (at once if none is left).
+#[cold]
+fn stop_when_drained(shared: &Shared) {
+    let drained = {
+        let mut outstanding = shared.outstanding.lock();
+        outstanding.stop_when_drained = true;
+        outstanding.jobs == 0
+    };
+    if drained {
+        shared.begin_stop();
     }
 }
 
@@ -880,7 +970,10 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-reader-{}", slot.pid))
-            .spawn(move || read_results(&shared, &slot, results))
+            .spawn(move || {
+                shared.mark_own_thread();
+                read_results(&shared, &slot, results);
+            })
     };
     let reader = match reader {
         Ok(reader) => reader,
@@ -900,7 +993,10 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-writer-{}", slot.pid))
-            .spawn(move || write_tasks(&shared, &slot, tasks))
+            .spawn(move || {
+                shared.mark_own_thread();
+                write_tasks(&shared, &slot, tasks);
+            })
     };
     match writer {
         Ok(writer) => {
