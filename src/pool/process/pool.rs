@@ -14,10 +14,12 @@
 //! or `cancel` wins; then `cancel` resolves it `Cancelled` at once (its
 //! callbacks run on the cancelling thread), and the worker, reaching it,
 //! skips it and answers `Skipped`, which the reader only counts. The job's
-//! `sent_to` (under its lock) says where it waits; the writer sets it,
+//! `place` (under its lock) says where it waits; the writer sets it,
 //! under the same lock as it claims the job, and the reader clears it when
 //! the job's answer comes (or its worker is gone), so `cancel` never
-//! touches a board cell that was reused.
+//! touches a board cell that was reused. Once `cancel` won the cell, the
+//! task's place says `Recalled` for good, so a later `cancel` reports the
+//! cancellation even after the reader took the task back.
 //!
 //! How many tasks a worker may have unanswered adapts to how long its
 //! tasks take: about a millisecond's worth, between `MIN_IN_FLIGHT` (one
@@ -108,19 +110,58 @@ const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 /// is sent to a worker, where to cancel it.
 struct ProcessTask<R> {
     completion: Completion<R>,
-    /// The board and task id it waits under on a worker; `None` while it
-    /// is in the pool's queue, and once answered.
-    sent_to: Mutex<Option<SentTo>>,
+    place: Mutex<Place>,
 }
 
-struct SentTo {
-    board: Arc<Board>,
-    id: u64,
-    /// `cancel` won the task's board cell and resolved the task. Kept
-    /// here, in the parent's own memory, because the board is shared with
-    /// the worker and so untrusted: what the parent resolved must not
-    /// depend on what a worker may write there later.
-    recalled: bool,
+/// Where a task is, as far as `cancel` is concerned.
+///
+/// `Parent` → `Sent` (the writer sends it) → `Parent` (its answer came,
+/// or its worker died before it started: put back on the queue), or
+/// `Sent` → `Recalled` (`cancel` won its board cell), for good. Kept in
+/// the parent's own memory, because the board is shared with the worker
+/// and so untrusted: what the parent resolved must not depend on what a
+/// worker may write there later.
+enum Place {
+    /// In the pool's queue, or answered: its completion tells.
+    Parent,
+    /// Sent to a worker: the board and task id it waits under.
+    Sent { board: Arc<Board>, id: u64 },
+    /// A `cancel` won its board cell, and resolves it `Cancelled`.
+    Recalled,
+}
+
+/// What the first half of a `cancel` found.
+#[derive(Debug, PartialEq)]
+enum Recall {
+    /// It was in the queue (and is resolved now), or is cancelled already
+    /// or being resolved so by an earlier `cancel`.
+    Cancelled,
+    /// This `cancel` won its board cell: it must resolve the task.
+    Won,
+    /// It started or finished: too late.
+    TooLate,
+}
+
+impl<R> ProcessTask<R> {
+    /// The first half of `cancel`, under the place's lock.
+    fn recall(&self) -> Recall {
+        let mut place = self.place.lock();
+        if self.completion.cancel() {
+            return Recall::Cancelled;
+        }
+        match &*place {
+            Place::Recalled => Recall::Cancelled,
+            Place::Sent { board, id } => {
+                if board.cancel(*id) {
+                    *place = Place::Recalled;
+                    Recall::Won
+                } else {
+                    Recall::TooLate
+                }
+            }
+            Place::Parent => Recall::TooLate,
+        }
+    }
 }
 
 impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
@@ -129,28 +170,17 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
     }
 
     fn cancel(&self) -> bool {
-        let mut sent_to = self.sent_to.lock();
-        // Still in the pool's queue, or cancelled already.
-        if self.completion.cancel() {
-            return true;
-        }
-        let (recalled, cancelled_before) = match sent_to.as_mut() {
-            Some(sent_to) if sent_to.recalled => (false, true),
-            Some(sent_to) => {
-                sent_to.recalled = sent_to.board.cancel(sent_to.id);
-                (sent_to.recalled, false)
+        // (Not under the place's lock: callbacks may touch this handle.)
+        match self.recall() {
+            Recall::Won => {
+                // The writer claimed the cell when it sent the task; the
+                // worker will skip it, so resolving it falls to us.
+                self.completion.finish(Err(TaskError::Cancelled));
+                true
             }
-            None => (false, false),
-        };
-        drop(sent_to); // callbacks may touch this handle again
-        if recalled {
-            // The writer claimed the cell when it sent the task; the worker
-            // will skip it, so resolving it falls to us.
-            self.completion.finish(Err(TaskError::Cancelled));
+            Recall::Cancelled => true,
+            Recall::TooLate => false,
         }
-        // `cancelled_before`: an earlier `cancel` recalled it and is
-        // resolving it now — it ends up cancelled all the same.
-        recalled || cancelled_before
     }
 }
 
@@ -179,35 +209,40 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
     }
 
     fn send(&self, board: &Arc<Board>, id: u64) -> bool {
-        let mut sent_to = self.sent_to.lock();
+        let mut place = self.place.lock();
         if !self.completion.claim() {
             return false;
         }
         board.sent(id);
-        *sent_to = Some(SentTo {
+        *place = Place::Sent {
             board: Arc::clone(board),
             id,
-            recalled: false,
-        });
+        };
         true
     }
 
     fn take_back(&self) -> bool {
-        self.sent_to
-            .lock()
-            .take()
-            .is_some_and(|sent_to| sent_to.recalled)
+        let mut place = self.place.lock();
+        match *place {
+            // Stays so: a later `cancel` still reports the cancellation.
+            Place::Recalled => true,
+            Place::Sent { .. } | Place::Parent => {
+                *place = Place::Parent;
+                false
+            }
+        }
     }
 
     fn put_back(&self) -> bool {
         // Under the lock `cancel` holds while it looks: it sees the task
         // either on the board or unclaimed.
-        let mut sent_to = self.sent_to.lock();
-        let recalled = sent_to.take().is_some_and(|sent_to| sent_to.recalled);
-        if !recalled {
-            self.completion.unclaim();
+        let mut place = self.place.lock();
+        if let Place::Recalled = *place {
+            return true;
         }
-        recalled
+        *place = Place::Parent;
+        self.completion.unclaim();
+        false
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
@@ -701,7 +736,7 @@ impl ProcessPool {
     {
         let task = Arc::new(ProcessTask::<R> {
             completion: Completion::new(),
-            sent_to: Mutex::new(None),
+            place: Mutex::new(Place::Parent),
         });
         let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
         let prepared = match prepare_task(function, &argument).and_then(|prepared| {
@@ -1497,5 +1532,63 @@ impl<F, I: Iterator, R> fmt::Debug for ProcessMap<'_, F, I, R> {
             .debug_struct("ProcessMap")
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent_task(board: &Arc<Board>, id: u64) -> ProcessTask<u64> {
+        let task = ProcessTask {
+            completion: Completion::new(),
+            place: Mutex::new(Place::Parent),
+        };
+        assert!(task.send(board, id));
+        task
+    }
+
+    /// A second `cancel` in the window after the reader took back a task
+    /// the first `cancel` recalled, before the first one resolved it, says
+    /// `true`: the task ends up cancelled. (It said `false`: `take_back`
+    /// forgot that the task was recalled.)
+    #[test]
+    fn a_second_cancel_after_the_take_back_still_reports_the_cancellation() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        // The first `cancel`, its first half: it wins the board cell.
+        assert_eq!(task.recall(), Recall::Won);
+        // The worker skipped it; the reader takes it back.
+        assert!(task.take_back(), "the reader sees it was recalled");
+        // A second `cancel` now.
+        assert!(HoldsCompletion::cancel(&task), "the second cancel");
+        // The first `cancel` resolves it.
+        task.completion.finish(Err(TaskError::Cancelled));
+        assert!(HoldsCompletion::cancel(&task), "a third cancel");
+        assert!(task.take_back(), "still recalled");
+    }
+
+    /// The same around `put_back` (its worker died before starting it).
+    #[test]
+    fn a_second_cancel_after_a_put_back_still_reports_the_cancellation() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        assert_eq!(task.recall(), Recall::Won);
+        assert!(task.put_back(), "recalled: not put back on the queue");
+        assert!(HoldsCompletion::cancel(&task), "the second cancel");
+        task.completion.finish(Err(TaskError::Cancelled));
+    }
+
+    /// A task answered normally is too late to cancel, also after the
+    /// reader took it back.
+    #[test]
+    fn a_task_taken_back_unrecalled_cannot_be_cancelled() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        assert!(board.start(0), "the worker starts it");
+        assert!(!HoldsCompletion::cancel(&task), "it started");
+        assert!(!task.take_back());
+        task.completion.finish(Ok(7));
+        assert!(!HoldsCompletion::cancel(&task), "it finished");
     }
 }
