@@ -361,29 +361,161 @@ fn terminate_does_not_wait_for_a_replacement_workers_initializer() {
     });
 }
 
+/// The flag file that lets [`waits_for_flag`] return.
+fn release_flag(test: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "verisync-process-review-{test}-{}",
+        std::process::id()
+    ))
+}
+
+/// Waits until the file `flag` exists (the test registered its callbacks),
+/// then returns 1.
+fn waits_for_flag(flag: std::path::PathBuf) -> u64 {
+    let deadline = Instant::now() + PATIENCE;
+    while !flag.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the test never released the task"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    1
+}
+
+/// Whether process `pid` is gone and reaped (a zombie still has its
+/// `/proc` entry).
+fn reaped(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// What a pool operation in a callback on the reader thread saw.
+#[derive(Default)]
+struct FromCallback {
+    /// The name of the thread the callback ran on.
+    thread: Option<String>,
+    /// The pool operation returned.
+    returned: bool,
+}
+
+/// Submits a task that finishes only once its callback (`operation`,
+/// given the callback's `Arc` of the pool, which it may drop) is
+/// registered, and returns the task and what the callback saw.
+fn callback_on_the_reader(
+    test: &str,
+    pool: &Arc<ProcessPool>,
+    operation: impl FnOnce(Arc<ProcessPool>) + Send + 'static,
+) -> (
+    verisync::TaskHandle<u64>,
+    Arc<std::sync::Mutex<FromCallback>>,
+    std::path::PathBuf,
+) {
+    let flag = release_flag(test);
+    let _ = fs::remove_file(&flag);
+    let handle = pool.submit(waits_for_flag, flag.clone());
+    let seen = Arc::new(std::sync::Mutex::new(FromCallback::default()));
+    let from_callback = Arc::clone(pool);
+    let record = Arc::clone(&seen);
+    handle.on_done(move |_| {
+        let name = thread::current().name().map(str::to_owned);
+        record.lock().unwrap().thread = name;
+        operation(from_callback);
+        record.lock().unwrap().returned = true;
+    });
+    (handle, seen, flag)
+}
+
+/// Lets the task of [`callback_on_the_reader`] finish, and checks that its
+/// callback ran on the pool's reader thread and returned.
+fn release_and_check(
+    handle: verisync::TaskHandle<u64>,
+    seen: &std::sync::Mutex<FromCallback>,
+    flag: &std::path::Path,
+) {
+    fs::write(flag, b"").unwrap();
+    let finished = handle.wait_timeout(PATIENCE);
+    let _ = fs::remove_file(flag);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.thread
+            .as_deref()
+            .is_some_and(|name| name.starts_with("verisync-reader")),
+        "the callback did not run on the pool's reader thread: {:?}",
+        seen.thread
+    );
+    assert!(finished, "the callback on the reader thread never returned");
+    assert!(seen.returned, "the pool operation in the callback failed");
+    assert_eq!(handle.join(), Ok(1));
+}
+
 /// A callback runs on the pool's reader thread; one that shuts the pool
-/// down (or drops the last `Arc` of it) must not deadlock the pool.
+/// down must not deadlock the pool: it returns, the tasks submitted before
+/// still run, later ones are refused, and the worker is reaped. Before the
+/// fix `shutdown` waited for every task to leave the pool, the one whose
+/// callback was running included: the callback never returned.
 #[test]
-#[ignore = "deadlocks: a callback runs on the reader thread, and shutdown waits for that reader's own task"]
 fn a_callback_may_shut_the_pool_down() {
     let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = Arc::new(ProcessPool::new(1).unwrap());
-        let handle = pool.submit(one, ());
-        let from_callback = Arc::clone(&pool);
-        let shut_down = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&shut_down);
-        handle.on_done(move |_| {
-            from_callback.shutdown();
-            counter.fetch_add(1, Ordering::SeqCst);
-        });
-        assert!(
-            handle.wait_timeout(PATIENCE),
-            "the callback that shuts the pool down never returned"
-        );
-        assert_eq!(handle.join(), Ok(1));
-        assert_eq!(shut_down.load(Ordering::SeqCst), 1);
+        let pid = pool.worker_pids()[0];
+        let (handle, seen, flag) =
+            callback_on_the_reader("shutdown", &pool, |pool| pool.shutdown());
+        let queued: Vec<_> = (0..3).map(|_| pool.submit(one, ())).collect();
+        release_and_check(handle, &seen, &flag);
+        for task in queued {
+            assert_eq!(task.join(), Ok(1), "a task submitted before shutdown");
+        }
+        assert_eq!(pool.submit(one, ()).join(), Err(TaskError::ShutDown));
+        common::wait_for("the worker to be reaped", || reaped(pid));
         pool.shutdown();
+        assert!(pool.worker_pids().is_empty());
+    });
+}
+
+/// A callback on the reader thread that terminates the pool: it returns,
+/// the other tasks are cancelled, and the worker is reaped. Before the fix
+/// `terminate` tried to join the reader thread it ran on, and panicked.
+#[test]
+fn a_callback_may_terminate_the_pool() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let pool = Arc::new(ProcessPool::new(1).unwrap());
+        let pid = pool.worker_pids()[0];
+        let (handle, seen, flag) =
+            callback_on_the_reader("terminate", &pool, |pool| pool.terminate());
+        let long: Vec<_> = (0..3).map(|_| pool.submit(sleeps, 60_000)).collect();
+        release_and_check(handle, &seen, &flag);
+        for task in long {
+            assert!(task.wait_timeout(PATIENCE), "terminate did not end a task");
+            assert_eq!(task.join(), Err(TaskError::Cancelled));
+        }
+        common::wait_for("the worker to be reaped", || reaped(pid));
+        pool.shutdown();
+        assert!(pool.worker_pids().is_empty());
+    });
+}
+
+/// A callback on the reader thread that drops the last `Arc` of the pool
+/// (so the pool shuts down there): it returns, the tasks submitted before
+/// still run, and every worker is reaped. Before the fix the drop's
+/// `shutdown` waited for the callback's own task: it never returned.
+#[test]
+fn a_callback_may_drop_the_last_arc_of_the_pool() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let pool = Arc::new(ProcessPool::new(2).unwrap());
+        let pids = pool.worker_pids();
+        let (handle, seen, flag) = callback_on_the_reader("drop", &pool, drop);
+        let queued: Vec<_> = (0..6).map(|_| pool.submit(one, ())).collect();
+        drop(pool); // the callback holds the last `Arc`
+        release_and_check(handle, &seen, &flag);
+        for task in queued {
+            assert_eq!(task.join(), Ok(1), "a task submitted before the drop");
+        }
+        for pid in pids {
+            common::wait_for("the workers to be reaped", || reaped(pid));
+        }
     });
 }
 

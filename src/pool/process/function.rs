@@ -18,6 +18,13 @@
 //!   system tells: on Linux, `/proc/self/maps`); a function from a library
 //!   loaded at run time sits elsewhere in every process.
 //!
+//! Every address that travels is checked to lie in the file that holds
+//! [`anchor`] (where the system tells): a trampoline is monomorphised in the
+//! crate that submits the task, so if verisync is linked as a dynamic
+//! library, the trampoline sits in another file than the anchor, at a
+//! distance that differs between processes; such a task fails instead of
+//! making the worker jump to a wrong address.
+//!
 //! Anything else is a closure that captures data, which cannot be sent: a
 //! compile-time error when its size is not a pointer's (a `const`
 //! assertion), else a `TaskError::Serialization` at run time.
@@ -44,9 +51,28 @@ fn anchor_address() -> i64 {
     anchor as fn() as usize as i64
 }
 
-/// The identity of `trampoline`, valid in any process running this executable.
-pub(crate) fn identity_of(trampoline: Trampoline) -> i64 {
-    (trampoline as usize as i64).wrapping_sub(anchor_address())
+/// The identity of `trampoline` (the one of the function type `function`),
+/// valid in any process running this executable, if it lies in the same
+/// executable's code as [`anchor`].
+fn identity_of(trampoline: Trampoline, function: &str) -> Result<i64, TaskError> {
+    identity_of_trampoline_at(trampoline as usize, function)
+}
+
+/// [`identity_of`] for the trampoline at `address`.
+fn identity_of_trampoline_at(address: usize, function: &str) -> Result<i64, TaskError> {
+    if !is_in_this_executable(address) {
+        return Err(misplaced_trampoline(function));
+    }
+    Ok((address as i64).wrapping_sub(anchor_address()))
+}
+
+#[cold]
+fn misplaced_trampoline(function: &str) -> TaskError {
+    TaskError::Serialization(format!(
+        "the code that runs `{function}` in a worker was compiled outside the file that holds \
+         verisync's own code (is verisync linked as a dynamic library?), so a worker process \
+         could not find it; link verisync statically (the default)"
+    ))
 }
 
 /// The identity of a plain `fn()` (the pool's initializer), if it is in
@@ -112,7 +138,7 @@ where
     if size_of::<F>() == 0 {
         let _ = function;
         return Ok(PreparedTask {
-            function: identity_of(run_item::<F, A, R>),
+            function: identity_of(run_item::<F, A, R>, type_name::<F>())?,
             argument: encode_argument(argument)?,
         });
     }
@@ -140,7 +166,7 @@ where
     })?;
     bytes.extend(encode_argument(argument)?);
     Ok(PreparedTask {
-        function: identity_of(run_pointer::<A, R>),
+        function: identity_of(run_pointer::<A, R>, type_name::<F>())?,
         argument: bytes,
     })
 }
@@ -267,5 +293,31 @@ mod tests {
         // The heap is no code.
         let on_the_heap = Box::new(0u64);
         assert!(!is_in_this_executable(&*on_the_heap as *const u64 as usize));
+    }
+
+    /// A trampoline outside the anchor's file (verisync linked as a
+    /// dynamic library, the trampoline in the user's executable) fails the
+    /// task instead of sending an identity that means another address in
+    /// the worker.
+    #[test]
+    fn a_trampoline_outside_the_anchors_file_is_refused() {
+        fn square(x: u64) -> u64 {
+            x * x
+        }
+        let trampoline: Trampoline = run_item::<fn(u64) -> u64, u64, u64>;
+        assert!(identity_of(trampoline, "square").is_ok());
+        assert!(prepare_task(square, &3u64).is_ok());
+        // Where a trampoline outside this executable's code would be: any
+        // address outside it (here, on the heap).
+        let elsewhere = Box::new(0u64);
+        let refused =
+            identity_of_trampoline_at(&*elsewhere as *const u64 as usize, "my_crate::square");
+        match refused {
+            Err(TaskError::Serialization(message)) => {
+                assert!(message.contains("my_crate::square"), "{message}");
+                assert!(message.contains("dynamic library"), "{message}");
+            }
+            other => panic!("a misplaced trampoline was not refused: {other:?}"),
+        }
     }
 }

@@ -14,10 +14,12 @@
 //! or `cancel` wins; then `cancel` resolves it `Cancelled` at once (its
 //! callbacks run on the cancelling thread), and the worker, reaching it,
 //! skips it and answers `Skipped`, which the reader only counts. The job's
-//! `sent_to` (under its lock) says where it waits; the writer sets it,
+//! `place` (under its lock) says where it waits; the writer sets it,
 //! under the same lock as it claims the job, and the reader clears it when
 //! the job's answer comes (or its worker is gone), so `cancel` never
-//! touches a board cell that was reused.
+//! touches a board cell that was reused. Once `cancel` won the cell, the
+//! task's place says `Recalled` for good, so a later `cancel` reports the
+//! cancellation even after the reader took the task back.
 //!
 //! How many tasks a worker may have unanswered adapts to how long its
 //! tasks take: about a millisecond's worth, between `MIN_IN_FLIGHT` (one
@@ -54,7 +56,20 @@
 //! `outstanding` counts the jobs still inside, so a graceful `shutdown` can
 //! wait for zero before it closes the queue (tasks requeued after a worker
 //! died must still find an open queue).
+//!
+//! User code (callbacks, a result's `Drop`) runs on the pool's own reader
+//! and writer threads, and may shut the pool down there — also by dropping
+//! the pool's last `Arc`. Such a thread cannot wait for the pool to drain
+//! (its own job is still inside) nor join itself, so each of the pool's
+//! threads is marked (`OWN_POOL`), and there `shutdown` only closes the
+//! pool and sets `stop_when_drained`: the last job to leave then stops the
+//! pool without waiting (`begin_stop`: closes the queue, so the writers
+//! end, the workers exit and their readers reap them; stops the watcher).
+//! `terminate` there kills the workers and stops the same way. A pool
+//! thread never joins a thread; a later `shutdown` from another thread
+//! joins them all, and if there is none, they end on their own, detached.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufReader, BufWriter, Write};
@@ -95,19 +110,58 @@ const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 /// is sent to a worker, where to cancel it.
 struct ProcessTask<R> {
     completion: Completion<R>,
-    /// The board and task id it waits under on a worker; `None` while it
-    /// is in the pool's queue, and once answered.
-    sent_to: Mutex<Option<SentTo>>,
+    place: Mutex<Place>,
 }
 
-struct SentTo {
-    board: Arc<Board>,
-    id: u64,
-    /// `cancel` won the task's board cell and resolved the task. Kept
-    /// here, in the parent's own memory, because the board is shared with
-    /// the worker and so untrusted: what the parent resolved must not
-    /// depend on what a worker may write there later.
-    recalled: bool,
+/// Where a task is, as far as `cancel` is concerned.
+///
+/// `Parent` → `Sent` (the writer sends it) → `Parent` (its answer came,
+/// or its worker died before it started: put back on the queue), or
+/// `Sent` → `Recalled` (`cancel` won its board cell), for good. Kept in
+/// the parent's own memory, because the board is shared with the worker
+/// and so untrusted: what the parent resolved must not depend on what a
+/// worker may write there later.
+enum Place {
+    /// In the pool's queue, or answered: its completion tells.
+    Parent,
+    /// Sent to a worker: the board and task id it waits under.
+    Sent { board: Arc<Board>, id: u64 },
+    /// A `cancel` won its board cell, and resolves it `Cancelled`.
+    Recalled,
+}
+
+/// What the first half of a `cancel` found.
+#[derive(Debug, PartialEq)]
+enum Recall {
+    /// It was in the queue (and is resolved now), or is cancelled already
+    /// or being resolved so by an earlier `cancel`.
+    Cancelled,
+    /// This `cancel` won its board cell: it must resolve the task.
+    Won,
+    /// It started or finished: too late.
+    TooLate,
+}
+
+impl<R> ProcessTask<R> {
+    /// The first half of `cancel`, under the place's lock.
+    fn recall(&self) -> Recall {
+        let mut place = self.place.lock();
+        if self.completion.cancel() {
+            return Recall::Cancelled;
+        }
+        match &*place {
+            Place::Recalled => Recall::Cancelled,
+            Place::Sent { board, id } => {
+                if board.cancel(*id) {
+                    *place = Place::Recalled;
+                    Recall::Won
+                } else {
+                    Recall::TooLate
+                }
+            }
+            Place::Parent => Recall::TooLate,
+        }
+    }
 }
 
 impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
@@ -116,28 +170,17 @@ impl<R: Send> HoldsCompletion<R> for ProcessTask<R> {
     }
 
     fn cancel(&self) -> bool {
-        let mut sent_to = self.sent_to.lock();
-        // Still in the pool's queue, or cancelled already.
-        if self.completion.cancel() {
-            return true;
-        }
-        let (recalled, cancelled_before) = match sent_to.as_mut() {
-            Some(sent_to) if sent_to.recalled => (false, true),
-            Some(sent_to) => {
-                sent_to.recalled = sent_to.board.cancel(sent_to.id);
-                (sent_to.recalled, false)
+        // (Not under the place's lock: callbacks may touch this handle.)
+        match self.recall() {
+            Recall::Won => {
+                // The writer claimed the cell when it sent the task; the
+                // worker will skip it, so resolving it falls to us.
+                self.completion.finish(Err(TaskError::Cancelled));
+                true
             }
-            None => (false, false),
-        };
-        drop(sent_to); // callbacks may touch this handle again
-        if recalled {
-            // The writer claimed the cell when it sent the task; the worker
-            // will skip it, so resolving it falls to us.
-            self.completion.finish(Err(TaskError::Cancelled));
+            Recall::Cancelled => true,
+            Recall::TooLate => false,
         }
-        // `cancelled_before`: an earlier `cancel` recalled it and is
-        // resolving it now — it ends up cancelled all the same.
-        recalled || cancelled_before
     }
 }
 
@@ -166,35 +209,40 @@ impl<R: DeserializeOwned + Send> Resolver for ProcessTask<R> {
     }
 
     fn send(&self, board: &Arc<Board>, id: u64) -> bool {
-        let mut sent_to = self.sent_to.lock();
+        let mut place = self.place.lock();
         if !self.completion.claim() {
             return false;
         }
         board.sent(id);
-        *sent_to = Some(SentTo {
+        *place = Place::Sent {
             board: Arc::clone(board),
             id,
-            recalled: false,
-        });
+        };
         true
     }
 
     fn take_back(&self) -> bool {
-        self.sent_to
-            .lock()
-            .take()
-            .is_some_and(|sent_to| sent_to.recalled)
+        let mut place = self.place.lock();
+        match *place {
+            // Stays so: a later `cancel` still reports the cancellation.
+            Place::Recalled => true,
+            Place::Sent { .. } | Place::Parent => {
+                *place = Place::Parent;
+                false
+            }
+        }
     }
 
     fn put_back(&self) -> bool {
         // Under the lock `cancel` holds while it looks: it sees the task
         // either on the board or unclaimed.
-        let mut sent_to = self.sent_to.lock();
-        let recalled = sent_to.take().is_some_and(|sent_to| sent_to.recalled);
-        if !recalled {
-            self.completion.unclaim();
+        let mut place = self.place.lock();
+        if let Place::Recalled = *place {
+            return true;
         }
-        recalled
+        *place = Place::Parent;
+        self.completion.unclaim();
+        false
     }
 
     fn resolve(&self, outcome: Result<Vec<u8>, TaskError>) {
@@ -279,7 +327,7 @@ struct Shared {
     slots: Mutex<Vec<Arc<Slot>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Jobs submitted and not yet out of the pool; `drained` signals zero.
-    outstanding: Mutex<usize>,
+    outstanding: Mutex<Outstanding>,
     drained: Condition,
     /// No new submits (graceful shutdown began, or terminate).
     closing: AtomicBool,
@@ -300,13 +348,58 @@ struct Shared {
     watch_changed: Condition,
 }
 
+/// The jobs still inside the pool.
+struct Outstanding {
+    jobs: usize,
+    /// A `shutdown` on one of the pool's own threads (which cannot wait)
+    /// asked for the pool to stop once `jobs` reaches zero.
+    stop_when_drained: bool,
+}
+
+std::thread_local! {
+    /// The pool whose reader, writer or watcher this thread is (its
+    /// `Shared`'s address, which stays that pool's while the thread holds
+    /// its `Arc`); 0 on every other thread.
+    static OWN_POOL: Cell<usize> = const { Cell::new(0) };
+}
+
 impl Shared {
+    /// Marks the calling thread as one of this pool's own (see `OWN_POOL`).
+    fn mark_own_thread(self: &Arc<Self>) {
+        OWN_POOL.with(|own| own.set(Arc::as_ptr(self) as usize));
+    }
+
+    /// Whether the calling thread is one of this pool's own threads, which
+    /// `shutdown` and `terminate` must not wait for.
+    fn on_own_thread(&self) -> bool {
+        OWN_POOL.with(|own| own.get() == std::ptr::from_ref(self) as usize)
+    }
+
     fn job_left(&self) {
-        let mut outstanding = self.outstanding.lock();
-        *outstanding -= 1;
-        if *outstanding == 0 {
-            self.drained.notify_all();
+        let stop = {
+            let mut outstanding = self.outstanding.lock();
+            outstanding.jobs -= 1;
+            if outstanding.jobs == 0 {
+                self.drained.notify_all();
+            }
+            outstanding.jobs == 0 && outstanding.stop_when_drained
+        };
+        if stop {
+            self.begin_stop();
         }
+    }
+
+    /// Stops the pool without waiting for anything: no more replacement
+    /// workers; the queue closes, so the writers end and the workers exit
+    /// (their readers reap them); the watcher ends. Idempotent.
+    fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.shutdown();
+        // Under the watcher's lock, so it cannot miss the flag between its
+        // check and its wait.
+        let _alarm = self.watch.lock();
+        self.watcher_stop.store(true, Ordering::SeqCst);
+        self.watch_changed.notify_all();
     }
 
     /// Resolves a job with its outcome. User code runs here — the
@@ -535,7 +628,10 @@ impl ProcessPoolBuilder {
             worker_count,
             slots: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            outstanding: Mutex::new(0),
+            outstanding: Mutex::new(Outstanding {
+                jobs: 0,
+                stop_when_drained: false,
+            }),
             drained: Condition::new(),
             closing: AtomicBool::new(false),
             terminating: AtomicBool::new(false),
@@ -554,7 +650,10 @@ impl ProcessPoolBuilder {
         let shared = Arc::clone(&pool.shared);
         let watcher = std::thread::Builder::new()
             .name("verisync-watcher".into())
-            .spawn(move || watch_workers(&shared))
+            .spawn(move || {
+                shared.mark_own_thread();
+                watch_workers(&shared);
+            })
             .map_err(|error| cannot_start_thread(&error))?;
         pool.shared.threads.lock().push(watcher);
         Ok(pool)
@@ -637,7 +736,7 @@ impl ProcessPool {
     {
         let task = Arc::new(ProcessTask::<R> {
             completion: Completion::new(),
-            sent_to: Mutex::new(None),
+            place: Mutex::new(Place::Parent),
         });
         let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
         let prepared = match prepare_task(function, &argument).and_then(|prepared| {
@@ -660,7 +759,7 @@ impl ProcessPool {
 
     fn enqueue(&self, job: Job) {
         let shared = &self.shared;
-        *shared.outstanding.lock() += 1;
+        shared.outstanding.lock().jobs += 1;
         if shared.closing.load(Ordering::SeqCst) {
             let refusal = if shared.terminating.load(Ordering::SeqCst) {
                 TaskError::Cancelled
@@ -738,6 +837,13 @@ impl ProcessPool {
     /// lets the workers exit and reaps them. Idempotent; dropping the pool
     /// does the same.
     ///
+    /// Called from a callback (or a result's `Drop`) that runs on one of
+    /// the pool's own threads — also by dropping the pool's last `Arc`
+    /// there — it cannot wait for the task whose callback is running: it
+    /// refuses new tasks and returns; the tasks submitted before still run,
+    /// then the workers exit and are reaped, without anyone waiting. A
+    /// later `shutdown` from another thread waits for all that.
+    ///
     /// ```
     /// fn one(_: ()) -> u8 { 1 }
     /// # verisync::process::init();
@@ -750,17 +856,24 @@ impl ProcessPool {
     pub fn shutdown(&self) {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::SeqCst);
+        if shared.on_own_thread() {
+            stop_when_drained(shared);
+            return;
+        }
         {
             let mut outstanding = shared.outstanding.lock();
             shared
                 .drained
-                .wait_while(&mut outstanding, |outstanding| *outstanding > 0);
+                .wait_while(&mut outstanding, |outstanding| outstanding.jobs > 0);
         }
         self.stop();
     }
 
     /// Kills the workers now: tasks not yet finished resolve to `Cancelled`.
-    /// Every child is reaped before this returns.
+    /// Every child is reaped before this returns — except when it is called
+    /// from a callback on one of the pool's own threads, which cannot wait
+    /// for itself: then the workers are killed and reaped without anyone
+    /// waiting (a later `shutdown` from another thread waits for that).
     ///
     /// ```
     /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
@@ -787,19 +900,17 @@ impl ProcessPool {
 
     /// Closes the queue (workers finish and exit), then joins every thread.
     /// Serialised, so a second, concurrent caller also returns only when
-    /// every thread (and so every worker) is gone.
+    /// every thread (and so every worker) is gone. On one of the pool's own
+    /// threads it joins nothing (not itself, and not another pool thread,
+    /// which may be waiting for the lock held here).
     fn stop(&self) {
         let shared = &self.shared;
-        let _one_at_a_time = shared.stop_lock.lock();
-        shared.stopping.store(true, Ordering::SeqCst);
-        shared.queue.shutdown();
-        {
-            // Under the watcher's lock, so it cannot miss the flag between
-            // its check and its wait.
-            let _alarm = shared.watch.lock();
-            shared.watcher_stop.store(true, Ordering::SeqCst);
-            shared.watch_changed.notify_all();
+        if shared.on_own_thread() {
+            shared.begin_stop();
+            return;
         }
+        let _one_at_a_time = shared.stop_lock.lock();
+        shared.begin_stop();
         loop {
             let thread = shared.threads.lock().pop();
             match thread {
@@ -819,6 +930,20 @@ impl Shared {
             job.handle.resolve(Err(error));
         }
         self.job_left();
+    }
+}
+
+/// `shutdown` on one of the pool's own threads: the last job to leave
+/// stops the pool (at once if none is left).
+#[cold]
+fn stop_when_drained(shared: &Shared) {
+    let drained = {
+        let mut outstanding = shared.outstanding.lock();
+        outstanding.stop_when_drained = true;
+        outstanding.jobs == 0
+    };
+    if drained {
+        shared.begin_stop();
     }
 }
 
@@ -880,7 +1005,10 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-reader-{}", slot.pid))
-            .spawn(move || read_results(&shared, &slot, results))
+            .spawn(move || {
+                shared.mark_own_thread();
+                read_results(&shared, &slot, results);
+            })
     };
     let reader = match reader {
         Ok(reader) => reader,
@@ -900,7 +1028,10 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         let (shared, slot) = (Arc::clone(shared), Arc::clone(&slot));
         std::thread::Builder::new()
             .name(format!("verisync-writer-{}", slot.pid))
-            .spawn(move || write_tasks(&shared, &slot, tasks))
+            .spawn(move || {
+                shared.mark_own_thread();
+                write_tasks(&shared, &slot, tasks);
+            })
     };
     match writer {
         Ok(writer) => {
@@ -1401,5 +1532,63 @@ impl<F, I: Iterator, R> fmt::Debug for ProcessMap<'_, F, I, R> {
             .debug_struct("ProcessMap")
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent_task(board: &Arc<Board>, id: u64) -> ProcessTask<u64> {
+        let task = ProcessTask {
+            completion: Completion::new(),
+            place: Mutex::new(Place::Parent),
+        };
+        assert!(task.send(board, id));
+        task
+    }
+
+    /// A second `cancel` in the window after the reader took back a task
+    /// the first `cancel` recalled, before the first one resolved it, says
+    /// `true`: the task ends up cancelled. (It said `false`: `take_back`
+    /// forgot that the task was recalled.)
+    #[test]
+    fn a_second_cancel_after_the_take_back_still_reports_the_cancellation() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        // The first `cancel`, its first half: it wins the board cell.
+        assert_eq!(task.recall(), Recall::Won);
+        // The worker skipped it; the reader takes it back.
+        assert!(task.take_back(), "the reader sees it was recalled");
+        // A second `cancel` now.
+        assert!(HoldsCompletion::cancel(&task), "the second cancel");
+        // The first `cancel` resolves it.
+        task.completion.finish(Err(TaskError::Cancelled));
+        assert!(HoldsCompletion::cancel(&task), "a third cancel");
+        assert!(task.take_back(), "still recalled");
+    }
+
+    /// The same around `put_back` (its worker died before starting it).
+    #[test]
+    fn a_second_cancel_after_a_put_back_still_reports_the_cancellation() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        assert_eq!(task.recall(), Recall::Won);
+        assert!(task.put_back(), "recalled: not put back on the queue");
+        assert!(HoldsCompletion::cancel(&task), "the second cancel");
+        task.completion.finish(Err(TaskError::Cancelled));
+    }
+
+    /// A task answered normally is too late to cancel, also after the
+    /// reader took it back.
+    #[test]
+    fn a_task_taken_back_unrecalled_cannot_be_cancelled() {
+        let board = Arc::new(Board::create().unwrap());
+        let task = sent_task(&board, 0);
+        assert!(board.start(0), "the worker starts it");
+        assert!(!HoldsCompletion::cancel(&task), "it started");
+        assert!(!task.take_back());
+        task.completion.finish(Ok(7));
+        assert!(!HoldsCompletion::cancel(&task), "it finished");
     }
 }
