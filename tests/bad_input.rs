@@ -555,3 +555,43 @@ fn a_condition_waited_on_with_a_mutex_and_a_reentrant_lock_at_once_panics() {
         assert!(!second.is_locked(), "the panic unwound through the guards");
     });
 }
+
+/// Two reentrant locks must tell apart as well: the condition tells locks
+/// by their address, and two `ReentrantLock`s at different addresses are
+/// two locks (this is what the mutex-and-reentrant-lock test above cannot
+/// see: there the two locks differ in kind as well as in address).
+#[test]
+fn a_condition_waited_on_with_two_reentrant_locks_at_once_panics() {
+    with_watchdog(PATIENCE, || {
+        let first = ReentrantLock::new(());
+        let second = ReentrantLock::new(());
+        let condition = Condition::new();
+        let holding = Event::new();
+        std::thread::scope(|scope| {
+            let parked = scope.spawn(|| {
+                let mut guard = first.lock();
+                holding.set();
+                condition.wait_timeout(&mut guard, PATIENCE).timed_out()
+            });
+            assert!(holding.wait_timeout(PATIENCE));
+            // The parked thread lets the lock go only inside its wait, once
+            // it is in the condition's queue.
+            drop(first.lock());
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                let mut other = second.lock();
+                // Short: if the wait is wrongly accepted, it fails quickly.
+                condition.wait_timeout(&mut other, Duration::from_millis(100));
+            }));
+            let message =
+                panic_message(&*outcome.expect_err("a second reentrant lock was accepted"));
+            assert!(message.contains("two different locks"), "{message:?}");
+            assert_eq!(
+                condition.notify_all(),
+                1,
+                "the first waiter is still queued"
+            );
+            assert!(!join_scoped(parked), "the first waiter was notified");
+        });
+        assert!(!second.is_locked(), "the panic unwound through the guard");
+    });
+}

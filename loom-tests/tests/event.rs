@@ -16,10 +16,17 @@ fn until_someone_parks(event: &Event) {
     }
 }
 
+/// Also checks the `PARKED` bit around it: clear on a new event, and clear
+/// again once `set` has woken the last parked waiter (the bit is what
+/// `until_someone_parks` relies on).
 #[test]
 fn set_wakes_a_waiter() {
     loom::model(|| {
         let event = Arc::new(Event::new());
+        assert!(
+            !event_has_parked_waiters(&event),
+            "a new event has no waiters"
+        );
         let waiter = {
             let event = Arc::clone(&event);
             thread::spawn(move || {
@@ -29,6 +36,10 @@ fn set_wakes_a_waiter() {
         };
         event.set();
         waiter.join().unwrap();
+        assert!(
+            !event_has_parked_waiters(&event),
+            "the waiter is gone, yet PARKED is still set"
+        );
     });
 }
 
