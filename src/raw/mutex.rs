@@ -11,10 +11,12 @@
 //! | 1        | 1        | held, threads parked (unlock goes to the slow path) |
 //!
 //! Invariants:
-//! - `PARKED` is set only by a thread about to park, inside `validate`, and
-//!   cleared only under the seam's queue lock (in `timed_out` of the last
-//!   waiter, or in the unlock callback when no waiter is left). So a set
-//!   `PARKED` bit always means the queue for this lock may be non-empty.
+//! - `PARKED` is set only by a thread about to park, with a compare-exchange
+//!   while `LOCKED` is set, before it calls `park` (whose `validate` then
+//!   checks that both bits are still set), and cleared only under the seam's
+//!   queue lock (in `timed_out` of the last waiter, or in the unlock callback
+//!   when no waiter is left). So a set `PARKED` bit always means the queue
+//!   for this lock may be non-empty, or a thread is about to join it.
 //! - A hand-off (`TOKEN_HANDOFF`) passes the lock without ever clearing
 //!   `LOCKED`: the woken thread owns the lock when `park` returns.
 //!
