@@ -391,6 +391,12 @@ impl RawSemaphore {
         // Runs once, under the queue lock, before anyone is served: no
         // other serve has permits set aside, so the limit check is exact.
         let add = || {
+            if let Adding::Nothing = adding {
+                // No compare-exchange on the shared word for nothing: a
+                // guard's release serves the queue with this on every
+                // contended drop.
+                return;
+            }
             let mut state = self.state.load(Ordering::Relaxed);
             loop {
                 let next = match self.with_added(state, adding) {
