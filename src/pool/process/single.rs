@@ -77,8 +77,10 @@ where
 /// Dropping it without [`join`](Self::join) *detaches* the child: it runs
 /// to its end undisturbed and silently (a background thread reads and
 /// discards its answer, so the child never writes into a closed pipe), and
-/// is reaped when it ends (no zombie). To stop it instead, call
-/// [`kill`](Self::kill) or [`terminate`](Self::terminate) before dropping.
+/// is reaped when it ends (no zombie). Like every verisync child it still
+/// dies with this process (no orphans): a detached child outlives its
+/// handle, not its parent. To stop it instead, call [`kill`](Self::kill)
+/// or [`terminate`](Self::terminate) before dropping.
 pub struct Process<R> {
     pid: u32,
     /// `None` once reaped or handed to the background reaper.
