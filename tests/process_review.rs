@@ -578,3 +578,46 @@ fn a_pool_leaves_no_descriptors_or_shared_memory() {
         assert_eq!(descriptor_count(), descriptors, "descriptors left open");
     });
 }
+
+/// `terminate` from a user thread resolves the queued tasks `Cancelled`
+/// there, so their callbacks run on that thread; one that shuts the pool
+/// down (a "stop everything on the first failure" callback) must not
+/// deadlock: `shutdown` returns once the pool is drained, and so does
+/// `terminate`.
+#[test]
+fn a_callback_run_by_terminate_may_shut_the_pool_down() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let pool = Arc::new(ProcessPool::new(1).unwrap());
+        let pid = pool.worker_pids()[0];
+        let busy = pool.submit(sleeps, 60_000);
+        // More than a worker ever has in flight: the last stays queued.
+        let queued: Vec<_> = (0..200).map(|_| pool.submit(one, ())).collect();
+        let last = queued.last().unwrap();
+        let from_callback = Arc::clone(&pool);
+        let returned = Arc::new(AtomicUsize::new(0));
+        let record = Arc::clone(&returned);
+        last.on_done(move |_| {
+            from_callback.shutdown();
+            record.fetch_add(1, Ordering::SeqCst);
+        });
+        let started = Instant::now();
+        pool.terminate();
+        assert!(
+            started.elapsed() < PATIENCE,
+            "terminate waited {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            returned.load(Ordering::SeqCst),
+            1,
+            "the callback's shutdown"
+        );
+        assert_eq!(busy.join(), Err(TaskError::Cancelled));
+        for task in queued {
+            assert_eq!(task.join(), Err(TaskError::Cancelled));
+        }
+        assert!(reaped(pid));
+        assert!(pool.worker_pids().is_empty());
+    });
+}

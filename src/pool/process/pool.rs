@@ -363,10 +363,30 @@ std::thread_local! {
     static OWN_POOL: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Restores the calling thread's `OWN_POOL` when dropped (also when a
+/// callback panics); from [`Shared::act_as_own_thread`].
+struct OwnThreadScope {
+    before: usize,
+}
+
+impl Drop for OwnThreadScope {
+    fn drop(&mut self) {
+        OWN_POOL.with(|own| own.set(self.before));
+    }
+}
+
 impl Shared {
     /// Marks the calling thread as one of this pool's own (see `OWN_POOL`).
     fn mark_own_thread(self: &Arc<Self>) {
         OWN_POOL.with(|own| own.set(Arc::as_ptr(self) as usize));
+    }
+
+    /// Marks the calling thread as one of this pool's own until the
+    /// returned guard drops (then it is what it was before): for a user
+    /// thread that runs the pool's callbacks while it holds jobs inside.
+    fn act_as_own_thread(&self) -> OwnThreadScope {
+        let before = OWN_POOL.with(|own| own.replace(std::ptr::from_ref(self) as usize));
+        OwnThreadScope { before }
     }
 
     /// Whether the calling thread is one of this pool's own threads, which
@@ -839,7 +859,8 @@ impl ProcessPool {
     ///
     /// Called from a callback (or a result's `Drop`) that runs on one of
     /// the pool's own threads — also by dropping the pool's last `Arc`
-    /// there — it cannot wait for the task whose callback is running: it
+    /// there — or on the thread of a [`terminate`](Self::terminate) that
+    /// cancels queued tasks, it cannot wait for the task whose callback is running: it
     /// refuses new tasks and returns; the tasks submitted before still run,
     /// then the workers exit and are reaped, without anyone waiting. A
     /// later `shutdown` from another thread waits for all that.
@@ -889,8 +910,14 @@ impl ProcessPool {
         shared.terminating.store(true, Ordering::SeqCst);
         shared.closing.store(true, Ordering::SeqCst);
         shared.stopping.store(true, Ordering::SeqCst);
-        for job in shared.queue.shutdown_now() {
-            shared.resolve_unstarted(job, TaskError::Cancelled);
+        {
+            // The queued tasks' callbacks run here; a `shutdown` there must
+            // not wait for the pool to drain (their own jobs are inside):
+            // it behaves as on a pool thread, and this `terminate` waits.
+            let _as_own = shared.act_as_own_thread();
+            for job in shared.queue.shutdown_now() {
+                shared.resolve_unstarted(job, TaskError::Cancelled);
+            }
         }
         for slot in shared.slots.lock().iter() {
             let _ = slot.child.lock().kill();
