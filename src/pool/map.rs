@@ -13,8 +13,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::task::{take_panic_message, TaskError, TaskHandle};
+use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
+use crate::panic_payload::take_panic_message;
 
 /// Chunks in flight per worker.
 const CHUNKS_PER_WORKER: usize = 2;

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
-pub(crate) use crate::panic_payload::take_panic_message;
+use crate::panic_payload::take_panic_message;
 use crate::sys::atomic::{AtomicPtr, AtomicU8, Ordering};
 use crate::sys::cell::UnsafeCell;
 use crate::sys::time::deadline_after;

@@ -42,7 +42,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::map::PoolMap;
-use super::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
+use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
+use crate::panic_payload::take_panic_message;
 use crate::queue::{JoinableQueue, ShutDown};
 use crate::reentrant::{ReentrantLock, ReentrantLockGuard};
 use crate::sys::cell::UnsafeCell;

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::encode::encode;
 use super::wire::{Failure, MESSAGE_OVERHEAD};
-use crate::panic_payload::drop_panic_payload;
-use crate::pool::task::{take_panic_message, TaskError};
+use crate::panic_payload::{drop_panic_payload, take_panic_message};
+use crate::pool::task::TaskError;
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
 pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {

@@ -38,7 +38,8 @@ use serde::Serialize;
 
 use super::crossing::{decode_argument, encode_argument, encode_result};
 use super::wire::Failure;
-use crate::pool::task::{take_panic_message, TaskError};
+use crate::panic_payload::take_panic_message;
+use crate::pool::task::TaskError;
 
 /// Runs a task in the worker: encoded argument in, encoded result out.
 pub(crate) type Trampoline = fn(&[u8]) -> Result<Vec<u8>, Failure>;

@@ -93,7 +93,8 @@ use super::wire::{
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::pool::task::{take_panic_message, Completion, HoldsCompletion, TaskError, TaskHandle};
+use crate::panic_payload::take_panic_message;
+use crate::pool::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::queue::{GetError, JoinableQueue};
 use crate::sys::time::deadline_after;
 

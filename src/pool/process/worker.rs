@@ -27,7 +27,7 @@ use super::wire::{
     encode_message, read_frame, write_encoded_frame, write_frame, Failure, FromWorker, ReadError,
     ToWorker, DEFAULT_MAX_FRAME, PREAMBLE,
 };
-use crate::pool::task::take_panic_message;
+use crate::panic_payload::take_panic_message;
 
 /// Set in a worker's environment: "you are a worker".
 pub(crate) const WORKER_VARIABLE: &str = "VERISYNC_WORKER";
