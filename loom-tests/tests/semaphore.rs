@@ -265,3 +265,44 @@ fn a_permit_released_to_a_waiting_big_request_is_kept_for_it() {
         assert_eq!(semaphore.available_permits(), 2);
     });
 }
+
+/// A release that wakes a queued waiter for 1 gives the permit back to
+/// compete for unless fairness is due (the seam's `be_fair`, which the
+/// model chooses both ways), so in some executions the releasing thread
+/// takes it again at once: barging, which spares the contended path a
+/// context switch per acquire. A semaphore that hands off at every wake —
+/// for instance one that marks a waiter parked on an empty count as
+/// starving — never lets it. Whether barging happened is counted across
+/// the whole model, since loom asserts inside one execution only.
+#[test]
+fn a_woken_waiter_competes_with_running_threads_unless_fairness_is_due() {
+    let barged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let barged = std::sync::Arc::clone(&barged);
+        let executions = std::sync::Arc::clone(&executions);
+        loom::model(move || {
+            executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let semaphore = Arc::new(Semaphore::new(0));
+            let waiter = {
+                let semaphore = Arc::clone(&semaphore);
+                thread::spawn(move || drop(semaphore.acquire()))
+            };
+            until_a_waiter_is_queued(&semaphore);
+            semaphore.release(1).unwrap();
+            if let Some(permit) = semaphore.try_acquire() {
+                barged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(permit);
+            }
+            waiter.join().unwrap();
+            assert_eq!(semaphore.available_permits(), 1);
+        });
+    }
+    let barged = barged.load(std::sync::atomic::Ordering::Relaxed);
+    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        barged > 0,
+        "in none of {executions} executions did the releasing thread take back \
+         the permit it gave a woken waiter: every wake was a hand-off"
+    );
+}
