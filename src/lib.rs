@@ -50,6 +50,10 @@
 //! `loom-tests/` and `shuttle-tests/` therefore check the code you run.
 
 #![warn(missing_docs)]
+// A guard in an `if let`/`match` scrutinee lives to the end of the whole
+// statement (edition 2021): a lock held across the body is how a callback
+// run there deadlocks on it. The guards carry `has_significant_drop`.
+#![warn(clippy::significant_drop_in_scrutinee)]
 
 mod sys;
 

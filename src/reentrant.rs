@@ -261,6 +261,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for ReentrantLock<T> {
 /// assert_eq!(guard.len(), 1);
 /// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
+#[clippy::has_significant_drop]
 pub struct ReentrantLockGuard<'a, T: ?Sized> {
     lock: &'a ReentrantLock<T>,
     access: SharedAccess<T>,

@@ -392,6 +392,7 @@ impl fmt::Debug for Semaphore {
 /// assert_eq!(s.available_permits(), 2);
 /// ```
 #[must_use = "the permits are given back as soon as the guard is dropped"]
+#[clippy::has_significant_drop]
 pub struct SemaphorePermit<'a> {
     semaphore: &'a Semaphore,
     count: usize,
@@ -449,6 +450,7 @@ impl fmt::Debug for SemaphorePermit<'_> {
 /// assert_eq!(s.available_permits(), 1);
 /// ```
 #[must_use = "the permits are given back as soon as the guard is dropped"]
+#[clippy::has_significant_drop]
 pub struct OwnedSemaphorePermit {
     semaphore: Arc<Semaphore>,
     count: usize,

@@ -444,7 +444,10 @@ impl Shared {
 
     /// Puts a job back for another worker, or resolves it if it can't be.
     fn requeue(&self, job: Job) {
-        if let Some(error) = self.broken.lock().clone() {
+        // Copied out, so the lock is not held while `resolve_unstarted` runs
+        // callbacks (one may submit to this pool, which takes it again).
+        let broken = self.broken.lock().clone();
+        if let Some(error) = broken {
             self.resolve_unstarted(job, error);
             return;
         }
@@ -459,7 +462,8 @@ impl Shared {
         }
         // The pool may have broken between the check and the put; then the
         // drain in `break_pool` may have missed this job: drain again.
-        if let Some(error) = self.broken.lock().clone() {
+        let broken = self.broken.lock().clone();
+        if let Some(error) = broken {
             while let Ok(job) = self.queue.try_get() {
                 self.resolve_unstarted(job, error.clone());
             }
@@ -1440,7 +1444,8 @@ fn watch_workers(shared: &Shared) {
             earliest = Some(earliest.map_or(deadline, |earliest| earliest.min(deadline)));
         };
         for slot in shared.slots.lock().iter() {
-            if let Some(last_bytes) = *slot.frame_progress.lock() {
+            let frame_progress = *slot.frame_progress.lock();
+            if let Some(last_bytes) = frame_progress {
                 let deadline = last_bytes + FRAME_STALL;
                 if deadline <= now {
                     *slot.stalled.lock() = true;

@@ -215,7 +215,8 @@ impl<R> Drop for Process<R> {
         // (and discards) its answer, so its write never meets a closed pipe,
         // then reaps it.
         let results = self.results.take();
-        if let Some(mut child) = self.child.lock().take() {
+        let child = self.child.lock().take();
+        if let Some(mut child) = child {
             if !matches!(child.try_wait(), Ok(Some(_))) {
                 let _ = std::thread::Builder::new()
                     .name("verisync-reaper".into())
