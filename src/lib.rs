@@ -75,9 +75,11 @@ pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 #[cfg(all(unix, not(verisync_loom)))]
-pub use pool::process::{ProcessMap, ProcessPool, ProcessPoolBuilder};
+pub use pool::process::{ProcessMap, ProcessMapUnordered, ProcessPool, ProcessPoolBuilder};
 #[cfg(all(not(unix), not(verisync_loom)))]
-pub use pool::process_unsupported::{ProcessMap, ProcessPool, ProcessPoolBuilder};
+pub use pool::process_unsupported::{
+    ProcessMap, ProcessMapUnordered, ProcessPool, ProcessPoolBuilder,
+};
 
 /// Process-based parallelism: on this platform (not Unix) every way to
 /// start a process returns `TaskError::Spawn` saying it is unsupported.

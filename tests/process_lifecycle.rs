@@ -374,9 +374,10 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
     let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
-        // Tiny tasks teach the pool to keep many tasks in flight.
+        // Tiny tasks teach the pool to keep many tasks in flight (one
+        // item per task: `map` would send these 200 in 4 chunks).
         let warm: Vec<u64> = pool
-            .map(square, 0..200u64)
+            .map_with_chunksize(square, 0..200u64, 1)
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(warm.len(), 200);

@@ -50,6 +50,12 @@ pub struct ProcessMap<'a, F, I, R> {
     _borrow: PhantomData<(&'a (), F, I, fn() -> R)>,
 }
 
+/// Results of [`ProcessPool::map_unordered`].
+pub struct ProcessMapUnordered<'a, F, I, R> {
+    never: Infallible,
+    _borrow: PhantomData<(&'a (), F, I, fn() -> R)>,
+}
+
 /// A child process; on this platform none can be started.
 pub struct Process<R> {
     never: Infallible,
@@ -116,6 +122,37 @@ impl ProcessPool {
     }
 
     /// Unreachable: no pool exists on this platform.
+    pub fn map_with_chunksize<F, I, R>(
+        &self,
+        _function: F,
+        _inputs: I,
+        _chunksize: usize,
+    ) -> ProcessMap<'_, F, I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Copy + Send + 'static,
+        I: IntoIterator,
+        I::Item: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        match self.never {}
+    }
+
+    /// Unreachable: no pool exists on this platform.
+    pub fn map_unordered<F, I, R>(
+        &self,
+        _function: F,
+        _inputs: I,
+    ) -> ProcessMapUnordered<'_, F, I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Copy + Send + 'static,
+        I: IntoIterator,
+        I::Item: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        match self.never {}
+    }
+
+    /// Unreachable: no pool exists on this platform.
     pub fn workers(&self) -> usize {
         match self.never {}
     }
@@ -137,6 +174,14 @@ impl ProcessPool {
 }
 
 impl<F, I, R> Iterator for ProcessMap<'_, F, I, R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.never {}
+    }
+}
+
+impl<F, I, R> Iterator for ProcessMapUnordered<'_, F, I, R> {
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -36,6 +36,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::chunk::run_chunk;
 use super::crossing::{decode_argument, encode_argument, encode_result};
 use super::wire::Failure;
 use crate::panic_payload::take_panic_message;
@@ -128,6 +129,65 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    let kind = kind_of(function)?;
+    let argument = encode_argument(argument)?;
+    Ok(match kind {
+        Kind::ZeroSized => PreparedTask {
+            function: identity_of(run_item::<F, A, R>, type_name::<F>())?,
+            argument,
+        },
+        Kind::Pointer(prefix) => PreparedTask {
+            function: identity_of(run_pointer::<A, R>, type_name::<F>())?,
+            argument: [prefix, argument].concat(),
+        },
+    })
+}
+
+/// The function of a chunked map, ready to travel: its chunk trampoline's
+/// identity, and the bytes every chunk's argument starts with.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedChunkFunction {
+    pub(crate) function: i64,
+    pub(crate) prefix: Vec<u8>,
+}
+
+/// Prepares `function` to run chunks of items in a worker (`chunk.rs`),
+/// or says why it cannot.
+pub(crate) fn prepare_chunk_function<F, A, R>(
+    function: F,
+) -> Result<PreparedChunkFunction, TaskError>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    Ok(match kind_of(function)? {
+        Kind::ZeroSized => PreparedChunkFunction {
+            function: identity_of(run_item_chunk::<F, A, R>, type_name::<F>())?,
+            prefix: Vec::new(),
+        },
+        Kind::Pointer(prefix) => PreparedChunkFunction {
+            function: identity_of(run_pointer_chunk::<A, R>, type_name::<F>())?,
+            prefix,
+        },
+    })
+}
+
+/// How a task's function travels.
+enum Kind {
+    /// Zero-sized: its type says it all.
+    ZeroSized,
+    /// A function pointer: its identity, encoded (the argument's prefix).
+    Pointer(Vec<u8>),
+}
+
+/// Which [`Kind`] `function` is, or why it cannot travel.
+fn kind_of<F, A, R>(function: F) -> Result<Kind, TaskError>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: 'static,
+    R: 'static,
+{
     const {
         assert!(
             size_of::<F>() == 0 || size_of::<F>() == size_of::<fn()>(),
@@ -138,10 +198,7 @@ where
     };
     if size_of::<F>() == 0 {
         let _ = function;
-        return Ok(PreparedTask {
-            function: identity_of(run_item::<F, A, R>, type_name::<F>())?,
-            argument: encode_argument(argument)?,
-        });
+        return Ok(Kind::ZeroSized);
     }
     if TypeId::of::<F>() != TypeId::of::<fn(A) -> R>() {
         return Err(TaskError::Serialization(format!(
@@ -162,14 +219,10 @@ where
         )));
     }
     let identity = (address as i64).wrapping_sub(anchor_address());
-    let mut bytes = postcard::to_allocvec(&identity).map_err(|error| {
+    let prefix = postcard::to_allocvec(&identity).map_err(|error| {
         TaskError::Serialization(format!("could not encode a function identity: {error}"))
     })?;
-    bytes.extend(encode_argument(argument)?);
-    Ok(PreparedTask {
-        function: identity_of(run_pointer::<A, R>, type_name::<F>())?,
-        argument: bytes,
-    })
+    Ok(Kind::Pointer(prefix))
 }
 
 /// Whether `address` lies in this executable's own code, where the system
@@ -262,17 +315,53 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    let (identity, argument) = postcard::take_from_bytes::<i64>(bytes).map_err(|error| {
+    let (identity, argument) = take_identity(bytes)?;
+    call_pointer::<A, R>(identity, argument)
+}
+
+/// The chunk trampoline of a zero-sized function type `F`.
+fn run_item_chunk<F, A, R>(bytes: &[u8]) -> Result<Vec<u8>, Failure>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    run_chunk(bytes, run_item::<F, A, R>)
+}
+
+/// The chunk trampoline of function pointers `fn(A) -> R`: the pointer's
+/// identity comes in front of the chunk.
+fn run_pointer_chunk<A, R>(bytes: &[u8]) -> Result<Vec<u8>, Failure>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    let (identity, chunk) = take_identity(bytes)?;
+    run_chunk(chunk, |argument| call_pointer::<A, R>(identity, argument))
+}
+
+/// Splits a function pointer's identity off the front of `bytes`.
+fn take_identity(bytes: &[u8]) -> Result<(i64, &[u8]), Failure> {
+    postcard::take_from_bytes::<i64>(bytes).map_err(|error| {
         Failure::Serialization(format!(
             "the worker could not decode a function identity: {error}"
         ))
-    })?;
+    })
+}
+
+/// Calls the `fn(A) -> R` with `identity` on the encoded `argument`.
+fn call_pointer<A, R>(identity: i64, argument: &[u8]) -> Result<Vec<u8>, Failure>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
     let argument: A = decode_argument(argument)?;
     let address = anchor_address().wrapping_add(identity) as usize;
-    // SAFETY: `prepare_task` computed this identity from a `fn(A) -> R` in
-    // this executable's code (checked), and sent it with this trampoline,
-    // monomorphised for the same `A` and `R`; the worker runs the same
-    // executable, so the same address holds the same function.
+    // SAFETY: `prepare_task`/`prepare_chunk_function` computed this
+    // identity from a `fn(A) -> R` in this executable's code (checked), and
+    // sent it with a trampoline monomorphised for the same `A` and `R`; the
+    // worker runs the same executable, so the same address holds the same
+    // function.
     let function = unsafe { std::mem::transmute::<usize, fn(A) -> R>(address) };
     let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(take_panic_message(payload)))?;

@@ -10,15 +10,18 @@
 
 mod board;
 mod child;
+mod chunk;
 mod crossing;
 mod encode;
 mod function;
+mod map;
 mod pool;
 mod single;
 mod wire;
 mod worker;
 
-pub use pool::{ProcessMap, ProcessPool, ProcessPoolBuilder};
+pub use map::{ProcessMap, ProcessMapUnordered};
+pub use pool::{ProcessPool, ProcessPoolBuilder};
 pub use single::{spawn, Process};
 pub use worker::write_raw_to_parent;
 

@@ -86,7 +86,8 @@ use serde::Serialize;
 use super::board::{monotonic_nanos, Board};
 use super::child::{start_worker, worker_died, WorkerConfig, WorkerProcess};
 use super::crossing::{check_argument_size, decode_result};
-use super::function::{identity_of_initializer, prepare_task};
+use super::function::{identity_of_initializer, prepare_task, PreparedTask};
+use super::map::{ChunkSize, ProcessMap, ProcessMapUnordered};
 use super::wire::{
     read_body, read_header, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME,
 };
@@ -104,8 +105,6 @@ const MIN_IN_FLIGHT: usize = 2;
 const MAX_IN_FLIGHT: usize = 64;
 /// Tasks in flight per worker should take about this long in total.
 const IN_FLIGHT_WORK: Duration = Duration::from_millis(1);
-/// Items of `map` in flight per worker.
-const MAP_IN_FLIGHT_PER_WORKER: usize = 16;
 
 /// A process pool task's shared state: its completion cell and, while it
 /// is sent to a worker, where to cancel it.
@@ -759,12 +758,24 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        self.submit_prepared(prepare_task(function, &argument))
+    }
+
+    /// Submits a prepared task (or resolves its handle with the error that
+    /// kept it from being prepared).
+    pub(crate) fn submit_prepared<R>(
+        &self,
+        prepared: Result<PreparedTask, TaskError>,
+    ) -> TaskHandle<R>
+    where
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
         let task = Arc::new(ProcessTask::<R> {
             completion: Completion::new(),
             place: Mutex::new(Place::Parent),
         });
         let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
-        let prepared = match prepare_task(function, &argument).and_then(|prepared| {
+        let prepared = match prepared.and_then(|prepared| {
             check_argument_size(&prepared.argument, self.shared.config.max_frame).map(|()| prepared)
         }) {
             Ok(prepared) => prepared,
@@ -797,9 +808,51 @@ impl ProcessPool {
         shared.requeue(job);
     }
 
+    /// Why the pool takes no more tasks, if it is closed (shut down:
+    /// `ShutDown`; terminated: `Cancelled`).
+    pub(crate) fn refusal_if_closed(&self) -> Option<TaskError> {
+        let shared = &self.shared;
+        if !shared.closing.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(if shared.terminating.load(Ordering::SeqCst) {
+            TaskError::Cancelled
+        } else {
+            TaskError::ShutDown
+        })
+    }
+
+    /// The largest frame either side accepts.
+    pub(crate) fn max_frame(&self) -> u32 {
+        self.shared.config.max_frame
+    }
+
+    /// Whether tasks have a timeout.
+    pub(crate) fn has_task_timeout(&self) -> bool {
+        self.shared.task_timeout.is_some()
+    }
+
     /// Applies `function` to every input in the workers; results come in
-    /// input order. Lazy: it reads `inputs` only as results are consumed,
-    /// with a bounded number in flight.
+    /// input order — Python's `Pool.map`/`imap`, lazily.
+    ///
+    /// Items travel in chunks, one task per chunk, so that tiny items do
+    /// not each pay for a task's messages: when the input's length is known
+    /// (an exact `size_hint`: ranges, vectors, slices) about
+    /// `len / (4 × workers)` items per chunk, as Python's `Pool.map`;
+    /// otherwise the chunk size adapts to about 2 ms of work per chunk, from
+    /// the time per item the workers report (starting at one item per
+    /// chunk, at most 4096). With a task timeout each item is its own task.
+    /// [`map_with_chunksize`](Self::map_with_chunksize) sets the size.
+    ///
+    /// Lazy: it reads `inputs` only as results are consumed, with a
+    /// bounded number of chunks in flight (a few per worker), so an endless
+    /// input works. Each item succeeds or fails on its own (a panic, or a
+    /// value that cannot be encoded or decoded, fails its item only); a
+    /// worker that dies while it runs a chunk fails every item of that
+    /// chunk with `WorkerDied` (the items of other chunks are unaffected),
+    /// and no item ever runs twice. Once the pool is shut down, the items
+    /// in flight finish, one `Err(ShutDown)` (or `Cancelled`) says the rest
+    /// of the input was not run, and the iterator ends.
     ///
     /// ```
     /// fn double(x: u32) -> u32 {
@@ -819,15 +872,91 @@ impl ProcessPool {
         I::Item: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        ProcessMap {
-            pool: self,
+        let inputs = inputs.into_iter();
+        let rule = ChunkSize::for_map(self, &inputs);
+        ProcessMap::new(self, function, inputs, rule)
+    }
+
+    /// [`map`](Self::map) with `chunksize` items per chunk (Python's
+    /// `chunksize`): 1 sends each item as its own task. With a task
+    /// timeout, the timeout applies to each whole chunk.
+    ///
+    /// # Panics
+    ///
+    /// If `chunksize` is 0.
+    ///
+    /// ```
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(2)?;
+    /// let doubled: Vec<u32> = pool
+    ///     .map_with_chunksize(double, 1..=1000, 100)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(doubled[999], 2000);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    #[track_caller]
+    pub fn map_with_chunksize<F, I, R>(
+        &self,
+        function: F,
+        inputs: I,
+        chunksize: usize,
+    ) -> ProcessMap<'_, F, I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Copy + Send + 'static,
+        I: IntoIterator,
+        I::Item: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        assert!(
+            chunksize > 0,
+            "verisync: map_with_chunksize needs a chunk size of at least 1 (1 sends each item \
+             as its own task)"
+        );
+        ProcessMap::new(
+            self,
             function,
-            inputs: inputs.into_iter(),
-            in_flight: VecDeque::new(),
-            limit: self.shared.worker_count * MAP_IN_FLIGHT_PER_WORKER,
-            refused: false,
-            refusal: None,
-        }
+            inputs.into_iter(),
+            ChunkSize::Fixed(chunksize),
+        )
+    }
+
+    /// [`map`](Self::map), but results come in the order they finish —
+    /// Python's `imap_unordered`. The chunk size adapts as for `map` over
+    /// an input of unknown length. Lazy, with the same failures and the
+    /// same end once the pool is shut down.
+    ///
+    /// ```
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// # verisync::process::init();
+    /// let pool = verisync::ProcessPool::new(2)?;
+    /// let mut doubled: Vec<u32> = pool.map_unordered(double, 1..=3).collect::<Result<_, _>>()?;
+    /// doubled.sort();
+    /// assert_eq!(doubled, [2, 4, 6]);
+    /// # Ok::<(), verisync::TaskError>(())
+    /// ```
+    #[track_caller]
+    pub fn map_unordered<F, I, R>(
+        &self,
+        function: F,
+        inputs: I,
+    ) -> ProcessMapUnordered<'_, F, I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Copy + Send + 'static,
+        I: IntoIterator,
+        I::Item: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        ProcessMapUnordered::new(
+            self,
+            function,
+            inputs.into_iter(),
+            ChunkSize::for_unordered(self),
+        )
     }
 
     /// The number of worker processes.
@@ -1497,74 +1626,6 @@ fn watch_workers(shared: &Shared) {
             }
             None => shared.watch_changed.wait(&mut alarm),
         }
-    }
-}
-
-/// Results of [`ProcessPool::map`], in input order.
-pub struct ProcessMap<'a, F, I: Iterator, R> {
-    pool: &'a ProcessPool,
-    function: F,
-    inputs: I,
-    in_flight: VecDeque<TaskHandle<R>>,
-    limit: usize,
-    /// The pool was found closed: no more input is read.
-    refused: bool,
-    /// Why the rest of the input was not run; reported once, last.
-    refusal: Option<TaskError>,
-}
-
-impl<F, I, R> Iterator for ProcessMap<'_, F, I, R>
-where
-    F: Fn(I::Item) -> R + Copy + Send + 'static,
-    I: Iterator,
-    I::Item: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
-{
-    type Item = Result<R, TaskError>;
-
-    /// Tops up the items in flight from the input, then waits for the
-    /// oldest. Once the pool is closed (shut down, terminated), no more
-    /// input is read: the items in flight finish, then one
-    /// `Err(ShutDown)` (or `Cancelled`) says the rest of the input was not
-    /// run, and the iterator ends — an endless input is not drained.
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.in_flight.len() < self.limit && !self.refused {
-            if self.pool.shared.closing.load(Ordering::SeqCst) {
-                self.refused = true;
-                self.refusal = Some(if self.pool.shared.terminating.load(Ordering::SeqCst) {
-                    TaskError::Cancelled
-                } else {
-                    TaskError::ShutDown
-                });
-                break;
-            }
-            let Some(input) = self.inputs.next() else {
-                break;
-            };
-            self.in_flight
-                .push_back(self.pool.submit(self.function, input));
-        }
-        match self.in_flight.pop_front() {
-            Some(handle) => Some(handle.join()),
-            None => self.refusal.take().map(Err),
-        }
-    }
-}
-
-impl<F, I: Iterator, R> Drop for ProcessMap<'_, F, I, R> {
-    fn drop(&mut self) {
-        for handle in &self.in_flight {
-            handle.cancel();
-        }
-    }
-}
-
-impl<F, I: Iterator, R> fmt::Debug for ProcessMap<'_, F, I, R> {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("ProcessMap")
-            .field("in_flight", &self.in_flight.len())
-            .finish_non_exhaustive()
     }
 }
 
