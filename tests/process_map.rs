@@ -439,3 +439,150 @@ fn dropped_maps_and_shut_down_pools() {
         assert_eq!(after, [Err(TaskError::ShutDown)]);
     });
 }
+
+// ---------------------------------------------------------------------------
+// Bounded lookahead, and nothing lost (found by review)
+// ---------------------------------------------------------------------------
+
+fn identity(x: u64) -> u64 {
+    x
+}
+
+/// An input whose `Serialize` always fails (an error, no panic).
+#[derive(Debug, Deserialize)]
+struct Unsendable(#[allow(dead_code)] u64);
+
+impl Serialize for Unsendable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this input never encodes"))
+    }
+}
+
+fn unsendable_length(_: Unsendable) -> u64 {
+    0
+}
+
+/// An endless input that counts what was read from it (and fails the test
+/// past `bound` reads).
+fn counted<T>(
+    reads: &'static AtomicU64,
+    bound: u64,
+    make: impl Fn(u64) -> T,
+) -> impl Iterator<Item = T> {
+    (0u64..).map(move |value| {
+        let read = reads.fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            read <= bound,
+            "the map read {read} inputs for its first 3 results"
+        );
+        make(value)
+    })
+}
+
+/// Items that fail in the parent count against the lookahead: an endless
+/// input whose every item fails is not read to its end (it was, forever).
+#[test]
+fn items_failing_in_the_parent_do_not_unbound_the_lookahead() {
+    static ORDERED: AtomicU64 = AtomicU64::new(0);
+    static UNORDERED: AtomicU64 = AtomicU64::new(0);
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(2).unwrap();
+        let first: Vec<_> = pool
+            .map(unsendable_length, counted(&ORDERED, 10_000, Unsendable))
+            .take(3)
+            .collect();
+        assert_eq!(first.len(), 3);
+        assert!(first.iter().all(Result::is_err));
+        let first: Vec<_> = pool
+            .map_unordered(unsendable_length, counted(&UNORDERED, 10_000, Unsendable))
+            .take(3)
+            .collect();
+        assert_eq!(first.len(), 3);
+        pool.shutdown();
+    });
+}
+
+/// `0..u64::MAX` has an exact length, but a chunk of `len / (4 × workers)`
+/// items would never be read whole: the chunk size is capped, and one
+/// chunk is sent per read (a small frame used to make the map send chunk
+/// after chunk without end).
+#[test]
+fn an_endless_input_with_an_exact_length_is_read_lazily() {
+    static READS: AtomicU64 = AtomicU64::new(0);
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .max_frame_size(4096)
+            .build()
+            .unwrap();
+        let endless = (0..u64::MAX).inspect(|_| {
+            let read = READS.fetch_add(1, Ordering::SeqCst) + 1;
+            assert!(
+                read <= 100_000,
+                "the map read {read} inputs for its first 3 results"
+            );
+        });
+        let first: Vec<_> = pool.map(identity, endless).take(3).collect();
+        assert_eq!(first, [Ok(0), Ok(1), Ok(2)]);
+        pool.shutdown();
+    });
+}
+
+fn long_panic_at_one(x: u64) -> u64 {
+    if x == 1 {
+        panic!("{}", "x".repeat(5000));
+    }
+    x
+}
+
+/// A panic message longer than a frame fails its item only (it used to
+/// make the chunk's answer too large, failing the whole chunk).
+#[test]
+fn a_long_panic_message_fails_only_its_item() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .max_frame_size(4096)
+            .build()
+            .unwrap();
+        let results: Vec<_> = pool
+            .map_with_chunksize(long_panic_at_one, 0..8u64, 4)
+            .collect();
+        assert_eq!(results.len(), 8);
+        for (item, result) in results.into_iter().enumerate() {
+            match result {
+                Err(TaskError::Panicked(message)) if item == 1 => {
+                    assert!(message.starts_with("xxx") && message.len() < 4096)
+                }
+                Ok(value) if item != 1 => assert_eq!(value, item as u64),
+                Err(error) => panic!("item {item}: {:.200}", format!("{error:?}")),
+                other => panic!("item {item}: {other:?}"),
+            }
+        }
+        pool.shutdown();
+    });
+}
+
+/// An input iterator that panics: the items read before it are still run
+/// (they were dropped, unreported), the panic reaches the caller, and the
+/// map goes on.
+#[test]
+fn a_panicking_input_iterator_loses_no_item_already_read() {
+    static PANICKED: AtomicU64 = AtomicU64::new(0);
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::new(1).unwrap();
+        let inputs = (0..10u64).inspect(|&x| {
+            if x == 2 && PANICKED.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the input iterator panics at 2");
+            }
+        });
+        let mut map = pool.map_with_chunksize(identity, inputs, 4);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map.next()));
+        assert!(first.is_err(), "the iterator's panic reaches the caller");
+        let rest: Vec<_> = map.collect();
+        // Item 2 is the one the iterator's own panic threw away.
+        let expected: Vec<_> = [0, 1, 3, 4, 5, 6, 7, 8, 9].into_iter().map(Ok).collect();
+        assert_eq!(rest, expected);
+        pool.shutdown();
+    });
+}

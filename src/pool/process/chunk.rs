@@ -86,6 +86,7 @@ pub(crate) fn run_chunk(
             )),
             outcome => outcome,
         };
+        let outcome = outcome.map_err(|failure| shortened(failure, result_budget / 4));
         used = used.saturating_add(outcome_size(&outcome));
         outcomes.push(outcome);
     }
@@ -98,6 +99,28 @@ pub(crate) fn run_chunk(
             "the worker could not encode a chunk's results: {error}"
         ))
     })
+}
+
+/// `failure` with its message cut to at most `limit` bytes (a panic
+/// message can be any size; in a chunk it must not crowd out the others).
+fn shortened(failure: Failure, limit: u64) -> Failure {
+    let cut = |mut message: String| {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if message.len() > limit {
+            const MARK: &str = " … (cut to fit the chunk's answer)";
+            let mut end = limit.saturating_sub(MARK.len());
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(MARK);
+        }
+        message
+    };
+    match failure {
+        Failure::Panicked(message) => Failure::Panicked(cut(message)),
+        Failure::Serialization(message) => Failure::Serialization(cut(message)),
+    }
 }
 
 /// Roughly how many bytes `outcome` takes encoded.
@@ -188,6 +211,29 @@ mod tests {
             other => panic!("a result over the budget was accepted: {other:?}"),
         }
         assert_eq!(got[1], Ok(vec![1]));
+    }
+
+    /// A long failure message is cut (keeping its kind), so it cannot
+    /// crowd the other items' results out of the chunk's frame.
+    #[test]
+    fn a_long_failure_message_is_cut_to_a_quarter_of_the_budget() {
+        let items = vec![vec![0], vec![1], vec![2]];
+        let bytes = encode_chunk(&[], 1000, &items);
+        let got = outcomes(run_chunk(&bytes, |item| {
+            if item == [1] {
+                Err(Failure::Panicked("é".repeat(5000)))
+            } else {
+                echo(item)
+            }
+        }));
+        assert_eq!(got.len(), 3, "the long message stopped the chunk");
+        match &got[1] {
+            Err(Failure::Panicked(message)) => {
+                assert!(message.len() <= 250, "{} bytes", message.len());
+                assert!(message.starts_with('é') && message.ends_with("answer)"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -33,11 +33,27 @@
 //! task: a worker that dies or is killed while it runs the chunk fails every
 //! item of that chunk, run or not, with `WorkerDied` (or `TimedOut`); the
 //! chunks before and after it are not affected. Items never run twice.
+//!
+//! # Limits of chunking
+//!
+//! - A chunk's results travel in one frame. A worker stops a chunk once
+//!   its results fill half a frame and the parent sends the rest again (a
+//!   new task). So in a chunk of more than one item, a result larger than
+//!   half the frame limit (`ProcessPoolBuilder::max_frame_size`, 64 MiB by
+//!   default) fails its item with `Serialization` (the message says to map
+//!   with a chunk size of 1 or raise the limit), and a failure message is
+//!   cut to a quarter of it.
+//! - The rest of a chunk cut short that way is new work for the pool: if
+//!   the pool is shut down meanwhile, those items (which never ran) get
+//!   `ShutDown` like any task submitted after the shutdown.
+//! - A chunk of one item carries a few dozen bytes of framing more than a
+//!   task from `submit`: an argument or result within that much of the
+//!   frame limit passes `submit` and fails in a map.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,8 +99,10 @@ impl ChunkSize {
         }
         match inputs.size_hint() {
             (low, Some(high)) if low == high => {
+                // Capped: an "exact" length can be endless in practice
+                // (`0..u64::MAX`), and a chunk is read whole before it goes.
                 let chunks = pool.workers().max(1) * 4;
-                Self::Fixed(low.div_ceil(chunks).max(1))
+                Self::Fixed(low.div_ceil(chunks).clamp(1, ADAPTIVE_MAX))
             }
             _ => Self::Adaptive,
         }
@@ -166,6 +184,9 @@ struct Feeder<'a, I> {
     function: Result<PreparedChunkFunction, TaskError>,
     inputs: I,
     sizer: Sizer,
+    /// An item read and encoded that did not fit the last chunk's frame:
+    /// the first of the next chunk.
+    carried: Option<Vec<u8>>,
     /// The input has ended, or the pool was found closed.
     done: bool,
     /// Why the rest of the input was not run; reported once, last.
@@ -177,10 +198,18 @@ where
     I: Iterator,
     I::Item: Serialize,
 {
-    /// Reads up to one chunk's worth of input and puts what it makes in
-    /// flight through `put`, in input order.
+    /// Reads at most one chunk's worth of input (the size the sizer says,
+    /// counting the items that fail in the parent) and puts what it makes
+    /// in flight through `put`, in input order. An item that would make the
+    /// chunk outgrow a frame is carried over to start the next chunk.
+    ///
+    /// If the input iterator panics, the items read before are put in
+    /// flight first, then the panic goes on to the caller: nothing read is
+    /// lost, and the map can go on.
     fn feed(&mut self, mut put: impl FnMut(Entry)) {
         if let Some(refusal) = self.pool.refusal_if_closed() {
+            // A carried item is the first of "the rest of the input", which
+            // the refusal reports.
             self.done = true;
             self.refusal = Some(refusal);
             return;
@@ -190,12 +219,21 @@ where
         let room = (self.pool.max_frame() as usize)
             .saturating_sub(MESSAGE_OVERHEAD)
             .saturating_sub(self.function.as_ref().map_or(0, |f| f.prefix.len()));
-        let mut items: Vec<Vec<u8>> = Vec::new();
-        while items.len() < size {
-            let Some(input) = self.inputs.next() else {
-                self.done = true;
-                break;
+        let mut items: Vec<Vec<u8>> = self.carried.take().into_iter().collect();
+        let mut read = items.len();
+        while read < size {
+            let input = match catch_unwind(AssertUnwindSafe(|| self.inputs.next())) {
+                Ok(Some(input)) => input,
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(payload) => {
+                    self.send(&mut items, &mut put);
+                    resume_unwind(payload);
+                }
             };
+            read += 1;
             let encoded = encode_argument(&input);
             dispose_of(input, "an input of a process map");
             let function_error = self.function.as_ref().err().cloned();
@@ -207,8 +245,7 @@ where
                 }
                 (None, Ok(bytes)) => bytes,
             };
-            let alone = std::slice::from_ref(&bytes);
-            if chunk_argument_size(alone) > room {
+            if chunk_argument_size(std::slice::from_ref(&bytes)) > room {
                 self.send(&mut items, &mut put);
                 put(Entry::Failed(too_large_argument(
                     bytes.len(),
@@ -218,9 +255,8 @@ where
             }
             items.push(bytes);
             if chunk_argument_size(&items) > room {
-                let last = items.pop().expect("just pushed");
-                self.send(&mut items, &mut put);
-                items.push(last);
+                self.carried = items.pop();
+                break;
             }
         }
         self.send(&mut items, &mut put);
@@ -310,6 +346,7 @@ impl<'a, I> Feeder<'a, I> {
                 rule,
                 nanos_per_item: None,
             },
+            carried: None,
             done: false,
             refusal: None,
         }
@@ -363,9 +400,12 @@ where
         }
     }
 
+    /// Reads input until `chunk_limit` entries are in flight (items that
+    /// failed in the parent count too, so an input whose every item fails
+    /// is not read to its end at once).
     fn top_up(&mut self) {
         let workers = self.feeder.pool.workers();
-        while !self.feeder.done && self.chunks_in_flight < self.feeder.sizer.chunk_limit(workers) {
+        while !self.feeder.done && self.in_flight.len() < self.feeder.sizer.chunk_limit(workers) {
             let (in_flight, chunks) = (&mut self.in_flight, &mut self.chunks_in_flight);
             self.feeder.feed(|entry| {
                 if let Entry::Chunk(_) = entry {
@@ -489,9 +529,14 @@ where
         self.chunks_in_flight += 1;
     }
 
+    /// Reads input until `chunk_limit` chunks are in flight, or until some
+    /// item failed in the parent (its error is ready to hand out).
     fn top_up(&mut self) {
         let workers = self.feeder.pool.workers();
-        while !self.feeder.done && self.chunks_in_flight < self.feeder.sizer.chunk_limit(workers) {
+        while !self.feeder.done
+            && self.ready.is_empty()
+            && self.chunks_in_flight < self.feeder.sizer.chunk_limit(workers)
+        {
             let mut entries = Vec::new();
             self.feeder.feed(|entry| entries.push(entry));
             for entry in entries {

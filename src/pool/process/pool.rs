@@ -598,7 +598,10 @@ impl ProcessPoolBuilder {
     /// value. A task whose argument or result is larger fails alone with
     /// `TaskError::Serialization` saying so; its worker lives on. It also
     /// bounds what a misbehaving worker can make the parent allocate: a
-    /// message announcing more is refused before it is read.
+    /// message announcing more is refused before it is read. In a map,
+    /// where a chunk's results share one message, each result of a chunk of
+    /// several items may take at most half of it
+    /// ([`ProcessPool::map`] says more).
     ///
     /// ```
     /// fn zeros(n: usize) -> Vec<u8> { vec![0; n] }
@@ -850,7 +853,11 @@ impl ProcessPool {
     /// value that cannot be encoded or decoded, fails its item only); a
     /// worker that dies while it runs a chunk fails every item of that
     /// chunk with `WorkerDied` (the items of other chunks are unaffected),
-    /// and no item ever runs twice. Once the pool is shut down, the items
+    /// and no item ever runs twice. A chunk's results travel in one frame:
+    /// in a chunk of several items, a result may take at most half of
+    /// [`max_frame_size`](ProcessPoolBuilder::max_frame_size) (64 MiB by
+    /// default; a larger one fails its item, saying so); map larger results
+    /// with a chunk size of 1. Once the pool is shut down, the items
     /// in flight finish, one `Err(ShutDown)` (or `Cancelled`) says the rest
     /// of the input was not run, and the iterator ends.
     ///
