@@ -149,7 +149,7 @@ impl Barrier {
         );
         Self {
             parties,
-            state: Mutex::new(State {
+            state: Mutex::new_untracked(State {
                 phase: Phase::Filling,
                 count: 0,
                 trips: 0,

@@ -59,6 +59,10 @@ mod raw;
 
 mod barrier;
 mod condition;
+#[cfg(feature = "deadlock-detection")]
+pub mod deadlock;
+#[cfg(not(feature = "deadlock-detection"))]
+mod deadlock;
 mod event;
 mod mutex;
 mod pool;
