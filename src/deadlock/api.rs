@@ -112,7 +112,7 @@ fn deadlock_of(threads: &[(&Thread, &ThreadState)], cycle: &[usize], now: Instan
 /// let m = verisync::Mutex::with_name("config", ());
 /// let _held = m.lock();
 /// std::thread::scope(|scope| {
-///     scope.spawn(|| m.try_lock_for(Duration::from_millis(300)));
+///     scope.spawn(|| m.try_lock_for(Duration::from_millis(300)).is_some());
 ///     let dump = loop {
 ///         let dump = verisync::deadlock::blocked_threads();
 ///         if !dump.is_empty() {
@@ -185,10 +185,10 @@ pub fn lock_order_violations() -> Vec<LockOrderViolation> {
 /// let a = Mutex::with_name("left", ());
 /// let b = Mutex::with_name("right", ());
 /// drop((a.lock(), b.lock()));
-/// let closing = std::panic::catch_unwind(|| {
+/// let closing = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
 ///     let _b = b.lock();
 ///     let _a = a.lock();
-/// });
+/// }));
 /// deadlock::panic_on_lock_order_violation(false);
 /// assert!(closing.is_err());
 /// assert!(!a.is_locked() && !b.is_locked());

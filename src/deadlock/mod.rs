@@ -36,7 +36,8 @@
 //!         .spawn(move || {
 //!             let _first = first.lock();
 //!             both_hold_one.wait();
-//!             // Times out: the other thread holds `second` and waits for `first`.
+//!             // The other thread holds `second` and waits for `first`: one
+//!             // of the two times out, which ends the deadlock.
 //!             second.try_lock_for(Duration::from_millis(500)).is_some()
 //!         })
 //!         .unwrap()
@@ -54,7 +55,8 @@
 //!     eprintln!("{cycle}");
 //!     assert_eq!(cycle.threads.len(), 2);
 //! }
-//! assert!(!one.join().unwrap() && !two.join().unwrap());
+//! let (got_one, got_two) = (one.join().unwrap(), two.join().unwrap());
+//! assert!(!(got_one && got_two));
 //! ```
 //!
 //! # Limits
