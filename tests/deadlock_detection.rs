@@ -489,3 +489,102 @@ fn a_leaked_guard_stays_held_in_the_reports_and_the_lock_can_be_dropped() {
         drop(Arc::into_inner(m).unwrap());
     });
 }
+
+#[test]
+fn blocked_threads_explains_a_hang_that_is_not_a_lock_cycle() {
+    with_watchdog(PATIENCE, || {
+        let ready = Arc::new(verisync::Event::new());
+        let meeting = Arc::new(Barrier::new(2));
+        let permits = Arc::new(verisync::Semaphore::new(0));
+        let config = Arc::new(Mutex::with_name("dump-config", ()));
+        let (lines_tx, lines) = mpsc::channel();
+        let event_waiter = {
+            let (ready, config, lines_tx) =
+                (Arc::clone(&ready), Arc::clone(&config), lines_tx.clone());
+            spawn_named("dump-event", move || {
+                let held_line = line!() + 1;
+                let _config = config.lock();
+                let wait_line = line!() + 2;
+                lines_tx.send((held_line, wait_line)).unwrap();
+                ready.wait();
+            })
+        };
+        let barrier_waiter = {
+            let (meeting, lines_tx) = (Arc::clone(&meeting), lines_tx.clone());
+            spawn_named("dump-barrier", move || {
+                lines_tx.send((0, line!() + 1)).unwrap();
+                meeting.wait().unwrap();
+            })
+        };
+        let semaphore_waiter = {
+            let permits = Arc::clone(&permits);
+            spawn_named("dump-semaphore", move || {
+                lines_tx.send((0, line!() + 1)).unwrap();
+                drop(permits.acquire());
+            })
+        };
+        let (held_line, event_line) = lines.recv().unwrap();
+        let (_, first) = lines.recv().unwrap();
+        let (_, second) = lines.recv().unwrap();
+        let dump = loop {
+            let dump: Vec<_> = deadlock::blocked_threads()
+                .into_iter()
+                .filter(|blocked| {
+                    blocked
+                        .thread
+                        .name
+                        .as_deref()
+                        .is_some_and(|name| name.starts_with("dump-"))
+                })
+                .collect();
+            if dump.len() == 3 {
+                break dump;
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        let find = |name: &str| {
+            dump.iter()
+                .find(|blocked| blocked.thread.name.as_deref() == Some(name))
+                .unwrap()
+        };
+        let event = find("dump-event");
+        assert_eq!(event.operation, "Event::wait");
+        assert_eq!(
+            (event.waiting_at.file(), event.waiting_at.line()),
+            (file!(), event_line)
+        );
+        assert_eq!(event.holds.len(), 1);
+        assert_eq!(event.holds[0].lock.name, Some("dump-config"));
+        assert_eq!(event.holds[0].taken_at.line(), held_line);
+        assert!(event.to_string().contains("in Event::wait"), "{event}");
+        assert!(event.to_string().contains("holding dump-config"), "{event}");
+        let barrier = find("dump-barrier");
+        assert_eq!(
+            barrier.operation, "Barrier::wait",
+            "the user's call, not the inner Condition"
+        );
+        let semaphore = find("dump-semaphore");
+        assert_eq!(semaphore.operation, "Semaphore::acquire");
+        let lines_seen = [barrier.waiting_at.line(), semaphore.waiting_at.line()];
+        assert!(
+            lines_seen.contains(&first) && lines_seen.contains(&second),
+            "{dump:?}"
+        );
+        assert!(deadlock::detect()
+            .iter()
+            .all(|found| !names(found).iter().any(|name| name.starts_with("dump-"))));
+        ready.set();
+        meeting.wait().unwrap();
+        permits.release(1).unwrap();
+        event_waiter.join().unwrap();
+        barrier_waiter.join().unwrap();
+        semaphore_waiter.join().unwrap();
+        // Nobody of this test is blocked any more.
+        assert!(deadlock::blocked_threads().iter().all(|blocked| !blocked
+            .thread
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("dump-")));
+    });
+}

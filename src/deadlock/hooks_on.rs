@@ -284,22 +284,45 @@ impl Drop for LockTracking {
 
 impl BlockedIn {
     /// The current thread is about to block in `operation` (e.g.
-    /// `"Event::wait"`) of a primitive named `name`, if it has one.
+    /// `"Event::wait"`) of a primitive named `name`, if it has one. If it
+    /// is already marked (a primitive built on another, like `Barrier` on
+    /// `Condition`), the outermost operation stays: that is the user's call.
     #[inline]
     #[track_caller]
     pub(crate) fn new(operation: &'static str, name: Option<&'static str>) -> Self {
         let at = Location::caller();
-        let tracked = registry::with_current(|record| {
-            record.state().blocked = Some(Blocked {
+        let marked = registry::with_current(|record| {
+            let mut state = record.state();
+            if state.blocked.is_some() {
+                return false;
+            }
+            state.blocked = Some(Blocked {
                 operation,
                 name,
                 lock: None,
                 at,
                 since: Instant::now(),
             });
+            true
         });
         Self {
-            tracked: tracked.is_some(),
+            tracked: marked == Some(true),
+        }
+    }
+
+    /// As [`new`](Self::new), unless `done()` says the call will return at
+    /// once (e.g. the event is already set).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn unless(
+        operation: &'static str,
+        name: Option<&'static str>,
+        done: impl FnOnce() -> bool,
+    ) -> Self {
+        if done() {
+            Self { tracked: false }
+        } else {
+            Self::new(operation, name)
         }
     }
 }
