@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -505,27 +506,31 @@ fn blocked_threads_explains_a_hang_that_is_not_a_lock_cycle() {
                 let held_line = line!() + 1;
                 let _config = config.lock();
                 let wait_line = line!() + 2;
-                lines_tx.send((held_line, wait_line)).unwrap();
+                lines_tx.send(("dump-event", held_line, wait_line)).unwrap();
                 ready.wait();
             })
         };
         let barrier_waiter = {
             let (meeting, lines_tx) = (Arc::clone(&meeting), lines_tx.clone());
             spawn_named("dump-barrier", move || {
-                lines_tx.send((0, line!() + 1)).unwrap();
+                lines_tx.send(("dump-barrier", 0, line!() + 1)).unwrap();
                 meeting.wait().unwrap();
             })
         };
         let semaphore_waiter = {
             let permits = Arc::clone(&permits);
             spawn_named("dump-semaphore", move || {
-                lines_tx.send((0, line!() + 1)).unwrap();
+                lines_tx.send(("dump-semaphore", 0, line!() + 1)).unwrap();
                 drop(permits.acquire());
             })
         };
-        let (held_line, event_line) = lines.recv().unwrap();
-        let (_, first) = lines.recv().unwrap();
-        let (_, second) = lines.recv().unwrap();
+        let sent: HashMap<&str, (u32, u32)> = (0..3)
+            .map(|_| {
+                let (name, held, wait) = lines.recv().unwrap();
+                (name, (held, wait))
+            })
+            .collect();
+        let (held_line, event_line) = sent["dump-event"];
         let dump = loop {
             let dump: Vec<_> = deadlock::blocked_threads()
                 .into_iter()
@@ -565,11 +570,8 @@ fn blocked_threads_explains_a_hang_that_is_not_a_lock_cycle() {
         );
         let semaphore = find("dump-semaphore");
         assert_eq!(semaphore.operation, "Semaphore::acquire");
-        let lines_seen = [barrier.waiting_at.line(), semaphore.waiting_at.line()];
-        assert!(
-            lines_seen.contains(&first) && lines_seen.contains(&second),
-            "{dump:?}"
-        );
+        assert_eq!(barrier.waiting_at.line(), sent["dump-barrier"].1);
+        assert_eq!(semaphore.waiting_at.line(), sent["dump-semaphore"].1);
         assert!(deadlock::detect()
             .iter()
             .all(|found| !names(found).iter().any(|name| name.starts_with("dump-"))));

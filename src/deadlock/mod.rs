@@ -1,6 +1,7 @@
 //! Deadlock diagnostics at run time (cargo feature `deadlock-detection`,
-//! off by default; without it this module does not exist and the locks
-//! carry no extra field, call or branch).
+//! off by default; without it this module does not exist — using it is a
+//! "could not find `deadlock` in `verisync`" error — and the locks carry no
+//! extra field, call or branch).
 //!
 //! With the feature on, every [`Mutex`](crate::Mutex) and
 //! [`ReentrantLock`](crate::ReentrantLock) the program creates is tracked
@@ -69,33 +70,21 @@
 //! - Tracking costs one uncontended `std` mutex per acquisition and per
 //!   release, and a graph update the first time a thread takes a new pair.
 
-#[cfg(all(feature = "deadlock-detection", any(verisync_loom, verisync_shuttle)))]
+#[cfg(any(verisync_loom, verisync_shuttle))]
 compile_error!(
     "the `deadlock-detection` feature keeps its bookkeeping in std locks that the \
      loom and shuttle models do not see; build the model suites without it"
 );
 
-/// The hooks the locks call: bookkeeping with the feature on, `#[inline]`
-/// no-ops without it (same items in both files).
-#[cfg(feature = "deadlock-detection")]
+/// The hooks the locks call (`hooks_off.rs` has the same items as
+/// `#[inline]` no-ops, used when the feature is off).
 #[path = "hooks_on.rs"]
 pub(crate) mod hooks;
-/// The hooks the locks call: `#[inline]` no-ops without the feature.
-#[cfg(not(feature = "deadlock-detection"))]
-#[path = "hooks_off.rs"]
-pub(crate) mod hooks;
 
-#[cfg(feature = "deadlock-detection")]
+mod api;
 mod order;
-#[cfg(feature = "deadlock-detection")]
 mod registry;
-#[cfg(feature = "deadlock-detection")]
 mod report;
-#[cfg(feature = "deadlock-detection")]
 mod watchdog;
 
-#[cfg(feature = "deadlock-detection")]
 pub use api::*;
-
-#[cfg(feature = "deadlock-detection")]
-mod api;
