@@ -29,6 +29,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::condition::Condition;
+use crate::deadlock::hooks::BlockedIn;
 use crate::mutex::{Mutex, MutexGuard};
 use crate::sys::time::deadline_after;
 
@@ -149,7 +150,7 @@ impl Barrier {
         );
         Self {
             parties,
-            state: Mutex::new(State {
+            state: Mutex::new_untracked(State {
                 phase: Phase::Filling,
                 count: 0,
                 trips: 0,
@@ -166,7 +167,9 @@ impl Barrier {
     /// b.abort();
     /// assert!(b.wait().is_err());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait(&self) -> Result<BarrierWaitResult, BrokenBarrier> {
+        let _waiting = BlockedIn::new("Barrier::wait", None);
         self.wait_until_internal(None)
     }
 
@@ -180,7 +183,9 @@ impl Barrier {
     /// assert!(b.wait_timeout(Duration::from_millis(5)).is_err());
     /// assert!(b.is_broken());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult, BrokenBarrier> {
+        let _waiting = BlockedIn::new("Barrier::wait_timeout", None);
         self.wait_until_internal(deadline_after(timeout))
     }
 
@@ -191,7 +196,9 @@ impl Barrier {
     /// let b = verisync::Barrier::new(2);
     /// assert!(b.wait_until(Instant::now() + Duration::from_millis(2)).is_err());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_until(&self, deadline: Instant) -> Result<BarrierWaitResult, BrokenBarrier> {
+        let _waiting = BlockedIn::new("Barrier::wait_until", None);
         self.wait_until_internal(Some(deadline))
     }
 

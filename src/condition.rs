@@ -37,6 +37,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+use crate::deadlock::hooks::{BlockedIn, SavedHolds};
 use crate::mutex::MutexGuard;
 use crate::raw::reentrant::SavedDepth;
 use crate::reentrant::ReentrantLockGuard;
@@ -117,40 +118,43 @@ mod private {
         /// The guard is not dereferenced until `relock`.
         unsafe fn unlock_for_wait(&mut self) -> Self::Saved;
         /// Takes the lock again as it was.
+        #[cfg_attr(feature = "deadlock-detection", track_caller)]
         fn relock(&mut self, saved: Self::Saved);
     }
 }
 
 impl<T: ?Sized> private::Sealed for MutexGuard<'_, T> {
-    type Saved = ();
+    type Saved = SavedHolds;
 
     fn lock_address(&self) -> usize {
         MutexGuard::mutex(self).raw() as *const _ as usize
     }
 
-    unsafe fn unlock_for_wait(&mut self) {
+    unsafe fn unlock_for_wait(&mut self) -> SavedHolds {
         // SAFETY: forwarded from our caller.
         unsafe { MutexGuard::unlock_for_wait(self) }
     }
 
-    fn relock(&mut self, _saved: ()) {
-        MutexGuard::relock(self);
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
+    fn relock(&mut self, saved: SavedHolds) {
+        MutexGuard::relock(self, saved);
     }
 }
 
 impl<T: ?Sized> private::Sealed for ReentrantLockGuard<'_, T> {
-    type Saved = SavedDepth;
+    type Saved = (SavedDepth, SavedHolds);
 
     fn lock_address(&self) -> usize {
         ReentrantLockGuard::lock(self).raw().address()
     }
 
-    unsafe fn unlock_for_wait(&mut self) -> SavedDepth {
+    unsafe fn unlock_for_wait(&mut self) -> (SavedDepth, SavedHolds) {
         // SAFETY: forwarded from our caller.
         unsafe { ReentrantLockGuard::unlock_for_wait(self) }
     }
 
-    fn relock(&mut self, saved: SavedDepth) {
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
+    fn relock(&mut self, saved: (SavedDepth, SavedHolds)) {
         ReentrantLockGuard::relock(self, saved);
     }
 }
@@ -231,6 +235,7 @@ impl Condition {
     /// pair.1.notify_all();
     /// waiter.join().unwrap();
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait<G: ConditionGuard>(&self, guard: &mut G) {
         self.wait_internal(guard, None);
     }
@@ -248,6 +253,7 @@ impl Condition {
     /// assert!(result.timed_out());
     /// *guard += 1; // the lock is held again
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_timeout<G: ConditionGuard>(
         &self,
         guard: &mut G,
@@ -269,6 +275,7 @@ impl Condition {
     /// let deadline = Instant::now() + Duration::from_millis(2);
     /// assert!(c.wait_until(&mut guard, deadline).timed_out());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_until<G: ConditionGuard>(
         &self,
         guard: &mut G,
@@ -299,6 +306,7 @@ impl Condition {
     /// # drop(count);
     /// # producer.join().unwrap();
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_while<G, F>(&self, guard: &mut G, mut condition: F)
     where
         G: ConditionGuard,
@@ -320,6 +328,7 @@ impl Condition {
     /// let result = c.wait_timeout_while(&mut queue, Duration::from_millis(2), |q| q.is_empty());
     /// assert!(result.timed_out());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_timeout_while<G, F>(
         &self,
         guard: &mut G,
@@ -390,6 +399,7 @@ impl Condition {
 
     /// Parks until notified (`true`) or `deadline` (`false`), with the
     /// guard's lock released in between.
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn wait_internal<G: ConditionGuard>(&self, guard: &mut G, deadline: Option<Instant>) -> bool {
         let lock_address = guard.lock_address();
         let mut other_lock = 0;
@@ -416,15 +426,18 @@ impl Condition {
         // SAFETY: `validate` and `timed_out` only touch this condition's
         // state word (no panics); `before_sleep` unlocks the user's lock,
         // which may unpark a thread but never parks.
-        let result = unsafe {
-            park::park(
-                self.key(),
-                validate,
-                before_sleep,
-                timed_out,
-                DEFAULT_PARK_TOKEN,
-                deadline,
-            )
+        let result = {
+            let _waiting = BlockedIn::new("Condition::wait", None);
+            unsafe {
+                park::park(
+                    self.key(),
+                    validate,
+                    before_sleep,
+                    timed_out,
+                    DEFAULT_PARK_TOKEN,
+                    deadline,
+                )
+            }
         };
         if let Some(saved) = saved {
             guard.relock(saved);

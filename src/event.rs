@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::deadlock::hooks::BlockedIn;
 use crate::raw::event::RawEvent;
 use crate::sys::time::deadline_after;
 
@@ -95,8 +96,10 @@ impl Event {
     /// e.set();
     /// e.wait(); // returns at once
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     #[inline]
     pub fn wait(&self) {
+        let _waiting = BlockedIn::unless("Event::wait", None, || self.is_set());
         self.raw.wait_until(None);
     }
 
@@ -112,11 +115,13 @@ impl Event {
     /// e.set();
     /// assert!(e.wait_timeout(Duration::from_millis(5)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     #[inline]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if timeout.is_zero() {
             return self.is_set();
         }
+        let _waiting = BlockedIn::unless("Event::wait_timeout", None, || self.is_set());
         self.raw.wait_until(deadline_after(timeout))
     }
 
@@ -127,8 +132,10 @@ impl Event {
     /// let e = verisync::Event::new();
     /// assert!(!e.wait_until(Instant::now() + Duration::from_millis(2)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     #[inline]
     pub fn wait_until(&self, deadline: Instant) -> bool {
+        let _waiting = BlockedIn::unless("Event::wait_until", None, || self.is_set());
         self.raw.wait_until(Some(deadline))
     }
 }

@@ -63,6 +63,15 @@ mod raw;
 
 mod barrier;
 mod condition;
+#[cfg(feature = "deadlock-detection")]
+pub mod deadlock;
+/// Without the `deadlock-detection` feature there is no `verisync::deadlock`,
+/// only the hooks the locks call, as `#[inline]` no-ops.
+#[cfg(not(feature = "deadlock-detection"))]
+mod deadlock {
+    #[path = "hooks_off.rs"]
+    pub(crate) mod hooks;
+}
 mod event;
 mod mutex;
 mod pool;

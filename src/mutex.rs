@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::deadlock::hooks::{LockKind, LockTracking, SavedHolds};
 use crate::raw::mutex::RawMutex;
 use crate::sys::cell::{MutAccess, UnsafeCell};
 use crate::sys::time::deadline_after;
@@ -46,6 +47,8 @@ use crate::sys::time::deadline_after;
 pub struct Mutex<T: ?Sized> {
     raw: RawMutex,
     name: Option<&'static str>,
+    /// Zero-sized unless the `deadlock-detection` feature is on.
+    tracking: LockTracking,
     data: UnsafeCell<T>,
 }
 
@@ -64,20 +67,24 @@ impl<T> Mutex<T> {
     /// assert_eq!(*TOTAL.lock(), 5);
     /// ```
     #[cfg(not(verisync_loom))]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
             raw: RawMutex::new(),
             name: None,
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
 
     /// A new, unlocked mutex holding `value`.
     #[cfg(verisync_loom)]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn new(value: T) -> Self {
         Self {
             raw: RawMutex::new(),
             name: None,
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -89,20 +96,47 @@ impl<T> Mutex<T> {
     /// assert_eq!(accounts.name(), Some("accounts"));
     /// ```
     #[cfg(not(verisync_loom))]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub const fn with_name(name: &'static str, value: T) -> Self {
         Self {
             raw: RawMutex::new(),
             name: Some(name),
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
 
     /// A new, unlocked mutex with a name that diagnostics and `Debug` show.
     #[cfg(verisync_loom)]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn with_name(name: &'static str, value: T) -> Self {
         Self {
             raw: RawMutex::new(),
             name: Some(name),
+            tracking: LockTracking::new(),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// A mutex the deadlock diagnostics never track: for the crate's own
+    /// internal locks.
+    #[cfg(not(verisync_loom))]
+    pub(crate) const fn new_untracked(value: T) -> Self {
+        Self {
+            raw: RawMutex::new(),
+            name: None,
+            tracking: LockTracking::untracked(),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// A mutex the deadlock diagnostics never track.
+    #[cfg(verisync_loom)]
+    pub(crate) fn new_untracked(value: T) -> Self {
+        Self {
+            raw: RawMutex::new(),
+            name: None,
+            tracking: LockTracking::untracked(),
             data: UnsafeCell::new(value),
         }
     }
@@ -132,7 +166,15 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.raw.lock();
+        self.tracking.acquire(
+            self.name,
+            LockKind::Mutex,
+            || self.raw.try_lock(),
+            || {
+                self.raw.lock();
+                true
+            },
+        );
         // SAFETY: we just took the lock.
         unsafe { MutexGuard::new(self) }
     }
@@ -149,7 +191,10 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     #[track_caller]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        if self.raw.try_lock() {
+        if self
+            .tracking
+            .try_acquire(self.name, LockKind::Mutex, || self.raw.try_lock())
+        {
             // SAFETY: we just took the lock.
             Some(unsafe { MutexGuard::new(self) })
         } else {
@@ -194,7 +239,12 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     #[track_caller]
     fn lock_until(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
-        if self.raw.try_lock_until(deadline) {
+        if self.tracking.acquire(
+            self.name,
+            LockKind::Mutex,
+            || self.raw.try_lock(),
+            || self.raw.try_lock_until(deadline),
+        ) {
             // SAFETY: we just took the lock.
             Some(unsafe { MutexGuard::new(self) })
         } else {
@@ -323,6 +373,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// ```
     pub fn unlock_fair(mut guard: Self) {
         guard.access.suspend();
+        guard.mutex.tracking.release();
         // SAFETY: the guard proves the lock is held; forgetting the guard
         // afterwards stops `Drop` from unlocking a second time.
         unsafe { guard.mutex.raw.unlock_fair() };
@@ -346,15 +397,21 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// # Safety
     ///
     /// The guard is not dereferenced until [`relock`](Self::relock).
-    pub(crate) unsafe fn unlock_for_wait(&mut self) {
+    pub(crate) unsafe fn unlock_for_wait(&mut self) -> SavedHolds {
         self.access.suspend();
+        let saved = self.mutex.tracking.release_for_wait();
         // SAFETY: the guard proves the lock is held.
         unsafe { self.mutex.raw.unlock() };
+        saved
     }
 
     /// Takes the lock again after [`unlock_for_wait`](Self::unlock_for_wait).
-    pub(crate) fn relock(&mut self) {
-        self.mutex.raw.lock();
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
+    pub(crate) fn relock(&mut self, saved: SavedHolds) {
+        let mutex = self.mutex;
+        mutex
+            .tracking
+            .reacquire_after_wait(mutex.name, LockKind::Mutex, saved, || mutex.raw.lock());
         self.access.resume(&self.mutex.data);
     }
 }
@@ -382,6 +439,7 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         // End the (loom-tracked) access before another thread can start one.
         self.access.suspend();
+        self.mutex.tracking.release();
         // SAFETY: the guard proves the lock is held.
         unsafe { self.mutex.raw.unlock() };
     }

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+use crate::deadlock::hooks::{LockKind, LockTracking, SavedHolds};
 use crate::raw::reentrant::{RawReentrantLock, SavedDepth};
 use crate::sys::cell::{SharedAccess, UnsafeCell};
 use crate::sys::time::deadline_after;
@@ -34,6 +35,8 @@ use crate::sys::time::deadline_after;
 pub struct ReentrantLock<T: ?Sized> {
     raw: RawReentrantLock,
     name: Option<&'static str>,
+    /// Zero-sized unless the `deadlock-detection` feature is on.
+    tracking: LockTracking,
     data: UnsafeCell<T>,
 }
 
@@ -51,20 +54,24 @@ impl<T> ReentrantLock<T> {
     /// assert_eq!(*r.lock(), 5);
     /// ```
     #[cfg(not(verisync_loom))]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
             raw: RawReentrantLock::new(),
             name: None,
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
 
     /// A new, free lock holding `value`.
     #[cfg(verisync_loom)]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn new(value: T) -> Self {
         Self {
             raw: RawReentrantLock::new(),
             name: None,
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -76,20 +83,47 @@ impl<T> ReentrantLock<T> {
     /// assert_eq!(r.name(), Some("ledger"));
     /// ```
     #[cfg(not(verisync_loom))]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub const fn with_name(name: &'static str, value: T) -> Self {
         Self {
             raw: RawReentrantLock::new(),
             name: Some(name),
+            tracking: LockTracking::new(),
             data: UnsafeCell::new(value),
         }
     }
 
     /// A new, free lock with a name that diagnostics and `Debug` show.
     #[cfg(verisync_loom)]
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn with_name(name: &'static str, value: T) -> Self {
         Self {
             raw: RawReentrantLock::new(),
             name: Some(name),
+            tracking: LockTracking::new(),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// A lock the deadlock diagnostics never track: for the crate's own
+    /// internal locks.
+    #[cfg(not(verisync_loom))]
+    pub(crate) const fn new_untracked(value: T) -> Self {
+        Self {
+            raw: RawReentrantLock::new(),
+            name: None,
+            tracking: LockTracking::untracked(),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// A lock the deadlock diagnostics never track.
+    #[cfg(verisync_loom)]
+    pub(crate) fn new_untracked(value: T) -> Self {
+        Self {
+            raw: RawReentrantLock::new(),
+            name: None,
+            tracking: LockTracking::untracked(),
             data: UnsafeCell::new(value),
         }
     }
@@ -117,7 +151,15 @@ impl<T: ?Sized> ReentrantLock<T> {
     #[inline]
     #[track_caller]
     pub fn lock(&self) -> ReentrantLockGuard<'_, T> {
-        self.raw.lock();
+        self.tracking.acquire(
+            self.name,
+            LockKind::ReentrantLock,
+            || self.raw.try_lock(),
+            || {
+                self.raw.lock();
+                true
+            },
+        );
         // SAFETY: the current thread now owns one more level.
         unsafe { ReentrantLockGuard::new(self) }
     }
@@ -132,8 +174,8 @@ impl<T: ?Sized> ReentrantLock<T> {
     #[track_caller]
     pub fn try_lock(&self) -> Option<ReentrantLockGuard<'_, T>> {
         // SAFETY: on success the current thread owns one more level.
-        self.raw
-            .try_lock()
+        self.tracking
+            .try_acquire(self.name, LockKind::ReentrantLock, || self.raw.try_lock())
             .then(|| unsafe { ReentrantLockGuard::new(self) })
     }
 
@@ -172,10 +214,14 @@ impl<T: ?Sized> ReentrantLock<T> {
     #[inline]
     #[track_caller]
     fn lock_until(&self, deadline: Option<Instant>) -> Option<ReentrantLockGuard<'_, T>> {
+        let acquired = self.tracking.acquire(
+            self.name,
+            LockKind::ReentrantLock,
+            || self.raw.try_lock(),
+            || self.raw.try_lock_until(deadline),
+        );
         // SAFETY: on success the current thread owns one more level.
-        self.raw
-            .try_lock_until(deadline)
-            .then(|| unsafe { ReentrantLockGuard::new(self) })
+        acquired.then(|| unsafe { ReentrantLockGuard::new(self) })
     }
 
     /// Whether any thread owns the lock (a snapshot).
@@ -301,15 +347,21 @@ impl<'a, T: ?Sized> ReentrantLockGuard<'a, T> {
     /// # Safety
     ///
     /// No guard of this lock is dereferenced until [`relock`](Self::relock).
-    pub(crate) unsafe fn unlock_for_wait(&mut self) -> SavedDepth {
+    pub(crate) unsafe fn unlock_for_wait(&mut self) -> (SavedDepth, SavedHolds) {
         self.access.suspend();
+        let holds = self.lock.tracking.release_for_wait();
         // SAFETY: the guard proves the current thread owns the lock.
-        unsafe { self.lock.raw.release_all() }
+        (unsafe { self.lock.raw.release_all() }, holds)
     }
 
     /// Takes the lock again at the depth it had.
-    pub(crate) fn relock(&mut self, saved: SavedDepth) {
-        self.lock.raw.restore(saved);
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
+    pub(crate) fn relock(&mut self, (depth, holds): (SavedDepth, SavedHolds)) {
+        let lock = self.lock;
+        lock.tracking
+            .reacquire_after_wait(lock.name, LockKind::ReentrantLock, holds, || {
+                lock.raw.restore(depth)
+            });
         self.access.resume(&self.lock.data);
     }
 }
@@ -329,6 +381,7 @@ impl<T: ?Sized> Drop for ReentrantLockGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         self.access.suspend();
+        self.lock.tracking.release();
         // SAFETY: the guard proves the current thread owns this level.
         unsafe { self.lock.raw.unlock() };
     }

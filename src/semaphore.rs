@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::deadlock::hooks::BlockedIn;
 use crate::raw::semaphore::{RawSemaphore, MAX_PERMITS};
 use crate::sys::time::deadline_after;
 
@@ -102,6 +103,7 @@ impl Semaphore {
     /// drop(permit);
     /// assert_eq!(s.available_permits(), 1);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     #[inline]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.acquire_many(1)
@@ -120,9 +122,11 @@ impl Semaphore {
     /// assert_eq!(three.count(), 3);
     /// assert_eq!(s.available_permits(), 2);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     #[inline]
     pub fn acquire_many(&self, count: usize) -> SemaphorePermit<'_> {
         self.check_satisfiable(count);
+        let _waiting = BlockedIn::new("Semaphore::acquire", None);
         self.raw.acquire_until(count, None);
         SemaphorePermit {
             semaphore: self,
@@ -169,6 +173,7 @@ impl Semaphore {
     /// let s = verisync::Semaphore::new(0);
     /// assert!(s.try_acquire_for(Duration::from_millis(5)).is_none());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn try_acquire_for(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
         self.try_acquire_many_for(1, timeout)
     }
@@ -184,6 +189,7 @@ impl Semaphore {
     /// let s = verisync::Semaphore::new(4);
     /// assert!(s.try_acquire_many_for(4, Duration::from_millis(5)).is_some());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn try_acquire_many_for(
         &self,
         count: usize,
@@ -203,6 +209,7 @@ impl Semaphore {
     /// let s = verisync::Semaphore::new(1);
     /// assert!(s.try_acquire_until(Instant::now() + Duration::from_millis(5)).is_some());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn try_acquire_until(&self, deadline: Instant) -> Option<SemaphorePermit<'_>> {
         self.acquire_many_until(1, Some(deadline))
     }
@@ -218,6 +225,7 @@ impl Semaphore {
     /// let s = verisync::Semaphore::new(1);
     /// assert!(s.try_acquire_many_until(2, Instant::now() + Duration::from_millis(5)).is_none());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn try_acquire_many_until(
         &self,
         count: usize,
@@ -226,12 +234,14 @@ impl Semaphore {
         self.acquire_many_until(count, Some(deadline))
     }
 
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn acquire_many_until(
         &self,
         count: usize,
         deadline: Option<Instant>,
     ) -> Option<SemaphorePermit<'_>> {
         self.check_satisfiable(count);
+        let _waiting = BlockedIn::new("Semaphore::acquire (timed)", None);
         self.raw
             .acquire_until(count, deadline)
             .then(|| SemaphorePermit {
@@ -250,6 +260,7 @@ impl Semaphore {
     /// std::thread::spawn(move || drop(permit)).join().unwrap();
     /// assert_eq!(s.available_permits(), 1);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn acquire_owned(self: Arc<Self>) -> OwnedSemaphorePermit {
         self.acquire_many_owned(1)
     }
@@ -266,6 +277,7 @@ impl Semaphore {
     /// let permit = Arc::clone(&s).acquire_many_owned(2);
     /// assert_eq!(permit.count(), 2);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn acquire_many_owned(self: Arc<Self>, count: usize) -> OwnedSemaphorePermit {
         self.acquire_many(count).forget();
         OwnedSemaphorePermit {

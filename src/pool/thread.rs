@@ -368,7 +368,7 @@ impl ThreadPoolBuilder {
         let worker_ids = workers.iter().map(|worker| worker.thread().id()).collect();
         Ok(ThreadPool {
             queue,
-            workers: ReentrantLock::new(RefCell::new(workers)),
+            workers: ReentrantLock::new_untracked(RefCell::new(workers)),
             worker_ids,
             worker_count,
         })

@@ -121,7 +121,7 @@ pub(crate) struct Locked<T> {
 impl<T> Locked<T> {
     pub(crate) fn new(order: Order<T>, capacity: Option<usize>) -> Self {
         Self {
-            items: Mutex::new(order),
+            items: Mutex::new_untracked(order),
             capacity,
             len: AtomicUsize::new(0),
             shut_down: AtomicBool::new(false),

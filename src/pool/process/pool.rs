@@ -653,9 +653,9 @@ impl ProcessPoolBuilder {
             },
             task_timeout: self.task_timeout,
             worker_count,
-            slots: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
-            outstanding: Mutex::new(Outstanding {
+            slots: Mutex::new_untracked(Vec::new()),
+            threads: Mutex::new_untracked(Vec::new()),
+            outstanding: Mutex::new_untracked(Outstanding {
                 jobs: 0,
                 stop_when_drained: false,
             }),
@@ -664,9 +664,9 @@ impl ProcessPoolBuilder {
             terminating: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             watcher_stop: AtomicBool::new(false),
-            broken: Mutex::new(None),
-            stop_lock: Mutex::new(()),
-            watch: Mutex::new(None),
+            broken: Mutex::new_untracked(None),
+            stop_lock: Mutex::new_untracked(()),
+            watch: Mutex::new_untracked(None),
             watch_changed: Condition::new(),
         });
         let pool = ProcessPool { shared };
@@ -775,7 +775,7 @@ impl ProcessPool {
     {
         let task = Arc::new(ProcessTask::<R> {
             completion: Completion::new(),
-            place: Mutex::new(Place::Parent),
+            place: Mutex::new_untracked(Place::Parent),
         });
         let handle = TaskHandle::new(Arc::clone(&task) as Arc<dyn HoldsCompletion<R>>);
         let prepared = match prepared.and_then(|prepared| {
@@ -1158,14 +1158,14 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
     };
     let slot = Arc::new(Slot {
         pid: child.id(),
-        child: Mutex::new(child),
+        child: Mutex::new_untracked(child),
         board,
-        flight: Mutex::new(Flight::new()),
+        flight: Mutex::new_untracked(Flight::new()),
         flight_changed: Condition::new(),
         retired: AtomicBool::new(false),
-        timed_out_task: Mutex::new(None),
-        frame_progress: Mutex::new(None),
-        stalled: Mutex::new(false),
+        timed_out_task: Mutex::new_untracked(None),
+        frame_progress: Mutex::new_untracked(None),
+        stalled: Mutex::new_untracked(false),
     });
     join_ended_threads(shared);
     shared.slots.lock().push(Arc::clone(&slot));
@@ -1643,7 +1643,7 @@ mod tests {
     fn sent_task(board: &Arc<Board>, id: u64) -> ProcessTask<u64> {
         let task = ProcessTask {
             completion: Completion::new(),
-            place: Mutex::new(Place::Parent),
+            place: Mutex::new_untracked(Place::Parent),
         };
         assert!(task.send(board, id));
         task

@@ -65,9 +65,9 @@ where
     drop(worker.tasks);
     Ok(Process {
         pid: worker.child.id(),
-        child: Arc::new(Mutex::new(Some(worker.child))),
+        child: Arc::new(Mutex::new_untracked(Some(worker.child))),
         results: Some(worker.results),
-        status: Mutex::new(None),
+        status: Mutex::new_untracked(None),
         _result: PhantomData,
     })
 }

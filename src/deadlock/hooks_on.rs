@@ -1,0 +1,379 @@
+//! The diagnostics hooks with the `deadlock-detection` feature on: each
+//! lock carries a [`LockTracking`], and each acquisition and release keeps
+//! the current thread's record (`registry.rs`) and the lock-order graph
+//! (`order.rs`) up to date. `hooks_off.rs` has the same items as no-ops.
+//!
+//! # What an acquisition does
+//!
+//! 1. Under the thread's own record lock: a reentrant re-lock is noted and
+//!    nothing else; otherwise each held lock paired with this one is
+//!    checked against the seen-pairs cache and, if new, entered in the
+//!    order graph (a violation found there is recorded, and panics here if
+//!    [`panic_on_lock_order_violation`](super::panic_on_lock_order_violation)
+//!    is on, before the lock is taken).
+//! 2. Still under the record lock, one non-blocking attempt; on success the
+//!    lock is pushed on the held list and that is all (the fast path takes
+//!    one uncontended `std` mutex).
+//! 3. Otherwise the thread records what it is blocked on, releases its
+//!    record, waits, and then clears the entry and pushes the lock if it
+//!    got it. So "blocked" is set before the thread can park and cleared
+//!    after it stops waiting, by the thread itself.
+//!
+//! A release pops the lock from the held list *before* the lock is
+//! released, and an acquisition pushes it *after* the lock is taken, so the
+//! held lists never claim a lock that is not held: a reported cycle is a
+//! real one (its threads were all blocked at one instant of the snapshot).
+//!
+//! # Lock ids
+//!
+//! Constructors are `const`, so the id is given lazily: `id` is 0 until the
+//! first tracked use, which takes the next value of [`NEXT_LOCK_ID`] and
+//! installs it with a compare-exchange (the loser adopts the winner's id).
+//! `Relaxed` suffices: the id is only an identity, and all accesses to one
+//! atomic agree on its value.
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::order;
+use super::registry::{self, Blocked, ThreadState};
+pub(crate) use super::report::LockKind;
+use super::report::{HeldLock, LockId, LockInfo, LockOrderStep, LockOrderViolation};
+
+/// The next lock id to give out (ids start at 1).
+static NEXT_LOCK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// `id` of a lock that is never tracked (the crate's internal locks).
+const UNTRACKED: u64 = u64::MAX;
+
+/// `id` of a lock not used yet.
+const NO_ID_YET: u64 = 0;
+
+/// Whether a lock-order violation panics at the acquisition closing it.
+pub(crate) static PANIC_ON_VIOLATION: AtomicBool = AtomicBool::new(false);
+
+/// What a lock knows about itself for the diagnostics.
+pub(crate) struct LockTracking {
+    /// The lock's id, [`NO_ID_YET`] or [`UNTRACKED`].
+    id: AtomicU64,
+    /// Where the lock was created.
+    created_at: &'static Location<'static>,
+    /// How many held-list entries name this lock (nonzero at drop only if
+    /// a guard was leaked); changed only by the thread holding the lock.
+    holds: AtomicUsize,
+}
+
+/// The held-list entries a condition wait took off, to put back after.
+pub struct SavedHolds(Vec<HeldLock>);
+
+/// Marks the current thread as blocked in a primitive until dropped.
+pub(crate) struct BlockedIn {
+    tracked: bool,
+}
+
+impl LockTracking {
+    /// Tracking for a lock created by the user, here.
+    #[track_caller]
+    pub(crate) const fn new() -> Self {
+        Self {
+            id: AtomicU64::new(NO_ID_YET),
+            created_at: Location::caller(),
+            holds: AtomicUsize::new(0),
+        }
+    }
+
+    /// No tracking: for the crate's own internal locks.
+    #[track_caller]
+    pub(crate) const fn untracked() -> Self {
+        Self {
+            id: AtomicU64::new(UNTRACKED),
+            created_at: Location::caller(),
+            holds: AtomicUsize::new(0),
+        }
+    }
+
+    /// The lock as reports name it; `None` if untracked.
+    #[inline]
+    fn info(&self, name: Option<&'static str>, kind: LockKind) -> Option<LockInfo> {
+        let mut id = self.id.load(Ordering::Relaxed);
+        if id == UNTRACKED {
+            return None;
+        }
+        if id == NO_ID_YET {
+            id = self.assign_id();
+        }
+        Some(LockInfo {
+            id: LockId(id),
+            name,
+            created_at: self.created_at,
+            kind,
+        })
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u64 {
+        let fresh = NEXT_LOCK_ID.fetch_add(1, Ordering::Relaxed);
+        match self
+            .id
+            .compare_exchange(NO_ID_YET, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(winner) => winner,
+        }
+    }
+
+    /// A blocking or timed acquisition: `attempt` tries once without
+    /// waiting, `wait` takes the lock (waiting as long as allowed) and says
+    /// whether it got it.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn acquire(
+        &self,
+        name: Option<&'static str>,
+        kind: LockKind,
+        attempt: impl FnOnce() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
+        let site = Location::caller();
+        let Some(lock) = self.info(name, kind) else {
+            return wait();
+        };
+        let mut wait = Some(wait);
+        let tracked = registry::with_current(|record| {
+            let mut state = record.state();
+            let reentry = matches!(kind, LockKind::ReentrantLock) && state.holds(lock.id);
+            if !reentry {
+                if let Some(violation) = check_order(&mut state, record, &lock, site) {
+                    if PANIC_ON_VIOLATION.load(Ordering::Relaxed) {
+                        drop(state);
+                        panic_at_violation(&violation);
+                    }
+                }
+            }
+            if attempt() {
+                self.push_held(&mut state, lock, site);
+                return true;
+            }
+            state.blocked = Some(Blocked {
+                operation: operation(kind),
+                name,
+                lock: Some(lock.clone()),
+                at: site,
+                since: Instant::now(),
+            });
+            drop(state);
+            // Nothing in `wait` unwinds (it only parks), so the entry is
+            // always cleared below.
+            let acquired = wait.take().is_some_and(|wait| wait());
+            let mut state = record.state();
+            state.blocked = None;
+            if acquired {
+                self.push_held(&mut state, lock, site);
+            }
+            acquired
+        });
+        match (tracked, wait) {
+            (Some(acquired), _) => acquired,
+            // The thread is being torn down: untracked.
+            (None, Some(wait)) => wait(),
+            (None, None) => unreachable!("`wait` runs only inside the record closure"),
+        }
+    }
+
+    /// A non-blocking acquisition (no lock-order edge: it cannot block).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn try_acquire(
+        &self,
+        name: Option<&'static str>,
+        kind: LockKind,
+        attempt: impl FnOnce() -> bool,
+    ) -> bool {
+        let site = Location::caller();
+        if !attempt() {
+            return false;
+        }
+        if let Some(lock) = self.info(name, kind) {
+            registry::with_current(|record| self.push_held(&mut record.state(), lock, site));
+        }
+        true
+    }
+
+    fn push_held(&self, state: &mut ThreadState, lock: LockInfo, site: &'static Location<'static>) {
+        state.held.push(HeldLock {
+            lock,
+            taken_at: site,
+        });
+        self.holds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One level of the lock is about to be released.
+    #[inline]
+    pub(crate) fn release(&self) {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == UNTRACKED || id == NO_ID_YET {
+            return;
+        }
+        let removed = registry::with_current(|record| record.state().remove_one(LockId(id)));
+        if removed == Some(true) {
+            self.holds.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every level is about to be released for a condition wait.
+    pub(crate) fn release_for_wait(&self) -> SavedHolds {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == UNTRACKED || id == NO_ID_YET {
+            return SavedHolds(Vec::new());
+        }
+        let removed = registry::with_current(|record| record.state().remove_all(LockId(id)))
+            .unwrap_or_default();
+        self.holds.fetch_sub(removed.len(), Ordering::Relaxed);
+        SavedHolds(removed)
+    }
+
+    /// Takes the lock again after a condition wait (`relock` blocks until
+    /// it has it), recorded as blocked on the lock at the wait's call site.
+    #[track_caller]
+    pub(crate) fn reacquire_after_wait(
+        &self,
+        name: Option<&'static str>,
+        kind: LockKind,
+        saved: SavedHolds,
+        relock: impl FnOnce(),
+    ) {
+        let site = Location::caller();
+        let Some(lock) = self.info(name, kind) else {
+            return relock();
+        };
+        let waiting = registry::with_current(|record| {
+            record.state().blocked = Some(Blocked {
+                operation: "Condition::wait (taking its lock again)",
+                name,
+                lock: Some(lock),
+                at: site,
+                since: Instant::now(),
+            });
+        });
+        relock();
+        if waiting.is_some() {
+            registry::with_current(|record| {
+                let mut state = record.state();
+                state.blocked = None;
+                self.holds.fetch_add(saved.0.len(), Ordering::Relaxed);
+                state.held.extend(saved.0);
+            });
+        }
+    }
+}
+
+impl Drop for LockTracking {
+    fn drop(&mut self) {
+        let id = *self.id.get_mut();
+        if id == UNTRACKED || id == NO_ID_YET {
+            return;
+        }
+        order::forget_lock(LockId(id));
+        if *self.holds.get_mut() != 0 {
+            // A guard was leaked with `mem::forget` and the lock dropped.
+            registry::forget_lock_everywhere(LockId(id));
+        }
+    }
+}
+
+impl BlockedIn {
+    /// The current thread is about to block in `operation` (e.g.
+    /// `"Event::wait"`) of a primitive named `name`, if it has one. If it
+    /// is already marked (a primitive built on another, like `Barrier` on
+    /// `Condition`), the outermost operation stays: that is the user's call.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn new(operation: &'static str, name: Option<&'static str>) -> Self {
+        let at = Location::caller();
+        let marked = registry::with_current(|record| {
+            let mut state = record.state();
+            if state.blocked.is_some() {
+                return false;
+            }
+            state.blocked = Some(Blocked {
+                operation,
+                name,
+                lock: None,
+                at,
+                since: Instant::now(),
+            });
+            true
+        });
+        Self {
+            tracked: marked == Some(true),
+        }
+    }
+
+    /// As [`new`](Self::new), unless `done()` says the call will return at
+    /// once (e.g. the event is already set).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn unless(
+        operation: &'static str,
+        name: Option<&'static str>,
+        done: impl FnOnce() -> bool,
+    ) -> Self {
+        if done() {
+            Self { tracked: false }
+        } else {
+            Self::new(operation, name)
+        }
+    }
+}
+
+impl Drop for BlockedIn {
+    fn drop(&mut self) {
+        if self.tracked {
+            registry::with_current(|record| record.state().blocked = None);
+        }
+    }
+}
+
+/// The operation name of a blocking acquisition.
+fn operation(kind: LockKind) -> &'static str {
+    match kind {
+        LockKind::Mutex => "Mutex::lock",
+        LockKind::ReentrantLock => "ReentrantLock::lock",
+    }
+}
+
+/// Enters each new (held, `lock`) pair in the order graph; returns the
+/// first violation this acquisition closes, if any.
+fn check_order(
+    state: &mut ThreadState,
+    record: &registry::ThreadRecord,
+    lock: &LockInfo,
+    site: &'static Location<'static>,
+) -> Option<LockOrderViolation> {
+    let mut found = None;
+    for index in 0..state.held.len() {
+        let held_id = state.held[index].lock.id;
+        if held_id == lock.id || !state.first_time((held_id, lock.id)) {
+            continue;
+        }
+        let step = LockOrderStep {
+            thread: record.thread.clone(),
+            first: state.held[index].clone(),
+            then: HeldLock {
+                lock: lock.clone(),
+                taken_at: site,
+            },
+        };
+        if let Some(violation) = order::add_edge(&step) {
+            found.get_or_insert(violation);
+        }
+    }
+    found
+}
+
+#[cold]
+#[track_caller]
+fn panic_at_violation(violation: &LockOrderViolation) -> ! {
+    panic!("verisync: {violation}")
+}

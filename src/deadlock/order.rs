@@ -1,0 +1,119 @@
+//! The lock-order graph: an edge A → B for every pair "B taken while A was
+//! held" seen so far, and the violations found in it.
+//!
+//! # Algorithm
+//!
+//! A thread checks each pair (held lock, lock being taken) against its own
+//! seen-pairs cache first (`registry.rs`); only a pair it has not seen
+//! before comes here. A pair already in the graph costs one lookup. A new
+//! edge A → B closes a cycle iff B already reaches A; that search (a
+//! breadth-first walk remembering each node's parent edge) runs once per
+//! new edge, never per acquisition. The cycle's edges, each with the
+//! acquisition chain that first made it, are the violation's steps.
+//!
+//! A dropped lock's node and edges are removed (its id is never reused).
+//! The list of violations is capped at [`VIOLATIONS_LIMIT`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{LazyLock, Mutex};
+
+use super::registry::lock;
+use super::report::{LockId, LockOrderStep, LockOrderViolation};
+
+/// At most this many violations are kept (the first ones found).
+const VIOLATIONS_LIMIT: usize = 1024;
+
+/// The graph and the violations found so far.
+static ORDER: LazyLock<Mutex<OrderGraph>> = LazyLock::new(|| Mutex::new(OrderGraph::default()));
+
+#[derive(Default)]
+struct OrderGraph {
+    /// `after[a][b]`: b was taken while a was held, first by this step.
+    after: HashMap<LockId, HashMap<LockId, LockOrderStep>>,
+    /// `before[b]`: every a with an edge a → b (to remove b's edges).
+    before: HashMap<LockId, HashSet<LockId>>,
+    violations: Vec<LockOrderViolation>,
+}
+
+/// Enters the edge `step.first` → `step.then`; if it is new and closes a
+/// cycle, records and returns the violation.
+pub(crate) fn add_edge(step: &LockOrderStep) -> Option<LockOrderViolation> {
+    let from = step.first.lock.id;
+    let to = step.then.lock.id;
+    let mut graph = lock(&ORDER);
+    if graph
+        .after
+        .get(&from)
+        .is_some_and(|next| next.contains_key(&to))
+    {
+        return None;
+    }
+    let violation = graph.path(to, from).map(|mut steps| {
+        steps.push(step.clone());
+        LockOrderViolation { steps }
+    });
+    graph
+        .after
+        .entry(from)
+        .or_default()
+        .insert(to, step.clone());
+    graph.before.entry(to).or_default().insert(from);
+    let violation = violation?;
+    if graph.violations.len() < VIOLATIONS_LIMIT {
+        graph.violations.push(violation.clone());
+    }
+    Some(violation)
+}
+
+/// Every violation found so far, oldest first.
+pub(crate) fn violations() -> Vec<LockOrderViolation> {
+    lock(&ORDER).violations.clone()
+}
+
+/// Removes a dropped lock's node and edges.
+pub(crate) fn forget_lock(id: LockId) {
+    let mut graph = lock(&ORDER);
+    if let Some(next) = graph.after.remove(&id) {
+        for to in next.keys() {
+            if let Some(from) = graph.before.get_mut(to) {
+                from.remove(&id);
+            }
+        }
+    }
+    if let Some(previous) = graph.before.remove(&id) {
+        for from in previous {
+            if let Some(next) = graph.after.get_mut(&from) {
+                next.remove(&id);
+            }
+        }
+    }
+}
+
+impl OrderGraph {
+    /// The edges of a shortest path `start` →* `goal`, if there is one.
+    fn path(&self, start: LockId, goal: LockId) -> Option<Vec<LockOrderStep>> {
+        let mut parent: HashMap<LockId, LockId> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut visited = HashSet::from([start]);
+        while let Some(node) = queue.pop_front() {
+            if node == goal {
+                let mut steps = Vec::new();
+                let mut at = goal;
+                while at != start {
+                    let from = parent[&at];
+                    steps.push(self.after[&from][&at].clone());
+                    at = from;
+                }
+                steps.reverse();
+                return Some(steps);
+            }
+            for &next in self.after.get(&node).into_iter().flat_map(HashMap::keys) {
+                if visited.insert(next) {
+                    parent.insert(next, node);
+                    queue.push_back(next);
+                }
+            }
+        }
+        None
+    }
+}
