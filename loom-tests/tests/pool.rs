@@ -2,12 +2,13 @@
 //! once and resolves exactly once (value, `Cancelled`, or `ShutDown`),
 //! callbacks run exactly once, and shutdown loses no task; `cancel` says
 //! `true` exactly when the task ends up cancelled; a pool dropped inside its
-//! own task keeps that task's result.
+//! own task keeps that task's result; a task run inline by a worker that
+//! joins it (issue 16) still runs at most once, and `cancel` agrees.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use verisync::{TaskError, ThreadPool};
+use verisync::{Event, Mutex, TaskError, TaskHandle, ThreadPool};
 
 fn bounded_model(test: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -168,4 +169,62 @@ fn dropping_the_pool_inside_its_own_task_keeps_the_result() {
         drop(pool);
         assert_eq!(handle.join(), Ok(7));
     });
+}
+
+/// Inline join: the one worker runs `outer`, which waits for `inner`
+/// (queued behind it) and so runs it inline unless `cancel`, racing on the
+/// main thread, wins first; afterwards the worker dequeues `inner` and must
+/// skip it. Exactly one party wins the claim: the task runs at most once,
+/// and `cancel` says `true` exactly when it never ran. Both outcomes must
+/// occur among the executions (without the inline run only `cancel` could
+/// ever win, since the one worker waits for `inner`).
+#[test]
+fn inline_run_worker_and_cancel_race_for_one_claim() {
+    // Plain std atomics, outside the model: which outcomes some execution saw.
+    static SAW_CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SAW_INLINE_RUN: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let slot: Arc<Mutex<Option<Arc<TaskHandle<u32>>>>> = Arc::new(Mutex::new(None));
+        let ready = Arc::new(Event::new());
+        let outer = {
+            let (slot, ready) = (Arc::clone(&slot), Arc::clone(&ready));
+            pool.submit(move || {
+                ready.wait();
+                let inner = slot.lock().take().expect("the main thread filled the slot");
+                inner.wait();
+            })
+        };
+        let inner = {
+            let runs = Arc::clone(&runs);
+            Arc::new(pool.submit(move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                7u32
+            }))
+        };
+        *slot.lock() = Some(Arc::clone(&inner));
+        ready.set();
+        let cancelled = inner.cancel();
+        assert_eq!(inner.cancel(), cancelled, "a second cancel disagrees");
+        outer.join().unwrap();
+        let inner = Arc::try_unwrap(inner).expect("the outer task is done");
+        let result = inner.join();
+        pool.shutdown();
+        if cancelled {
+            assert_eq!(result, Err(TaskError::Cancelled));
+            assert_eq!(runs.load(Ordering::Relaxed), 0, "a cancelled task ran");
+            SAW_CANCELLED.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            assert_eq!(result, Ok(7));
+            assert_eq!(runs.load(Ordering::Relaxed), 1, "ran twice or never");
+            SAW_INLINE_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(SAW_CANCELLED.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        SAW_INLINE_RUN.load(std::sync::atomic::Ordering::Relaxed),
+        "no execution ran the task inline: the worker could only wait for itself"
+    );
 }

@@ -7,11 +7,13 @@ mod map;
 pub(crate) mod process;
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub(crate) mod process_unsupported;
+mod scope;
 mod task;
 mod thread;
 
 pub use completed::{as_completed, wait_all, AsCompleted};
 pub use map::PoolMap;
+pub use scope::{Scope, ScopedTaskHandle};
 pub use task::{TaskError, TaskHandle};
 pub use thread::{ThreadPool, ThreadPoolBuilder};
 
