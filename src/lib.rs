@@ -82,8 +82,8 @@ pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
 }
 pub use pool::{
-    as_completed, wait_all, AsCompleted, PoolMap, Scope, ScopedTaskHandle, TaskError, TaskHandle,
-    ThreadPool, ThreadPoolBuilder,
+    as_completed, wait_all, AsCompleted, PoolMap, PoolMapUnordered, Scope, ScopedTaskHandle,
+    TaskError, TaskHandle, ThreadPool, ThreadPoolBuilder,
 };
 
 /// Process-based parallelism (Unix): [`process::init`], [`process::spawn`],

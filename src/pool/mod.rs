@@ -3,6 +3,7 @@
 
 mod completed;
 mod map;
+mod map_unordered;
 #[cfg(all(unix, not(verisync_loom)))]
 pub(crate) mod process;
 #[cfg(all(not(unix), not(verisync_loom)))]
@@ -13,6 +14,7 @@ mod thread;
 
 pub use completed::{as_completed, wait_all, AsCompleted};
 pub use map::PoolMap;
+pub use map_unordered::PoolMapUnordered;
 pub use scope::{Scope, ScopedTaskHandle};
 pub use task::{TaskError, TaskHandle};
 pub use thread::{ThreadPool, ThreadPoolBuilder};

@@ -43,6 +43,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::map::PoolMap;
+use super::map_unordered::PoolMapUnordered;
 use super::scope::{run_scope, Scope};
 use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::panic_payload::take_panic_message;
@@ -201,7 +202,9 @@ fn report_drop_panic(payload: Box<dyn Any + Send>) {
 /// - [`submit`](Self::submit) returns a [`TaskHandle`]: `join` for the
 ///   value, `wait_timeout`, `cancel`, `on_done` callbacks.
 /// - [`map`](Self::map) gives results in input order, lazily (a bounded
-///   number of items in flight, so an endless iterator works).
+///   number of items in flight, so an endless iterator works);
+///   [`map_unordered`](Self::map_unordered) as they finish.
+/// - [`scope`](Self::scope) runs tasks that borrow from the caller's stack.
 /// - A panicking task fails only its own handle (`TaskError::Panicked`);
 ///   its worker lives on.
 /// - [`shutdown`](Self::shutdown) (also on drop) finishes the queued tasks;
@@ -510,6 +513,44 @@ impl ThreadPool {
         R: Send + 'static,
     {
         PoolMap::new(self, inputs.into_iter(), function)
+    }
+
+    /// Applies `function` to every input on the pool; results come as they
+    /// finish — Python's `imap_unordered`. Lazy and bounded like
+    /// [`map`](Self::map) (same chunks, same read-ahead), and each item
+    /// gives the same `Result` as there (a panic fails only its own item);
+    /// only the order differs: items are sent in chunks, a chunk's results
+    /// come out together (in input order among themselves) as soon as it
+    /// finishes, so a slow item holds back only its own chunk. Items carry
+    /// no index; return one from `function` if you need it.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(2);
+    /// let mut squares: Vec<u64> = pool
+    ///     .map_unordered(1..=5u64, |n| n * n)
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// squares.sort();
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    ///
+    /// // With the input, when the order matters to the caller:
+    /// let mut pairs: Vec<(u64, u64)> =
+    ///     pool.map_unordered(1..=3u64, |n| (n, n + 1)).map(Result::unwrap).collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs, [(1, 2), (2, 3), (3, 4)]);
+    /// ```
+    pub fn map_unordered<I, F, R>(
+        &self,
+        inputs: I,
+        function: F,
+    ) -> PoolMapUnordered<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        PoolMapUnordered::new(self, inputs.into_iter(), function)
     }
 
     /// Runs `body` with a [`Scope`] whose tasks may borrow from the
