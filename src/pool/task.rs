@@ -361,6 +361,21 @@ impl<R> Completion<R> {
         }
     }
 
+    /// Whether the result is stored (`FINISHED`/`CANCELLED`); its callbacks
+    /// may still be running.
+    pub(crate) fn is_resolved(&self) -> bool {
+        // Acquire: pairs with `finish`'s Release store, so a caller that
+        // sees it resolved may read the result (`failed`).
+        matches!(self.state.load(Ordering::Acquire), FINISHED | CANCELLED)
+    }
+
+    /// Whether the result is stored and is an error other than
+    /// `Cancelled` — Python's "finished by raising an exception".
+    pub(crate) fn failed(&self) -> bool {
+        self.is_resolved()
+            && matches!(self.result_ref(), Err(error) if *error != TaskError::Cancelled)
+    }
+
     /// Waits until the cell is resolved and its callbacks ran.
     pub(crate) fn wait_done(&self) {
         self.done.wait();
@@ -664,6 +679,11 @@ impl<R> TaskHandle<R> {
         R: Sync,
     {
         self.cell().on_done(Box::new(callback));
+    }
+
+    /// Whether the task finished with an error other than `Cancelled`.
+    pub(crate) fn failed(&self) -> bool {
+        self.cell().failed()
     }
 
     /// Runs `notify` once the task has finished, like [`on_done`](Self::on_done)
