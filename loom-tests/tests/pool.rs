@@ -3,7 +3,8 @@
 //! callbacks run exactly once, and shutdown loses no task; `cancel` says
 //! `true` exactly when the task ends up cancelled; a pool dropped inside its
 //! own task keeps that task's result; a task run inline by a worker that
-//! joins it (issue 16) still runs at most once, and `cancel` agrees.
+//! joins it (issue 16) still runs at most once, and `cancel` agrees; a
+//! scope returns only after its task ran or was cancelled.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -227,4 +228,69 @@ fn inline_run_worker_and_cancel_race_for_one_claim() {
         SAW_INLINE_RUN.load(std::sync::atomic::Ordering::Relaxed),
         "no execution ran the task inline: the worker could only wait for itself"
     );
+}
+
+/// A counter on the scope's stack that a scoped task writes without
+/// synchronisation: loom reports any access to it that is not ordered
+/// after the task's write.
+struct Unsynchronised(loom::cell::UnsafeCell<usize>);
+
+// SAFETY: shared only with one scoped task; the test relies on the scope
+// to order the task's accesses before the main thread's read, which loom
+// checks.
+unsafe impl Sync for Unsynchronised {}
+
+impl Unsynchronised {
+    fn add_one(&self) {
+        // SAFETY: the scope orders this before the test's `get` (checked).
+        self.0.with_mut(|count| unsafe { *count += 1 });
+    }
+
+    fn get(&self) -> usize {
+        // SAFETY: as above.
+        self.0.with(|count| unsafe { *count })
+    }
+}
+
+/// Counts its drop in a borrowed counter: the closure's capture, dropped
+/// when the task ran, or by the scope if it never did.
+struct CountsDrop<'a>(&'a Unsynchronised);
+
+impl Drop for CountsDrop<'_> {
+    fn drop(&mut self) {
+        self.0.add_one();
+    }
+}
+
+/// A scope racing `shutdown_now` on another thread: its one task, never
+/// joined, runs (writing a plain counter on the scope's stack), is
+/// cancelled, or is refused. `scope` returns only after that is settled and
+/// the task's closure is dropped: reading the counters after it is never a
+/// data race (loom checks the cells' accesses).
+#[test]
+fn scope_returns_only_after_its_unjoined_task_settled_and_its_closure_dropped() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let stopper = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || pool.shutdown_now())
+        };
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let drops = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let guard = CountsDrop(&drops);
+            let runs = &runs;
+            s.submit(move || {
+                let _guard = guard;
+                runs.add_one();
+            });
+        });
+        let (ran, dropped) = (runs.get(), drops.get());
+        let cancelled = stopper.join().unwrap();
+        assert_eq!(dropped, 1, "the closure was not dropped exactly once");
+        assert!(ran <= 1, "the task ran {ran} times");
+        if cancelled == 1 {
+            assert_eq!(ran, 0, "a cancelled task ran");
+        }
+    });
 }
