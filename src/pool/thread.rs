@@ -20,6 +20,17 @@
 //! thread: every holder of that lock joins the workers, this one included,
 //! so waiting for it would be a deadlock; it skips the joining instead.
 //!
+//! # Inline join
+//!
+//! Each worker marks its thread with the pool's tag (its queue's address,
+//! `sys::thread::set_current_pool`), and each task records the tag of its
+//! pool. A `join`/`wait` on a task whose tag is the calling thread's runs
+//! it inline if it has not started — the same `perform(Run)` a worker
+//! does, so the completion cell's claim decides who runs it, and the
+//! worker that later takes the job out of the queue finds it claimed and
+//! skips it. Scopes and `map_unordered` use the same rule to wait on a
+//! worker without deadlocking.
+//!
 //! # User code is isolated
 //!
 //! Every piece of user code the pool calls may panic, and none of those
@@ -32,6 +43,8 @@
 //! | a callback                       | `Completion::run_callback`     | is reported on stderr, ignored      |
 //! | a panic payload's drop           | `drop_panic_payload`           | is swallowed (its payload leaked)   |
 //! | a cancelled task's closure, or a result nobody holds a handle to, dropped with the job | `dispose` | is reported on stderr, ignored |
+//! | a scoped task's unrun closure or unjoined result, dropped as its scope ends | `scope::drop_reporting_panics` | is reported on stderr, ignored |
+//! | a map's result never handed out | `map::ChunkResults`'s `Drop`, one by one | is reported on stderr, ignored |
 //! | `on_worker_start`                | the worker, before its loop    | fails `try_build` with an `Err`     |
 
 use std::any::Any;
