@@ -10,7 +10,7 @@
 //! | [`Condition`] | `threading.Condition` | wait for a change under a lock, no spurious wake-ups |
 //! | [`Barrier`] | `threading.Barrier` | a rendezvous for *n* threads, breakable by timeout |
 //! | [`JoinableQueue`] | `queue.Queue`, `multiprocessing.JoinableQueue` | FIFO/LIFO/priority work queue with `task_done`/`join` and shutdown |
-//! | [`ThreadPool`], [`TaskHandle`] | `concurrent.futures.ThreadPoolExecutor`, `Future` | results, cancel, callbacks, ordered lazy `map`, [`as_completed`] |
+//! | [`ThreadPool`], [`TaskHandle`] | `concurrent.futures.ThreadPoolExecutor`, `Future` | results, cancel, callbacks, ordered lazy `map` and [`map_unordered`](ThreadPool::map_unordered), borrowing [`scope`](ThreadPool::scope)s, [`as_completed`] (also [with a timeout](as_completed_timeout)), [`wait`] with [`ReturnWhen`] |
 //!
 //! Every blocking call has a blocking form (`lock`, `acquire`, `wait`), a
 //! non-blocking one (`try_…`) and a bounded one (`…_for`/`…_timeout` with a
@@ -97,8 +97,9 @@ pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
 }
 pub use pool::{
-    as_completed, wait_all, AsCompleted, PoolMap, TaskError, TaskHandle, ThreadPool,
-    ThreadPoolBuilder,
+    as_completed, as_completed_timeout, wait, wait_all, AsCompleted, AsCompletedTimedOut,
+    AsCompletedTimeout, PoolMap, PoolMapUnordered, ReturnWhen, Scope, ScopedTaskHandle, TaskError,
+    TaskHandle, ThreadPool, ThreadPoolBuilder,
 };
 
 /// Process-based parallelism (Unix): [`process::init`], [`process::spawn`],

@@ -301,6 +301,36 @@ fn dropping_a_map_early_runs_no_more_items_than_it_read_and_the_pool_serves_on()
     });
 }
 
+/// Issue 16: `map`'s results whose `Drop` panics, left unconsumed when the
+/// iterator is dropped (or when their chunk finishes after it), used to be
+/// dropped as one `Vec` per chunk: the second panic, raised while unwinding
+/// from the first, aborted the whole process. They are dropped one by one
+/// now, each panic caught and reported; no worker dies.
+#[test]
+fn map_results_whose_drop_panics_abort_nothing_and_kill_no_worker() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::builder()
+            .workers(2)
+            .thread_name("hostile")
+            .build();
+        for take in [0usize, 1, 5, 40] {
+            let mut results = pool.map(0..64u32, |_| PanicsOnDrop);
+            for _ in 0..take {
+                let result = results.next().expect("64 results");
+                assert!(catch_unwind(AssertUnwindSafe(move || drop(result))).is_err());
+            }
+            drop(results);
+            let names: Vec<_> = (0..4)
+                .map(|_| pool.submit(current_name))
+                .map(|handle| handle.join().unwrap().unwrap())
+                .collect();
+            assert!(names.iter().all(|name| name.starts_with("hostile-")));
+        }
+        assert_eq!(pool.map(0..10u32, |n| n).count(), 10);
+    });
+}
+
 // ---------------------------------------------------------------------------
 // as_completed and wait_all
 

@@ -2,12 +2,14 @@
 //! once and resolves exactly once (value, `Cancelled`, or `ShutDown`),
 //! callbacks run exactly once, and shutdown loses no task; `cancel` says
 //! `true` exactly when the task ends up cancelled; a pool dropped inside its
-//! own task keeps that task's result.
+//! own task keeps that task's result; a task run inline by a worker that
+//! joins it (issue 16) still runs at most once, and `cancel` agrees; a
+//! scope returns only after its task ran or was cancelled.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use verisync::{TaskError, ThreadPool};
+use verisync::{Event, Mutex, TaskError, TaskHandle, ThreadPool};
 
 fn bounded_model(test: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -167,5 +169,128 @@ fn dropping_the_pool_inside_its_own_task_keeps_the_result() {
         });
         drop(pool);
         assert_eq!(handle.join(), Ok(7));
+    });
+}
+
+/// Inline join: the one worker runs `outer`, which waits for `inner`
+/// (queued behind it) and so runs it inline unless `cancel`, racing on the
+/// main thread, wins first; afterwards the worker dequeues `inner` and must
+/// skip it. Exactly one party wins the claim: the task runs at most once,
+/// and `cancel` says `true` exactly when it never ran. Both outcomes must
+/// occur among the executions (without the inline run only `cancel` could
+/// ever win, since the one worker waits for `inner`).
+#[test]
+fn inline_run_worker_and_cancel_race_for_one_claim() {
+    // Plain std atomics, outside the model: which outcomes some execution saw.
+    static SAW_CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SAW_INLINE_RUN: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let slot: Arc<Mutex<Option<Arc<TaskHandle<u32>>>>> = Arc::new(Mutex::new(None));
+        let ready = Arc::new(Event::new());
+        let outer = {
+            let (slot, ready) = (Arc::clone(&slot), Arc::clone(&ready));
+            pool.submit(move || {
+                ready.wait();
+                let inner = slot.lock().take().expect("the main thread filled the slot");
+                inner.wait();
+            })
+        };
+        let inner = {
+            let runs = Arc::clone(&runs);
+            Arc::new(pool.submit(move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+                7u32
+            }))
+        };
+        *slot.lock() = Some(Arc::clone(&inner));
+        ready.set();
+        let cancelled = inner.cancel();
+        assert_eq!(inner.cancel(), cancelled, "a second cancel disagrees");
+        outer.join().unwrap();
+        let inner = Arc::try_unwrap(inner).expect("the outer task is done");
+        let result = inner.join();
+        pool.shutdown();
+        if cancelled {
+            assert_eq!(result, Err(TaskError::Cancelled));
+            assert_eq!(runs.load(Ordering::Relaxed), 0, "a cancelled task ran");
+            SAW_CANCELLED.store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            assert_eq!(result, Ok(7));
+            assert_eq!(runs.load(Ordering::Relaxed), 1, "ran twice or never");
+            SAW_INLINE_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(SAW_CANCELLED.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        SAW_INLINE_RUN.load(std::sync::atomic::Ordering::Relaxed),
+        "no execution ran the task inline: the worker could only wait for itself"
+    );
+}
+
+/// A counter on the scope's stack that a scoped task writes without
+/// synchronisation: loom reports any access to it that is not ordered
+/// after the task's write.
+struct Unsynchronised(loom::cell::UnsafeCell<usize>);
+
+// SAFETY: shared only with one scoped task; the test relies on the scope
+// to order the task's accesses before the main thread's read, which loom
+// checks.
+unsafe impl Sync for Unsynchronised {}
+
+impl Unsynchronised {
+    fn add_one(&self) {
+        // SAFETY: the scope orders this before the test's `get` (checked).
+        self.0.with_mut(|count| unsafe { *count += 1 });
+    }
+
+    fn get(&self) -> usize {
+        // SAFETY: as above.
+        self.0.with(|count| unsafe { *count })
+    }
+}
+
+/// Counts its drop in a borrowed counter: the closure's capture, dropped
+/// when the task ran, or by the scope if it never did.
+struct CountsDrop<'a>(&'a Unsynchronised);
+
+impl Drop for CountsDrop<'_> {
+    fn drop(&mut self) {
+        self.0.add_one();
+    }
+}
+
+/// A scope racing `shutdown_now` on another thread: its one task, never
+/// joined, runs (writing a plain counter on the scope's stack), is
+/// cancelled, or is refused. `scope` returns only after that is settled and
+/// the task's closure is dropped: reading the counters after it is never a
+/// data race (loom checks the cells' accesses).
+#[test]
+fn scope_returns_only_after_its_unjoined_task_settled_and_its_closure_dropped() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let stopper = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || pool.shutdown_now())
+        };
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let drops = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let guard = CountsDrop(&drops);
+            let runs = &runs;
+            s.submit(move || {
+                let _guard = guard;
+                runs.add_one();
+            });
+        });
+        let (ran, dropped) = (runs.get(), drops.get());
+        let cancelled = stopper.join().unwrap();
+        assert_eq!(dropped, 1, "the closure was not dropped exactly once");
+        assert!(ran <= 1, "the task ran {ran} times");
+        if cancelled == 1 {
+            assert_eq!(ran, 0, "a cancelled task ran");
+        }
     });
 }

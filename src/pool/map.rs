@@ -18,7 +18,7 @@ use super::thread::ThreadPool;
 use crate::panic_payload::take_panic_message;
 
 /// Chunks in flight per worker.
-const CHUNKS_PER_WORKER: usize = 2;
+pub(super) const CHUNKS_PER_WORKER: usize = 2;
 /// The largest chunk, in items.
 const MAX_CHUNK: usize = 1024;
 /// A chunk this quick means the items are cheap: make chunks bigger.
@@ -26,8 +26,117 @@ const FAST_CHUNK: Duration = Duration::from_micros(20);
 /// A chunk this slow means the items are expensive: make chunks smaller.
 const SLOW_CHUNK: Duration = Duration::from_micros(200);
 
-/// One chunk's results and how long the worker spent on it.
-type ChunkResults<R> = (Vec<Result<R, TaskError>>, Duration);
+/// One chunk's results (those not handed out yet), and how long the
+/// worker spent on it.
+///
+/// The items are the user's results, and each one's `Drop` may panic. A
+/// `Vec` of them dropped whole would abort the process at the second such
+/// panic (a panic while unwinding from the first), wherever it is dropped:
+/// by the iterator, or by the worker when the iterator was dropped first.
+/// So this drops them one by one, each panic caught and reported.
+pub(super) struct ChunkResults<R> {
+    results: std::vec::IntoIter<Result<R, TaskError>>,
+    pub(super) spent: Duration,
+}
+
+impl<R> ChunkResults<R> {
+    pub(super) fn new(results: Vec<Result<R, TaskError>>, spent: Duration) -> Self {
+        Self {
+            results: results.into_iter(),
+            spent,
+        }
+    }
+
+    /// A chunk that never ran (the pool shut down): each item reports why.
+    pub(super) fn failed(error: &TaskError, items: usize) -> Self {
+        Self::new(
+            (0..items).map(|_| Err(error.clone())).collect(),
+            Duration::ZERO,
+        )
+    }
+
+    pub(super) fn empty() -> Self {
+        Self::new(Vec::new(), Duration::ZERO)
+    }
+}
+
+impl<R> Iterator for ChunkResults<R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.results.next()
+    }
+}
+
+impl<R> Drop for ChunkResults<R> {
+    fn drop(&mut self) {
+        for result in self.results.by_ref() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+                report_result_drop_panic(payload);
+            }
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_result_drop_panic(payload: Box<dyn std::any::Any + Send>) {
+    let message = take_panic_message(payload);
+    eprintln!(
+        "verisync: dropping a result of a pool map that was never handed out (the map was \
+         dropped first) panicked: {message}; the panic was caught and ignored"
+    );
+}
+
+/// The adaptive chunk size (see the module docs), shared with
+/// [`PoolMapUnordered`](super::map_unordered::PoolMapUnordered).
+#[derive(Debug)]
+pub(super) struct ChunkSize(usize);
+
+impl ChunkSize {
+    pub(super) fn new() -> Self {
+        Self(1)
+    }
+
+    pub(super) fn get(&self) -> usize {
+        self.0
+    }
+
+    /// Grows or shrinks after a chunk that took `spent`.
+    pub(super) fn adapt(&mut self, spent: Duration) {
+        if spent < FAST_CHUNK {
+            self.0 = (self.0 * 2).min(MAX_CHUNK);
+        } else if spent > SLOW_CHUNK {
+            self.0 = (self.0 / 2).max(1);
+        }
+    }
+}
+
+/// Submits one chunk: `function` over each item, each item's panic caught
+/// into its own `Err(Panicked)`.
+pub(super) fn submit_chunk<T, F, R>(
+    pool: &ThreadPool,
+    function: &Arc<F>,
+    chunk: Vec<T>,
+) -> TaskHandle<ChunkResults<R>>
+where
+    T: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    let function = Arc::clone(function);
+    pool.submit(move || {
+        let started = Instant::now();
+        let results = chunk
+            .into_iter()
+            .map(|item| {
+                catch_unwind(AssertUnwindSafe(|| function(item)))
+                    .map_err(|payload| TaskError::Panicked(take_panic_message(payload)))
+            })
+            .collect();
+        ChunkResults::new(results, started.elapsed())
+    })
+}
 
 /// A chunk on its way: its handle and how many items it holds.
 struct Chunk<R> {
@@ -52,8 +161,8 @@ pub struct PoolMap<'a, I: Iterator, F, R> {
     inputs: I,
     function: Arc<F>,
     in_flight: VecDeque<Chunk<R>>,
-    ready: std::vec::IntoIter<Result<R, TaskError>>,
-    chunk_size: usize,
+    ready: ChunkResults<R>,
+    chunk_size: ChunkSize,
     max_in_flight: usize,
     inputs_done: bool,
 }
@@ -71,8 +180,8 @@ where
             inputs,
             function: Arc::new(function),
             in_flight: VecDeque::new(),
-            ready: Vec::new().into_iter(),
-            chunk_size: 1,
+            ready: ChunkResults::empty(),
+            chunk_size: ChunkSize::new(),
             max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
             inputs_done: false,
         }
@@ -81,35 +190,17 @@ where
     /// Sends chunks until the in-flight bound is reached or inputs run out.
     fn fill(&mut self) {
         while !self.inputs_done && self.in_flight.len() < self.max_in_flight {
-            let chunk: Vec<I::Item> = self.inputs.by_ref().take(self.chunk_size).collect();
-            if chunk.len() < self.chunk_size {
+            let size = self.chunk_size.get();
+            let chunk: Vec<I::Item> = self.inputs.by_ref().take(size).collect();
+            if chunk.len() < size {
                 self.inputs_done = true;
             }
             if chunk.is_empty() {
                 break;
             }
             let items = chunk.len();
-            let function = Arc::clone(&self.function);
-            let handle = self.pool.submit(move || {
-                let started = Instant::now();
-                let results = chunk
-                    .into_iter()
-                    .map(|item| {
-                        catch_unwind(AssertUnwindSafe(|| function(item)))
-                            .map_err(|payload| TaskError::Panicked(take_panic_message(payload)))
-                    })
-                    .collect();
-                (results, started.elapsed())
-            });
+            let handle = submit_chunk(self.pool, &self.function, chunk);
             self.in_flight.push_back(Chunk { handle, items });
-        }
-    }
-
-    fn adapt(&mut self, spent: Duration) {
-        if spent < FAST_CHUNK {
-            self.chunk_size = (self.chunk_size * 2).min(MAX_CHUNK);
-        } else if spent > SLOW_CHUNK {
-            self.chunk_size = (self.chunk_size / 2).max(1);
         }
     }
 }
@@ -131,16 +222,13 @@ where
             self.fill();
             let chunk = self.in_flight.pop_front()?;
             match chunk.handle.join() {
-                Ok((results, spent)) => {
-                    self.adapt(spent);
-                    self.ready = results.into_iter();
+                Ok(results) => {
+                    self.chunk_size.adapt(results.spent);
+                    self.ready = results;
                 }
                 // The chunk never ran (the pool shut down): every item in it
                 // reports why.
-                Err(error) => {
-                    let errors: Vec<_> = (0..chunk.items).map(|_| Err(error.clone())).collect();
-                    self.ready = errors.into_iter();
-                }
+                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
             }
         }
     }
@@ -159,7 +247,7 @@ impl<I: Iterator, F, R> fmt::Debug for PoolMap<'_, I, F, R> {
         formatter
             .debug_struct("PoolMap")
             .field("chunks_in_flight", &self.in_flight.len())
-            .field("chunk_size", &self.chunk_size)
+            .field("chunk_size", &self.chunk_size.get())
             .finish_non_exhaustive()
     }
 }

@@ -3,17 +3,26 @@
 
 mod completed;
 mod map;
+mod map_unordered;
 #[cfg(all(unix, not(verisync_loom)))]
 pub(crate) mod process;
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub(crate) mod process_unsupported;
+mod scope;
 mod task;
 mod thread;
+mod wait;
 
-pub use completed::{as_completed, wait_all, AsCompleted};
+pub use completed::{
+    as_completed, as_completed_timeout, wait_all, AsCompleted, AsCompletedTimedOut,
+    AsCompletedTimeout,
+};
 pub use map::PoolMap;
+pub use map_unordered::PoolMapUnordered;
+pub use scope::{Scope, ScopedTaskHandle};
 pub use task::{TaskError, TaskHandle};
 pub use thread::{ThreadPool, ThreadPoolBuilder};
+pub use wait::{wait, ReturnWhen};
 
 /// Lets tests that use process pools run under the normal `cargo test`
 /// harness: put `verisync::process_test_support!();` anywhere in the test

@@ -361,7 +361,58 @@ impl<R> Completion<R> {
         }
     }
 
-    fn take(&self) -> Result<R, TaskError> {
+    /// Whether the result is stored (`FINISHED`/`CANCELLED`); its callbacks
+    /// may still be running.
+    pub(crate) fn is_resolved(&self) -> bool {
+        // Acquire: pairs with `finish`'s Release store, so a caller that
+        // sees it resolved may read the result (`failed`).
+        matches!(self.state.load(Ordering::Acquire), FINISHED | CANCELLED)
+    }
+
+    /// Whether the result is stored and is an error other than
+    /// `Cancelled` — Python's "finished by raising an exception".
+    pub(crate) fn failed(&self) -> bool {
+        self.is_resolved()
+            && matches!(self.result_ref(), Err(error) if *error != TaskError::Cancelled)
+    }
+
+    /// Waits until the cell is resolved and its callbacks ran.
+    pub(crate) fn wait_done(&self) {
+        self.done.wait();
+    }
+
+    /// Whether the cell is resolved and its callbacks ran.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.is_set()
+    }
+
+    /// Waits at most until `deadline` (`None`: forever); `true` if done.
+    pub(crate) fn wait_done_until(&self, deadline: Option<Instant>) -> bool {
+        match deadline {
+            Some(deadline) => self.done.wait_until(deadline),
+            None => {
+                self.done.wait();
+                true
+            }
+        }
+    }
+
+    /// Takes the result if it is still there (nobody joined), for a scope
+    /// that must drop it before the data it borrows goes away.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread has seen the cell done ([`wait_done`](Self::wait_done)),
+    /// and no other thread touches the result slot during or after this
+    /// call (no handle of it is joined concurrently).
+    pub(crate) unsafe fn take_leftover_result(&self) -> Option<Result<R, TaskError>> {
+        debug_assert!(self.done.is_set());
+        // SAFETY: the caller's contract: the slot is written (done is set
+        // after the last write, and seen), and nobody else touches it.
+        self.result.with_mut(|slot| unsafe { (*slot).take() })
+    }
+
+    pub(crate) fn take(&self) -> Result<R, TaskError> {
         self.done.wait();
         // SAFETY: `done` is set after the last write and the last callback
         // on the worker; the caller owns the only handle (see `join`).
@@ -435,6 +486,14 @@ pub(crate) trait HoldsCompletion<R>: Send + Sync {
     fn cancel(&self) -> bool {
         self.completion().cancel()
     }
+
+    /// Before a `join` or `wait` blocks: if the calling thread is a worker
+    /// of the task's own pool and the task has not started, run it here
+    /// and now (it would otherwise wait for a worker that may be this very
+    /// one — a one-worker pool would deadlock). The cell's claim decides,
+    /// so the task still runs at most once and `cancel` agrees. A holder
+    /// whose tasks never run on the caller's pool does nothing.
+    fn run_inline_if_unstarted_here(&self) {}
 }
 
 impl<R: Send> HoldsCompletion<R> for Completion<R> {
@@ -455,15 +514,35 @@ impl<R> TaskHandle<R> {
     /// Waits for the task and returns its value or why there is none —
     /// Python's `future.result()`.
     ///
+    /// **Joining from inside the pool.** Called on one of the task's own
+    /// pool's workers (a task joining another task of its pool) while the
+    /// task has not started, `join` runs it inline, right here, instead of
+    /// waiting for a worker that may never come (in a one-worker pool the
+    /// only worker is the one waiting). It runs exactly once either way:
+    /// a worker that picks it up later skips it, and a `cancel` racing the
+    /// inline run either wins (the task never runs, `join` gives
+    /// `Cancelled`) or returns `false`. Threads outside the pool, and
+    /// workers of other pools, just wait. [`wait`](Self::wait) does the
+    /// same; the timed waits never run a task inline (they return in time).
+    ///
     /// ```
-    /// let pool = verisync::ThreadPool::new(1);
+    /// use std::sync::Arc;
+    /// let pool = Arc::new(verisync::ThreadPool::new(1));
     /// assert_eq!(pool.submit(|| "hi").join(), Ok("hi"));
+    ///
+    /// // One worker, and its task joins a task queued behind it: run inline.
+    /// let inner_pool = Arc::clone(&pool);
+    /// let outer = pool.submit(move || inner_pool.submit(|| 20).join().map(|n| n + 1));
+    /// assert_eq!(outer.join(), Ok(Ok(21)));
     /// ```
     pub fn join(self) -> Result<R, TaskError> {
+        self.holder.run_inline_if_unstarted_here();
         self.cell().take()
     }
 
-    /// Waits for the task to finish, keeping the result for `join`.
+    /// Waits for the task to finish, keeping the result for `join`. On a
+    /// worker of the task's own pool, an unstarted task runs inline, as for
+    /// [`join`](Self::join).
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(1);
@@ -472,6 +551,7 @@ impl<R> TaskHandle<R> {
     /// assert!(handle.is_finished());
     /// ```
     pub fn wait(&self) {
+        self.holder.run_inline_if_unstarted_here();
         self.cell().done.wait();
     }
 
@@ -599,6 +679,11 @@ impl<R> TaskHandle<R> {
         R: Sync,
     {
         self.cell().on_done(Box::new(callback));
+    }
+
+    /// Whether the task finished with an error other than `Cancelled`.
+    pub(crate) fn failed(&self) -> bool {
+        self.cell().failed()
     }
 
     /// Runs `notify` once the task has finished, like [`on_done`](Self::on_done)

@@ -20,6 +20,17 @@
 //! thread: every holder of that lock joins the workers, this one included,
 //! so waiting for it would be a deadlock; it skips the joining instead.
 //!
+//! # Inline join
+//!
+//! Each worker marks its thread with the pool's tag (its queue's address,
+//! `sys::thread::set_current_pool`), and each task records the tag of its
+//! pool. A `join`/`wait` on a task whose tag is the calling thread's runs
+//! it inline if it has not started — the same `perform(Run)` a worker
+//! does, so the completion cell's claim decides who runs it, and the
+//! worker that later takes the job out of the queue finds it claimed and
+//! skips it. Scopes and `map_unordered` use the same rule to wait on a
+//! worker without deadlocking.
+//!
 //! # User code is isolated
 //!
 //! Every piece of user code the pool calls may panic, and none of those
@@ -32,6 +43,8 @@
 //! | a callback                       | `Completion::run_callback`     | is reported on stderr, ignored      |
 //! | a panic payload's drop           | `drop_panic_payload`           | is swallowed (its payload leaked)   |
 //! | a cancelled task's closure, or a result nobody holds a handle to, dropped with the job | `dispose` | is reported on stderr, ignored |
+//! | a scoped task's unrun closure or unjoined result, dropped as its scope ends | `scope::drop_reporting_panics` | is reported on stderr, ignored |
+//! | a map's result never handed out | `map::ChunkResults`'s `Drop`, one by one | is reported on stderr, ignored |
 //! | `on_worker_start`                | the worker, before its loop    | fails `try_build` with an `Err`     |
 
 use std::any::Any;
@@ -39,9 +52,12 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
 use std::sync::Arc;
 
 use super::map::PoolMap;
+use super::map_unordered::PoolMapUnordered;
+use super::scope::{run_scope, Scope};
 use super::task::{Completion, HoldsCompletion, TaskError, TaskHandle};
 use crate::panic_payload::take_panic_message;
 use crate::queue::{JoinableQueue, ShutDown};
@@ -62,19 +78,63 @@ pub(crate) enum JobAction {
 
 /// A queued task: one allocation holding the closure and its completion
 /// cell, shared by the queue (as a `Job`) and the `TaskHandle`.
-struct ThreadTask<F, R> {
+pub(crate) struct ThreadTask<F, R> {
     completion: Completion<R>,
     /// Taken by whoever claims the completion cell (at most once).
     task: UnsafeCell<Option<F>>,
+    /// The tag of the pool it was submitted to ([`ThreadPool::tag`]): its
+    /// workers may run it inline when they join it.
+    pool: usize,
 }
 
 // SAFETY: `task` is only touched by the thread that won the completion
-// cell's claim (see `perform`); the closure and result are `Send`.
+// cell's claim (see `perform`), or by a scope that has seen the cell
+// resolved and is the only one left to touch it (`take_leftover_task`);
+// the closure and result are `Send`.
 unsafe impl<F: Send, R: Send> Sync for ThreadTask<F, R> {}
 
-impl<F: Send, R: Send> HoldsCompletion<R> for ThreadTask<F, R> {
+impl<F, R> ThreadTask<F, R> {
+    pub(crate) fn new(pool: &ThreadPool, task: F) -> Self {
+        Self {
+            completion: Completion::new(),
+            task: UnsafeCell::new(Some(task)),
+            pool: pool.tag(),
+        }
+    }
+
+    pub(crate) fn completion(&self) -> &Completion<R> {
+        &self.completion
+    }
+
+    /// Takes the closure if it never ran (the task was cancelled or
+    /// refused), for a scope that must drop it before the data it borrows
+    /// goes away.
+    ///
+    /// # Safety
+    ///
+    /// The cell is resolved and the calling thread has seen it done, and
+    /// no other thread touches the task during or after this call.
+    pub(crate) unsafe fn take_leftover_task(&self) -> Option<F> {
+        // SAFETY: resolved, so no claimant will take it; the caller is the
+        // only one touching it.
+        self.task.with_mut(|task| unsafe { (*task).take() })
+    }
+}
+
+impl<F, R> HoldsCompletion<R> for ThreadTask<F, R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
     fn completion(&self) -> &Completion<R> {
         &self.completion
+    }
+
+    #[inline]
+    fn run_inline_if_unstarted_here(&self) {
+        if thread::current_pool() == self.pool {
+            self.perform(JobAction::Run);
+        }
     }
 }
 
@@ -119,6 +179,7 @@ type HookOutcome = (usize, Result<(), String>);
 /// A worker's loop: run each job, then let go of it — both isolated from
 /// user code (see the module docs).
 fn work(queue: &JoinableQueue<Job>) {
+    thread::set_current_pool(tag_of(queue));
     for job in queue.iter() {
         job.perform(JobAction::Run);
         dispose(job);
@@ -154,7 +215,9 @@ fn report_drop_panic(payload: Box<dyn Any + Send>) {
 /// - [`submit`](Self::submit) returns a [`TaskHandle`]: `join` for the
 ///   value, `wait_timeout`, `cancel`, `on_done` callbacks.
 /// - [`map`](Self::map) gives results in input order, lazily (a bounded
-///   number of items in flight, so an endless iterator works).
+///   number of items in flight, so an endless iterator works);
+///   [`map_unordered`](Self::map_unordered) as they finish.
+/// - [`scope`](Self::scope) runs tasks that borrow from the caller's stack.
 /// - A panicking task fails only its own handle (`TaskError::Panicked`);
 ///   its worker lives on.
 /// - [`shutdown`](Self::shutdown) (also on drop) finishes the queued tasks;
@@ -385,6 +448,12 @@ fn stop_workers(queue: &JoinableQueue<Job>, workers: Vec<JoinHandle<()>>) {
     }
 }
 
+/// A pool's tag: its queue's address, which stays taken while any of its
+/// workers lives (each holds the queue), so no other pool can have it then.
+fn tag_of(queue: &JoinableQueue<Job>) -> usize {
+    ptr::from_ref(queue) as usize
+}
+
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |count| count.get())
 }
@@ -434,10 +503,7 @@ impl ThreadPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let task = Arc::new(ThreadTask {
-            completion: Completion::new(),
-            task: UnsafeCell::new(Some(task)),
-        });
+        let task = Arc::new(ThreadTask::new(self, task));
         self.submit_job(Arc::clone(&task) as Job);
         TaskHandle::new(task)
     }
@@ -460,6 +526,80 @@ impl ThreadPool {
         R: Send + 'static,
     {
         PoolMap::new(self, inputs.into_iter(), function)
+    }
+
+    /// Applies `function` to every input on the pool; results come as they
+    /// finish — Python's `imap_unordered`. Lazy and bounded like
+    /// [`map`](Self::map) (same chunks, same read-ahead), and each item
+    /// gives the same `Result` as there (a panic fails only its own item);
+    /// only the order differs: items are sent in chunks, a chunk's results
+    /// come out together (in input order among themselves) as soon as it
+    /// finishes, so a slow item holds back only its own chunk. Items carry
+    /// no index; return one from `function` if you need it.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(2);
+    /// let mut squares: Vec<u64> = pool
+    ///     .map_unordered(1..=5u64, |n| n * n)
+    ///     .map(Result::unwrap)
+    ///     .collect();
+    /// squares.sort();
+    /// assert_eq!(squares, [1, 4, 9, 16, 25]);
+    ///
+    /// // With the input, when the order matters to the caller:
+    /// let mut pairs: Vec<(u64, u64)> =
+    ///     pool.map_unordered(1..=3u64, |n| (n, n + 1)).map(Result::unwrap).collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs, [(1, 2), (2, 3), (3, 4)]);
+    /// ```
+    pub fn map_unordered<I, F, R>(
+        &self,
+        inputs: I,
+        function: F,
+    ) -> PoolMapUnordered<'_, I::IntoIter, F, R>
+    where
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        PoolMapUnordered::new(self, inputs.into_iter(), function)
+    }
+
+    /// Runs `body` with a [`Scope`] whose tasks may borrow from the
+    /// caller's stack (like `std::thread::scope` and `rayon::scope`), and
+    /// returns only after every task submitted in it has finished — ran,
+    /// panicked, or was cancelled or refused — and what nobody joined (a
+    /// result, a closure that never ran) was dropped. That holds also when
+    /// `body` panics: the scope waits, then passes the panic on.
+    ///
+    /// - A panicking task fails only its own handle (`Err(TaskError::Panicked)`),
+    ///   never the scope or the pool.
+    /// - A pool that is shutting down refuses new tasks as
+    ///   [`submit`](Self::submit) does (`Err(TaskError::ShutDown)`, never
+    ///   run), `shutdown` still runs the queued ones, and `shutdown_now`
+    ///   cancels them: the scope never waits for a task that cannot run.
+    /// - Called on one of this pool's own workers (a task opening a scope),
+    ///   the scope runs its tasks that have not started inline while it
+    ///   waits, so even a one-worker pool cannot deadlock on it.
+    ///
+    /// ```
+    /// let pool = verisync::ThreadPool::new(2);
+    /// let mut scores = vec![3, 1, 2];
+    /// let names = ["ann", "bo", "cy"];
+    /// let longest = pool.scope(|s| {
+    ///     let longest = s.submit(|| names.iter().map(|name| name.len()).max());
+    ///     s.submit(|| scores.sort()); // a mutable borrow, released when the scope ends
+    ///     longest.join().unwrap()
+    /// });
+    /// assert_eq!(longest, Some(3));
+    /// assert_eq!(scores, [1, 2, 3]);
+    /// ```
+    pub fn scope<'env, F, T>(&'env self, body: F) -> T
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+    {
+        run_scope(self, body)
     }
 
     /// The number of worker threads.
@@ -584,8 +724,18 @@ impl ThreadPool {
         }
     }
 
+    /// The tag its workers carry (see [`thread::current_pool`]).
+    pub(crate) fn tag(&self) -> usize {
+        tag_of(&self.queue)
+    }
+
+    /// Whether the calling thread is one of this pool's workers.
+    pub(crate) fn is_own_worker(&self) -> bool {
+        thread::current_pool() == self.tag()
+    }
+
     /// Queues `job`, or resolves it as refused if the pool is shutting down.
-    fn submit_job(&self, job: Job) {
+    pub(crate) fn submit_job(&self, job: Job) {
         if let Err(ShutDown(job)) = self.queue.put(job) {
             job.perform(JobAction::Refuse);
             dispose(job);

@@ -413,7 +413,7 @@ impl<T> JoinableQueue<T> {
         self.pop()
     }
 
-    fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
+    pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {

@@ -171,6 +171,54 @@ pub(crate) mod thread {
         ID.with(|id| *id)
     }
 
+    /// Which pool the calling thread works for: a non-zero tag the pool
+    /// picks (its queue's address), or 0 for a thread that is no pool's
+    /// worker. A worker sets it once, before its first task.
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    #[inline]
+    pub(crate) fn current_pool() -> usize {
+        CURRENT_POOL.with(std::cell::Cell::get)
+    }
+
+    /// Marks the calling thread as a worker of the pool tagged `pool`.
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    pub(crate) fn set_current_pool(pool: usize) {
+        CURRENT_POOL.with(|current| current.set(pool));
+    }
+
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    std::thread_local!(static CURRENT_POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+
+    /// As in the production build, with loom's per-execution thread-locals.
+    #[cfg(verisync_loom)]
+    pub(crate) fn current_pool() -> usize {
+        CURRENT_POOL.with(std::cell::Cell::get)
+    }
+
+    /// As in the production build.
+    #[cfg(verisync_loom)]
+    pub(crate) fn set_current_pool(pool: usize) {
+        CURRENT_POOL.with(|current| current.set(pool));
+    }
+
+    #[cfg(verisync_loom)]
+    loom::thread_local!(static CURRENT_POOL: std::cell::Cell<usize> = std::cell::Cell::new(0));
+
+    /// As in the production build, with shuttle's per-task thread-locals.
+    #[cfg(verisync_shuttle)]
+    pub(crate) fn current_pool() -> usize {
+        CURRENT_POOL.with(std::cell::Cell::get)
+    }
+
+    /// As in the production build.
+    #[cfg(verisync_shuttle)]
+    pub(crate) fn set_current_pool(pool: usize) {
+        CURRENT_POOL.with(|current| current.set(pool));
+    }
+
+    #[cfg(verisync_shuttle)]
+    shuttle::thread_local!(static CURRENT_POOL: std::cell::Cell<usize> = std::cell::Cell::new(0));
+
     #[cfg(verisync_shuttle)]
     pub(crate) fn current_id() -> usize {
         // shuttle numbers the tasks of an execution from 0, each distinct

@@ -1,0 +1,180 @@
+//! [`PoolMapUnordered`]: the lazy iterator behind
+//! [`ThreadPool::map_unordered`] — Python's `imap_unordered`.
+//!
+//! Built like [`PoolMap`](super::PoolMap): inputs go to the pool in chunks
+//! of the same adaptive size, a bounded number of chunks in flight. Each
+//! chunk's handle gets a completion callback that queues the chunk's
+//! number, and the iterator hands out whichever chunk finishes first, its
+//! items in input order among themselves — so a slow item delays only the
+//! items of its own chunk, never the rest. The iterator blocks on that
+//! queue, never polls.
+//!
+//! Waiting on one of the pool's own workers (a task that iterates a map of
+//! its pool), the iterator first waits for the oldest chunk in flight
+//! through its handle, which runs it inline if it has not started (see
+//! [`TaskHandle::join`]): the queue alone would wait for a worker that may
+//! be this one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::map::{submit_chunk, ChunkResults, ChunkSize, CHUNKS_PER_WORKER};
+use super::task::{TaskError, TaskHandle};
+use super::thread::ThreadPool;
+use crate::queue::JoinableQueue;
+
+/// A chunk on its way: its handle and how many items it holds.
+struct Chunk<R> {
+    handle: TaskHandle<ChunkResults<R>>,
+    items: usize,
+}
+
+/// Results of [`ThreadPool::map_unordered`], in completion order; from that
+/// method.
+///
+/// Dropping it cancels the chunks that have not started.
+///
+/// ```
+/// let pool = verisync::ThreadPool::new(2);
+/// let mut lengths: Vec<usize> = pool
+///     .map_unordered(["a", "bb", "ccc"], |word| word.len())
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// lengths.sort();
+/// assert_eq!(lengths, [1, 2, 3]);
+/// ```
+pub struct PoolMapUnordered<'a, I: Iterator, F, R> {
+    pool: &'a ThreadPool,
+    inputs: I,
+    function: Arc<F>,
+    /// The chunks in flight, by number.
+    in_flight: HashMap<u64, Chunk<R>>,
+    /// The numbers of finished chunks, in the order they finished.
+    finished: Arc<JoinableQueue<u64>>,
+    next_chunk: u64,
+    ready: ChunkResults<R>,
+    chunk_size: ChunkSize,
+    max_in_flight: usize,
+    inputs_done: bool,
+}
+
+impl<'a, I, F, R> PoolMapUnordered<'a, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    pub(crate) fn new(pool: &'a ThreadPool, inputs: I, function: F) -> Self {
+        Self {
+            pool,
+            inputs,
+            function: Arc::new(function),
+            in_flight: HashMap::new(),
+            finished: Arc::new(JoinableQueue::new()),
+            next_chunk: 0,
+            ready: ChunkResults::empty(),
+            chunk_size: ChunkSize::new(),
+            max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
+            inputs_done: false,
+        }
+    }
+
+    /// Sends chunks until the in-flight bound is reached or inputs run out.
+    fn fill(&mut self) {
+        while !self.inputs_done && self.in_flight.len() < self.max_in_flight {
+            let size = self.chunk_size.get();
+            let chunk: Vec<I::Item> = self.inputs.by_ref().take(size).collect();
+            if chunk.len() < size {
+                self.inputs_done = true;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let items = chunk.len();
+            let handle = submit_chunk(self.pool, &self.function, chunk);
+            let number = self.next_chunk;
+            self.next_chunk += 1;
+            let finished = Arc::clone(&self.finished);
+            // The queue is never shut down, so the put cannot be refused.
+            handle.on_done_notify(move || {
+                let _ = finished.put(number);
+            });
+            self.in_flight.insert(number, Chunk { handle, items });
+        }
+    }
+
+    /// The number of the next chunk to finish, waiting for one.
+    fn next_finished(&self) -> u64 {
+        if self.pool.is_own_worker() && self.finished.is_empty() {
+            self.help_oldest_chunk();
+        }
+        self.finished
+            .get()
+            .expect("the completion queue is never shut down")
+    }
+
+    /// On one of the pool's workers: waits for the oldest chunk in flight,
+    /// running it inline if it has not started.
+    #[cold]
+    fn help_oldest_chunk(&self) {
+        if let Some(oldest) = self.in_flight.keys().min() {
+            self.in_flight[oldest].handle.wait();
+        }
+    }
+}
+
+impl<I, F, R> Iterator for PoolMapUnordered<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(result) = self.ready.next() {
+                return Some(result);
+            }
+            self.fill();
+            if self.in_flight.is_empty() {
+                return None;
+            }
+            let number = self.next_finished();
+            let chunk = self
+                .in_flight
+                .remove(&number)
+                .expect("each chunk finishes once");
+            match chunk.handle.join() {
+                Ok(results) => {
+                    self.chunk_size.adapt(results.spent);
+                    self.ready = results;
+                }
+                // The chunk never ran (the pool shut down): every item in it
+                // reports why.
+                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
+            }
+        }
+    }
+}
+
+impl<I: Iterator, F, R> Drop for PoolMapUnordered<'_, I, F, R> {
+    fn drop(&mut self) {
+        for chunk in self.in_flight.values() {
+            chunk.handle.cancel();
+        }
+    }
+}
+
+impl<I: Iterator, F, R> fmt::Debug for PoolMapUnordered<'_, I, F, R> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PoolMapUnordered")
+            .field("chunks_in_flight", &self.in_flight.len())
+            .field("chunk_size", &self.chunk_size.get())
+            .finish_non_exhaustive()
+    }
+}

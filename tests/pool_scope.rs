@@ -1,0 +1,395 @@
+//! `ThreadPool::scope` (issue 16, item 3): tasks that borrow from the
+//! caller's stack. The scope returns only after every task submitted in it
+//! has finished and what nobody joined was dropped — when the body
+//! returns, when it panics, when a task panics, when the pool shuts down
+//! meanwhile — and a scope opened on the pool's own worker does not
+//! deadlock, even with one worker.
+//!
+//! Borrowed counters stand for the borrowed data: each test checks, at the
+//! moment `scope` returns, that nothing could still touch them. Tasks are
+//! held by gates, never by sleeps; every test runs under a watchdog.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Once};
+use std::thread;
+
+use verisync::{Event, Scope, TaskError, ThreadPool};
+
+use common::{kernel_thread_id, wait_until_asleep, with_watchdog, PATIENCE};
+
+fn quiet_deliberate_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !message.is_some_and(|message| message.starts_with("deliberate")) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Counts its drops in a borrowed counter (so a drop after the scope
+/// ended would touch a dead stack slot), and may panic when dropped.
+struct CountsDrops<'a> {
+    drops: &'a AtomicUsize,
+    panics: bool,
+}
+
+impl Drop for CountsDrops<'_> {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if self.panics {
+            panic!("deliberate panic dropping a leftover");
+        }
+    }
+}
+
+#[test]
+fn tasks_borrow_shared_and_mutable_data_from_the_callers_stack() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(3);
+        let words = ["pear".to_owned(), "fig".to_owned(), "quince".to_owned()];
+        let mut lengths = vec![0usize; words.len()];
+        let total = pool.scope(|s| {
+            for (word, length) in words.iter().zip(lengths.iter_mut()) {
+                s.submit(move || *length = word.len());
+            }
+            let total = s.submit(|| words.iter().map(String::len).sum::<usize>());
+            total.join().unwrap()
+        });
+        assert_eq!(total, 13);
+        assert_eq!(lengths, [4, 3, 6], "every task ran before scope returned");
+    });
+}
+
+/// A thread that opens `gate` once the thread whose kernel id it is sent
+/// is asleep (the scope's thread, waiting for its tasks).
+fn opens_when_asleep(gate: &Arc<Event>) -> (mpsc::Sender<Option<u32>>, thread::JoinHandle<()>) {
+    let (send_tid, tid) = mpsc::channel();
+    let gate = Arc::clone(gate);
+    let opener = thread::spawn(move || {
+        if let Ok(scope_thread) = tid.recv() {
+            wait_until_asleep(scope_thread);
+        }
+        gate.set();
+    });
+    (send_tid, opener)
+}
+
+/// The body returns at once, its tasks still blocked: `scope` must not
+/// return until they finish (checked with the scope's thread asleep).
+#[test]
+fn scope_waits_for_unjoined_tasks_after_the_body_returns() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let gate = Arc::new(Event::new());
+        let (send_tid, opener) = opens_when_asleep(&gate);
+        let finished = AtomicUsize::new(0);
+        pool.scope(|s| {
+            for _ in 0..6 {
+                s.submit(|| {
+                    gate.wait();
+                    finished.fetch_add(1, SeqCst);
+                });
+            }
+            send_tid.send(kernel_thread_id()).unwrap();
+        });
+        assert_eq!(finished.load(SeqCst), 6, "scope returned before its tasks");
+        opener.join().unwrap();
+    });
+}
+
+#[test]
+fn a_panicking_body_still_waits_for_every_task_then_passes_the_panic_on() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let gate = Arc::new(Event::new());
+        let (send_tid, opener) = opens_when_asleep(&gate);
+        let finished = AtomicUsize::new(0);
+        let panic = catch_unwind(AssertUnwindSafe(|| {
+            pool.scope(|s| {
+                for _ in 0..4 {
+                    s.submit(|| {
+                        gate.wait();
+                        finished.fetch_add(1, SeqCst);
+                    });
+                }
+                // The gate opens only once the scope's thread waits.
+                send_tid.send(kernel_thread_id()).unwrap();
+                panic!("deliberate panic in the scope's body");
+            })
+        }))
+        .expect_err("the body's panic is passed on");
+        assert_eq!(
+            panic.downcast_ref::<&str>(),
+            Some(&"deliberate panic in the scope's body")
+        );
+        assert_eq!(finished.load(SeqCst), 4, "the panic skipped the waiting");
+        opener.join().unwrap();
+        assert_eq!(pool.submit(|| 1).join(), Ok(1), "the pool serves on");
+    });
+}
+
+#[test]
+fn a_panicking_task_fails_only_its_handle_not_the_scope_or_the_pool() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let ran = AtomicUsize::new(0);
+        let (failed, fine) = pool.scope(|s| {
+            let handles: Vec<_> = (0..20)
+                .map(|n| {
+                    let ran = &ran;
+                    s.submit(move || {
+                        if n % 3 == 0 {
+                            panic!("deliberate panic in scoped task {n}");
+                        }
+                        ran.fetch_add(1, SeqCst);
+                        n
+                    })
+                })
+                .collect();
+            let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            for (n, result) in results.iter().enumerate() {
+                if n % 3 == 0 {
+                    assert_eq!(
+                        *result,
+                        Err(TaskError::Panicked(format!(
+                            "deliberate panic in scoped task {n}"
+                        )))
+                    );
+                } else {
+                    assert_eq!(*result, Ok(n));
+                }
+            }
+            // One more, never joined, that panics: the scope still returns.
+            s.submit(|| panic!("deliberate unjoined panic"));
+            (failed, results.len() - failed)
+        });
+        assert_eq!((failed, fine), (7, 13));
+        assert_eq!(ran.load(SeqCst), 13);
+        assert_eq!(pool.submit(|| 2).join(), Ok(2));
+    });
+}
+
+/// A task of a one-worker pool opens a scope: its tasks can only run if the
+/// waiting worker runs them itself. Nested scopes and tasks that submit
+/// more tasks (borrowing the scope) too.
+#[test]
+fn a_scope_on_the_pools_only_worker_runs_its_tasks_inline_instead_of_deadlocking() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::builder().workers(1).thread_name("only").build());
+        let inner_pool = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let pool = &*inner_pool;
+            let count = AtomicUsize::new(0);
+            let ran_on = pool.scope(|s| {
+                let count = &count;
+                for _ in 0..3 {
+                    s.submit(move || {
+                        count.fetch_add(1, SeqCst);
+                        // A grandchild task, and a nested scope.
+                        s.submit(move || count.fetch_add(10, SeqCst));
+                        pool.scope(|inner| {
+                            inner.submit(move || count.fetch_add(100, SeqCst));
+                        });
+                    });
+                }
+                s.submit(|| thread::current().name().map(str::to_owned))
+                    .join()
+            });
+            (count.load(SeqCst), ran_on)
+        });
+        assert_eq!(outer.join(), Ok((333, Ok(Some("only-0".to_owned())))));
+        assert_eq!(pool.submit(|| 5).join(), Ok(5));
+    });
+}
+
+/// Results nobody joined are dropped before `scope` returns, on the
+/// scope's thread; a panicking drop is reported and the others are still
+/// dropped.
+#[test]
+fn unjoined_results_are_dropped_before_scope_returns_even_if_a_drop_panics() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let drops = AtomicUsize::new(0);
+        pool.scope(|s| {
+            for n in 0..8 {
+                let drops = &drops;
+                s.submit(move || CountsDrops {
+                    drops,
+                    panics: n == 3,
+                });
+            }
+            // A joined one is the caller's to drop, inside the scope.
+            drop(
+                s.submit(|| CountsDrops {
+                    drops: &drops,
+                    panics: false,
+                })
+                .join(),
+            );
+        });
+        assert_eq!(drops.load(SeqCst), 9);
+        assert_eq!(pool.submit(|| 1).join(), Ok(1));
+    });
+}
+
+/// `shutdown_now` on another thread cancels the scope's queued tasks: the
+/// scope does not wait for them forever, their closures (which borrow) are
+/// dropped before it returns, and tasks submitted after the shutdown are
+/// refused and dropped too.
+#[test]
+fn shutdown_now_meanwhile_cancels_queued_scoped_tasks_and_scope_drops_their_closures() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let started = Event::new();
+        let release = Event::new();
+        let drops = AtomicUsize::new(0);
+        let outcomes = pool.scope(|s| {
+            let blocker = s.submit(|| {
+                started.set();
+                release.wait();
+            });
+            started.wait();
+            let queued: Vec<_> = (0..5)
+                .map(|n| {
+                    let guard = CountsDrops {
+                        drops: &drops,
+                        panics: n == 2,
+                    };
+                    s.submit(move || {
+                        let _guard = guard;
+                        n
+                    })
+                })
+                .collect();
+            let stopper = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || pool.shutdown_now())
+            };
+            let cancelled: Vec<_> = queued.into_iter().map(|h| h.join()).collect();
+            release.set();
+            let late_guard = CountsDrops {
+                drops: &drops,
+                panics: false,
+            };
+            let late = s.submit(move || {
+                let _guard = late_guard;
+            });
+            (
+                cancelled,
+                blocker.join(),
+                late.join(),
+                stopper.join().unwrap(),
+            )
+        });
+        let (cancelled, blocker, late, count) = outcomes;
+        assert!(cancelled.iter().all(|r| *r == Err(TaskError::Cancelled)));
+        assert_eq!(count, 5);
+        assert_eq!(blocker, Ok(()));
+        assert_eq!(late, Err(TaskError::ShutDown));
+        assert_eq!(drops.load(SeqCst), 6, "every unrun closure was dropped");
+    });
+}
+
+/// Cancelling a scoped task: it never runs, and its closure is dropped by
+/// the time the scope ends.
+#[test]
+fn a_cancelled_scoped_tasks_closure_is_dropped_before_scope_returns() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Event::new();
+        let drops = AtomicUsize::new(0);
+        let ran = AtomicBool::new(false);
+        pool.scope(|s| {
+            let blocker = s.submit(|| gate.wait());
+            let guard = CountsDrops {
+                drops: &drops,
+                panics: false,
+            };
+            let cancelled = s.submit(|| {
+                let _guard = guard;
+                ran.store(true, SeqCst);
+            });
+            assert!(cancelled.cancel());
+            assert!(cancelled.is_finished());
+            drop(cancelled);
+            gate.set();
+            blocker.wait();
+        });
+        assert!(!ran.load(SeqCst));
+        assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+/// A leftover result whose `Drop` submits to the scope (it holds the
+/// scope): the scope has closed, so the task is refused at once and its
+/// closure dropped, never run after the scope ended.
+struct SubmitsOnDrop<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    ran: &'env AtomicBool,
+    refused: &'env AtomicBool,
+}
+
+impl Drop for SubmitsOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        let ran = self.ran;
+        let late = self.scope.submit(move || ran.store(true, SeqCst));
+        self.refused
+            .store(late.join() == Err(TaskError::ShutDown), SeqCst);
+    }
+}
+
+#[test]
+fn a_submit_from_a_leftovers_drop_after_the_scope_closed_is_refused() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let ran = AtomicBool::new(false);
+        let refused = AtomicBool::new(false);
+        pool.scope(|s| {
+            let (ran, refused) = (&ran, &refused);
+            s.submit(move || SubmitsOnDrop {
+                scope: s,
+                ran,
+                refused,
+            });
+        });
+        assert!(refused.load(SeqCst));
+        assert!(!ran.load(SeqCst));
+    });
+}
+
+#[test]
+fn a_scope_on_a_shut_down_pool_refuses_its_tasks_and_returns() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        pool.shutdown();
+        let drops = AtomicUsize::new(0);
+        let result = pool.scope(|s| {
+            let guard = CountsDrops {
+                drops: &drops,
+                panics: false,
+            };
+            s.submit(move || {
+                let _guard = guard;
+            })
+            .join()
+        });
+        assert_eq!(result, Err(TaskError::ShutDown));
+        assert_eq!(drops.load(SeqCst), 1);
+    });
+}
