@@ -178,6 +178,20 @@ fn report_pid_then_sleep((path, millis): (String, u64)) -> u64 {
     millis
 }
 
+/// Writes its pid to `path` (as [`report_pid_then_sleep`]), then waits
+/// until the file `release` exists (at most a minute): a blocker that
+/// outlasts whatever the test does meanwhile, however loaded the machine.
+fn report_pid_then_wait_for_release((path, release): (String, String)) -> u64 {
+    let partial = format!("{path}.partial");
+    fs::write(&partial, std::process::id().to_string()).unwrap();
+    fs::rename(&partial, &path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::path::Path::new(&release).exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    1_500
+}
+
 /// Creates the file `path`: proof that the task ran.
 fn leaves_a_mark(path: String) -> u64 {
     fs::write(&path, "ran").unwrap();
@@ -383,9 +397,14 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
         assert_eq!(warm.len(), 200);
         let gate = temp_path("gate");
         let _gate = RemoveOnDrop(gate.clone());
+        let release = temp_path("release");
+        let _release = RemoveOnDrop(release.clone());
         let blocker = pool.submit(
-            report_pid_then_sleep,
-            (gate.to_str().unwrap().into(), 1_500),
+            report_pid_then_wait_for_release,
+            (
+                gate.to_str().unwrap().into(),
+                release.to_str().unwrap().into(),
+            ),
         );
         let marks: Vec<PathBuf> = (0..8).map(|i| temp_path(&format!("mark{i}"))).collect();
         let _marks: Vec<RemoveOnDrop> = marks.iter().cloned().map(RemoveOnDrop).collect();
@@ -414,6 +433,7 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
             4,
             "one callback per cancel"
         );
+        fs::write(&release, "go").unwrap();
         assert_eq!(blocker.join(), Ok(1_500));
         for (index, handle) in handles.into_iter().enumerate() {
             let expected = if index % 2 == 0 {
