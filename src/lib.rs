@@ -152,7 +152,7 @@ pub mod __loom {
     /// model's "a process died" step (`loom-tests/tests/process_lock.rs`).
     pub mod process_lock {
         pub use crate::raw::process_lock::{Acquired, Holders, RawProcessLock};
-        pub use crate::sys::futex::{process_died, Word};
+        pub use crate::sys::model_futex::{process_died, Word};
     }
 
     /// Whether threads are queued on `semaphore` (its `QUEUED` bit), so a

@@ -49,11 +49,13 @@
 //!   acknowledged); if the old word had `WAITERS`, wake one sleeper. If the
 //!   word no longer names this process (someone scribbled over it), unlock
 //!   leaves it alone: the next locker recovers it as a dead holder's.
-//! - **timeout**: a timed-out waiter tries once more and gives up only if
-//!   the lock is still held. It may have been the one woken (the futex woke
-//!   it, then its deadline passed): trying again means the wake-up is not
-//!   lost while the lock is free; if the lock is held, its holder's unlock
-//!   will wake another sleeper, since `WAITERS` is still set.
+//! - **timeout**: a waiter that a `wake` dequeued reports `Woken`, never
+//!   `TimedOut`, even if its deadline passed meanwhile (Linux's
+//!   `futex_wait` returns 0 when a waker unqueued it first; the model only
+//!   times out a waiter still queued), so a wake-up is never spent on a
+//!   waiter that then gives up. A timed-out waiter still tries once more
+//!   and gives up only if the lock is held: `WAITERS` stays set, so that
+//!   holder's unlock wakes another sleeper.
 //!
 //! # Memory ordering
 //!

@@ -62,10 +62,13 @@ pub(crate) mod futex {
     pub(crate) use super::futex_linux::{wait, wake, Word};
     #[cfg(verisync_loom)]
     pub(crate) use super::futex_loom::{wait, wake, Word};
+}
 
-    /// The model's "a process died" step, for the loom suite.
-    #[cfg(verisync_loom)]
-    pub(crate) use super::futex_loom::process_died;
+/// The futex model as the loom suite sees it (through `verisync::__loom`):
+/// the word type and the "a process died" step.
+#[cfg(verisync_loom)]
+pub(crate) mod model_futex {
+    pub use super::futex_loom::{process_died, Word};
 }
 
 /// Atomic integers, pointers and orderings.
