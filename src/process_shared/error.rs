@@ -83,11 +83,20 @@ pub struct OwnerDied<G> {
 }
 
 impl<G> OwnerDied<G> {
+    // Unused where the types are unsupported (no guard ever exists there).
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
     pub(crate) fn new(guard: G) -> Self {
         Self { guard }
     }
 
     /// The guard, leaving the death reported to the next locker.
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
     pub(crate) fn into_unacknowledged(self) -> G {
         self.guard
     }
@@ -171,10 +180,14 @@ impl<G> std::error::Error for OwnerDied<G> {}
 /// verisync::process::init();
 /// let lock = verisync::process::Lock::new()?;
 /// let _held = lock.lock().unwrap();
-/// assert!(matches!(
-///     lock.lock_timeout(std::time::Duration::ZERO),
-///     Err(verisync::process::TryLockError::WouldBlock)
-/// ));
+/// std::thread::scope(|scope| {
+///     scope.spawn(|| {
+///         assert!(matches!(
+///             lock.lock_timeout(std::time::Duration::from_millis(10)),
+///             Err(verisync::process::TryLockError::WouldBlock)
+///         ));
+///     });
+/// });
 /// # Ok::<(), verisync::process::SharedError>(())
 /// ```
 #[derive(Debug)]
