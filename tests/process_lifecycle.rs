@@ -261,29 +261,31 @@ fn a_task_timeout_of_duration_max_never_fires() {
     });
 }
 
-/// The case: one worker, a 300 ms timeout. P takes 100 ms and its
-/// `on_done` callback 800 ms; A takes 200 ms and B 250 ms. Every task is
-/// within the timeout, so every task succeeds: the time the parent spends
-/// in P's callback is not A's or B's.
+/// The case, with margins for a loaded machine: one worker, a 1 s
+/// timeout. P takes 100 ms and its `on_done` callback 2.5 s; A takes
+/// 400 ms and B 500 ms. Every task is within the timeout, so every task
+/// succeeds: the time the parent spends in P's callback is not A's or B's.
+/// (The 300 ms timeout and 250 ms task left 50 ms for the worker's
+/// wake-up, which a loaded CI machine did not always give.)
 #[test]
 fn a_slow_callback_does_not_make_later_tasks_time_out() {
     let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(1)
-            .task_timeout(Duration::from_millis(300))
+            .task_timeout(Duration::from_millis(1_000))
             .build()
             .unwrap();
         let [worker] = pool.worker_pids()[..] else {
             panic!("one worker")
         };
         let p = pool.submit(sleeps, 100);
-        p.on_done(|_| thread::sleep(Duration::from_millis(800)));
-        let a = pool.submit(sleeps, 200);
-        let b = pool.submit(sleeps, 250);
+        p.on_done(|_| thread::sleep(Duration::from_millis(2_500)));
+        let a = pool.submit(sleeps, 400);
+        let b = pool.submit(sleeps, 500);
         assert_eq!(p.join(), Ok(100));
-        assert_eq!(a.join(), Ok(200));
-        assert_eq!(b.join(), Ok(250));
+        assert_eq!(a.join(), Ok(400));
+        assert_eq!(b.join(), Ok(500));
         assert_eq!(pool.worker_pids(), [worker], "nobody was killed");
     });
 }
@@ -297,11 +299,11 @@ fn a_large_result_read_late_is_not_cut_short() {
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(1)
-            .task_timeout(Duration::from_millis(300))
+            .task_timeout(Duration::from_millis(1_000))
             .build()
             .unwrap();
         let p = pool.submit(sleeps, 100);
-        p.on_done(|_| thread::sleep(Duration::from_millis(800)));
+        p.on_done(|_| thread::sleep(Duration::from_millis(2_500)));
         let large = pool.submit(large_result, 8 << 20);
         assert_eq!(p.join(), Ok(100));
         match large.join() {
