@@ -101,4 +101,20 @@ impl BlockedIn {
     ) -> Self {
         Self
     }
+
+    /// Marks only at [`mark`](Self::mark), when about to park.
+    #[inline(always)]
+    pub(crate) fn later(_primitive: &'static str, _name: Option<&'static str>) -> Self {
+        Self
+    }
+
+    /// Never marks (the crate's own internal waits).
+    #[inline(always)]
+    pub(crate) const fn never() -> Self {
+        Self
+    }
+
+    /// The thread is about to park.
+    #[inline(always)]
+    pub(crate) fn mark(&mut self) {}
 }

@@ -1281,7 +1281,8 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
                 if tasks.flush().is_err() {
                     break;
                 }
-                match shared.queue.get() {
+                // The crate's own wait: not reported by the diagnostics.
+                match shared.queue.get_unreported() {
                     Ok(job) => job,
                     Err(_) => break,
                 }
