@@ -102,6 +102,17 @@ impl BlockedIn {
         Self
     }
 
+    /// Runs `wait` (which tries first itself).
+    #[inline(always)]
+    pub(crate) fn attempt_or_wait(
+        _primitive: &'static str,
+        _name: Option<&'static str>,
+        _attempt: impl FnOnce() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
+        wait()
+    }
+
     /// Marks only at [`mark`](Self::mark), when about to park.
     #[inline(always)]
     pub(crate) fn later(_primitive: &'static str, _name: Option<&'static str>) -> Self {

@@ -342,6 +342,24 @@ impl BlockedIn {
         }
     }
 
+    /// Runs `attempt` (one try that never waits); only if it fails, marks
+    /// the thread as blocked in `operation` while `wait` runs. Whether it
+    /// succeeded (`attempt` or `wait`).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn attempt_or_wait(
+        operation: &'static str,
+        name: Option<&'static str>,
+        attempt: impl FnOnce() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
+        if attempt() {
+            return true;
+        }
+        let _waiting = Self::new(operation, name);
+        wait()
+    }
+
     /// Remembers the call site of `operation` without marking yet: an
     /// operation that first tries (and may spin) calls [`mark`](Self::mark)
     /// only when it is about to park, so a call that never waits costs no
@@ -383,6 +401,8 @@ fn mark_blocked(
     name: Option<&'static str>,
     at: &'static Location<'static>,
 ) -> bool {
+    #[cfg(test)]
+    tests::MARKS_ON_THIS_THREAD.with(|marks| marks.set(marks.get() + 1));
     let marked = registry::with_current(|record| {
         let mut state = record.state();
         if state.blocked.is_some() {
@@ -453,13 +473,67 @@ fn panic_at_violation(violation: &LockOrderViolation) -> ! {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
     use std::sync::Arc;
     use std::thread;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::BlockedIn;
     use crate::deadlock::blocked_threads;
-    use crate::Mutex;
+    use crate::{Event, JoinableQueue, Mutex, Semaphore, ThreadPool};
+
+    thread_local! {
+        /// How many times this thread was marked blocked (`mark_blocked`).
+        pub(super) static MARKS_ON_THIS_THREAD: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// How many marks `body` made on this thread.
+    fn marks_made_by(body: impl FnOnce()) -> usize {
+        let before = MARKS_ON_THIS_THREAD.with(Cell::get);
+        body();
+        MARKS_ON_THIS_THREAD.with(Cell::get) - before
+    }
+
+    /// A call that can finish at once does no blocked-thread bookkeeping
+    /// (which takes the thread's record lock twice); only a call that is
+    /// about to park marks the thread.
+    #[test]
+    fn calls_that_do_not_wait_mark_nothing() {
+        let semaphore = Semaphore::new(3);
+        let event = Event::new();
+        event.set();
+        let queue = JoinableQueue::bounded(2);
+        let pool = ThreadPool::new(1);
+        let done = pool.submit(|| 1);
+        done.wait();
+        let soon = Instant::now() + Duration::from_secs(5);
+        let marks = marks_made_by(|| {
+            drop(semaphore.acquire());
+            drop(semaphore.acquire_many(3));
+            drop(semaphore.try_acquire_for(Duration::from_secs(5)));
+            drop(semaphore.try_acquire_many_until(2, soon));
+            event.wait();
+            assert!(event.wait_timeout(Duration::from_secs(5)));
+            queue.put(1).unwrap();
+            queue.put_timeout(2, Duration::from_secs(5)).unwrap();
+            assert_eq!(queue.get(), Ok(1));
+            assert_eq!(queue.get_timeout(Duration::from_secs(5)), Ok(2));
+            queue.task_done().unwrap();
+            queue.task_done().unwrap();
+            queue.join();
+            assert!(queue.join_timeout(Duration::from_secs(5)));
+            done.wait();
+            assert!(done.wait_timeout(Duration::from_secs(5)));
+            assert!(done.wait_until(soon));
+        });
+        assert_eq!(marks, 0);
+        // The counter does count a call that waits.
+        let empty = Semaphore::new(0);
+        let waited = marks_made_by(|| {
+            assert!(empty.try_acquire_for(Duration::from_millis(5)).is_none());
+        });
+        assert_eq!(waited, 1);
+    }
 
     /// The operation `thread` is blocked in, per `blocked_threads()`.
     fn blocked_in(thread: thread::ThreadId) -> Option<&'static str> {
