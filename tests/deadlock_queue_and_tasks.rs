@@ -327,6 +327,15 @@ fn process_pool_task_handle_waits_are_explained() {
         ];
         let expected: Vec<Expected> = hear.iter().take(threads.len()).collect();
         check_listed("pdump-", &expected);
+        // The pool's own threads (its writer waiting for work, its watcher
+        // waiting for a deadline) are not listed: every listed wait is at a
+        // call site of this file.
+        let internal: Vec<String> = deadlock::blocked_threads()
+            .iter()
+            .filter(|blocked| blocked.waiting_at.file() != file!())
+            .map(ToString::to_string)
+            .collect();
+        assert!(internal.is_empty(), "{internal:#?}");
         pool.terminate();
         for thread in threads {
             thread.join().unwrap();
