@@ -294,6 +294,25 @@ fn a_skipped_for_a_task_not_cancelled_resolves_it() {
     });
 }
 
+/// A task sent to a worker right behind one the worker falsely skipped
+/// (it then exits) never started: it is put back and runs on the
+/// replacement. It used to be blamed for the garbage — the stranded task
+/// nobody's board showed started was taken for the one running — and
+/// failed with the other task's "skipped task 0" error (seen in CI).
+#[test]
+fn a_task_behind_a_false_skip_is_not_blamed_for_it() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        for round in 0..20 {
+            let pool = ProcessPool::new(1).unwrap();
+            let liar = pool.submit(skips_itself, ());
+            let behind = pool.submit(one, ());
+            assert!(matches!(liar.join(), Err(TaskError::Serialization(_))));
+            assert_eq!(behind.join(), Ok(1), "round {round}");
+        }
+    });
+}
+
 /// A task put back on the pool's queue because the worker it waited on
 /// died has not started: `cancel` cancels it (`true`), and it never runs.
 #[test]

@@ -1344,6 +1344,10 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
 
 /// The reader: result pipe → handles; then reaps the worker and replaces it.
 fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<ChildStdout>) {
+    // Set when the garbage that ends this worker is already charged to the
+    // task it concerns (resolved, or cancelled): then no stranded task is
+    // to blame unless its board shows it started.
+    let mut culprit_resolved = false;
     let problem = loop {
         match read_watched_frame(shared, slot, &mut results) {
             Ok(FromWorker::Done { id, outcome }) => {
@@ -1359,6 +1363,7 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                     // (or forged the answer): garbage, and the task, already
                     // resolved, only leaves the pool.
                     shared.job_left();
+                    culprit_resolved = true;
                     break Some(TaskError::Serialization(format!(
                         "worker {} answered task {id}, which was cancelled before it started",
                         slot.pid
@@ -1381,6 +1386,7 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
                         slot.pid
                     ));
                     shared.resolve(skipped.job, Err(error.clone()));
+                    culprit_resolved = true;
                     break Some(error);
                 }
                 // `cancel` resolved it when it won the board's cell.
@@ -1422,15 +1428,21 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .retain(|other| !Arc::ptr_eq(other, slot));
 
     // The task the worker was running: the one its board shows started
-    // (else the oldest unanswered). Those cancelled on the board are
-    // resolved already; the rest go back for the other workers first.
-    let running = stranded
+    // (else the oldest unanswered, which may have killed it before its
+    // board said so — unless the garbage that ended it was another task's,
+    // already charged). Those cancelled on the board are resolved already;
+    // the rest go back for the other workers first.
+    let started_on_board = stranded
         .iter()
-        .position(|job| slot.board.is_started(job.id))
-        .unwrap_or(0);
+        .position(|job| slot.board.is_started(job.id));
+    let running = if culprit_resolved {
+        started_on_board
+    } else {
+        Some(started_on_board.unwrap_or(0))
+    };
     let mut head = None;
     for (index, waiting) in stranded.into_iter().enumerate() {
-        if index == running {
+        if Some(index) == running {
             if waiting.job.handle.take_back() {
                 shared.job_left();
             } else {
