@@ -6,7 +6,7 @@ verisync::process_test_support!();
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{wait_for, with_watchdog, PATIENCE};
@@ -17,6 +17,68 @@ use verisync::process::{self, Lock, SharedError, TryLockError, Value};
 const NOTICE_DEATH: Duration = Duration::from_secs(5);
 
 const INCREMENTS: u64 = 2_000;
+
+/// The arena's layout (`src/process_shared/arena.rs`), for the tests that
+/// scribble over it as a buggy or hostile process could.
+const ARENA_LEN: usize = 4 << 20;
+const ALLOCATION_POINTER_AT: usize = 24;
+/// Where an object's lock word sits in it.
+const WORD_AT: usize = 16;
+
+/// An object's offset in the arena (a field of its serialized handle).
+fn offset_of<T: serde::Serialize>(object: &T) -> usize {
+    serde_json::to_value(object).unwrap()["offset"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+/// The arena's base in this process, found through a lock in it.
+fn arena_base(lock: &Lock) -> *mut u8 {
+    let words = std::ptr::from_ref(process::__lock_words(lock)).cast::<u8>();
+    // SAFETY (test): the lock object is `offset` bytes into the mapping.
+    unsafe { words.sub(offset_of(lock)).cast_mut() }
+}
+
+fn u32_at(base: *mut u8, at: usize) -> &'static AtomicU32 {
+    assert!(at + 4 <= ARENA_LEN && at.is_multiple_of(4));
+    // SAFETY (test): inside the mapping (which lives as long as the
+    // process), aligned; atomics are valid for any bytes.
+    unsafe { &*base.add(at).cast::<AtomicU32>() }
+}
+
+fn u64_at(base: *mut u8, at: usize) -> &'static AtomicU64 {
+    assert!(at + 8 <= ARENA_LEN && at.is_multiple_of(8));
+    // SAFETY (test): as `u32_at`.
+    unsafe { &*base.add(at).cast::<AtomicU64>() }
+}
+
+/// Runs the ignored test `name` in a fresh process of this test binary:
+/// a process tree (and arena) of its own, for tests that damage the arena
+/// or, on a regression, abort. Fails with its output unless it passed.
+fn run_isolated(name: &str) {
+    let name = name.to_string();
+    let (passed, output) = with_watchdog(PATIENCE * 3, move || {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                &name,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_remove("VERISYNC_ARENA")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{:?}\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success() && text.contains("1 passed"), text)
+    });
+    assert!(passed, "the isolated test failed:\n{output}");
+}
 
 fn increment_locked(hits: Value<u64>) -> u64 {
     for _ in 0..INCREMENTS {
@@ -394,5 +456,181 @@ fn a_process_outside_the_tree_cannot_open_a_handle() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{stdout}");
         assert!(stdout.contains("probe: refused"), "{stdout}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Hostile shared memory cannot give two threads of one process a guard at
+// once, nor make this process write over an object it uses.
+
+/// What a scribbling child writes: zero over the lock word of the object
+/// at `offset`.
+fn zero_lock_word_at((lock, offset): (Lock, usize)) {
+    u32_at(arena_base(&lock), offset + WORD_AT).store(0, Ordering::SeqCst);
+}
+
+#[test]
+fn a_child_zeroing_a_held_word_does_not_let_a_second_thread_of_the_holder_in() {
+    with_watchdog(PATIENCE, || {
+        let lock = Lock::new().unwrap();
+        let value = Value::new(7u64).unwrap();
+        let mut guard = value.lock().unwrap();
+        let word = u32_at(arena_base(&lock), offset_of(&value) + WORD_AT);
+        assert_ne!(word.load(Ordering::SeqCst), 0);
+        process::spawn(zero_lock_word_at, (lock.clone(), offset_of(&value)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(word.load(Ordering::SeqCst), 0, "the child scribbled");
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                assert!(
+                    matches!(value.try_lock(), Err(TryLockError::WouldBlock)),
+                    "a second thread got a second guard (two live &mut) of a value held here"
+                );
+                assert!(matches!(
+                    value.lock_timeout(Duration::from_millis(30)),
+                    Err(TryLockError::WouldBlock)
+                ));
+            });
+            common::join_scoped(other);
+        });
+        *guard += 1;
+        drop(guard);
+        // The holder's release left the foreign word alone; the value
+        // locks again.
+        assert_eq!(*value.try_lock().unwrap(), 8);
+    });
+}
+
+/// Rewinds the arena's allocation pointer over objects a thread of this
+/// process holds: creating objects must fail, not write over them.
+#[test]
+#[ignore = "isolated: run by an_allocation_pointer_rewound_over_held_objects_never_writes_over_them"]
+fn isolated_rewound_allocation_pointer() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    let next = u64_at(base, ALLOCATION_POINTER_AT);
+    let held_value = Value::new([1u64; 4]).unwrap();
+    let held_lock = Lock::new().unwrap();
+    let good = next.load(Ordering::SeqCst);
+    let value_guard = held_value.lock().unwrap();
+    let lock_guard = held_lock.lock().unwrap();
+
+    next.store(offset_of(&held_value) as u64, Ordering::SeqCst);
+    let over_the_value = Value::new([5u64; 4]);
+    assert!(
+        over_the_value.is_err(),
+        "a new value was placed over a held one: {:?}",
+        over_the_value.map(|value| offset_of(&value))
+    );
+    assert_eq!(*value_guard, [1; 4], "the held value was written over");
+    next.store(offset_of(&held_lock) as u64, Ordering::SeqCst);
+    assert!(
+        Lock::new().is_err(),
+        "a new lock was placed over a held one"
+    );
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            assert!(matches!(
+                held_value.try_lock(),
+                Err(TryLockError::WouldBlock)
+            ));
+            assert!(matches!(
+                held_lock.try_lock(),
+                Err(TryLockError::WouldBlock)
+            ));
+        });
+        common::join_scoped(other);
+    });
+    drop((value_guard, lock_guard));
+
+    // Past every object this process knows, allocation works again.
+    next.store(good, Ordering::SeqCst);
+    assert_eq!(Value::new(3u32).unwrap().load(), 3);
+    assert_eq!(held_value.load(), [1; 4]);
+}
+
+#[test]
+fn an_allocation_pointer_rewound_over_held_objects_never_writes_over_them() {
+    run_isolated("isolated_rewound_allocation_pointer");
+}
+
+#[test]
+fn a_handle_forged_into_a_values_payload_does_not_open() {
+    let lock = Lock::new().unwrap();
+    // The value's data looks like a lock's object header 64 bytes into the
+    // payload (which starts 64 bytes into the object).
+    let mut data = [0u32; 32];
+    data[16] = 1; // the lock kind
+    data[17] = 0x1235; // a tag
+    data[18] = 0; // a lock's recorded size
+    let value = Value::new(data).unwrap();
+    let mut forged = serde_json::to_value(&lock).unwrap();
+    forged["offset"] = ((offset_of(&value) + 128) as u64).into();
+    forged["tag"] = 0x1235u64.into();
+    let opened = serde_json::from_value::<Lock>(forged.clone());
+    if let Ok(inner) = &opened {
+        let guard = value.lock().unwrap();
+        let inner_guard = inner.lock().unwrap();
+        let during = guard[20];
+        drop(inner_guard);
+        panic!(
+            "a handle into a value's payload opened as a lock; locking it wrote {during:#x} \
+             into the value under the value's guard"
+        );
+    }
+    let error = opened.unwrap_err().to_string();
+    assert!(
+        error.contains("not a valid process-shared handle"),
+        "{error}"
+    );
+    // And the other way round: a value handle over a lock.
+    let mut forged = serde_json::to_value(&value).unwrap();
+    forged["offset"] = (offset_of(&lock) as u64).into();
+    assert!(serde_json::from_value::<Value<[u32; 32]>>(forged).is_err());
+    assert_eq!(value.load(), data);
+}
+
+#[test]
+fn threads_of_one_process_exclude_each_other_through_every_form_of_locking() {
+    with_watchdog(PATIENCE * 3, || {
+        let pair = Value::new([0u64; 2]).unwrap();
+        let lock = Lock::new().unwrap();
+        let inside = std::sync::atomic::AtomicBool::new(false);
+        let rounds = 2_000u64;
+        std::thread::scope(|scope| {
+            for thread in 0..4u64 {
+                let (pair, lock, inside) = (&pair, &lock, &inside);
+                scope.spawn(move || {
+                    for round in 0..rounds {
+                        {
+                            let mut guard = match (round + thread) % 3 {
+                                0 => pair.lock().unwrap(),
+                                1 => loop {
+                                    match pair.try_lock() {
+                                        Ok(guard) => break guard,
+                                        Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+                                        Err(TryLockError::OwnerDied(_)) => panic!("nobody died"),
+                                    }
+                                },
+                                _ => pair.lock_timeout(PATIENCE).unwrap(),
+                            };
+                            let [a, b] = *guard;
+                            assert_eq!(a, b, "two threads inside the value's lock");
+                            guard[0] = a + 1;
+                            std::hint::spin_loop();
+                            guard[1] = b + 1;
+                        }
+                        let guard = lock.lock_timeout(PATIENCE).unwrap();
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two threads inside");
+                        std::hint::spin_loop();
+                        inside.store(false, Ordering::SeqCst);
+                        drop(guard);
+                    }
+                });
+            }
+        });
+        assert_eq!(pair.load(), [4 * rounds, 4 * rounds]);
     });
 }

@@ -67,10 +67,11 @@ impl Lock {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn new() -> Result<Self, SharedError> {
-        let object = arena::for_new_object()?.allocate(KIND_LOCK, LOCK_SIZE, 0)?;
-        let robust = RobustLock::new(object);
-        robust.reset();
-        Ok(Self { robust })
+        let object =
+            arena::for_new_object()?.allocate(KIND_LOCK, LOCK_SIZE, 0, RobustLock::reset)?;
+        Ok(Self {
+            robust: RobustLock::new(object),
+        })
     }
 
     /// Takes the lock, waiting as long as a live process holds it.

@@ -93,15 +93,18 @@ impl<T: Pod> Value<T> {
             requested: Self::SIZE,
             capacity: arena::ARENA_LEN,
         })?;
-        let object = arena::for_new_object()?.allocate(KIND_VALUE, Self::SIZE, recorded)?;
-        let robust = RobustLock::new(object);
-        // SAFETY: the payload lies inside the freshly allocated object's
-        // extent, aligned (64-byte aligned, and T's alignment is at most
-        // 64); no other process has the handle yet.
-        unsafe { Self::payload(&object).write(value) };
-        robust.reset();
+        let object =
+            arena::for_new_object()?.allocate(KIND_VALUE, Self::SIZE, recorded, |object| {
+                // SAFETY: the payload lies inside the new object's extent,
+                // aligned (the object is 64-byte aligned, and T's alignment
+                // is at most 64); that extent overlaps no object this
+                // process uses, and no thread here can open the object yet
+                // (`Arena::allocate`). `T: Pod`: a plain copy, no user code.
+                unsafe { Self::payload(object).write(value) };
+                RobustLock::reset(object);
+            })?;
         Ok(Self {
-            robust,
+            robust: RobustLock::new(object),
             _value: PhantomData,
         })
     }
