@@ -634,3 +634,87 @@ fn threads_of_one_process_exclude_each_other_through_every_form_of_locking() {
         assert_eq!(pair.load(), [4 * rounds, 4 * rounds]);
     });
 }
+
+// ---------------------------------------------------------------------------
+// Guards and lockers during thread-local destruction.
+
+std::thread_local! {
+    /// A guard a user keeps in a thread-local: dropped while the thread's
+    /// thread-locals are destroyed.
+    static KEPT_GUARD: std::cell::RefCell<Option<process::LockGuard<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+#[ignore = "isolated: run by a_guard_kept_in_a_thread_local_is_released_when_the_thread_exits"]
+fn isolated_guard_in_a_thread_local() {
+    let lock: &'static Lock = Box::leak(Box::new(Lock::new().unwrap()));
+    std::thread::spawn(move || {
+        // KEPT_GUARD's destructor is registered before anything the
+        // library's lock() registers, so it runs after those are gone.
+        KEPT_GUARD.with_borrow(|_| ());
+        let guard = lock.lock().unwrap();
+        KEPT_GUARD.with_borrow_mut(|kept| *kept = Some(guard));
+    })
+    .join()
+    .expect("the thread exits cleanly");
+    assert!(
+        lock.try_lock().is_ok(),
+        "the guard kept in the thread-local was not released"
+    );
+}
+
+#[test]
+fn a_guard_kept_in_a_thread_local_is_released_when_the_thread_exits() {
+    run_isolated("isolated_guard_in_a_thread_local");
+}
+
+/// Locks `lock` when dropped (during thread-local destruction), checks that
+/// relocking still panics there, and says how it went.
+struct LocksOnDrop {
+    lock: &'static Lock,
+    went: &'static std::sync::Mutex<Option<bool>>,
+}
+
+impl Drop for LocksOnDrop {
+    fn drop(&mut self) {
+        let guard = self.lock.lock().unwrap();
+        let relock = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _again = self.lock.try_lock();
+        }));
+        drop(guard);
+        *self.went.lock().unwrap() = Some(relock.is_err());
+    }
+}
+
+std::thread_local! {
+    static LOCKS_ON_DROP: std::cell::RefCell<Option<LocksOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+#[ignore = "isolated: run by a_lock_taken_in_a_thread_local_destructor_works"]
+fn isolated_lock_in_a_thread_local_destructor() {
+    let lock: &'static Lock = Box::leak(Box::new(Lock::new().unwrap()));
+    let went: &'static std::sync::Mutex<Option<bool>> =
+        Box::leak(Box::new(std::sync::Mutex::new(None)));
+    std::thread::spawn(move || {
+        // Registered first, destroyed last: after whatever lock() below
+        // registers.
+        LOCKS_ON_DROP.with_borrow_mut(|slot| *slot = Some(LocksOnDrop { lock, went }));
+        drop(lock.lock().unwrap());
+    })
+    .join()
+    .expect("the thread exits cleanly");
+    assert_eq!(
+        *went.lock().unwrap(),
+        Some(true),
+        "the destructor locked, and relocking there panicked"
+    );
+    assert!(lock.try_lock().is_ok());
+}
+
+#[test]
+fn a_lock_taken_in_a_thread_local_destructor_works() {
+    run_isolated("isolated_lock_in_a_thread_local_destructor");
+}
