@@ -22,6 +22,8 @@ const INCREMENTS: u64 = 2_000;
 /// scribble over it as a buggy or hostile process could.
 const ARENA_LEN: usize = 4 << 20;
 const ALLOCATION_POINTER_AT: usize = 24;
+const TABLE_START: usize = 64;
+const SLOTS: usize = 1024;
 /// Where an object's lock word sits in it.
 const WORD_AT: usize = 16;
 
@@ -717,4 +719,63 @@ fn isolated_lock_in_a_thread_local_destructor() {
 #[test]
 fn a_lock_taken_in_a_thread_local_destructor_works() {
     run_isolated("isolated_lock_in_a_thread_local_destructor");
+}
+
+// ---------------------------------------------------------------------------
+// Why a handle did not open in a worker reaches the user.
+
+fn try_lock_in_child(lock: Lock) -> bool {
+    lock.try_lock().is_ok()
+}
+
+#[test]
+#[ignore = "isolated: run by a_pool_started_before_the_first_shared_object_says_so"]
+fn isolated_pool_started_before_the_arena() {
+    let pool = verisync::ProcessPool::new(1).unwrap();
+    let lock = Lock::new().unwrap();
+    let error = pool.submit(try_lock_in_child, lock).join().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("create process-shared objects before starting"),
+        "the reason is lost: {error}"
+    );
+}
+
+#[test]
+fn a_pool_started_before_the_first_shared_object_says_so() {
+    run_isolated("isolated_pool_started_before_the_arena");
+}
+
+#[test]
+#[ignore = "isolated: run by a_child_finding_the_process_table_full_says_so"]
+fn isolated_process_table_full() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    // Slot 0 is this process's (the first in a fresh tree): copied into
+    // every other slot, the table is full of live processes.
+    let mine = (
+        u64_at(base, TABLE_START).load(Ordering::SeqCst),
+        u64_at(base, TABLE_START + 8).load(Ordering::SeqCst),
+    );
+    assert_eq!(mine.0 as u32, std::process::id());
+    for slot in 1..SLOTS {
+        u64_at(base, TABLE_START + slot * 16).store(mine.0, Ordering::SeqCst);
+        u64_at(base, TABLE_START + slot * 16 + 8).store(mine.1, Ordering::SeqCst);
+    }
+    let error = process::spawn(try_lock_in_child, lock.clone())
+        .unwrap()
+        .join()
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("all 1024 places"),
+        "the reason is lost: {error}"
+    );
+    // This process's own use is unaffected.
+    assert!(lock.try_lock().is_ok());
+}
+
+#[test]
+fn a_child_finding_the_process_table_full_says_so() {
+    run_isolated("isolated_process_table_full");
 }

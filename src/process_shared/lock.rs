@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::arena::{self, Handle, Object, KIND_LOCK, LINE};
-use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
 
@@ -187,8 +187,7 @@ impl<'de> Deserialize<'de> for Lock {
     /// not a lock of this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let handle = Handle::deserialize(deserializer)?;
-        let object =
-            Object::open(handle, KIND_LOCK, LOCK_SIZE, 0).map_err(serde::de::Error::custom)?;
+        let object = Object::open(handle, KIND_LOCK, LOCK_SIZE, 0).map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
         })

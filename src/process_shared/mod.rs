@@ -68,6 +68,8 @@ mod value;
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub(crate) use arena::{attach_inherited, pass_to_child};
+#[cfg(unix)]
+pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};

@@ -10,7 +10,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::arena::{self, Handle, Object, KIND_VALUE, LINE};
-use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::lock::guard_result;
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
@@ -307,10 +307,9 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
             )
         };
         let handle = Handle::deserialize(deserializer)?;
-        let recorded = Self::recorded()
-            .ok_or_else(|| serde::de::Error::custom("process::Value: the type is too large"))?;
-        let object = Object::open(handle, KIND_VALUE, Self::SIZE, recorded)
-            .map_err(serde::de::Error::custom)?;
+        let recorded =
+            Self::recorded().ok_or_else(|| open_failed("process::Value: the type is too large"))?;
+        let object = Object::open(handle, KIND_VALUE, Self::SIZE, recorded).map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
             _value: PhantomData,
