@@ -779,3 +779,35 @@ fn isolated_process_table_full() {
 fn a_child_finding_the_process_table_full_says_so() {
     run_isolated("isolated_process_table_full");
 }
+
+// ---------------------------------------------------------------------------
+// The process table: slots left half-claimed are not lost.
+
+#[test]
+#[ignore = "isolated: run by slots_left_half_claimed_by_killed_processes_are_reclaimed"]
+fn isolated_half_claimed_slots() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    assert_eq!(
+        u64_at(base, TABLE_START).load(Ordering::SeqCst) as u32,
+        std::process::id(),
+        "slot 0 is this process's"
+    );
+    // Every other slot as a claimer killed half-way through its claim left
+    // it (claimed, no pid yet: what the claim did before this fix).
+    for slot in 1..SLOTS {
+        u64_at(base, TABLE_START + slot * 16).store(5 << 32, Ordering::SeqCst);
+        u64_at(base, TABLE_START + slot * 16 + 8).store(0, Ordering::SeqCst);
+    }
+    let child = process::spawn(try_lock_in_child, lock.clone()).unwrap();
+    assert_eq!(
+        child.join(),
+        Ok(true),
+        "a child found no slot: half-claimed slots are never reclaimed"
+    );
+}
+
+#[test]
+fn slots_left_half_claimed_by_killed_processes_are_reclaimed() {
+    run_isolated("isolated_half_claimed_slots");
+}
