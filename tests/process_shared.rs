@@ -811,3 +811,20 @@ fn isolated_half_claimed_slots() {
 fn slots_left_half_claimed_by_killed_processes_are_reclaimed() {
     run_isolated("isolated_half_claimed_slots");
 }
+
+/// Documented: a thread that exits without releasing (its guard forgotten)
+/// leaves the lock held while its process lives, as `std::sync::Mutex`.
+#[test]
+fn a_thread_that_exits_with_a_forgotten_guard_leaves_the_lock_held() {
+    with_watchdog(PATIENCE, || {
+        let lock = Lock::new().unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| std::mem::forget(lock.lock().unwrap()));
+        });
+        assert!(matches!(
+            lock.lock_timeout(Duration::from_millis(50)),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
+    });
+}

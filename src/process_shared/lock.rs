@@ -24,10 +24,21 @@ use crate::raw::process_lock::Acquired;
 ///   (instead of waiting forever). Threads of one process exclude each
 ///   other as processes do.
 /// - A holder that dies is noticed within about 10 ms by a waiting
-///   locker (see `sys/futex_linux.rs` on why this one wait polls).
+///   locker: while it waits, a locker wakes every 10 ms and reads the
+///   holder's `/proc/<pid>/stat` (Linux tells nobody when a process dies
+///   holding a word of ours; see `sys/futex_linux.rs`).
 /// - After an [`OwnerDied`], the lock is marked consistent again once the
 ///   guard from [`OwnerDied::into_guard`] is dropped; until then, every
 ///   locker is told.
+/// - Death is a *process's*: a thread that exits holding the guard (it
+///   was `mem::forget`-ed, or the thread was killed some other way) leaves
+///   the lock held for the life of its process, as `std::sync::Mutex`
+///   does. The guard is released normally when it is dropped during the
+///   thread's exit (kept in a `thread_local!`, say).
+/// - A process whose main thread called `pthread_exit` while its other
+///   threads run on shows in `/proc` as a zombie, and is judged dead: its
+///   locks are taken over. Keep the main thread alive in programs that
+///   share these locks.
 ///
 /// ```
 /// verisync::process::init();

@@ -15,7 +15,9 @@
 //!   arena's process table (pid and start time, against pid reuse); a lock
 //!   word names its holder by slot and generation. A holder is alive while
 //!   its slot is still its own and `/proc/<pid>/stat` shows the same
-//!   process, not a zombie.
+//!   process, not a zombie (a process whose main thread called
+//!   `pthread_exit` shows as one: judged dead). A thread that exits holding
+//!   a lock (a forgotten guard) leaves it held while its process lives.
 //! - **The lock** (`raw/process_lock.rs`, state table there): a 32-bit word
 //!   (holder, `WAITERS`, `OWNER_DIED`) and the futex seam (`sys::futex`:
 //!   shared `futex(2)` in production, a loom model with a "process died"

@@ -18,7 +18,10 @@
 //! was not reclaimed since), and the slot's pid names a running process
 //! (not a zombie: a killed child stays one until its parent reaps it) that
 //! started at the recorded start time (not another process that reused the
-//! pid). Anything else — an index out of range, a stale generation, pid 0
+//! pid). The state in `/proc/<pid>/stat` is the main thread's: a process
+//! whose main thread called `pthread_exit` shows as a zombie while its
+//! other threads run, and is judged dead (documented on `Lock`). Waiters
+//! ask every `HOLDER_POLL` (10 ms) while they wait (`sys/futex_linux.rs`). Anything else — an index out of range, a stale generation, pid 0
 //! — is "not alive": a garbage word is recovered, never waited on.
 //!
 //! # Claiming a slot
