@@ -828,3 +828,70 @@ fn a_thread_that_exits_with_a_forgotten_guard_leaves_the_lock_held() {
         assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
     });
 }
+
+// ---------------------------------------------------------------------------
+// Garbage everywhere at once: no crash, no hang (run under valgrind too).
+
+#[test]
+#[ignore = "isolated: run by scribbling_over_the_whole_arena_never_crashes_or_hangs"]
+fn isolated_scribble_everything() {
+    let lock = Lock::new().unwrap();
+    let value = Value::new([1u64; 8]).unwrap();
+    let base = arena_base(&lock);
+    let lock_handle = serde_json::to_value(&lock).unwrap();
+    let value_handle = serde_json::to_value(&value).unwrap();
+    let mut seed = 0xDEAD_BEEF_CAFE_F00Du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (lock_at, value_at) = (offset_of(&lock), offset_of(&value));
+    let bound = Duration::from_secs(5);
+    for round in 0..200usize {
+        // The arena header, some table slots, both objects' headers and
+        // words.
+        for at in (0..64).step_by(8) {
+            if random() % 3 == 0 {
+                u64_at(base, at).store(random(), Ordering::SeqCst);
+            }
+        }
+        for _ in 0..8 {
+            let slot = (random() % SLOTS as u64) as usize;
+            let at = TABLE_START + slot * 16 + (random() % 2) as usize * 8;
+            u64_at(base, at).store(random(), Ordering::SeqCst);
+        }
+        for at in [lock_at, value_at] {
+            for word in 0..16 {
+                if random() % 4 == 0 {
+                    u32_at(base, at + word * 4).store(random() as u32, Ordering::SeqCst);
+                }
+            }
+        }
+        let _ = Lock::new();
+        let _ = Value::new([round as u8; 3]);
+        let _ = serde_json::from_value::<Lock>(lock_handle.clone());
+        let _ = serde_json::from_value::<Value<[u64; 8]>>(value_handle.clone());
+        let started = Instant::now();
+        match lock.lock_timeout(Duration::from_millis(20)) {
+            Ok(guard) => drop(guard),
+            Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        match value.lock_timeout(Duration::from_millis(20)) {
+            Ok(mut guard) => guard[round % 8] += 1,
+            Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        assert!(
+            started.elapsed() < bound,
+            "round {round}: a timed lock overran"
+        );
+    }
+}
+
+#[test]
+fn scribbling_over_the_whole_arena_never_crashes_or_hangs() {
+    run_isolated("isolated_scribble_everything");
+}
