@@ -350,9 +350,13 @@ impl<T: Pod> Deref for ValueGuard<'_, T> {
     fn deref(&self) -> &T {
         // SAFETY: the payload is inside the object's checked extent and
         // aligned (see `new`); the arena lives for the process's life; this
-        // guard holds the lock, so no cooperating process or thread writes
-        // it now; and any bytes are a valid `T` (`Pod`), whatever a
-        // scribbling process left there.
+        // guard holds the object's in-process lock, so no other guard of it
+        // exists in this process (`robust.rs`), and no other object this
+        // process uses overlaps it (`known.rs`); it holds the shared word,
+        // so no cooperating process writes it now (one that ignores the
+        // lock is the limit the module docs of `process_shared` describe);
+        // and any bytes are a valid `T` (`Pod`), whatever another process
+        // left there.
         unsafe { &*Value::payload(self.value.robust.object()) }
     }
 }
