@@ -6,7 +6,7 @@ verisync::process_test_support!();
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{wait_for, with_watchdog, PATIENCE};
@@ -17,6 +17,70 @@ use verisync::process::{self, Lock, SharedError, TryLockError, Value};
 const NOTICE_DEATH: Duration = Duration::from_secs(5);
 
 const INCREMENTS: u64 = 2_000;
+
+/// The arena's layout (`src/process_shared/arena.rs`), for the tests that
+/// scribble over it as a buggy or hostile process could.
+const ARENA_LEN: usize = 4 << 20;
+const ALLOCATION_POINTER_AT: usize = 24;
+const TABLE_START: usize = 64;
+const SLOTS: usize = 1024;
+/// Where an object's lock word sits in it.
+const WORD_AT: usize = 16;
+
+/// An object's offset in the arena (a field of its serialized handle).
+fn offset_of<T: serde::Serialize>(object: &T) -> usize {
+    serde_json::to_value(object).unwrap()["offset"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+/// The arena's base in this process, found through a lock in it.
+fn arena_base(lock: &Lock) -> *mut u8 {
+    let words = std::ptr::from_ref(process::__lock_words(lock)).cast::<u8>();
+    // SAFETY (test): the lock object is `offset` bytes into the mapping.
+    unsafe { words.sub(offset_of(lock)).cast_mut() }
+}
+
+fn u32_at(base: *mut u8, at: usize) -> &'static AtomicU32 {
+    assert!(at + 4 <= ARENA_LEN && at.is_multiple_of(4));
+    // SAFETY (test): inside the mapping (which lives as long as the
+    // process), aligned; atomics are valid for any bytes.
+    unsafe { &*base.add(at).cast::<AtomicU32>() }
+}
+
+fn u64_at(base: *mut u8, at: usize) -> &'static AtomicU64 {
+    assert!(at + 8 <= ARENA_LEN && at.is_multiple_of(8));
+    // SAFETY (test): as `u32_at`.
+    unsafe { &*base.add(at).cast::<AtomicU64>() }
+}
+
+/// Runs the ignored test `name` in a fresh process of this test binary:
+/// a process tree (and arena) of its own, for tests that damage the arena
+/// or, on a regression, abort. Fails with its output unless it passed.
+fn run_isolated(name: &str) {
+    let name = name.to_string();
+    let (passed, output) = with_watchdog(PATIENCE * 3, move || {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                &name,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_remove("VERISYNC_ARENA")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{:?}\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success() && text.contains("1 passed"), text)
+    });
+    assert!(passed, "the isolated test failed:\n{output}");
+}
 
 fn increment_locked(hits: Value<u64>) -> u64 {
     for _ in 0..INCREMENTS {
@@ -395,4 +459,439 @@ fn a_process_outside_the_tree_cannot_open_a_handle() {
         assert!(output.status.success(), "{stdout}");
         assert!(stdout.contains("probe: refused"), "{stdout}");
     });
+}
+
+// ---------------------------------------------------------------------------
+// Hostile shared memory cannot give two threads of one process a guard at
+// once, nor make this process write over an object it uses.
+
+/// What a scribbling child writes: zero over the lock word of the object
+/// at `offset`.
+fn zero_lock_word_at((lock, offset): (Lock, usize)) {
+    u32_at(arena_base(&lock), offset + WORD_AT).store(0, Ordering::SeqCst);
+}
+
+#[test]
+fn a_child_zeroing_a_held_word_does_not_let_a_second_thread_of_the_holder_in() {
+    with_watchdog(PATIENCE, || {
+        let lock = Lock::new().unwrap();
+        let value = Value::new(7u64).unwrap();
+        let mut guard = value.lock().unwrap();
+        let word = u32_at(arena_base(&lock), offset_of(&value) + WORD_AT);
+        assert_ne!(word.load(Ordering::SeqCst), 0);
+        process::spawn(zero_lock_word_at, (lock.clone(), offset_of(&value)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(word.load(Ordering::SeqCst), 0, "the child scribbled");
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                assert!(
+                    matches!(value.try_lock(), Err(TryLockError::WouldBlock)),
+                    "a second thread got a second guard (two live &mut) of a value held here"
+                );
+                assert!(matches!(
+                    value.lock_timeout(Duration::from_millis(30)),
+                    Err(TryLockError::WouldBlock)
+                ));
+            });
+            common::join_scoped(other);
+        });
+        *guard += 1;
+        drop(guard);
+        // The holder's release left the foreign word alone; the value
+        // locks again.
+        assert_eq!(*value.try_lock().unwrap(), 8);
+    });
+}
+
+/// Rewinds the arena's allocation pointer over objects a thread of this
+/// process holds: creating objects must fail, not write over them.
+#[test]
+#[ignore = "isolated: run by an_allocation_pointer_rewound_over_held_objects_never_writes_over_them"]
+fn isolated_rewound_allocation_pointer() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    let next = u64_at(base, ALLOCATION_POINTER_AT);
+    let held_value = Value::new([1u64; 4]).unwrap();
+    let held_lock = Lock::new().unwrap();
+    let good = next.load(Ordering::SeqCst);
+    let value_guard = held_value.lock().unwrap();
+    let lock_guard = held_lock.lock().unwrap();
+
+    next.store(offset_of(&held_value) as u64, Ordering::SeqCst);
+    let over_the_value = Value::new([5u64; 4]);
+    assert!(
+        over_the_value.is_err(),
+        "a new value was placed over a held one: {:?}",
+        over_the_value.map(|value| offset_of(&value))
+    );
+    assert_eq!(*value_guard, [1; 4], "the held value was written over");
+    next.store(offset_of(&held_lock) as u64, Ordering::SeqCst);
+    assert!(
+        Lock::new().is_err(),
+        "a new lock was placed over a held one"
+    );
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            assert!(matches!(
+                held_value.try_lock(),
+                Err(TryLockError::WouldBlock)
+            ));
+            assert!(matches!(
+                held_lock.try_lock(),
+                Err(TryLockError::WouldBlock)
+            ));
+        });
+        common::join_scoped(other);
+    });
+    drop((value_guard, lock_guard));
+
+    // Past every object this process knows, allocation works again.
+    next.store(good, Ordering::SeqCst);
+    assert_eq!(Value::new(3u32).unwrap().load(), 3);
+    assert_eq!(held_value.load(), [1; 4]);
+}
+
+#[test]
+fn an_allocation_pointer_rewound_over_held_objects_never_writes_over_them() {
+    run_isolated("isolated_rewound_allocation_pointer");
+}
+
+#[test]
+fn a_handle_forged_into_a_values_payload_does_not_open() {
+    let lock = Lock::new().unwrap();
+    // The value's data looks like a lock's object header 64 bytes into the
+    // payload (which starts 64 bytes into the object).
+    let mut data = [0u32; 32];
+    data[16] = 1; // the lock kind
+    data[17] = 0x1235; // a tag
+    data[18] = 0; // a lock's recorded size
+    let value = Value::new(data).unwrap();
+    let mut forged = serde_json::to_value(&lock).unwrap();
+    forged["offset"] = ((offset_of(&value) + 128) as u64).into();
+    forged["tag"] = 0x1235u64.into();
+    let opened = serde_json::from_value::<Lock>(forged.clone());
+    if let Ok(inner) = &opened {
+        let guard = value.lock().unwrap();
+        let inner_guard = inner.lock().unwrap();
+        let during = guard[20];
+        drop(inner_guard);
+        panic!(
+            "a handle into a value's payload opened as a lock; locking it wrote {during:#x} \
+             into the value under the value's guard"
+        );
+    }
+    let error = opened.unwrap_err().to_string();
+    assert!(
+        error.contains("not a valid process-shared handle"),
+        "{error}"
+    );
+    // And the other way round: a value handle over a lock.
+    let mut forged = serde_json::to_value(&value).unwrap();
+    forged["offset"] = (offset_of(&lock) as u64).into();
+    assert!(serde_json::from_value::<Value<[u32; 32]>>(forged).is_err());
+    assert_eq!(value.load(), data);
+}
+
+#[test]
+fn threads_of_one_process_exclude_each_other_through_every_form_of_locking() {
+    with_watchdog(PATIENCE * 3, || {
+        let pair = Value::new([0u64; 2]).unwrap();
+        let lock = Lock::new().unwrap();
+        let inside = std::sync::atomic::AtomicBool::new(false);
+        let rounds = 2_000u64;
+        std::thread::scope(|scope| {
+            for thread in 0..4u64 {
+                let (pair, lock, inside) = (&pair, &lock, &inside);
+                scope.spawn(move || {
+                    for round in 0..rounds {
+                        {
+                            let mut guard = match (round + thread) % 3 {
+                                0 => pair.lock().unwrap(),
+                                1 => loop {
+                                    match pair.try_lock() {
+                                        Ok(guard) => break guard,
+                                        Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+                                        Err(TryLockError::OwnerDied(_)) => panic!("nobody died"),
+                                    }
+                                },
+                                _ => pair.lock_timeout(PATIENCE).unwrap(),
+                            };
+                            let [a, b] = *guard;
+                            assert_eq!(a, b, "two threads inside the value's lock");
+                            guard[0] = a + 1;
+                            std::hint::spin_loop();
+                            guard[1] = b + 1;
+                        }
+                        let guard = lock.lock_timeout(PATIENCE).unwrap();
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two threads inside");
+                        std::hint::spin_loop();
+                        inside.store(false, Ordering::SeqCst);
+                        drop(guard);
+                    }
+                });
+            }
+        });
+        assert_eq!(pair.load(), [4 * rounds, 4 * rounds]);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Guards and lockers during thread-local destruction.
+
+std::thread_local! {
+    /// A guard a user keeps in a thread-local: dropped while the thread's
+    /// thread-locals are destroyed.
+    static KEPT_GUARD: std::cell::RefCell<Option<process::LockGuard<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+#[ignore = "isolated: run by a_guard_kept_in_a_thread_local_is_released_when_the_thread_exits"]
+fn isolated_guard_in_a_thread_local() {
+    let lock: &'static Lock = Box::leak(Box::new(Lock::new().unwrap()));
+    std::thread::spawn(move || {
+        // KEPT_GUARD's destructor is registered before anything the
+        // library's lock() registers, so it runs after those are gone.
+        KEPT_GUARD.with_borrow(|_| ());
+        let guard = lock.lock().unwrap();
+        KEPT_GUARD.with_borrow_mut(|kept| *kept = Some(guard));
+    })
+    .join()
+    .expect("the thread exits cleanly");
+    assert!(
+        lock.try_lock().is_ok(),
+        "the guard kept in the thread-local was not released"
+    );
+}
+
+#[test]
+fn a_guard_kept_in_a_thread_local_is_released_when_the_thread_exits() {
+    run_isolated("isolated_guard_in_a_thread_local");
+}
+
+/// Locks `lock` when dropped (during thread-local destruction), checks that
+/// relocking still panics there, and says how it went.
+struct LocksOnDrop {
+    lock: &'static Lock,
+    went: &'static std::sync::Mutex<Option<bool>>,
+}
+
+impl Drop for LocksOnDrop {
+    fn drop(&mut self) {
+        let guard = self.lock.lock().unwrap();
+        let relock = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _again = self.lock.try_lock();
+        }));
+        drop(guard);
+        *self.went.lock().unwrap() = Some(relock.is_err());
+    }
+}
+
+std::thread_local! {
+    static LOCKS_ON_DROP: std::cell::RefCell<Option<LocksOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+#[ignore = "isolated: run by a_lock_taken_in_a_thread_local_destructor_works"]
+fn isolated_lock_in_a_thread_local_destructor() {
+    let lock: &'static Lock = Box::leak(Box::new(Lock::new().unwrap()));
+    let went: &'static std::sync::Mutex<Option<bool>> =
+        Box::leak(Box::new(std::sync::Mutex::new(None)));
+    std::thread::spawn(move || {
+        // Registered first, destroyed last: after whatever lock() below
+        // registers.
+        LOCKS_ON_DROP.with_borrow_mut(|slot| *slot = Some(LocksOnDrop { lock, went }));
+        drop(lock.lock().unwrap());
+    })
+    .join()
+    .expect("the thread exits cleanly");
+    assert_eq!(
+        *went.lock().unwrap(),
+        Some(true),
+        "the destructor locked, and relocking there panicked"
+    );
+    assert!(lock.try_lock().is_ok());
+}
+
+#[test]
+fn a_lock_taken_in_a_thread_local_destructor_works() {
+    run_isolated("isolated_lock_in_a_thread_local_destructor");
+}
+
+// ---------------------------------------------------------------------------
+// Why a handle did not open in a worker reaches the user.
+
+fn try_lock_in_child(lock: Lock) -> bool {
+    lock.try_lock().is_ok()
+}
+
+#[test]
+#[ignore = "isolated: run by a_pool_started_before_the_first_shared_object_says_so"]
+fn isolated_pool_started_before_the_arena() {
+    let pool = verisync::ProcessPool::new(1).unwrap();
+    let lock = Lock::new().unwrap();
+    let error = pool.submit(try_lock_in_child, lock).join().unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("create process-shared objects before starting"),
+        "the reason is lost: {error}"
+    );
+}
+
+#[test]
+fn a_pool_started_before_the_first_shared_object_says_so() {
+    run_isolated("isolated_pool_started_before_the_arena");
+}
+
+#[test]
+#[ignore = "isolated: run by a_child_finding_the_process_table_full_says_so"]
+fn isolated_process_table_full() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    // Slot 0 is this process's (the first in a fresh tree): copied into
+    // every other slot, the table is full of live processes.
+    let mine = (
+        u64_at(base, TABLE_START).load(Ordering::SeqCst),
+        u64_at(base, TABLE_START + 8).load(Ordering::SeqCst),
+    );
+    assert_eq!(mine.0 as u32, std::process::id());
+    for slot in 1..SLOTS {
+        u64_at(base, TABLE_START + slot * 16).store(mine.0, Ordering::SeqCst);
+        u64_at(base, TABLE_START + slot * 16 + 8).store(mine.1, Ordering::SeqCst);
+    }
+    let error = process::spawn(try_lock_in_child, lock.clone())
+        .unwrap()
+        .join()
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("all 1024 places"),
+        "the reason is lost: {error}"
+    );
+    // This process's own use is unaffected.
+    assert!(lock.try_lock().is_ok());
+}
+
+#[test]
+fn a_child_finding_the_process_table_full_says_so() {
+    run_isolated("isolated_process_table_full");
+}
+
+// ---------------------------------------------------------------------------
+// The process table: slots left half-claimed are not lost.
+
+#[test]
+#[ignore = "isolated: run by slots_left_half_claimed_by_killed_processes_are_reclaimed"]
+fn isolated_half_claimed_slots() {
+    let lock = Lock::new().unwrap();
+    let base = arena_base(&lock);
+    assert_eq!(
+        u64_at(base, TABLE_START).load(Ordering::SeqCst) as u32,
+        std::process::id(),
+        "slot 0 is this process's"
+    );
+    // Every other slot as a claimer killed half-way through its claim left
+    // it (claimed, no pid yet: what the claim did before this fix).
+    for slot in 1..SLOTS {
+        u64_at(base, TABLE_START + slot * 16).store(5 << 32, Ordering::SeqCst);
+        u64_at(base, TABLE_START + slot * 16 + 8).store(0, Ordering::SeqCst);
+    }
+    let child = process::spawn(try_lock_in_child, lock.clone()).unwrap();
+    assert_eq!(
+        child.join(),
+        Ok(true),
+        "a child found no slot: half-claimed slots are never reclaimed"
+    );
+}
+
+#[test]
+fn slots_left_half_claimed_by_killed_processes_are_reclaimed() {
+    run_isolated("isolated_half_claimed_slots");
+}
+
+/// Documented: a thread that exits without releasing (its guard forgotten)
+/// leaves the lock held while its process lives, as `std::sync::Mutex`.
+#[test]
+fn a_thread_that_exits_with_a_forgotten_guard_leaves_the_lock_held() {
+    with_watchdog(PATIENCE, || {
+        let lock = Lock::new().unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| std::mem::forget(lock.lock().unwrap()));
+        });
+        assert!(matches!(
+            lock.lock_timeout(Duration::from_millis(50)),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Garbage everywhere at once: no crash, no hang (run under valgrind too).
+
+#[test]
+#[ignore = "isolated: run by scribbling_over_the_whole_arena_never_crashes_or_hangs"]
+fn isolated_scribble_everything() {
+    let lock = Lock::new().unwrap();
+    let value = Value::new([1u64; 8]).unwrap();
+    let base = arena_base(&lock);
+    let lock_handle = serde_json::to_value(&lock).unwrap();
+    let value_handle = serde_json::to_value(&value).unwrap();
+    let mut seed = 0xDEAD_BEEF_CAFE_F00Du64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (lock_at, value_at) = (offset_of(&lock), offset_of(&value));
+    let bound = Duration::from_secs(5);
+    for round in 0..200usize {
+        // The arena header, some table slots, both objects' headers and
+        // words.
+        for at in (0..64).step_by(8) {
+            if random() % 3 == 0 {
+                u64_at(base, at).store(random(), Ordering::SeqCst);
+            }
+        }
+        for _ in 0..8 {
+            let slot = (random() % SLOTS as u64) as usize;
+            let at = TABLE_START + slot * 16 + (random() % 2) as usize * 8;
+            u64_at(base, at).store(random(), Ordering::SeqCst);
+        }
+        for at in [lock_at, value_at] {
+            for word in 0..16 {
+                if random() % 4 == 0 {
+                    u32_at(base, at + word * 4).store(random() as u32, Ordering::SeqCst);
+                }
+            }
+        }
+        let _ = Lock::new();
+        let _ = Value::new([round as u8; 3]);
+        let _ = serde_json::from_value::<Lock>(lock_handle.clone());
+        let _ = serde_json::from_value::<Value<[u64; 8]>>(value_handle.clone());
+        let started = Instant::now();
+        match lock.lock_timeout(Duration::from_millis(20)) {
+            Ok(guard) => drop(guard),
+            Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        match value.lock_timeout(Duration::from_millis(20)) {
+            Ok(mut guard) => guard[round % 8] += 1,
+            Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        assert!(
+            started.elapsed() < bound,
+            "round {round}: a timed lock overran"
+        );
+    }
+}
+
+#[test]
+fn scribbling_over_the_whole_arena_never_crashes_or_hangs() {
+    run_isolated("isolated_scribble_everything");
 }

@@ -13,7 +13,8 @@
 //!
 //! Every field in it is read and written through atomics (a value's payload
 //! only under its lock), and every number read from it is checked before
-//! use: the bump pointer before allocating, an object's header before a
+//! use: the bump pointer before allocating (and the new object must not
+//! overlap one this process uses: `known.rs`), an object's header before a
 //! handle opens it. A process that scribbles over the arena can break the
 //! objects' *meaning* (a lock word, a value), never make another process
 //! touch memory outside the arena or allocate without bound.
@@ -23,8 +24,11 @@
 //! `(arena id, offset, kind, tag)`: the arena id (random per arena) rejects
 //! another tree's handles; the offset must be 64-byte aligned, inside the
 //! object area, with the object's whole extent inside the arena; the kind
-//! and the tag (random per object, written in its header) must match. A
-//! handle that fails any check is `SharedError::InvalidHandle`. The checks
+//! and the tag (random per object, written in its header) must match; and
+//! the extent must be exactly an object this process already uses or
+//! overlap none of them (`known.rs`: a header can be forged inside a
+//! value's payload). A handle that fails any check is
+//! `SharedError::InvalidHandle`. The checks
 //! run when a handle is opened (deserialized); after that the object's
 //! memory is in bounds for good (the arena is never unmapped or resized),
 //! so its use needs no check.
@@ -59,6 +63,8 @@ use rustix::mm::{mmap, MapFlags, ProtFlags};
 use serde::{Deserialize, Serialize};
 
 use super::error::SharedError;
+use super::known;
+use super::robust::InProcessLock;
 use super::table::{self, Slot, SLOTS};
 
 /// The arena's size. Pages are only backed once touched, so most of it
@@ -121,13 +127,15 @@ pub(crate) struct Handle {
     tag: u32,
 }
 
-/// An opened object: its place in this process's arena.
+/// An opened object: its place in this process's arena, and its
+/// in-process lock (`known.rs`).
 #[derive(Clone, Copy)]
 pub(crate) struct Object {
     arena: &'static Arena,
     offset: usize,
     kind: u32,
     tag: u32,
+    in_process_lock: &'static InProcessLock,
 }
 
 static ARENA: OnceLock<Result<Arena, SharedError>> = OnceLock::new();
@@ -337,14 +345,18 @@ impl Arena {
         table::is_alive(self.slots(), holder, self.me)
     }
 
-    /// Allocates a zeroed object of `kind` whose state is `size` bytes from
-    /// the object's start (header included), 64-byte aligned; `recorded`
-    /// goes into the header's size field for `open` to check.
+    /// Allocates an object of `kind` whose state is `size` bytes from the
+    /// object's start (header included), 64-byte aligned; `recorded` goes
+    /// into the header's size field for `open` to check. `init` writes the
+    /// object's initial state (see `known::create`: it runs only once the
+    /// object is known not to overlap any object this process uses, and
+    /// before any other thread here can open it).
     pub(crate) fn allocate(
         &'static self,
         kind: u32,
         size: usize,
         recorded: u32,
+        init: impl FnOnce(&Object),
     ) -> Result<Object, SharedError> {
         let full = || SharedError::ArenaFull {
             requested: size,
@@ -378,22 +390,38 @@ impl Arena {
             }
         };
         let tag = (random_u64() as u32) | 1;
-        let object = Object {
-            arena: self,
-            offset,
-            kind,
-            tag,
-        };
-        let header = object.header();
-        // The memory is zero (fresh), unless a scribbler wrote there: the
-        // object's state is reset by its constructor anyway.
-        header.size.store(recorded, Ordering::Relaxed);
-        header.tag.store(tag, Ordering::Relaxed);
-        // Release: a process that opens the handle and sees the kind sees
-        // the rest of the header (the handle itself crosses through a pipe,
-        // which orders everything anyway).
-        header.kind.store(kind, Ordering::Release);
-        Ok(object)
+        let mut object = None;
+        known::create(offset, offset + extent, kind, |in_process_lock| {
+            let placed = Object {
+                arena: self,
+                offset,
+                kind,
+                tag,
+                in_process_lock,
+            };
+            let header = self.object_header(offset);
+            // The memory is zero (fresh), unless a scribbler wrote there:
+            // the object's state is reset by `init` anyway.
+            header.size.store(recorded, Ordering::Relaxed);
+            header.tag.store(tag, Ordering::Relaxed);
+            init(&placed);
+            // Release: a process that opens the handle and sees the kind
+            // sees the rest of the header and the initial state (the handle
+            // itself crosses through a pipe, which orders everything anyway).
+            header.kind.store(kind, Ordering::Release);
+            object = Some(placed);
+        })
+        .map_err(SharedError::Unavailable)?;
+        Ok(object.expect("`known::create` ran `init`, as it succeeded"))
+    }
+
+    /// The header of the object at `offset`.
+    fn object_header(&self, offset: usize) -> &ObjectHeader {
+        debug_assert!(offset.is_multiple_of(LINE) && offset + LINE <= ARENA_LEN);
+        // SAFETY: `offset` is 64-byte aligned and its object's extent lies
+        // in the mapping (checked by `allocate`/`open` before the call),
+        // which lives for the process's life; atomics only.
+        unsafe { &*self.base.as_ptr().add(offset).cast::<ObjectHeader>() }
     }
 }
 
@@ -423,13 +451,7 @@ impl Object {
         if !in_bounds {
             return Err(invalid(format!("offset {offset} is outside the objects")));
         }
-        let object = Object {
-            arena,
-            offset,
-            kind,
-            tag: handle.tag,
-        };
-        let header = object.header();
+        let header = arena.object_header(offset);
         if handle.kind != kind || header.kind.load(Ordering::Acquire) != kind {
             return Err(invalid("it names an object of another type".into()));
         }
@@ -441,7 +463,17 @@ impl Object {
                 "no such object (its tag or size does not match)".into(),
             ));
         }
-        Ok(object)
+        // The header can be forged (say, inside a value's payload): what
+        // decides is whether the extent is one this process uses already.
+        let end = offset + size.next_multiple_of(LINE);
+        let in_process_lock = known::open(offset, end, kind).map_err(invalid)?;
+        Ok(Object {
+            arena,
+            offset,
+            kind,
+            tag: handle.tag,
+            in_process_lock,
+        })
     }
 
     /// The handle that names this object in any process of the tree.
@@ -458,18 +490,9 @@ impl Object {
         self.arena
     }
 
-    fn header(&self) -> &'static ObjectHeader {
-        // SAFETY: `offset` is 64-byte aligned and the object's extent lies
-        // in the mapping (checked by `allocate`/`open`), which lives for
-        // the process's life; atomics only.
-        unsafe {
-            &*self
-                .arena
-                .base
-                .as_ptr()
-                .add(self.offset)
-                .cast::<ObjectHeader>()
-        }
+    /// The lock that excludes this process's threads from the object.
+    pub(crate) fn in_process_lock(&self) -> &'static InProcessLock {
+        self.in_process_lock
     }
 
     /// The `u32` word at `at` bytes into the object (4-aligned, inside the

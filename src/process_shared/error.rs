@@ -1,5 +1,7 @@
-//! The errors of the process-shared primitives.
+//! The errors of the process-shared primitives, and how a handle's failure
+//! to open reaches the user through serde formats that drop the text.
 
+use std::cell::Cell;
 use std::fmt;
 
 /// Why a process-shared object could not be created or opened.
@@ -54,6 +56,32 @@ impl fmt::Display for SharedError {
 }
 
 impl std::error::Error for SharedError {}
+
+std::thread_local! {
+    /// Why the last handle this thread failed to open did not open.
+    static OPEN_FAILURE: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// The error a handle's `Deserialize` returns when it cannot open: `why`'s
+/// text, also kept for [`take_open_failure`]. Some formats drop a custom
+/// error's text (postcard, which carries task arguments and results, says
+/// only "Serde Deserialization Error"), and the text is what tells the user
+/// what to do ("create shared objects before starting the pool").
+pub(crate) fn open_failed<E: serde::de::Error>(why: impl fmt::Display) -> E {
+    let text = why.to_string();
+    // `try_with`: a handle may be decoded while the thread's thread-locals
+    // are destroyed; the text is then only in the error itself.
+    let _ = OPEN_FAILURE.try_with(|failure| failure.set(Some(text.clone())));
+    E::custom(text)
+}
+
+/// Why the last handle this thread failed to open did not open, if one
+/// failed since the last call (the pool's decoders call it before decoding,
+/// to forget old failures, and after a failed decode, to say why).
+#[cfg(unix)] // where the process pools are
+pub(crate) fn take_open_failure() -> Option<String> {
+    OPEN_FAILURE.try_with(Cell::take).ok().flatten()
+}
 
 /// The process that held the lock died holding it: you have the lock now,
 /// and the data it guards may be half-updated. Inspect or repair it, then

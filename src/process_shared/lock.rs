@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::arena::{self, Handle, Object, KIND_LOCK, LINE};
-use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
 
@@ -24,10 +24,21 @@ use crate::raw::process_lock::Acquired;
 ///   (instead of waiting forever). Threads of one process exclude each
 ///   other as processes do.
 /// - A holder that dies is noticed within about 10 ms by a waiting
-///   locker (see `sys/futex_linux.rs` on why this one wait polls).
+///   locker: while it waits, a locker wakes every 10 ms and reads the
+///   holder's `/proc/<pid>/stat` (Linux tells nobody when a process dies
+///   holding a word of ours; see `sys/futex_linux.rs`).
 /// - After an [`OwnerDied`], the lock is marked consistent again once the
 ///   guard from [`OwnerDied::into_guard`] is dropped; until then, every
 ///   locker is told.
+/// - Death is a *process's*: a thread that exits holding the guard (it
+///   was `mem::forget`-ed, or the thread was killed some other way) leaves
+///   the lock held for the life of its process, as `std::sync::Mutex`
+///   does. The guard is released normally when it is dropped during the
+///   thread's exit (kept in a `thread_local!`, say).
+/// - A process whose main thread called `pthread_exit` while its other
+///   threads run on shows in `/proc` as a zombie, and is judged dead: its
+///   locks are taken over. Keep the main thread alive in programs that
+///   share these locks.
 ///
 /// ```
 /// verisync::process::init();
@@ -67,10 +78,11 @@ impl Lock {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn new() -> Result<Self, SharedError> {
-        let object = arena::for_new_object()?.allocate(KIND_LOCK, LOCK_SIZE, 0)?;
-        let robust = RobustLock::new(object);
-        robust.reset();
-        Ok(Self { robust })
+        let object =
+            arena::for_new_object()?.allocate(KIND_LOCK, LOCK_SIZE, 0, RobustLock::reset)?;
+        Ok(Self {
+            robust: RobustLock::new(object),
+        })
     }
 
     /// Takes the lock, waiting as long as a live process holds it.
@@ -186,8 +198,7 @@ impl<'de> Deserialize<'de> for Lock {
     /// not a lock of this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let handle = Handle::deserialize(deserializer)?;
-        let object =
-            Object::open(handle, KIND_LOCK, LOCK_SIZE, 0).map_err(serde::de::Error::custom)?;
+        let object = Object::open(handle, KIND_LOCK, LOCK_SIZE, 0).map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
         })

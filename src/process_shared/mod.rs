@@ -15,7 +15,9 @@
 //!   arena's process table (pid and start time, against pid reuse); a lock
 //!   word names its holder by slot and generation. A holder is alive while
 //!   its slot is still its own and `/proc/<pid>/stat` shows the same
-//!   process, not a zombie.
+//!   process, not a zombie (a process whose main thread called
+//!   `pthread_exit` shows as one: judged dead). A thread that exits holding
+//!   a lock (a forgotten guard) leaves it held while its process lives.
 //! - **The lock** (`raw/process_lock.rs`, state table there): a 32-bit word
 //!   (holder, `WAITERS`, `OWNER_DIED`) and the futex seam (`sys::futex`:
 //!   shared `futex(2)` in production, a loom model with a "process died"
@@ -31,6 +33,21 @@
 //!   recovers it and is told). A process that writes a *live* process's
 //!   identity into a free lock word makes it look held by that process: a
 //!   timed lock then times out; nothing reads out of bounds.
+//! - **What keeps this process sound lives in its own memory**
+//!   (`known.rs`): the objects it created or opened, which never overlap
+//!   (a scribbled allocation pointer or a handle forged into a value's
+//!   payload is refused), and one in-process lock per object, taken before
+//!   the shared word (`robust.rs`), so no shared byte can give two threads
+//!   of this process a guard at once.
+//! - **What no lock can stop**: another *process* writing the bytes a guard
+//!   here derefs to, ignoring the lock (a buggy or hostile process of the
+//!   tree, or one that zeroed the lock word and took the lock too). To the
+//!   letter of Rust's rules that is a data race on the guard's `T`, as it
+//!   is for any memory shared with another process that ignores the
+//!   protocol; it is why `Value` takes only `Pod` types:
+//!   whatever bytes land there are a valid `T`, so the damage is a wrong
+//!   value, never an invalid one. Only processes of one tree, running the
+//!   program's own code, share the memory.
 //! - Limits: processes forked without `exec` share their parent's identity
 //!   (start them with `process::spawn` or a pool); 1024 processes at once
 //!   per tree; 4 MiB of objects per tree.
@@ -38,6 +55,8 @@
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod arena;
 mod error;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod known;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod lock;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
@@ -51,6 +70,8 @@ mod value;
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub(crate) use arena::{attach_inherited, pass_to_child};
+#[cfg(unix)]
+pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};

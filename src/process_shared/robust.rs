@@ -1,13 +1,41 @@
 //! A robust lock word inside an arena object: the raw state machine
 //! (`raw/process_lock.rs`) bound to this process's identity and process
-//! table, plus the one check the raw machine cannot make: a thread that
-//! locks what it already holds.
+//! table, behind an in-process lock that no shared byte can open.
+//!
+//! # Two locks, in this order
+//!
+//! 1. The object's [`InProcessLock`] (in this process's own memory, one per
+//!    object, from `known.rs`): excludes the threads of this process from
+//!    each other, and catches a thread that locks what it already holds.
+//! 2. The shared word: excludes the processes from each other, robust to a
+//!    holder's death.
+//!
+//! A guard holds both; releasing frees the word, then the in-process lock.
+//! The word alone cannot keep this process's threads apart: it names the
+//! holding *process*, and another process can write anything into it (zero
+//! it under a holder here, say), while a guard hands out `&mut T`. The
+//! in-process lock can: so at most one thread here has a guard at a time,
+//! whatever the shared memory says. (What another *process* does to the
+//! guarded bytes is beyond any lock: see the module docs of
+//! `process_shared`.) Timeouts cover both steps: `Try` tries each once,
+//! and a deadline bounds the wait for both together.
+//!
+//! # Relocking
+//!
+//! The in-process lock records its holder's thread (`sys::thread::current_id`,
+//! unique for the process's life, and readable at any time, even while the
+//! thread's thread-locals are being destroyed), so a thread that locks an
+//! object it holds panics instead of waiting forever. `holder` is `Relaxed`:
+//! a thread only ever compares it with its own id, and always sees its own
+//! latest store (as in `raw/reentrant.rs`).
 
-use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use super::arena::{Arena, Object};
+use crate::raw::mutex::RawMutex;
 use crate::raw::process_lock::{Acquired, Holders, RawProcessLock};
+use crate::sys::thread;
 
 /// Where the lock word sits in its object (right after the object header).
 pub(crate) const WORD_AT: usize = 16;
@@ -18,9 +46,52 @@ impl Holders for Arena {
     }
 }
 
-std::thread_local! {
-    /// The addresses of the lock words this thread holds.
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+/// Excludes the threads of this process from one object (see the module
+/// docs); kept in `known.rs`, one per object.
+pub(crate) struct InProcessLock {
+    mutex: RawMutex,
+    /// The holding thread's id, 0 when free; written only by the holder.
+    holder: AtomicUsize,
+}
+
+impl InProcessLock {
+    pub(crate) const fn new() -> Self {
+        Self {
+            mutex: RawMutex::new(),
+            holder: AtomicUsize::new(0),
+        }
+    }
+
+    /// Frees it.
+    ///
+    /// # Safety
+    ///
+    /// The calling thread holds it.
+    unsafe fn release(&self) {
+        self.holder.store(0, Relaxed);
+        // SAFETY: the caller holds it.
+        unsafe { self.mutex.unlock() };
+    }
+}
+
+/// The in-process lock, held; released on drop unless `keep`t (so that a
+/// panic between the two steps of `acquire` cannot leave it held).
+struct InProcessHold<'a> {
+    lock: &'a InProcessLock,
+}
+
+impl InProcessHold<'_> {
+    /// Keeps the lock held (a guard now owns it; `release` frees it).
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InProcessHold<'_> {
+    fn drop(&mut self) {
+        // SAFETY: constructed only by `acquire` right after it took `mutex`.
+        unsafe { self.lock.release() };
+    }
 }
 
 /// The robust lock of one object.
@@ -50,13 +121,9 @@ impl RobustLock {
         RawProcessLock::new(self.object.word(WORD_AT))
     }
 
-    fn address(&self) -> usize {
-        std::ptr::from_ref(self.object.word(WORD_AT)) as usize
-    }
-
-    /// A freshly allocated object: the word starts free.
-    pub(crate) fn reset(&self) {
-        self.object
+    /// A freshly allocated object's word: it starts free.
+    pub(crate) fn reset(object: &Object) {
+        object
             .word(WORD_AT)
             .store(0, std::sync::atomic::Ordering::Release);
     }
@@ -68,39 +135,42 @@ impl RobustLock {
     /// If this thread holds it already (the lock is not reentrant; waiting
     /// would hang forever).
     pub(crate) fn acquire(&self, wait: Wait) -> Option<Acquired> {
+        let in_process = self.object.in_process_lock();
+        let me = thread::current_id();
+        if in_process.holder.load(Relaxed) == me {
+            refuse_relock();
+        }
+        let taken = match wait {
+            Wait::Try => in_process.mutex.try_lock(),
+            Wait::Until(deadline) => in_process.mutex.try_lock_until(deadline),
+        };
+        if !taken {
+            return None;
+        }
+        in_process.holder.store(me, Relaxed);
+        let hold = InProcessHold { lock: in_process };
         let arena = self.object.arena();
-        let me = arena.me();
-        let raw = self.raw();
-        if raw.is_held_by(me) {
-            self.refuse_relock();
-        }
         let acquired = match wait {
-            Wait::Try => raw.try_lock(me, arena),
-            Wait::Until(deadline) => raw.lock(me, arena, deadline),
+            Wait::Try => self.raw().try_lock(arena.me(), arena),
+            Wait::Until(deadline) => self.raw().lock(arena.me(), arena, deadline),
         }?;
-        HELD.with_borrow_mut(|held| held.push(self.address()));
+        hold.keep();
         Some(acquired)
-    }
-
-    #[cold]
-    fn refuse_relock(&self) {
-        let address = self.address();
-        if HELD.with_borrow(|held| held.contains(&address)) {
-            panic!(
-                "verisync: this thread already holds this process::Lock (it is not reentrant); \
-                 locking it again would wait forever"
-            );
-        }
     }
 
     /// Releases the lock; `keep_owner_died`: the death was not acknowledged.
     pub(crate) fn release(&self, keep_owner_died: bool) {
-        let address = self.address();
-        HELD.with_borrow_mut(|held| {
-            if let Some(position) = held.iter().rposition(|&other| other == address) {
-                held.swap_remove(position);
-            }
-        });
         self.raw().unlock(self.object.arena().me(), keep_owner_died);
+        // SAFETY: only a guard calls this, on the thread that acquired it
+        // (guards are not `Send`), and the guard holds the in-process lock.
+        unsafe { self.object.in_process_lock().release() };
     }
+}
+
+#[cold]
+fn refuse_relock() -> ! {
+    panic!(
+        "verisync: this thread already holds this process-shared lock (it is not reentrant); \
+         locking it again would wait forever"
+    );
 }

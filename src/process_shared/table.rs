@@ -7,31 +7,48 @@
 //! ```text
 //!  holder identity (28 bits):  generation (16 bits) << 12 | slot index + 1 (12 bits)
 //!  slot.owner (64 bits):       generation (32 bits) << 32 | pid (32 bits)
-//!  slot.start_time:            the process's start time (/proc/<pid>/stat field 22)
+//!  slot.start_time (64 bits):  generation (16 bits) << 48 | start time (48 bits)
 //! ```
+//!
+//! The start time is the process's (`/proc/<pid>/stat` field 22, clock
+//! ticks since boot: 48 bits last millions of years), tagged with the
+//! generation of the claim that wrote it.
 //!
 //! A holder is alive when its slot still carries its generation (the slot
 //! was not reclaimed since), and the slot's pid names a running process
 //! (not a zombie: a killed child stays one until its parent reaps it) that
 //! started at the recorded start time (not another process that reused the
-//! pid). Anything else — an index out of range, a stale generation, a slot
-//! still being claimed — is "not alive": a garbage word is recovered, never
-//! waited on.
+//! pid). The state in `/proc/<pid>/stat` is the main thread's: a process
+//! whose main thread called `pthread_exit` shows as a zombie while its
+//! other threads run, and is judged dead (documented on `Lock`). Waiters
+//! ask every `HOLDER_POLL` (10 ms) while they wait (`sys/futex_linux.rs`). Anything else — an index out of range, a stale generation, pid 0
+//! — is "not alive": a garbage word is recovered, never waited on.
 //!
 //! # Claiming a slot
 //!
 //! First a slot never used (`owner == 0`), else one whose process is dead.
-//! A claim CASes `owner` to `(generation + 1) << 32 | 0` — pid 0 means
-//! "being claimed", which other claimers skip and liveness calls dead —
-//! then stores the start time, then `owner` with the pid (`Release`; the
-//! liveness check loads `owner` with `Acquire` and then the start time). A
-//! process that dies between the two steps leaves its slot "being claimed"
-//! for good: one slot lost, never a wrong answer.
+//! A claim is one CAS of `owner` to `(generation + 1) << 32 | pid`: the
+//! claimer's pid goes in with the claim, so a slot is never without a pid
+//! that says whether its claimer lives. Then the claimer stores its start
+//! time, tagged with the new generation (`Release`). Until that store, the
+//! tag is the previous claim's: the claim is *in progress*, and the pid
+//! alone decides whether the slot's process is alive (a pid reused since
+//! looks alive; only the start time could tell, and it is not there yet).
+//! So a process killed between the two steps leaves a slot that is
+//! reclaimed once its pid is gone, like any dead process's. A slot whose
+//! `owner` is non-zero with pid 0 was never written by a claim (garbage,
+//! or an older build's half-done claim): it is dead and reclaimable.
 //!
 //! Slots are only reclaimed from dead processes, so a live holder's
-//! identity is never reused; a dead one's is, after 65 536 reclaims of the
-//! same slot (the generation's 16 bits in a lock word), which would make a
-//! dead holder of that long ago look alive again. Not a concern in practice.
+//! identity is never reused. A dead one's is, after 65 536 reclaims of the
+//! same slot (the generation's 16 bits in a lock word, the most that fit
+//! beside the slot index, `OWNER_DIED` and `WAITERS`): a lock word still
+//! naming a holder that died that many reclaims ago would name the slot's
+//! current process, and look held by it (waiters wait, timed ones time
+//! out) until that process exits, when it is recovered as a dead holder's
+//! as usual. Never a wrong answer for a live holder, and never memory
+//! unsafety; it takes 65 536 processes passing through one slot while the
+//! lock stays untouched.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -41,11 +58,15 @@ pub(crate) const SLOTS: usize = 1024;
 /// One process's slot.
 #[repr(C)]
 pub(crate) struct Slot {
-    /// `generation << 32 | pid`; 0: never used; pid 0: being claimed.
+    /// `generation << 32 | pid`; 0: never used.
     owner: AtomicU64,
-    /// The process's start time (clock ticks since boot), against pid reuse.
+    /// `generation << 48 | start time` (clock ticks since boot), against
+    /// pid reuse; a generation other than `owner`'s: the claim is in progress.
     start_time: AtomicU64,
 }
+
+/// The start time's bits in `Slot::start_time`.
+const START_TIME_MASK: u64 = (1 << 48) - 1;
 
 /// The holder identity of slot `index` at `generation`.
 fn identity(index: usize, generation: u32) -> u32 {
@@ -54,15 +75,12 @@ fn identity(index: usize, generation: u32) -> u32 {
 
 /// Claims a slot for process `pid` started at `start_time`; its identity.
 pub(crate) fn claim(slots: &[Slot], pid: u32, start_time: u64) -> Option<u32> {
+    debug_assert!(pid != 0);
     for reclaim in [false, true] {
         for (index, slot) in slots.iter().enumerate() {
             let owner = slot.owner.load(Ordering::Acquire);
             if reclaim {
-                let claimed_pid = owner as u32;
-                if owner == 0
-                    || claimed_pid == 0
-                    || process_is_alive(claimed_pid, slot.start_time.load(Ordering::Relaxed))
-                {
+                if owner == 0 || slot_is_alive(slot, owner) {
                     continue;
                 }
             } else if owner != 0 {
@@ -76,7 +94,7 @@ pub(crate) fn claim(slots: &[Slot], pid: u32, start_time: u64) -> Option<u32> {
                 .owner
                 .compare_exchange(
                     owner,
-                    u64::from(generation) << 32,
+                    u64::from(generation) << 32 | u64::from(pid),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -84,9 +102,9 @@ pub(crate) fn claim(slots: &[Slot], pid: u32, start_time: u64) -> Option<u32> {
             {
                 continue;
             }
-            slot.start_time.store(start_time, Ordering::Relaxed);
-            slot.owner.store(
-                u64::from(generation) << 32 | u64::from(pid),
+            // Release: whoever sees the tag sees the claim before it.
+            slot.start_time.store(
+                u64::from(generation & 0xFFFF) << 48 | (start_time & START_TIME_MASK),
                 Ordering::Release,
             );
             return Some(identity(index, generation));
@@ -106,20 +124,33 @@ pub(crate) fn is_alive(slots: &[Slot], holder: u32, own: u32) -> bool {
         return false;
     };
     let owner = slot.owner.load(Ordering::Acquire);
+    ((owner >> 32) as u32) & 0xFFFF == holder >> 12 && slot_is_alive(slot, owner)
+}
+
+/// Whether the process that claimed `slot` (whose `owner` was just read as
+/// `owner`, non-zero) is alive: see "Claiming a slot".
+fn slot_is_alive(slot: &Slot, owner: u64) -> bool {
     let (generation, pid) = ((owner >> 32) as u32, owner as u32);
-    if generation & 0xFFFF != holder >> 12 || pid == 0 {
+    if pid == 0 {
         return false;
     }
-    process_is_alive(pid, slot.start_time.load(Ordering::Relaxed))
+    let start = slot.start_time.load(Ordering::Acquire);
+    let start_time = if start >> 48 == u64::from(generation & 0xFFFF) {
+        start & START_TIME_MASK
+    } else {
+        0 // in progress: the pid alone decides
+    };
+    process_is_alive(pid, start_time)
 }
 
 /// Whether process `pid`, started at `start_time`, is running (not a
-/// zombie, not a newer process with a reused pid).
+/// zombie, not a newer process with a reused pid; `start_time` 0: any).
 pub(crate) fn process_is_alive(pid: u32, start_time: u64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => match parse_stat(&stat) {
             Some((state, started)) => {
-                !matches!(state, 'Z' | 'X' | 'x') && (start_time == 0 || started == start_time)
+                !matches!(state, 'Z' | 'X' | 'x')
+                    && (start_time == 0 || started & START_TIME_MASK == start_time)
             }
             None => true,
         },
@@ -173,14 +204,67 @@ mod tests {
         assert!(!process_is_alive(pid, started + 1));
     }
 
-    #[test]
-    fn garbage_identities_are_not_alive() {
-        let slots: Vec<Slot> = (0..4)
+    fn table(slots: usize) -> Vec<Slot> {
+        (0..slots)
             .map(|_| Slot {
                 owner: AtomicU64::new(0),
                 start_time: AtomicU64::new(0),
             })
-            .collect();
+            .collect()
+    }
+
+    /// The pid of a process that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_is_alive(pid, 0));
+        pid
+    }
+
+    #[test]
+    fn a_claim_left_half_done_by_a_dead_process_is_reclaimed() {
+        let me = std::process::id();
+        // What a claimer killed between its two steps leaves: the claim
+        // (generation 7, its pid) without its start time (tagged with an
+        // older generation).
+        let slots = table(1);
+        slots[0]
+            .owner
+            .store(7 << 32 | u64::from(dead_pid()), Ordering::SeqCst);
+        slots[0]
+            .start_time
+            .store(6 << 48 | 12_345, Ordering::SeqCst);
+        assert_eq!(claim(&slots, me, own_start_time()), Some(identity(0, 8)));
+        // What an older build's claimer left (pid 0: "being claimed"), or
+        // garbage: reclaimed too.
+        let slots = table(1);
+        slots[0].owner.store(7 << 32, Ordering::SeqCst);
+        assert_eq!(claim(&slots, me, own_start_time()), Some(identity(0, 8)));
+    }
+
+    #[test]
+    fn a_claim_in_progress_by_a_live_process_is_not_taken() {
+        let slots = table(1);
+        slots[0]
+            .owner
+            .store(7 << 32 | u64::from(std::process::id()), Ordering::SeqCst);
+        slots[0].start_time.store(6 << 48 | 1, Ordering::SeqCst);
+        assert_eq!(claim(&slots, std::process::id(), own_start_time()), None);
+        // Its identity counts as alive (the pid decides until the start
+        // time is stored); once stored with a wrong start time, it does not.
+        assert!(is_alive(&slots, identity(0, 7), u32::MAX));
+        slots[0].start_time.store(7 << 48 | 1, Ordering::SeqCst);
+        assert!(!is_alive(&slots, identity(0, 7), u32::MAX));
+        slots[0]
+            .start_time
+            .store(7 << 48 | own_start_time(), Ordering::SeqCst);
+        assert!(is_alive(&slots, identity(0, 7), u32::MAX));
+    }
+
+    #[test]
+    fn garbage_identities_are_not_alive() {
+        let slots = table(4);
         let me = claim(&slots, std::process::id(), own_start_time()).unwrap();
         // Asked as another process would (`own` matches no identity), so
         // the answer comes from the table and /proc.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 
 /// Nothing to attach on this platform.
 #[cfg(unix)]
@@ -85,7 +85,7 @@ impl Serialize for Lock {
 
 impl<'de> Deserialize<'de> for Lock {
     fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(SharedError::Unsupported))
+        Err(open_failed(SharedError::Unsupported))
     }
 }
 
@@ -186,7 +186,7 @@ impl<T: Pod> Serialize for Value<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(SharedError::Unsupported))
+        Err(open_failed(SharedError::Unsupported))
     }
 }
 

@@ -10,7 +10,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::arena::{self, Handle, Object, KIND_VALUE, LINE};
-use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::lock::guard_result;
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
@@ -93,15 +93,18 @@ impl<T: Pod> Value<T> {
             requested: Self::SIZE,
             capacity: arena::ARENA_LEN,
         })?;
-        let object = arena::for_new_object()?.allocate(KIND_VALUE, Self::SIZE, recorded)?;
-        let robust = RobustLock::new(object);
-        // SAFETY: the payload lies inside the freshly allocated object's
-        // extent, aligned (64-byte aligned, and T's alignment is at most
-        // 64); no other process has the handle yet.
-        unsafe { Self::payload(&object).write(value) };
-        robust.reset();
+        let object =
+            arena::for_new_object()?.allocate(KIND_VALUE, Self::SIZE, recorded, |object| {
+                // SAFETY: the payload lies inside the new object's extent,
+                // aligned (the object is 64-byte aligned, and T's alignment
+                // is at most 64); that extent overlaps no object this
+                // process uses, and no thread here can open the object yet
+                // (`Arena::allocate`). `T: Pod`: a plain copy, no user code.
+                unsafe { Self::payload(object).write(value) };
+                RobustLock::reset(object);
+            })?;
         Ok(Self {
-            robust,
+            robust: RobustLock::new(object),
             _value: PhantomData,
         })
     }
@@ -304,10 +307,9 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
             )
         };
         let handle = Handle::deserialize(deserializer)?;
-        let recorded = Self::recorded()
-            .ok_or_else(|| serde::de::Error::custom("process::Value: the type is too large"))?;
-        let object = Object::open(handle, KIND_VALUE, Self::SIZE, recorded)
-            .map_err(serde::de::Error::custom)?;
+        let recorded =
+            Self::recorded().ok_or_else(|| open_failed("process::Value: the type is too large"))?;
+        let object = Object::open(handle, KIND_VALUE, Self::SIZE, recorded).map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
             _value: PhantomData,
@@ -348,9 +350,13 @@ impl<T: Pod> Deref for ValueGuard<'_, T> {
     fn deref(&self) -> &T {
         // SAFETY: the payload is inside the object's checked extent and
         // aligned (see `new`); the arena lives for the process's life; this
-        // guard holds the lock, so no cooperating process or thread writes
-        // it now; and any bytes are a valid `T` (`Pod`), whatever a
-        // scribbling process left there.
+        // guard holds the object's in-process lock, so no other guard of it
+        // exists in this process (`robust.rs`), and no other object this
+        // process uses overlaps it (`known.rs`); it holds the shared word,
+        // so no cooperating process writes it now (one that ignores the
+        // lock is the limit the module docs of `process_shared` describe);
+        // and any bytes are a valid `T` (`Pod`), whatever another process
+        // left there.
         unsafe { &*Value::payload(self.value.robust.object()) }
     }
 }

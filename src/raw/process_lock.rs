@@ -11,8 +11,9 @@
 //! - **holder**: the process-table identity of the holding *process*
 //!   (slot index + 1 in bits 0..=11, slot generation in bits 12..=27; see
 //!   `process_shared/table.rs`), never 0 while held. Threads of one process
-//!   share it: the lock still excludes them (only one CAS from "nobody"
-//!   succeeds), and the safe layer refuses a thread that relocks.
+//!   share it: the safe layer (`process_shared/robust.rs`) excludes them
+//!   from each other with a lock in the process's own memory first, since
+//!   another process can write anything into this word.
 //! - **WAITERS**: someone may be asleep on the futex, so an unlock must wake
 //!   one. Set by a waiter before it sleeps; cleared by every unlock, and set
 //!   again by a woken waiter when it takes the lock (it cannot know whether
@@ -265,12 +266,6 @@ impl<'word> RawProcessLock<'word> {
     #[cold]
     pub fn wake_one(&self) {
         futex::wake(self.word, 1);
-    }
-
-    /// Whether the word names `me` as its holder (a relock check).
-    #[inline]
-    pub fn is_held_by(&self, me: u32) -> bool {
-        self.word.load(Relaxed) & (HOLDER_MASK | RESERVED) == me
     }
 }
 

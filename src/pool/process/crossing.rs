@@ -18,6 +18,7 @@ use super::encode::encode;
 use super::wire::{Failure, MESSAGE_OVERHEAD};
 use crate::panic_payload::{drop_panic_payload, take_panic_message};
 use crate::pool::task::TaskError;
+use crate::process_shared::take_open_failure;
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
 pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {
@@ -52,7 +53,7 @@ pub(crate) fn decode_result<R: DeserializeOwned>(
     outcome: Result<Vec<u8>, TaskError>,
 ) -> Result<R, TaskError> {
     let bytes = outcome?;
-    match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<R>(&bytes))) {
+    match catch_unwind(AssertUnwindSafe(|| decode::<R>(&bytes))) {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(error)) => Err(TaskError::Serialization(format!(
             "the parent could not decode the result as `{}`: {error}",
@@ -68,7 +69,7 @@ pub(crate) fn decode_result<R: DeserializeOwned>(
 
 /// Decodes a task's argument in the worker.
 pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Failure> {
-    match catch_unwind(AssertUnwindSafe(|| postcard::from_bytes::<A>(bytes))) {
+    match catch_unwind(AssertUnwindSafe(|| decode::<A>(bytes))) {
         Ok(Ok(argument)) => Ok(argument),
         Ok(Err(error)) => Err(Failure::Serialization(format!(
             "the worker could not decode the argument as `{}`: {error}",
@@ -80,6 +81,18 @@ pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Fa
             take_panic_message(payload)
         ))),
     }
+}
+
+/// Decodes `bytes` as a `T`; the error text says why, including why a
+/// process-shared handle in it did not open (which postcard's own error
+/// drops: see `process_shared::error::open_failed`).
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    // Forget a failure from an earlier decode (whose error was handled).
+    let _ = take_open_failure();
+    postcard::from_bytes::<T>(bytes).map_err(|error| match take_open_failure() {
+        Some(why) => format!("{error}: {why}"),
+        None => error.to_string(),
+    })
 }
 
 /// Encodes a task's result in the worker, then drops it. A panic in the
