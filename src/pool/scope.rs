@@ -373,7 +373,9 @@ impl<R> ScopedTaskHandle<'_, R> {
     }
 
     /// Waits at most `timeout`; `true` if the task finished.
-    /// `Duration::MAX` waits forever.
+    /// `Duration::MAX` waits forever, exactly as [`wait`](Self::wait)
+    /// (so on a worker of the pool it runs an unstarted task inline); a
+    /// shorter timeout never runs the task inline, so that it returns in time.
     ///
     /// ```
     /// use std::time::Duration;
@@ -381,9 +383,13 @@ impl<R> ScopedTaskHandle<'_, R> {
     /// pool.scope(|s| assert!(s.submit(|| 1).wait_timeout(Duration::from_secs(5))));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.holder
-            .completion()
-            .wait_done_until(deadline_after(timeout))
+        match deadline_after(timeout) {
+            Some(deadline) => self.holder.completion().wait_done_until(Some(deadline)),
+            None => {
+                self.wait();
+                true
+            }
+        }
     }
 
     /// Waits until `deadline`; `true` if the task finished.
