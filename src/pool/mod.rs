@@ -12,6 +12,7 @@ mod scope;
 mod task;
 mod thread;
 mod wait;
+mod watch;
 
 pub use completed::{
     as_completed, as_completed_timeout, wait_all, AsCompleted, AsCompletedTimedOut,

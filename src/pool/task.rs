@@ -56,6 +56,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::watch::{FinishedQueue, HandleWatch};
 use crate::event::Event;
 use crate::panic_payload::take_panic_message;
 use crate::sys::atomic::{AtomicPtr, AtomicU8, Ordering};
@@ -474,6 +475,11 @@ pub struct TaskHandle<R> {
     /// The allocation holding the completion cell (for the thread pool, the
     /// same one that holds the task's closure).
     holder: Arc<dyn HoldsCompletion<R>>,
+    /// Null, or the [`HandleWatch`] that [`wait`](crate::wait) set up on the
+    /// first call that watched this handle: an `Arc::into_raw` the handle
+    /// owns (released by its `Drop`). Written once, from null, by
+    /// [`install_watch`](Self::install_watch).
+    watch: AtomicPtr<HandleWatch>,
 }
 
 /// Something that contains a task's completion cell.
@@ -504,7 +510,10 @@ impl<R: Send> HoldsCompletion<R> for Completion<R> {
 
 impl<R> TaskHandle<R> {
     pub(crate) fn new(holder: Arc<dyn HoldsCompletion<R>>) -> Self {
-        Self { holder }
+        Self {
+            holder,
+            watch: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     fn cell(&self) -> &Completion<R> {
@@ -691,6 +700,84 @@ impl<R> TaskHandle<R> {
     /// `as_completed`).
     pub(crate) fn on_done_notify(&self, notify: impl FnOnce() + Send + 'static) {
         self.cell().on_done(Box::new(move |_| notify()));
+    }
+
+    /// Whether the result is stored; its callbacks may still be running
+    /// (so [`is_finished`](Self::is_finished) may still say `false`).
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.cell().is_resolved()
+    }
+
+    /// On a worker of the task's own pool, runs the task here if it has not
+    /// started (see [`join`](Self::join)); elsewhere does nothing.
+    pub(crate) fn run_inline_if_unstarted_here(&self) {
+        self.holder.run_inline_if_unstarted_here();
+    }
+
+    /// Puts `index` on `finished` (a [`wait`](crate::wait) call's queue)
+    /// once the task has finished — through the handle's one watch, so that
+    /// repeated calls leave nothing behind on the handle (see `watch.rs`).
+    pub(crate) fn notify_when_finished(&self, finished: &Arc<FinishedQueue>, index: usize) {
+        self.watch().subscribe(finished, index);
+    }
+
+    /// The handle's watch, set up on first use.
+    fn watch(&self) -> &HandleWatch {
+        // Acquire: pairs with the installing compare-exchange's Release, so
+        // the watch it published is seen initialised.
+        let installed = self.watch.load(Ordering::Acquire);
+        if installed.is_null() {
+            return self.install_watch();
+        }
+        // SAFETY: a non-null `watch` is an `Arc::into_raw` the handle owns
+        // until its `Drop`, and `&self` keeps the handle alive.
+        unsafe { &*installed }
+    }
+
+    /// Creates the watch and registers its one callback, unless another
+    /// thread installed one first (then that one is used).
+    #[cold]
+    #[inline(never)]
+    fn install_watch(&self) -> &HandleWatch {
+        let watch = Arc::new(HandleWatch::new());
+        let owned = Arc::into_raw(Arc::clone(&watch)).cast_mut();
+        // AcqRel: publishes the new watch (Release), or sees the winner's
+        // (Acquire, on failure).
+        match self.watch.compare_exchange(
+            ptr::null_mut(),
+            owned,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                // Registered after it is installed: a subscriber that comes
+                // before the callback runs is in its list, and a callback
+                // registered on a finished task runs at once.
+                self.on_done_notify(move || watch.notify_finished());
+                // SAFETY: installed just now; owned by the handle as in `watch`.
+                unsafe { &*owned }
+            }
+            Err(winner) => {
+                // SAFETY: `owned` came from `Arc::into_raw` above and was
+                // never published: this is its one release.
+                drop(unsafe { Arc::from_raw(owned) });
+                // SAFETY: as in `watch`.
+                unsafe { &*winner }
+            }
+        }
+    }
+}
+
+impl<R> Drop for TaskHandle<R> {
+    fn drop(&mut self) {
+        // Acquire: as in `watch` (`&mut self`: nobody installs meanwhile).
+        let installed = self.watch.load(Ordering::Acquire);
+        if !installed.is_null() {
+            // SAFETY: installed by `install_watch` from `Arc::into_raw`, owned
+            // by this handle; `&mut self`: nobody borrows it any more, and this
+            // is its one release. The callback holds its own `Arc`.
+            drop(unsafe { Arc::from_raw(installed) });
+        }
     }
 }
 
