@@ -362,6 +362,12 @@ impl<R> Completion<R> {
         }
     }
 
+    /// Runs `notify` once the cell is resolved (at once, here, if it is),
+    /// blind to the result: a callback like any other, run before `done`.
+    pub(crate) fn notify_when_resolved(&self, notify: impl FnOnce() + Send + 'static) {
+        self.on_done(Box::new(move |_| notify()));
+    }
+
     /// Whether the result is stored (`FINISHED`/`CANCELLED`); its callbacks
     /// may still be running.
     pub(crate) fn is_resolved(&self) -> bool {
@@ -398,18 +404,21 @@ impl<R> Completion<R> {
         }
     }
 
-    /// Takes the result if it is still there (nobody joined), for a scope
-    /// that must drop it before the data it borrows goes away.
+    /// Takes the result if it is still there (nobody joined), for a scoped
+    /// task's handle going away or its scope ending, which must drop it
+    /// before the data it borrows goes away.
     ///
     /// # Safety
     ///
-    /// The calling thread has seen the cell done ([`wait_done`](Self::wait_done)),
-    /// and no other thread touches the result slot during or after this
-    /// call (no handle of it is joined concurrently).
+    /// The calling thread has seen the cell done ([`is_done`](Self::is_done)
+    /// or [`wait_done`](Self::wait_done)), and no other thread touches the
+    /// result slot concurrently: the caller is the one party entitled to it
+    /// at this point (the task's handle, or its scope once the handle is
+    /// gone), and every other access is ordered before or after this call.
     pub(crate) unsafe fn take_leftover_result(&self) -> Option<Result<R, TaskError>> {
         debug_assert!(self.done.is_set());
         // SAFETY: the caller's contract: the slot is written (done is set
-        // after the last write, and seen), and nobody else touches it.
+        // after the last write, and seen), and nobody else touches it now.
         self.result.with_mut(|slot| unsafe { (*slot).take() })
     }
 
@@ -699,7 +708,7 @@ impl<R> TaskHandle<R> {
     /// but blind to the result, so it needs no `R: Sync` (for
     /// `as_completed`).
     pub(crate) fn on_done_notify(&self, notify: impl FnOnce() + Send + 'static) {
-        self.cell().on_done(Box::new(move |_| notify()));
+        self.cell().notify_when_resolved(notify);
     }
 
     /// Whether the result is stored; its callbacks may still be running
