@@ -485,6 +485,51 @@ fn a_scoped_wait_timeout_of_duration_max_on_the_only_worker_runs_the_task_inline
     });
 }
 
+/// A scoped task's result holding the handle of the task before it, which
+/// it joins when dropped, noting what it got.
+struct Link<'a> {
+    value: u32,
+    previous: Option<ScopedTaskHandle<'a, Link<'a>>>,
+    joined: &'a StdMutex<Vec<Result<u32, TaskError>>>,
+}
+
+impl Drop for Link<'_> {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // The joined link is dropped here too: it joins the one before.
+            let joined = previous.join().map(|link| link.value);
+            self.joined.lock().unwrap().push(joined);
+        }
+    }
+}
+
+/// Submits a chain of 50 links (each task's result holds the previous
+/// handle) and lets go of the last handle (dropped, or forgotten if
+/// `forget`); returns what the links' drops joined, in order.
+fn joins_of_a_chain_of_links(workers: usize, forget: bool) -> Vec<Result<u32, TaskError>> {
+    let pool = ThreadPool::new(workers);
+    let joined = StdMutex::new(Vec::new());
+    pool.scope(|s| {
+        let joined = &joined;
+        let mut previous = None;
+        for value in 0..50u32 {
+            let link = Link {
+                value,
+                previous: previous.take(),
+                joined,
+            };
+            previous = Some(s.submit(move || link));
+        }
+        let last = previous.unwrap();
+        if forget {
+            std::mem::forget(last);
+        } else {
+            drop(last);
+        }
+    });
+    joined.into_inner().unwrap()
+}
+
 /// Each task's result holds the handle of the task before it and joins it
 /// when dropped; only the last handle is dropped in the body. The scope
 /// drops those leftovers while the other handles still live inside them:
@@ -492,40 +537,31 @@ fn a_scoped_wait_timeout_of_duration_max_on_the_only_worker_runs_the_task_inline
 /// dropped it, and the join panicked "a task's result is taken once").
 #[test]
 fn leftover_results_whose_drop_joins_other_handles_of_the_scope_get_their_results() {
-    struct Link<'a> {
-        value: u32,
-        previous: Option<ScopedTaskHandle<'a, Link<'a>>>,
-        joined: &'a StdMutex<Vec<Result<u32, TaskError>>>,
-    }
-    impl Drop for Link<'_> {
-        fn drop(&mut self) {
-            if let Some(previous) = self.previous.take() {
-                // The joined link is dropped here too: it joins the one before.
-                let joined = previous.join().map(|link| link.value);
-                self.joined.lock().unwrap().push(joined);
-            }
-        }
-    }
     with_watchdog(PATIENCE, || {
         for workers in [1, 2] {
-            let pool = ThreadPool::new(workers);
-            let joined = StdMutex::new(Vec::new());
-            pool.scope(|s| {
-                let joined = &joined;
-                let mut previous = None;
-                for value in 0..50u32 {
-                    let link = Link {
-                        value,
-                        previous: previous.take(),
-                        joined,
-                    };
-                    previous = Some(s.submit(move || link));
-                }
-                drop(previous);
-            });
-            let joined = joined.into_inner().unwrap();
             let expected: Vec<Result<u32, TaskError>> = (0..49).map(Ok).collect();
-            assert_eq!(joined, expected, "workers={workers}");
+            assert_eq!(
+                joins_of_a_chain_of_links(workers, false),
+                expected,
+                "workers={workers}"
+            );
+        }
+    });
+}
+
+/// As above, but the last handle is forgotten: the scope still drops every
+/// result before it returns (those of live handles last, newest first), so
+/// the chain is joined link by link from its forgotten end.
+#[test]
+fn results_of_forgotten_handles_are_dropped_newest_first_before_scope_returns() {
+    with_watchdog(PATIENCE, || {
+        for workers in [1, 2] {
+            let expected: Vec<Result<u32, TaskError>> = (0..49).map(Ok).collect();
+            assert_eq!(
+                joins_of_a_chain_of_links(workers, true),
+                expected,
+                "workers={workers}"
+            );
         }
     });
 }

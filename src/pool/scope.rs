@@ -24,10 +24,10 @@
 //!    if it ran (consumed), but stays in the job if it was cancelled or
 //!    refused: the scope takes it out and drops it on its own thread. A
 //!    result nobody joined is dropped by its handle as the handle goes, or
-//!    by the scope if the handle went before the task finished; one whose
-//!    handle never goes (forgotten) is leaked with that handle, which keeps
-//!    it alive (see `scoped_task.rs`). So the job the queue may still hold
-//!    (and drop later) holds nothing borrowed, or is not the last owner.
+//!    by the scope (on its thread) if the handle went before the task
+//!    finished or is still alive — in an order that lets a result's `Drop`
+//!    join a handle it holds (see `scoped_task.rs`). So the job the queue
+//!    may still hold (and drop later) holds nothing borrowed.
 //!
 //! Every way a task ends resolves its cell: a worker runs it (a panic
 //! fails only its handle), `cancel` or `shutdown_now` cancels it, a pool
@@ -211,9 +211,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // `all`, then takes its unrun closure and unjoined result out).
         // After that the pool only compares-and-fails its claim (`perform`
         // on a resolved cell does nothing), sets nothing borrowed, and may
-        // drop the job: an empty closure slot, `'static` callback nodes, and
-        // a result slot that is empty — or whose handle, never dropped,
-        // keeps the allocation alive, so that the pool's drop is not the last.
+        // drop the job: empty `Option`s and `'static` callback nodes.
         let job: Job = unsafe { mem::transmute::<Arc<dyn Runnable + 'scope>, Job>(job) };
         self.pool.submit_job(job);
         if let Some(signal) = &self.signal {
@@ -293,7 +291,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     /// Drops every task's leftovers (step 3): the closures that never ran,
-    /// then the results nobody joined whose handle is gone. The scope is
+    /// then the results nobody joined whose handle is gone, then those
+    /// whose handle still lives, newest first (see `scoped_task.rs`). The scope is
     /// closed, so the list no longer changes, and every task is resolved:
     /// nothing else runs that could touch them. The list is taken out of
     /// the lock first: a leftover's `Drop` may submit (and be refused).
@@ -313,6 +312,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         for task in &all {
             // SAFETY: as above.
             unsafe { task.drop_result_if_handle_gone() };
+        }
+        for task in all.iter().rev() {
+            // SAFETY: as above; the body and every task have finished, so a
+            // live handle is reachable only from the leftovers dropped here.
+            unsafe { task.drop_result_even_with_a_live_handle() };
         }
     }
 }

@@ -12,18 +12,22 @@
 //!
 //! | the handle goes away...                  | the unjoined result is dropped by...       |
 //! |------------------------------------------|--------------------------------------------|
-//! | after the task finished                  | the handle, as it goes (as std's `ScopedJoinHandle` does) |
+//! | after the task finished                  | the handle, as it goes                     |
 //! | before the task finished                 | the scope, when it ends                    |
-//! | never (forgotten, or held in a result that is never dropped) | nobody: it is leaked with the handle, as `mem::forget` leaks |
+//! | not before the scope ends (forgotten, or held in another such result) | the scope, last, newest task first |
 //!
 //! So a result whose `Drop` joins another handle of the scope held in it
-//! finds that handle's result still there (the scope never drops a result
-//! whose handle lives), and a chain of such results is dropped link by link
-//! as each `Drop` lets go of the next handle.
-//!
-//! A leaked result is never touched again: the handle that leaks it keeps
-//! the allocation alive, so neither the pool (which may drop the job later)
-//! nor anyone else drops it after the scope returns.
+//! finds that handle's result still there: the scope drops the results of
+//! gone handles first, and a chain of such results is dropped link by link
+//! as each `Drop` lets go of the next handle (whose own drop then takes
+//! its result, or leaves it to the scope's pass). What is left has a live
+//! handle nobody can reach but those leftovers' `Drop`s: a forgotten one,
+//! or one held in a result of that same last pass. That pass goes newest
+//! task first, as a handle can be captured only by tasks submitted after
+//! it; only a cycle (or a handle passed back to an older task) can still
+//! make such a `Drop` join a result already dropped, which panics there
+//! ("a task's result is taken once") and is reported like any other
+//! leftover's panic.
 //!
 //! **Memory ordering.** The handle stores the flag with `Release` after it
 //! took what it drops; the scope loads it with `Acquire`, only once every
@@ -141,6 +145,16 @@ pub(super) trait ScopedTask: Send + Sync {
     ///
     /// As for [`drop_unrun_closure`](Self::drop_unrun_closure).
     unsafe fn drop_result_if_handle_gone(&self);
+
+    /// Drops the result if nobody joined it, though its handle may be alive
+    /// (the scope's last pass, see the module docs).
+    ///
+    /// # Safety
+    ///
+    /// As for [`drop_unrun_closure`](Self::drop_unrun_closure); besides, a
+    /// live handle of the task can only be reached from the leftovers this
+    /// thread drops (the scope's body and every task have finished).
+    unsafe fn drop_result_even_with_a_live_handle(&self);
 }
 
 impl<F, R> ScopedTask for ScopedThreadTask<F, R>
@@ -180,6 +194,14 @@ where
         // SAFETY: done and seen (the caller's contract); the handle is gone,
         // so the scope is the one party entitled to the result now, and
         // only this thread touches it.
+        let result = unsafe { self.task.completion().take_leftover_result() };
+        drop_reporting_panics(result, LEFTOVER_AT_SCOPE_END);
+    }
+
+    unsafe fn drop_result_even_with_a_live_handle(&self) {
+        // SAFETY: done and seen (the caller's contract); a live handle is
+        // reachable only from `Drop`s this thread runs one at a time, so
+        // nothing touches the slot concurrently.
         let result = unsafe { self.task.completion().take_leftover_result() };
         drop_reporting_panics(result, LEFTOVER_AT_SCOPE_END);
     }
