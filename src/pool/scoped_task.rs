@@ -267,7 +267,11 @@ fn report_leftover_drop_panic(payload: Box<dyn Any + Send>, what: &str) {
 /// `'static`); `join` it inside the scope, or let the scope drop the result.
 ///
 /// Joining from a worker of the pool runs an unstarted task inline, as for
-/// [`TaskHandle::join`](crate::TaskHandle::join).
+/// [`TaskHandle::join`](crate::TaskHandle::join) (with the same limits).
+///
+/// A result nobody joins is dropped when the handle is dropped, if the task
+/// has finished by then, else by the scope before it returns (see
+/// [`ThreadPool::scope`](crate::ThreadPool::scope)).
 ///
 /// ```
 /// let pool = verisync::ThreadPool::new(2);

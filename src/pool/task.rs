@@ -540,8 +540,32 @@ impl<R> TaskHandle<R> {
     /// a worker that picks it up later skips it, and a `cancel` racing the
     /// inline run either wins (the task never runs, `join` gives
     /// `Cancelled`) or returns `false`. Threads outside the pool, and
-    /// workers of other pools, just wait. [`wait`](Self::wait) does the
-    /// same; the timed waits never run a task inline (they return in time).
+    /// workers of other pools, just wait. [`wait`](Self::wait) and
+    /// `wait_timeout(Duration::MAX)` do the same; the other timed waits
+    /// never run a task inline (they return in time).
+    ///
+    /// What that means, and its limits:
+    ///
+    /// - **Only the joined task runs inline.** If it already started on
+    ///   another worker, the joiner just waits; it does not run other
+    ///   queued tasks meanwhile (no work stealing: a queued task run on a
+    ///   thread that holds the joiner's locks could deadlock where it would
+    ///   not on its own worker). So if the running task waits in turn for a
+    ///   task still queued, and every worker is blocked like this, the pool
+    ///   deadlocks — as Python's `ThreadPoolExecutor` does. Join the queued
+    ///   task first, give the pool enough workers, or use a
+    ///   [`scope`](crate::ThreadPool::scope), whose wait on a worker runs
+    ///   every unstarted task of the scope.
+    /// - **Inline joins recurse.** The inlined task runs on the joiner's
+    ///   stack, and may join inline in turn: a chain of tasks each joining
+    ///   the next, on one worker, is a recursion as deep as the chain (a
+    ///   few hundred bytes a level: 10,000 levels overflow the default
+    ///   2 MiB stack, as in rayon). Raise
+    ///   [`stack_size`](crate::ThreadPoolBuilder::stack_size) or flatten it.
+    /// - **The inlined task shares the joiner's thread:** its
+    ///   thread-locals, its thread name, and the locks it holds — a
+    ///   [`ReentrantLock`](crate::ReentrantLock) the joiner holds is
+    ///   re-entered, not waited for, by the task.
     ///
     /// ```
     /// use std::sync::Arc;
