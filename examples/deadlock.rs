@@ -22,11 +22,31 @@
 //!    second lock to wait for, and the thread holding it may take it again.
 //! 2. **One global lock order**: both threads take A before B, so whoever
 //!    holds A never waits for a thread that holds B without A.
+//!
+//! Two more parts use the run-time deadlock diagnostics
+//! ([`verisync::deadlock`]), so they need the `deadlock-detection` feature:
+//!
+//! ```text
+//! cargo run --release --example deadlock --features deadlock-detection
+//! ```
+//!
+//! - **Part 4, the risk without the deadlock**: the same two opposite orders,
+//!   but this run happens not to deadlock (the second thread starts after the
+//!   first is done). `deadlock::lock_order_violations()` reports the risk
+//!   anyway, with both acquisition chains and their source lines: the bug is
+//!   found before the unlucky run that would hang.
+//! - **Part 5, the real thing**: both threads take their second lock with a
+//!   plain `lock()`, no timeout, and really deadlock. A
+//!   `deadlock::watchdog` notices within a period and prints who holds what
+//!   and waits where (lock names and `file:line`s); since the two threads can
+//!   never be joined, the program then ends itself with `process::exit`.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use verisync::{Barrier, Mutex, ReentrantLock};
+#[cfg(feature = "deadlock-detection")]
+use {std::io::Write, std::sync::Arc, verisync::deadlock};
 
 /// How long a thread waits for its second lock before giving up.
 const PATIENCE: Duration = Duration::from_millis(500);
@@ -242,17 +262,142 @@ fn part3_one_lock_order() -> bool {
     ok
 }
 
+/// Part 4, one thread: moves `amount` from one account to the other, taking
+/// the `from` account's lock first.
+#[cfg(feature = "deadlock-detection")]
+fn transfer(from: &Mutex<u64>, to: &Mutex<u64>, amount: u64, start: Instant) {
+    let mut from_balance = from.lock();
+    let mut to_balance = to.lock();
+    *from_balance -= amount;
+    *to_balance += amount;
+    let (from_name, to_name) = (from.name().unwrap(), to.name().unwrap());
+    say(
+        start,
+        &format!("moved {amount} from {from_name} to {to_name}"),
+    );
+}
+
+#[cfg(feature = "deadlock-detection")]
+fn part4_the_risk_without_a_deadlock() -> bool {
+    println!("\nPart 4: the same opposite orders, in a run that happens not to deadlock.");
+    println!(
+        "thread-1 moves money from savings to checking (savings first), then thread-2 from\n\
+         checking to savings (checking first). thread-2 starts after thread-1 is done, so\n\
+         nobody ever waits."
+    );
+    let savings = Mutex::with_name("savings", 100);
+    let checking = Mutex::with_name("checking", 100);
+    let start = Instant::now();
+    thread::scope(|scope| {
+        for (name, from, to) in [
+            ("thread-1", &savings, &checking),
+            ("thread-2", &checking, &savings),
+        ] {
+            thread::Builder::new()
+                .name(name.to_string())
+                .spawn_scoped(scope, move || transfer(from, to, 10, start))
+                .expect("spawn a thread")
+                .join()
+                .unwrap();
+        }
+    });
+    let risks: Vec<_> = deadlock::lock_order_violations()
+        .into_iter()
+        .filter(|risk| {
+            risk.steps
+                .iter()
+                .any(|step| step.first.lock.name == Some("savings"))
+        })
+        .collect();
+    println!("Both transfers finished. lock_order_violations() still reports the risk:");
+    for risk in &risks {
+        println!("{risk}");
+    }
+    if !risks.is_empty() {
+        println!(
+            "Had thread-2 started a moment earlier, each could have held one account and waited\n\
+             for the other. The report names both orders and where each lock was taken, so\n\
+             the fix (one order for every transfer) can be made before any run hangs."
+        );
+    }
+    !risks.is_empty()
+}
+
+#[cfg(feature = "deadlock-detection")]
+fn part5_a_real_deadlock_caught_by_the_watchdog() -> ! {
+    const PERIOD: Duration = Duration::from_millis(100);
+    println!("\nPart 5: the lesson with a plain lock() for the second lock: a real deadlock.");
+    println!(
+        "A watchdog (deadlock::watchdog) checks every {} ms.",
+        PERIOD.as_millis()
+    );
+    let _watchdog = deadlock::watchdog(PERIOD, |found| {
+        for cycle in found {
+            println!("watchdog: {cycle}");
+        }
+        println!(
+            "Both threads wait in lock(), which has no timeout: they would wait forever and\n\
+             could never be joined. The watchdog found the cycle without disturbing them; the\n\
+             program now ends itself (process::exit), a clean way out of a deadlocked process."
+        );
+        let _ = std::io::stdout().flush();
+        std::process::exit(0);
+    });
+    let a = Arc::new(Mutex::with_name("A", ()));
+    let b = Arc::new(Mutex::with_name("B", ()));
+    let both_hold_one = Arc::new(Barrier::new(2));
+    let start = Instant::now();
+    for (name, first, second) in [("thread-1", &a, &b), ("thread-2", &b, &a)] {
+        let (first, second) = (Arc::clone(first), Arc::clone(second));
+        let both_hold_one = Arc::clone(&both_hold_one);
+        thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let (first_name, second_name) = (first.name().unwrap(), second.name().unwrap());
+                let _first = first.lock();
+                say(start, &format!("took {first_name}"));
+                both_hold_one.wait().expect("nobody breaks this barrier");
+                say(start, &format!("wants {second_name}: lock(), no timeout"));
+                let _second = second.lock();
+                say(
+                    start,
+                    &format!("took {second_name}: no deadlock after all?"),
+                );
+            })
+            .expect("spawn a thread");
+    }
+    // The watchdog ends the process well before this.
+    thread::sleep(Duration::from_secs(20));
+    eprintln!("unexpected: the watchdog did not report the deadlock within 20 s");
+    std::process::exit(1);
+}
+
 fn main() -> std::process::ExitCode {
     let deadlocked = part1_the_deadlock();
     let fix1 = part2_one_reentrant_lock();
     let fix2 = part3_one_lock_order();
-    if deadlocked && fix1 && fix2 {
+    if !(deadlocked && fix1 && fix2) {
+        eprintln!("unexpected: deadlock shown {deadlocked}, fix 1 ok {fix1}, fix 2 ok {fix2}");
+        return std::process::ExitCode::FAILURE;
+    }
+    println!(
+        "\nAll three parts finished: the deadlock was shown, and both fixes ran to completion."
+    );
+    #[cfg(feature = "deadlock-detection")]
+    {
+        if !part4_the_risk_without_a_deadlock() {
+            eprintln!("unexpected: lock_order_violations() did not report the opposite orders");
+            return std::process::ExitCode::FAILURE;
+        }
+        part5_a_real_deadlock_caught_by_the_watchdog()
+    }
+    #[cfg(not(feature = "deadlock-detection"))]
+    {
         println!(
-            "\nAll three parts finished: the deadlock was shown, and both fixes ran to completion."
+            "\nParts 4 and 5 (the risk reported without a deadlock, and a real deadlock caught by\n\
+             a watchdog) need the diagnostics:\n\
+             cargo run --release --example deadlock --features deadlock-detection"
         );
         std::process::ExitCode::SUCCESS
-    } else {
-        eprintln!("unexpected: deadlock shown {deadlocked}, fix 1 ok {fix1}, fix 2 ok {fix2}");
-        std::process::ExitCode::FAILURE
     }
 }

@@ -81,6 +81,10 @@ use crate::sys::time::deadline_after;
 /// ```
 pub struct Condition {
     lock: AtomicUsize,
+    /// Whether its waits are listed by `deadlock::blocked_threads` (not
+    /// for the waits of the pools' own threads).
+    #[cfg(feature = "deadlock-detection")]
+    reported: bool,
 }
 
 /// A guard that a [`Condition`] can wait with: [`MutexGuard`] or
@@ -198,6 +202,21 @@ impl Condition {
     pub const fn new() -> Self {
         Self {
             lock: AtomicUsize::new(0),
+            #[cfg(feature = "deadlock-detection")]
+            reported: true,
+        }
+    }
+
+    /// A condition whose waits the deadlock diagnostics do not list: for
+    /// the pools' own threads (a process pool's writer waiting for room,
+    /// its watcher waiting for a deadline), whose waits are the crate's
+    /// business, not a hang of the user's program.
+    #[cfg(all(unix, not(verisync_loom)))]
+    pub(crate) const fn new_unreported() -> Self {
+        Self {
+            lock: AtomicUsize::new(0),
+            #[cfg(feature = "deadlock-detection")]
+            reported: false,
         }
     }
 
@@ -427,7 +446,7 @@ impl Condition {
         // state word (no panics); `before_sleep` unlocks the user's lock,
         // which may unpark a thread but never parks.
         let result = {
-            let _waiting = BlockedIn::new("Condition::wait", None);
+            let _waiting = self.blocked_in();
             unsafe {
                 park::park(
                     self.key(),
@@ -446,6 +465,18 @@ impl Condition {
             used_with_two_locks();
         }
         matches!(result, ParkResult::Unparked(_))
+    }
+
+    /// Marks the thread blocked in `Condition::wait` for the diagnostics,
+    /// unless this condition's waits are not reported.
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
+    #[inline]
+    fn blocked_in(&self) -> BlockedIn {
+        #[cfg(feature = "deadlock-detection")]
+        if !self.reported {
+            return BlockedIn::never();
+        }
+        BlockedIn::new("Condition::wait", None)
     }
 
     fn key(&self) -> usize {

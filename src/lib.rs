@@ -75,6 +75,8 @@ mod deadlock {
 mod event;
 mod mutex;
 mod pool;
+#[cfg(not(verisync_loom))]
+mod process_shared;
 mod queue;
 mod reentrant;
 mod semaphore;
@@ -91,10 +93,15 @@ pub use pool::process_unsupported::{
 };
 
 /// Process-based parallelism: on this platform (not Unix) every way to
-/// start a process returns `TaskError::Spawn` saying it is unsupported.
+/// start a process returns `TaskError::Spawn` saying it is unsupported,
+/// and every process-shared object `SharedError::Unsupported`.
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
+    pub use crate::process_shared::{
+        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, SharedError, TryLockError, Value,
+        ValueGuard, ValueInteger,
+    };
 }
 pub use pool::{
     as_completed, as_completed_timeout, wait, wait_all, AsCompleted, AsCompletedTimedOut,
@@ -104,13 +111,27 @@ pub use pool::{
 
 /// Process-based parallelism (Unix): [`process::init`], [`process::spawn`],
 /// [`process::Process`]; the pool itself is [`ProcessPool`].
+///
+/// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
+/// [`process::Lock`] (robust: a holder's death is reported to the next
+/// locker as [`process::OwnerDied`]) and [`process::Value`]. Create them
+/// before starting the processes that use them and pass them as task
+/// arguments.
 #[cfg(all(unix, not(verisync_loom)))]
 pub mod process {
     pub use crate::pool::process::{init, spawn, Process};
+    pub use crate::process_shared::{
+        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, SharedError, TryLockError, Value,
+        ValueGuard, ValueInteger,
+    };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
     #[doc(hidden)]
     pub use crate::pool::process::write_raw_to_parent as __write_raw_to_parent;
+
+    /// Test support, outside semver: a lock's words in shared memory.
+    #[doc(hidden)]
+    pub use crate::process_shared::__lock_words;
 }
 pub use queue::{
     GetError, JoinableQueue, PendingTask, PutError, QueueIter, QueueTask, ShutDown, TaskDoneError,
@@ -135,6 +156,13 @@ pub mod __loom {
     /// can wait until a waiter is really asleep before it sets the event.
     pub fn event_has_parked_waiters(event: &crate::Event) -> bool {
         event.has_parked_waiters()
+    }
+
+    /// The robust process-shared lock's state machine and the futex
+    /// model's "a process died" step (`loom-tests/tests/process_lock.rs`).
+    pub mod process_lock {
+        pub use crate::raw::process_lock::{Acquired, Holders, RawProcessLock};
+        pub use crate::sys::model_futex::{process_died, Word};
     }
 
     /// Whether threads are queued on `semaphore` (its `QUEUED` bit), so a

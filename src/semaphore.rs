@@ -126,8 +126,12 @@ impl Semaphore {
     #[inline]
     pub fn acquire_many(&self, count: usize) -> SemaphorePermit<'_> {
         self.check_satisfiable(count);
-        let _waiting = BlockedIn::new("Semaphore::acquire", None);
-        self.raw.acquire_until(count, None);
+        BlockedIn::attempt_or_wait(
+            "Semaphore::acquire",
+            None,
+            || self.raw.try_acquire(count),
+            || self.raw.acquire_until(count, None),
+        );
         SemaphorePermit {
             semaphore: self,
             count,
@@ -241,13 +245,16 @@ impl Semaphore {
         deadline: Option<Instant>,
     ) -> Option<SemaphorePermit<'_>> {
         self.check_satisfiable(count);
-        let _waiting = BlockedIn::new("Semaphore::acquire (timed)", None);
-        self.raw
-            .acquire_until(count, deadline)
-            .then(|| SemaphorePermit {
-                semaphore: self,
-                count,
-            })
+        BlockedIn::attempt_or_wait(
+            "Semaphore::acquire (timed)",
+            None,
+            || self.raw.try_acquire(count),
+            || self.raw.acquire_until(count, deadline),
+        )
+        .then(|| SemaphorePermit {
+            semaphore: self,
+            count,
+        })
     }
 
     /// Takes one permit through an `Arc`, returning a permit that owns a

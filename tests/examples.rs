@@ -26,6 +26,20 @@ const EXAMPLES: [&str; 9] = [
     "processes",
 ];
 
+/// Examples that need the `deadlock-detection` feature (`required-features`
+/// in Cargo.toml): built and run only when this test runs with it. When it
+/// does, every example is built with the feature, as the user would run it.
+const FEATURE_EXAMPLES: [&str; 1] = ["hang_doctor"];
+
+/// The examples built for this run.
+fn built_examples() -> Vec<&'static str> {
+    let mut names = EXAMPLES.to_vec();
+    if cfg!(feature = "deadlock-detection") {
+        names.extend(FEATURE_EXAMPLES);
+    }
+    names
+}
+
 /// Far above any example's run time (about a second each); only a hang hits it.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
@@ -39,8 +53,11 @@ fn binaries() -> &'static HashMap<String, PathBuf> {
             "--quiet",
             "--message-format=json-render-diagnostics",
         ]);
-        for name in EXAMPLES {
+        for name in built_examples() {
             cargo.args(["--example", name]);
+        }
+        if cfg!(feature = "deadlock-detection") {
+            cargo.args(["--features", "deadlock-detection"]);
         }
         if !cfg!(debug_assertions) {
             cargo.arg("--release");
@@ -69,7 +86,7 @@ fn binaries() -> &'static HashMap<String, PathBuf> {
                 binaries.insert(name.to_string(), PathBuf::from(path));
             }
         }
-        for name in EXAMPLES {
+        for name in built_examples() {
             assert!(
                 binaries.contains_key(name),
                 "cargo built no binary for {name}"
@@ -423,6 +440,90 @@ fn deadlock_is_detected_then_both_fixes_finish() {
     // Both threads of each fix did their work holding both locks.
     assert_eq!(run.lines_containing("(held twice)"), 2);
     assert_eq!(run.lines_containing("took B; works, then releases both"), 2);
+    if cfg!(feature = "deadlock-detection") {
+        check_deadlock_diagnostics_parts(&run);
+    } else {
+        run.assert_prints("cargo run --release --example deadlock --features deadlock-detection");
+    }
+}
+
+/// The parts of the deadlock example that use `verisync::deadlock`: the
+/// risk reported by `lock_order_violations()` in a run that did not
+/// deadlock, and a real deadlock (plain `lock()`) reported by the watchdog
+/// with lock names and source lines, after which the example ends itself.
+fn check_deadlock_diagnostics_parts(run: &Run) {
+    let site = "(at examples/deadlock.rs:";
+    let risk = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("lock order violation: "))
+        .unwrap_or_else(|| run.fail("no lock order violation reported"));
+    for expected in [
+        "thread-1 took savings ",
+        "and then checking ",
+        "thread-2 took checking ",
+        "and then savings ",
+        site,
+    ] {
+        if !risk.contains(expected) {
+            run.fail(&format!("the violation does not say {expected:?}"));
+        }
+    }
+    run.assert_prints("thread-1: moved 10 from savings to checking")
+        .assert_prints("thread-2: moved 10 from checking to savings");
+    let report = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("watchdog: deadlock: "))
+        .unwrap_or_else(|| run.fail("the watchdog reported no deadlock"));
+    for expected in [
+        "thread-1 holds A (taken at examples/deadlock.rs:",
+        "thread-2 holds B (taken at examples/deadlock.rs:",
+        "waits for B (at examples/deadlock.rs:",
+        "waits for A (at examples/deadlock.rs:",
+    ] {
+        if !report.contains(expected) {
+            run.fail(&format!("the watchdog's report does not say {expected:?}"));
+        }
+    }
+    assert_eq!(
+        run.lines_containing("watchdog: deadlock: "),
+        1,
+        "reported once"
+    );
+    run.assert_prints("program now ends itself (process::exit)");
+    // Part 5's threads never got their second lock.
+    assert_eq!(run.lines_containing("no deadlock after all?"), 0);
+}
+
+/// The hang doctor explains a hang that is no lock cycle: the queue join
+/// whose consumer died and the waits on an event nobody sets, each with
+/// its source line, and the lock the cashier holds meanwhile; then the
+/// example ends itself.
+#[cfg(feature = "deadlock-detection")]
+#[test]
+fn hang_doctor_explains_a_hang_that_is_not_a_lock_cycle() {
+    let run = run("hang_doctor", &[]);
+    run.assert_success()
+        .assert_prints("cook: cannot cook \"soup of the day\": dies (panics)")
+        .assert_prints("main has waited ")
+        .assert_prints("in JoinableQueue::join (at examples/hang_doctor.rs:")
+        .assert_prints("deadlock::detect() finds 0 lock cycle(s)")
+        .assert_prints("Diagnosis: main waits in JoinableQueue::join");
+    assert_eq!(
+        run.lines_containing("in Event::wait (at examples/hang_doctor.rs:"),
+        3,
+        "two waiters and the cashier"
+    );
+    let cashier = run
+        .stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with("cashier has waited"))
+        .unwrap_or_else(|| run.fail("the cashier is not listed"));
+    if !cashier.contains(", holding till (taken at examples/hang_doctor.rs:") {
+        run.fail("the cashier's line does not name the till it holds");
+    }
+    assert_eq!(run.lines_containing("everything served"), 0);
 }
 
 #[test]
@@ -767,7 +868,7 @@ fn processes_start_terminate_stay_apart_and_survive_a_killed_worker() {
 
 #[test]
 fn every_example_opens_with_a_lesson_and_how_to_run_it() {
-    for name in EXAMPLES {
+    for name in EXAMPLES.into_iter().chain(FEATURE_EXAMPLES) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
             .join(format!("{name}.rs"));

@@ -178,6 +178,20 @@ fn report_pid_then_sleep((path, millis): (String, u64)) -> u64 {
     millis
 }
 
+/// Writes its pid to `path` (as [`report_pid_then_sleep`]), then waits
+/// until the file `release` exists (at most a minute): a blocker that
+/// outlasts whatever the test does meanwhile, however loaded the machine.
+fn report_pid_then_wait_for_release((path, release): (String, String)) -> u64 {
+    let partial = format!("{path}.partial");
+    fs::write(&partial, std::process::id().to_string()).unwrap();
+    fs::rename(&partial, &path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::path::Path::new(&release).exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    1_500
+}
+
 /// Creates the file `path`: proof that the task ran.
 fn leaves_a_mark(path: String) -> u64 {
     fs::write(&path, "ran").unwrap();
@@ -247,29 +261,31 @@ fn a_task_timeout_of_duration_max_never_fires() {
     });
 }
 
-/// The case: one worker, a 300 ms timeout. P takes 100 ms and its
-/// `on_done` callback 800 ms; A takes 200 ms and B 250 ms. Every task is
-/// within the timeout, so every task succeeds: the time the parent spends
-/// in P's callback is not A's or B's.
+/// The case, with margins for a loaded machine: one worker, a 1 s
+/// timeout. P takes 100 ms and its `on_done` callback 2.5 s; A takes
+/// 400 ms and B 500 ms. Every task is within the timeout, so every task
+/// succeeds: the time the parent spends in P's callback is not A's or B's.
+/// (The 300 ms timeout and 250 ms task left 50 ms for the worker's
+/// wake-up, which a loaded CI machine did not always give.)
 #[test]
 fn a_slow_callback_does_not_make_later_tasks_time_out() {
     let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(1)
-            .task_timeout(Duration::from_millis(300))
+            .task_timeout(Duration::from_millis(1_000))
             .build()
             .unwrap();
         let [worker] = pool.worker_pids()[..] else {
             panic!("one worker")
         };
         let p = pool.submit(sleeps, 100);
-        p.on_done(|_| thread::sleep(Duration::from_millis(800)));
-        let a = pool.submit(sleeps, 200);
-        let b = pool.submit(sleeps, 250);
+        p.on_done(|_| thread::sleep(Duration::from_millis(2_500)));
+        let a = pool.submit(sleeps, 400);
+        let b = pool.submit(sleeps, 500);
         assert_eq!(p.join(), Ok(100));
-        assert_eq!(a.join(), Ok(200));
-        assert_eq!(b.join(), Ok(250));
+        assert_eq!(a.join(), Ok(400));
+        assert_eq!(b.join(), Ok(500));
         assert_eq!(pool.worker_pids(), [worker], "nobody was killed");
     });
 }
@@ -283,11 +299,11 @@ fn a_large_result_read_late_is_not_cut_short() {
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(1)
-            .task_timeout(Duration::from_millis(300))
+            .task_timeout(Duration::from_millis(1_000))
             .build()
             .unwrap();
         let p = pool.submit(sleeps, 100);
-        p.on_done(|_| thread::sleep(Duration::from_millis(800)));
+        p.on_done(|_| thread::sleep(Duration::from_millis(2_500)));
         let large = pool.submit(large_result, 8 << 20);
         assert_eq!(p.join(), Ok(100));
         match large.join() {
@@ -383,9 +399,14 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
         assert_eq!(warm.len(), 200);
         let gate = temp_path("gate");
         let _gate = RemoveOnDrop(gate.clone());
+        let release = temp_path("release");
+        let _release = RemoveOnDrop(release.clone());
         let blocker = pool.submit(
-            report_pid_then_sleep,
-            (gate.to_str().unwrap().into(), 1_500),
+            report_pid_then_wait_for_release,
+            (
+                gate.to_str().unwrap().into(),
+                release.to_str().unwrap().into(),
+            ),
         );
         let marks: Vec<PathBuf> = (0..8).map(|i| temp_path(&format!("mark{i}"))).collect();
         let _marks: Vec<RemoveOnDrop> = marks.iter().cloned().map(RemoveOnDrop).collect();
@@ -414,6 +435,7 @@ fn cancel_succeeds_for_tasks_already_sent_to_a_worker() {
             4,
             "one callback per cancel"
         );
+        fs::write(&release, "go").unwrap();
         assert_eq!(blocker.join(), Ok(1_500));
         for (index, handle) in handles.into_iter().enumerate() {
             let expected = if index % 2 == 0 {

@@ -141,25 +141,26 @@ fn map_over_an_unknown_length_adapts_the_chunk_size() {
     });
 }
 
-fn sleep_100_ms(item: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(100));
+fn sleep_300_ms(item: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(300));
     item
 }
 
 /// With a task timeout, `map` sends each item as its own task (the timeout
-/// is per task), even over an input of known length: 20 items of 100 ms on
-/// one worker under a 400 ms timeout all deliver (in chunks of
-/// `20 / 4 = 5` they would take 500 ms each and time out).
+/// is per task), even over an input of known length: 12 items of 300 ms on
+/// one worker under an 800 ms timeout all deliver (in chunks of
+/// `12 / 4 = 3` they would take 900 ms each and time out). The margins
+/// hold on a loaded machine: 500 ms each way.
 #[test]
 fn with_a_task_timeout_map_sends_one_item_per_task() {
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::builder()
             .workers(1)
-            .task_timeout(Duration::from_millis(400))
+            .task_timeout(Duration::from_millis(800))
             .build()
             .unwrap();
-        let results = all_ok(pool.map(sleep_100_ms, 0..20u64).collect());
-        assert_eq!(results, (0..20).collect::<Vec<_>>());
+        let results = all_ok(pool.map(sleep_300_ms, 0..12u64).collect());
+        assert_eq!(results, (0..12).collect::<Vec<_>>());
         pool.shutdown();
     });
 }

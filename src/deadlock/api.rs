@@ -104,8 +104,15 @@ fn deadlock_of(threads: &[(&Thread, &ThreadState)], cycle: &[usize], now: Instan
 /// Every thread blocked right now in a verisync primitive, in the order
 /// they first used one: the operation, the primitive's name, the call site,
 /// the wait so far and the locks it holds. Explains a hang that is not a
-/// lock cycle (an `Event` nobody sets, a lock held by a thread that leaked
-/// its guard).
+/// lock cycle (an `Event` nobody sets, a `JoinableQueue::join` whose
+/// consumer died, a lock held by a thread that leaked its guard).
+///
+/// Covered: `Mutex` and `ReentrantLock` locks, `Condition`, `Event`,
+/// `Barrier` and `Semaphore` waits, `JoinableQueue` puts, gets and joins
+/// (every form) and `TaskHandle` joins and waits (both pools). A call is
+/// listed only once it is about to park, never while it finishes at once.
+/// The pools' own threads waiting for work are not listed (a task blocked
+/// on a worker is).
 ///
 /// ```
 /// use std::time::Duration;

@@ -101,4 +101,31 @@ impl BlockedIn {
     ) -> Self {
         Self
     }
+
+    /// Runs `wait` (which tries first itself).
+    #[inline(always)]
+    pub(crate) fn attempt_or_wait(
+        _primitive: &'static str,
+        _name: Option<&'static str>,
+        _attempt: impl FnOnce() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
+        wait()
+    }
+
+    /// Marks only at [`mark`](Self::mark), when about to park.
+    #[inline(always)]
+    pub(crate) fn later(_primitive: &'static str, _name: Option<&'static str>) -> Self {
+        Self
+    }
+
+    /// Never marks (the crate's own internal waits).
+    #[inline(always)]
+    pub(crate) const fn never() -> Self {
+        Self
+    }
+
+    /// The thread is about to park.
+    #[inline(always)]
+    pub(crate) fn mark(&mut self) {}
 }

@@ -17,7 +17,20 @@
 //! 3. Otherwise the thread records what it is blocked on, releases its
 //!    record, waits, and then clears the entry and pushes the lock if it
 //!    got it. So "blocked" is set before the thread can park and cleared
-//!    after it stops waiting, by the thread itself.
+//!    after it stops waiting, by the thread itself. ("Cleared" means put
+//!    back as it was: user code that runs inside a marked operation, like
+//!    a priority item's `Ord` inside `JoinableQueue::get`, may take a lock,
+//!    and the operation's mark must outlive that wait.)
+//!
+//! # Marks of the other primitives
+//!
+//! [`BlockedIn`] marks a thread blocked in an `Event`, `Condition`,
+//! `Barrier`, `Semaphore`, `JoinableQueue` or `TaskHandle` call, with the
+//! user's call site (`#[track_caller]`). An operation that can finish
+//! without waiting marks only when it is about to park (`unless`, or
+//! `later` and then `mark`), so the calls that never wait cost nothing
+//! here. The outermost mark wins: `Barrier::wait` is reported, not the
+//! `Condition::wait` inside it.
 //!
 //! A release pops the lock from the held list *before* the lock is
 //! released, and an acquisition pushes it *after* the lock is taken, so the
@@ -68,9 +81,25 @@ pub(crate) struct LockTracking {
 pub struct SavedHolds(Vec<HeldLock>);
 
 /// Marks the current thread as blocked in a primitive until dropped.
+///
+/// Made by [`new`](BlockedIn::new) (marks at once), or by
+/// [`later`](BlockedIn::later) (remembers the call site; [`mark`](BlockedIn::mark)
+/// marks when the operation is about to park) or
+/// [`never`](BlockedIn::never) (the crate's own internal waits).
 pub(crate) struct BlockedIn {
+    /// What `mark` will record (operation, name, call site); `None` once
+    /// marked, or for `never`.
+    pending: Option<PendingMark>,
+    /// This value set the thread's mark and clears it when dropped.
     tracked: bool,
 }
+
+/// The operation, primitive name and call site a [`BlockedIn`] marks.
+type PendingMark = (
+    &'static str,
+    Option<&'static str>,
+    &'static Location<'static>,
+);
 
 impl LockTracking {
     /// Tracking for a lock created by the user, here.
@@ -155,7 +184,9 @@ impl LockTracking {
                 self.push_held(&mut state, lock, site);
                 return true;
             }
-            state.blocked = Some(Blocked {
+            // An outer mark (user code taking a lock inside a queue
+            // operation, e.g. a priority item's `Ord`) is put back after.
+            let outer = state.blocked.replace(Blocked {
                 operation: operation(kind),
                 name,
                 lock: Some(lock.clone()),
@@ -164,10 +195,10 @@ impl LockTracking {
             });
             drop(state);
             // Nothing in `wait` unwinds (it only parks), so the entry is
-            // always cleared below.
+            // always restored below.
             let acquired = wait.take().is_some_and(|wait| wait());
             let mut state = record.state();
-            state.blocked = None;
+            state.blocked = outer;
             if acquired {
                 self.push_held(&mut state, lock, site);
             }
@@ -247,20 +278,20 @@ impl LockTracking {
         let Some(lock) = self.info(name, kind) else {
             return relock();
         };
-        let waiting = registry::with_current(|record| {
-            record.state().blocked = Some(Blocked {
+        let outer = registry::with_current(|record| {
+            record.state().blocked.replace(Blocked {
                 operation: "Condition::wait (taking its lock again)",
                 name,
                 lock: Some(lock),
                 at: site,
                 since: Instant::now(),
-            });
+            })
         });
         relock();
-        if waiting.is_some() {
+        if let Some(outer) = outer {
             registry::with_current(|record| {
                 let mut state = record.state();
-                state.blocked = None;
+                state.blocked = outer;
                 self.holds.fetch_add(saved.0.len(), Ordering::Relaxed);
                 state.held.extend(saved.0);
             });
@@ -290,24 +321,9 @@ impl BlockedIn {
     #[inline]
     #[track_caller]
     pub(crate) fn new(operation: &'static str, name: Option<&'static str>) -> Self {
-        let at = Location::caller();
-        let marked = registry::with_current(|record| {
-            let mut state = record.state();
-            if state.blocked.is_some() {
-                return false;
-            }
-            state.blocked = Some(Blocked {
-                operation,
-                name,
-                lock: None,
-                at,
-                since: Instant::now(),
-            });
-            true
-        });
-        Self {
-            tracked: marked == Some(true),
-        }
+        let mut waiting = Self::later(operation, name);
+        waiting.mark();
+        waiting
     }
 
     /// As [`new`](Self::new), unless `done()` says the call will return at
@@ -320,11 +336,88 @@ impl BlockedIn {
         done: impl FnOnce() -> bool,
     ) -> Self {
         if done() {
-            Self { tracked: false }
+            Self::never()
         } else {
             Self::new(operation, name)
         }
     }
+
+    /// Runs `attempt` (one try that never waits); only if it fails, marks
+    /// the thread as blocked in `operation` while `wait` runs. Whether it
+    /// succeeded (`attempt` or `wait`).
+    #[inline]
+    #[track_caller]
+    pub(crate) fn attempt_or_wait(
+        operation: &'static str,
+        name: Option<&'static str>,
+        attempt: impl FnOnce() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
+        if attempt() {
+            return true;
+        }
+        let _waiting = Self::new(operation, name);
+        wait()
+    }
+
+    /// Remembers the call site of `operation` without marking yet: an
+    /// operation that first tries (and may spin) calls [`mark`](Self::mark)
+    /// only when it is about to park, so a call that never waits costs no
+    /// bookkeeping.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn later(operation: &'static str, name: Option<&'static str>) -> Self {
+        Self {
+            pending: Some((operation, name, Location::caller())),
+            tracked: false,
+        }
+    }
+
+    /// Never marks: for the crate's own internal waits (an idle pool
+    /// worker waiting for a job is not a hang of the user's program).
+    #[inline]
+    pub(crate) const fn never() -> Self {
+        Self {
+            pending: None,
+            tracked: false,
+        }
+    }
+
+    /// Marks the thread as blocked, the first time it is called (later
+    /// calls, and calls on [`never`](Self::never), do nothing).
+    #[inline]
+    pub(crate) fn mark(&mut self) {
+        if let Some((operation, name, at)) = self.pending.take() {
+            self.tracked = mark_blocked(operation, name, at);
+        }
+    }
+}
+
+/// Marks the current thread as blocked in `operation` unless it already is
+/// (the outermost operation stays); whether it marked.
+#[cold]
+fn mark_blocked(
+    operation: &'static str,
+    name: Option<&'static str>,
+    at: &'static Location<'static>,
+) -> bool {
+    #[cfg(test)]
+    tests::MARKS_ON_THIS_THREAD.with(|marks| marks.set(marks.get() + 1));
+    let marked = registry::with_current(|record| {
+        let mut state = record.state();
+        if state.blocked.is_some() {
+            return false;
+        }
+        state.blocked = Some(Blocked {
+            operation,
+            name,
+            lock: None,
+            at,
+            since: Instant::now(),
+        });
+        true
+    });
+    marked == Some(true)
 }
 
 impl Drop for BlockedIn {
@@ -376,4 +469,99 @@ fn check_order(
 #[track_caller]
 fn panic_at_violation(violation: &LockOrderViolation) -> ! {
     panic!("verisync: {violation}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use super::BlockedIn;
+    use crate::deadlock::blocked_threads;
+    use crate::{Event, JoinableQueue, Mutex, Semaphore, ThreadPool};
+
+    thread_local! {
+        /// How many times this thread was marked blocked (`mark_blocked`).
+        pub(super) static MARKS_ON_THIS_THREAD: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// How many marks `body` made on this thread.
+    fn marks_made_by(body: impl FnOnce()) -> usize {
+        let before = MARKS_ON_THIS_THREAD.with(Cell::get);
+        body();
+        MARKS_ON_THIS_THREAD.with(Cell::get) - before
+    }
+
+    /// A call that can finish at once does no blocked-thread bookkeeping
+    /// (which takes the thread's record lock twice); only a call that is
+    /// about to park marks the thread.
+    #[test]
+    fn calls_that_do_not_wait_mark_nothing() {
+        let semaphore = Semaphore::new(3);
+        let event = Event::new();
+        event.set();
+        let queue = JoinableQueue::bounded(2);
+        let pool = ThreadPool::new(1);
+        let done = pool.submit(|| 1);
+        done.wait();
+        let soon = Instant::now() + Duration::from_secs(5);
+        let marks = marks_made_by(|| {
+            drop(semaphore.acquire());
+            drop(semaphore.acquire_many(3));
+            drop(semaphore.try_acquire_for(Duration::from_secs(5)));
+            drop(semaphore.try_acquire_many_until(2, soon));
+            event.wait();
+            assert!(event.wait_timeout(Duration::from_secs(5)));
+            queue.put(1).unwrap();
+            queue.put_timeout(2, Duration::from_secs(5)).unwrap();
+            assert_eq!(queue.get(), Ok(1));
+            assert_eq!(queue.get_timeout(Duration::from_secs(5)), Ok(2));
+            queue.task_done().unwrap();
+            queue.task_done().unwrap();
+            queue.join();
+            assert!(queue.join_timeout(Duration::from_secs(5)));
+            done.wait();
+            assert!(done.wait_timeout(Duration::from_secs(5)));
+            assert!(done.wait_until(soon));
+        });
+        assert_eq!(marks, 0);
+        // The counter does count a call that waits.
+        let empty = Semaphore::new(0);
+        let waited = marks_made_by(|| {
+            assert!(empty.try_acquire_for(Duration::from_millis(5)).is_none());
+        });
+        assert_eq!(waited, 1);
+    }
+
+    /// The operation `thread` is blocked in, per `blocked_threads()`.
+    fn blocked_in(thread: thread::ThreadId) -> Option<&'static str> {
+        blocked_threads()
+            .into_iter()
+            .find(|blocked| blocked.thread.id == thread)
+            .map(|blocked| blocked.operation)
+    }
+
+    /// User code inside a marked operation (a priority item's `Ord` inside
+    /// `JoinableQueue::get`) waits for a lock: the report says so while it
+    /// waits, and the operation's mark is back afterwards.
+    #[test]
+    fn a_lock_waited_for_inside_a_marked_operation_puts_the_mark_back() {
+        let inner = Arc::new(Mutex::with_name("inside-an-operation", ()));
+        let held = inner.lock();
+        thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let _outer = BlockedIn::new("Outer::wait", None);
+                drop(inner.lock());
+                blocked_in(thread::current().id())
+            });
+            let id = waiter.thread().id();
+            while blocked_in(id) != Some("Mutex::lock") {
+                thread::sleep(Duration::from_millis(1));
+            }
+            drop(held);
+            assert_eq!(waiter.join().unwrap(), Some("Outer::wait"));
+        });
+    }
 }

@@ -117,3 +117,58 @@ impl OrderGraph {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{lock, ORDER};
+    use crate::deadlock::LockId;
+    use crate::Mutex;
+
+    /// The id of the lock named `name` in the graph, if it has a node.
+    fn id_of(name: &str) -> Option<LockId> {
+        let graph = lock(&ORDER);
+        graph
+            .after
+            .values()
+            .flat_map(|next| next.values())
+            .find_map(|step| {
+                [&step.first, &step.then]
+                    .into_iter()
+                    .find(|held| held.lock.name == Some(name))
+                    .map(|held| held.lock.id)
+            })
+    }
+
+    /// Whether any node or edge of the graph names `id`.
+    fn mentioned(id: LockId) -> bool {
+        let graph = lock(&ORDER);
+        graph.after.contains_key(&id)
+            || graph.before.contains_key(&id)
+            || graph.after.values().any(|next| next.contains_key(&id))
+            || graph.before.values().any(|previous| previous.contains(&id))
+    }
+
+    /// A lock dropped after entering the graph (as the first and as the
+    /// second lock of a pair) leaves no node and no edge behind.
+    #[test]
+    fn a_dropped_lock_leaves_no_node_or_edge() {
+        let before = Mutex::with_name("order-before", ());
+        let dropped = Mutex::with_name("order-dropped", ());
+        let after = Mutex::with_name("order-after", ());
+        {
+            let _before = before.lock();
+            let _dropped = dropped.lock();
+            let _after = after.lock();
+        }
+        let id = id_of("order-dropped").expect("the lock is in the graph");
+        assert!(mentioned(id));
+        drop(dropped);
+        assert!(!mentioned(id), "no node or edge names the dropped lock");
+        // The other locks' own edge stays.
+        let (before, after) = (
+            id_of("order-before").unwrap(),
+            id_of("order-after").unwrap(),
+        );
+        assert!(lock(&ORDER).after[&before].contains_key(&after));
+    }
+}

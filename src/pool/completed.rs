@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::task::{TaskError, TaskHandle};
+use crate::deadlock::hooks::BlockedIn;
 use crate::queue::JoinableQueue;
 use crate::sys::time::deadline_after;
 
@@ -70,7 +71,10 @@ impl<R> AsCompleted<R> {
         if self.remaining == 0 {
             return None;
         }
-        let Ok(index) = self.finished.get_until(deadline) else {
+        let Ok(index) = self
+            .finished
+            .get_until(deadline, BlockedIn::later("as_completed_timeout", None))
+        else {
             return Some(Err(DeadlinePassed));
         };
         self.remaining -= 1;

@@ -57,6 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::watch::{FinishedQueue, HandleWatch};
+use crate::deadlock::hooks::BlockedIn;
 use crate::event::Event;
 use crate::panic_payload::take_panic_message;
 use crate::sys::atomic::{AtomicPtr, AtomicU8, Ordering};
@@ -577,8 +578,10 @@ impl<R> TaskHandle<R> {
     /// let outer = pool.submit(move || inner_pool.submit(|| 20).join().map(|n| n + 1));
     /// assert_eq!(outer.join(), Ok(Ok(21)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn join(self) -> Result<R, TaskError> {
         self.holder.run_inline_if_unstarted_here();
+        let _waiting = BlockedIn::unless("TaskHandle::join", None, || self.is_finished());
         self.cell().take()
     }
 
@@ -592,8 +595,10 @@ impl<R> TaskHandle<R> {
     /// handle.wait();
     /// assert!(handle.is_finished());
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait(&self) {
         self.holder.run_inline_if_unstarted_here();
+        let _waiting = BlockedIn::unless("TaskHandle::wait", None, || self.is_finished());
         self.cell().done.wait();
     }
 
@@ -614,11 +619,21 @@ impl<R> TaskHandle<R> {
     /// gate.set();
     /// assert!(slow.wait_timeout(Duration::MAX));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        match deadline_after(timeout) {
+        if timeout.is_zero() {
+            return self.is_finished();
+        }
+        let deadline = deadline_after(timeout);
+        if deadline.is_none() {
+            // Waits forever, as `wait`: runs an unstarted task inline first.
+            self.holder.run_inline_if_unstarted_here();
+        }
+        let _waiting = BlockedIn::unless("TaskHandle::wait_timeout", None, || self.is_finished());
+        match deadline {
             Some(deadline) => self.cell().done.wait_until(deadline),
             None => {
-                self.wait();
+                self.cell().done.wait();
                 true
             }
         }
@@ -632,7 +647,9 @@ impl<R> TaskHandle<R> {
     /// let handle = pool.submit(|| 1);
     /// assert!(handle.wait_until(Instant::now() + Duration::from_secs(5)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn wait_until(&self, deadline: Instant) -> bool {
+        let _waiting = BlockedIn::unless("TaskHandle::wait_until", None, || self.is_finished());
         self.cell().done.wait_until(deadline)
     }
 

@@ -11,7 +11,7 @@
 //! run is resolved (`Cancelled` or `ShutDown`), never dropped.
 //!
 //! `shutdown` shuts the queue down gracefully (workers drain it, then their
-//! `for job in queue.iter()` loop ends) and joins the workers;
+//! `while let Ok(job) = queue.get_unreported()` loop ends) and joins the workers;
 //! `shutdown_now` takes every queued job out, cancels it, and joins. A
 //! shutdown that runs on one of the pool's own workers (a task that shuts
 //! the pool down or drops its last `Arc`) joins every worker but that one,
@@ -184,10 +184,11 @@ type StartHook = Arc<dyn Fn(usize) + Send + Sync>;
 type HookOutcome = (usize, Result<(), String>);
 
 /// A worker's loop: run each job, then let go of it — both isolated from
-/// user code (see the module docs).
+/// user code (see the module docs). An idle worker's wait is not reported
+/// by the deadlock diagnostics (a task blocked inside a job still is).
 fn work(queue: &JoinableQueue<Job>) {
     thread::set_current_pool(tag_of(queue));
-    for job in queue.iter() {
+    while let Ok(job) = queue.get_unreported() {
         job.perform(JobAction::Run);
         dispose(job);
     }

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::task::TaskHandle;
+use crate::deadlock::hooks::BlockedIn;
 use crate::queue::JoinableQueue;
 use crate::sys::time::deadline_after;
 
@@ -167,7 +168,8 @@ fn wait_for_first<R: Send + 'static>(
     // Every completion queues an index, so each one re-checks the condition
     // — once that handle is finished (its later callbacks may still run).
     while !satisfied(handles, return_when) {
-        let Ok(index) = finished.get_until(deadline) else {
+        let Ok(index) = finished.get_until(deadline, BlockedIn::later("verisync::wait", None))
+        else {
             return; // the deadline passed
         };
         let finished_in_time = match deadline {

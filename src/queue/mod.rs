@@ -49,6 +49,7 @@ use locked::{Drained, Locked, Order};
 use ring::{PopError, PushError, Ring};
 use tasks::TaskCount;
 
+use crate::deadlock::hooks::BlockedIn;
 use crate::raw::wait_list::WaitList;
 use crate::sys::spin::SpinWait;
 use crate::sys::time::deadline_after;
@@ -294,10 +295,13 @@ impl<T> JoinableQueue<T> {
     /// assert!(queue.put(7).is_ok());
     /// assert_eq!(queue.unfinished_tasks(), 1);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn put(&self, item: T) -> Result<(), ShutDown<T>> {
-        self.put_until(item, None).map_err(|error| match error {
-            PutError::ShutDown(item) | PutError::Full(item) => ShutDown(item),
-        })
+        let waiting = BlockedIn::later("JoinableQueue::put", None);
+        self.put_until(item, None, waiting)
+            .map_err(|error| match error {
+                PutError::ShutDown(item) | PutError::Full(item) => ShutDown(item),
+            })
     }
 
     /// Puts `item`, waiting at most `timeout` for room. A zero timeout tries
@@ -311,11 +315,13 @@ impl<T> JoinableQueue<T> {
     /// let refused = queue.put_timeout(2, Duration::from_millis(5));
     /// assert_eq!(refused, Err(PutError::Full(2)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
         if timeout.is_zero() {
             return self.try_put(item);
         }
-        self.put_until(item, deadline_after(timeout))
+        let waiting = BlockedIn::later("JoinableQueue::put_timeout", None);
+        self.put_until(item, deadline_after(timeout), waiting)
     }
 
     /// Puts `item` if there is room now.
@@ -334,7 +340,14 @@ impl<T> JoinableQueue<T> {
         }
     }
 
-    fn put_until(&self, mut item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
+    /// Puts, waiting for room until `deadline`; `waiting` marks the thread
+    /// blocked (for the deadlock diagnostics) once it is about to park.
+    fn put_until(
+        &self,
+        mut item: T,
+        deadline: Option<Instant>,
+        mut waiting: BlockedIn,
+    ) -> Result<(), PutError<T>> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
@@ -351,6 +364,7 @@ impl<T> JoinableQueue<T> {
             }
             let storage = &self.storage;
             let still_full = || storage.is_full() && !storage.is_shut_down();
+            waiting.mark();
             if !self.putters.wait(still_full, deadline) {
                 // Re-try once: a wake-up may have raced with the timeout.
                 timed_out = true;
@@ -380,8 +394,18 @@ impl<T> JoinableQueue<T> {
     /// queue.put("job").unwrap();
     /// assert_eq!(queue.get(), Ok("job"));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn get(&self) -> Result<T, ShutDown> {
-        self.get_until(None).map_err(|_| ShutDown(()))
+        let waiting = BlockedIn::later("JoinableQueue::get", None);
+        self.get_until(None, waiting).map_err(|_| ShutDown(()))
+    }
+
+    /// As [`get`](Self::get), but never reported by the deadlock
+    /// diagnostics: for the pools' idle workers, whose wait for a job is
+    /// the crate's own business, not a hang of the user's program.
+    pub(crate) fn get_unreported(&self) -> Result<T, ShutDown> {
+        self.get_until(None, BlockedIn::never())
+            .map_err(|_| ShutDown(()))
     }
 
     /// Takes the next item, waiting at most `timeout`. A zero timeout tries
@@ -393,11 +417,13 @@ impl<T> JoinableQueue<T> {
     /// let queue = JoinableQueue::<u32>::new();
     /// assert_eq!(queue.get_timeout(Duration::from_millis(5)), Err(GetError::Empty));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         if timeout.is_zero() {
             return self.try_get();
         }
-        self.get_until(deadline_after(timeout))
+        let waiting = BlockedIn::later("JoinableQueue::get_timeout", None);
+        self.get_until(deadline_after(timeout), waiting)
     }
 
     /// Takes the next item if there is one now.
@@ -413,7 +439,14 @@ impl<T> JoinableQueue<T> {
         self.pop()
     }
 
-    pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
+    /// Gets, waiting for an item until `deadline`; `waiting` marks the
+    /// thread blocked (for the deadlock diagnostics) once it is about to
+    /// park.
+    pub(crate) fn get_until(
+        &self,
+        deadline: Option<Instant>,
+        mut waiting: BlockedIn,
+    ) -> Result<T, GetError> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
@@ -429,6 +462,7 @@ impl<T> JoinableQueue<T> {
             }
             let storage = &self.storage;
             let still_empty = || storage.is_empty() && !storage.is_shut_down();
+            waiting.mark();
             if !self.getters.wait(still_empty, deadline) {
                 // Re-try once: a wake-up may have raced with the timeout.
                 timed_out = true;
@@ -472,8 +506,10 @@ impl<T> JoinableQueue<T> {
     /// } // marked done here
     /// assert_eq!(queue.unfinished_tasks(), 0);
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn get_task(&self) -> Result<QueueTask<'_, T>, ShutDown> {
-        let item = self.get()?;
+        let waiting = BlockedIn::later("JoinableQueue::get_task", None);
+        let item = self.get_until(None, waiting).map_err(|_| ShutDown(()))?;
         Ok(QueueTask {
             item,
             pending: PendingTask { queue: self },
@@ -509,8 +545,10 @@ impl<T> JoinableQueue<T> {
     /// let queue = verisync::JoinableQueue::<u8>::new();
     /// queue.join(); // nothing unfinished: returns at once
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn join(&self) {
-        self.join_until(None);
+        let waiting = BlockedIn::later("JoinableQueue::join", None);
+        self.join_until(None, waiting);
     }
 
     /// As [`join`](Self::join), for at most `timeout`; `true` if every task
@@ -522,11 +560,16 @@ impl<T> JoinableQueue<T> {
     /// queue.put(1).unwrap();
     /// assert!(!queue.join_timeout(Duration::from_millis(5)));
     /// ```
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(deadline_after(timeout))
+        let waiting = BlockedIn::later("JoinableQueue::join_timeout", None);
+        self.join_until(deadline_after(timeout), waiting)
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until every task is done or `deadline`; `waiting` marks the
+    /// thread blocked (for the deadlock diagnostics) once it is about to
+    /// park.
+    fn join_until(&self, deadline: Option<Instant>, mut waiting: BlockedIn) -> bool {
         let mut timed_out = false;
         loop {
             if self.tasks.all_done() {
@@ -537,6 +580,7 @@ impl<T> JoinableQueue<T> {
             }
             let tasks = &self.tasks;
             let still_unfinished = || !tasks.all_done();
+            waiting.mark();
             if !self.joiners.wait(still_unfinished, deadline) {
                 timed_out = true;
             }
@@ -898,8 +942,10 @@ pub struct QueueIter<'a, T> {
 impl<T> Iterator for QueueIter<'_, T> {
     type Item = T;
 
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn next(&mut self) -> Option<T> {
-        self.queue.get().ok()
+        let waiting = BlockedIn::later("JoinableQueue::iter", None);
+        self.queue.get_until(None, waiting).ok()
     }
 }
 

@@ -41,6 +41,36 @@ mod park_lot;
 pub(crate) mod spin;
 pub(crate) mod time;
 
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+mod futex_common;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod futex_linux;
+#[cfg(verisync_loom)]
+mod futex_loom;
+
+/// The futex seam of the process-shared primitives: `wait(word, expected,
+/// deadline, still_valid)` / `wake(word, count)` on a 32-bit word in shared
+/// memory. Production: Linux `futex(2)`, shared (not private)
+/// ([`futex_linux`]); under loom: a model keyed by the word's address, with
+/// a "this process died" step ([`futex_loom`]). Not modelled under shuttle,
+/// and only Linux has it: elsewhere the process-shared types say
+/// "unsupported".
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod futex {
+    pub(crate) use super::futex_common::Wake;
+    #[cfg(all(target_os = "linux", not(verisync_loom)))]
+    pub(crate) use super::futex_linux::{wait, wake, Word};
+    #[cfg(verisync_loom)]
+    pub(crate) use super::futex_loom::{wait, wake, Word};
+}
+
+/// The futex model as the loom suite sees it (through `verisync::__loom`):
+/// the word type and the "a process died" step.
+#[cfg(verisync_loom)]
+pub(crate) mod model_futex {
+    pub use super::futex_loom::{process_died, Word};
+}
+
 /// Atomic integers, pointers and orderings.
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]

@@ -160,6 +160,9 @@ pub(crate) fn start_worker(
         Some(identity) => command.env(INITIALIZER_VARIABLE, identity.to_string()),
         None => command.env_remove(INITIALIZER_VARIABLE),
     };
+    // The process tree's shared memory, if this process has created (or
+    // inherited) it: the child attaches it in `init()`.
+    crate::process_shared::pass_to_child(&mut command);
     let mut child = spawn_from_long_lived_thread(command)
         .map_err(|error| TaskError::Spawn(format!("cannot start a worker process: {error}")))?;
     let tasks = BufWriter::new(child.stdin.take().expect("stdin is piped"));

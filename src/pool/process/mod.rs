@@ -57,6 +57,7 @@ pub use worker::write_raw_to_parent;
 /// ```
 pub fn init() {
     if worker::is_worker_process() {
+        crate::process_shared::attach_inherited();
         worker::run_worker();
     }
 }

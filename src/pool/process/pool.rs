@@ -667,7 +667,7 @@ impl ProcessPoolBuilder {
             broken: Mutex::new_untracked(None),
             stop_lock: Mutex::new_untracked(()),
             watch: Mutex::new_untracked(None),
-            watch_changed: Condition::new(),
+            watch_changed: Condition::new_unreported(),
         });
         let pool = ProcessPool { shared };
         for _ in 0..worker_count {
@@ -1161,7 +1161,7 @@ fn attach(shared: &Arc<Shared>, worker: WorkerProcess) -> Result<(), TaskError> 
         child: Mutex::new_untracked(child),
         board,
         flight: Mutex::new_untracked(Flight::new()),
-        flight_changed: Condition::new(),
+        flight_changed: Condition::new_unreported(),
         retired: AtomicBool::new(false),
         timed_out_task: Mutex::new_untracked(None),
         frame_progress: Mutex::new_untracked(None),
@@ -1281,7 +1281,8 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
                 if tasks.flush().is_err() {
                     break;
                 }
-                match shared.queue.get() {
+                // The crate's own wait: not reported by the diagnostics.
+                match shared.queue.get_unreported() {
                     Ok(job) => job,
                     Err(_) => break,
                 }

@@ -1,0 +1,232 @@
+//! The process-shared types where they are not supported (off Linux, and
+//! under the shuttle model, which has no futex seam): every constructor
+//! and every handle opening returns [`SharedError::Unsupported`], so no
+//! value of these types ever exists.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use bytemuck::Pod;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
+
+/// Nothing to attach on this platform.
+#[cfg(unix)]
+pub(crate) fn attach_inherited() {}
+
+/// Nothing to pass down on this platform.
+#[cfg(unix)]
+pub(crate) fn pass_to_child(_command: &mut std::process::Command) {}
+
+/// A process-shared lock (unsupported on this platform: [`Lock::new`]
+/// returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// verisync::process::init();
+/// let _maybe = verisync::process::Lock::new();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Lock {
+    never: Infallible,
+}
+
+impl Lock {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    ///
+    /// ```
+    /// let _maybe = verisync::process::Lock::new();
+    /// ```
+    pub fn new() -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called: no `Lock` exists on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock(&self) -> Result<LockGuard<'_>, OwnerDied<LockGuard<'_>>> {
+        match self.never {}
+    }
+
+    /// Never called: no `Lock` exists on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        match self.never {}
+    }
+
+    /// Never called: no `Lock` exists on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
+        match self.never {}
+    }
+}
+
+impl Serialize for Lock {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Lock {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(SharedError::Unsupported))
+    }
+}
+
+/// A [`Lock`]'s guard (never exists on this platform).
+#[derive(Debug)]
+pub struct LockGuard<'a> {
+    never: Infallible,
+    _lock: PhantomData<&'a Lock>,
+}
+
+impl AcknowledgeOwnerDeath for LockGuard<'_> {
+    fn acknowledge_owner_death(&mut self) {
+        match self.never {}
+    }
+}
+
+/// A process-shared value (unsupported on this platform:
+/// [`Value::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Value::new(0u64);
+/// ```
+#[derive(Debug)]
+pub struct Value<T: Pod> {
+    never: Infallible,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Value<T> {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_value: T) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, OwnerDied<ValueGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn load(&self) -> T {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn store(&self, _value: T) {
+        match self.never {}
+    }
+}
+
+impl<T: ValueInteger> Value<T> {
+    /// Never called.
+    pub fn fetch_add(&self, _delta: T) -> T {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Serialize for Value<T> {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Value<T> {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(SharedError::Unsupported))
+    }
+}
+
+/// A [`Value`]'s guard (never exists on this platform).
+#[derive(Debug)]
+pub struct ValueGuard<'a, T: Pod> {
+    never: Infallible,
+    _value: PhantomData<&'a Value<T>>,
+}
+
+impl<T: Pod> std::ops::Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> AcknowledgeOwnerDeath for ValueGuard<'_, T> {
+    fn acknowledge_owner_death(&mut self) {
+        match self.never {}
+    }
+}
+
+/// The integer types `Value::fetch_add` works on.
+pub trait ValueInteger: Pod {}
+
+macro_rules! value_integer {
+    ($($integer:ty),*) => {$( impl ValueInteger for $integer {} )*};
+}
+
+value_integer!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// Test support, outside semver (never called here: no `Lock` exists).
+#[doc(hidden)]
+pub fn __lock_words(lock: &Lock) -> &'static [std::sync::atomic::AtomicU32; 16] {
+    match lock.never {}
+}
