@@ -301,6 +301,72 @@ fn dropping_a_map_early_runs_no_more_items_than_it_read_and_the_pool_serves_on()
     });
 }
 
+/// An input iterator that panics after 2,000 items, once: `map` and
+/// `map_unordered` pass the panic on, and every item read before it is
+/// still run and reported, whether the map goes on afterwards or is read
+/// to the end (review d1: the items already collected into the chunk being
+/// built were dropped unreported, 974 of them here).
+#[test]
+fn a_panicking_input_iterator_loses_no_item_already_read_by_map_or_map_unordered() {
+    quiet_deliberate_panics();
+    for unordered in [false, true] {
+        with_watchdog(PATIENCE, move || {
+            let pool = ThreadPool::new(2);
+            let panicked = Arc::new(AtomicBool::new(false));
+            let inputs = {
+                let panicked = Arc::clone(&panicked);
+                let mut next = 0u64;
+                std::iter::from_fn(move || {
+                    if next == 3000 {
+                        return None;
+                    }
+                    if next == 2000 && !panicked.swap(true, SeqCst) {
+                        panic!("deliberate input panic");
+                    }
+                    next += 1;
+                    Some(next)
+                })
+            };
+            let mut results: Box<dyn Iterator<Item = Result<u64, TaskError>>> = if unordered {
+                Box::new(pool.map_unordered(inputs, |n| n))
+            } else {
+                Box::new(pool.map(inputs, |n| n))
+            };
+            let mut got = Vec::new();
+            let mut panics = 0;
+            loop {
+                match catch_unwind(AssertUnwindSafe(|| results.next())) {
+                    Ok(Some(result)) => got.push(result.unwrap()),
+                    Ok(None) => break,
+                    Err(payload) => {
+                        assert_eq!(
+                            payload.downcast_ref::<&str>(),
+                            Some(&"deliberate input panic")
+                        );
+                        panics += 1;
+                    }
+                }
+            }
+            assert_eq!(panics, 1, "unordered={unordered}");
+            if !unordered {
+                assert!(got.is_sorted(), "map keeps the input order");
+            }
+            got.sort_unstable();
+            let lost: Vec<u64> = (1..=3000)
+                .filter(|n| got.binary_search(n).is_err())
+                .collect();
+            assert!(
+                lost.is_empty() && got.len() == 3000,
+                "unordered={unordered}: {} items read but never reported (the first: {:?}), \
+                 {} results",
+                lost.len(),
+                lost.first(),
+                got.len()
+            );
+        });
+    }
+}
+
 /// Issue 16: `map`'s results whose `Drop` panics, left unconsumed when the
 /// iterator is dropped (or when their chunk finishes after it), used to be
 /// dropped as one `Vec` per chunk: the second panic, raised while unwinding

@@ -13,10 +13,10 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Once};
+use std::sync::{mpsc, Arc, Mutex as StdMutex, Once};
 use std::thread;
 
-use verisync::{Event, Scope, TaskError, ThreadPool};
+use verisync::{Event, Scope, ScopedTaskHandle, TaskError, ThreadPool};
 
 use common::{kernel_thread_id, wait_until_asleep, with_watchdog, PATIENCE};
 
@@ -391,5 +391,177 @@ fn a_scope_on_a_shut_down_pool_refuses_its_tasks_and_returns() {
         });
         assert_eq!(result, Err(TaskError::ShutDown));
         assert_eq!(drops.load(SeqCst), 1);
+    });
+}
+
+/// A scope opened on a worker of a two-worker pool (review of issue 16,
+/// a5): task A runs on the other worker and waits for task B, queued after
+/// it. Nobody but the scope's own thread is free to run B, so the scope's
+/// wait must run B inline although it is waiting for A, which started.
+#[test]
+fn a_scope_on_a_worker_runs_a_queued_task_that_its_running_task_waits_for() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(2));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let pool = &*inner;
+            let gate = Event::new();
+            let a_started = Event::new();
+            pool.scope(|s| {
+                let a = s.submit(|| {
+                    a_started.set();
+                    gate.wait();
+                    "a"
+                });
+                // A runs on the other worker before B is queued.
+                a_started.wait();
+                let b = s.submit(|| {
+                    gate.set();
+                    "b"
+                });
+                // Not joined: the scope's own wait must run B.
+                drop((a, b));
+            });
+            gate.is_set()
+        });
+        assert_eq!(outer.join(), Ok(true));
+    });
+}
+
+/// As above, but B is submitted by A itself while the scope's thread is
+/// already asleep waiting: a submit must wake the scope's wait so that it
+/// runs the new task inline.
+#[test]
+fn a_scope_on_a_worker_wakes_for_a_task_submitted_while_it_sleeps_and_runs_it() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(2));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let pool = &*inner;
+            let gate = Event::new();
+            let a_started = Event::new();
+            let (send_tid, scope_thread) = mpsc::channel();
+            pool.scope(|s| {
+                let (gate, a_started) = (&gate, &a_started);
+                let a = s.submit(move || {
+                    a_started.set();
+                    // Submit B only once the scope's thread sleeps in its wait.
+                    wait_until_asleep(scope_thread.recv().unwrap());
+                    let b = s.submit(move || gate.set());
+                    gate.wait();
+                    b.join()
+                });
+                a_started.wait();
+                send_tid.send(kernel_thread_id()).unwrap();
+                drop(a);
+            });
+            gate.is_set()
+        });
+        assert_eq!(outer.join(), Ok(true));
+    });
+}
+
+/// `ScopedTaskHandle::wait_timeout(Duration::MAX)` waits forever, as
+/// `wait` does, so on the pool's only worker it runs the unstarted task
+/// inline as `wait` and `TaskHandle::wait_timeout(MAX)` do (review g1: it
+/// deadlocked).
+#[test]
+fn a_scoped_wait_timeout_of_duration_max_on_the_only_worker_runs_the_task_inline() {
+    with_watchdog(PATIENCE, || {
+        let pool = Arc::new(ThreadPool::new(1));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            inner.scope(|s| {
+                let handle = s.submit(|| 1);
+                let finished = handle.wait_timeout(std::time::Duration::MAX);
+                (finished, handle.join())
+            })
+        });
+        assert_eq!(outer.join(), Ok((true, Ok(1))));
+        // The plain handle agrees.
+        let inner = Arc::clone(&pool);
+        let plain = pool.submit(move || inner.submit(|| 2).wait_timeout(std::time::Duration::MAX));
+        assert_eq!(plain.join(), Ok(true));
+    });
+}
+
+/// A scoped task's result holding the handle of the task before it, which
+/// it joins when dropped, noting what it got.
+struct Link<'a> {
+    value: u32,
+    previous: Option<ScopedTaskHandle<'a, Link<'a>>>,
+    joined: &'a StdMutex<Vec<Result<u32, TaskError>>>,
+}
+
+impl Drop for Link<'_> {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // The joined link is dropped here too: it joins the one before.
+            let joined = previous.join().map(|link| link.value);
+            self.joined.lock().unwrap().push(joined);
+        }
+    }
+}
+
+/// Submits a chain of 50 links (each task's result holds the previous
+/// handle) and lets go of the last handle (dropped, or forgotten if
+/// `forget`); returns what the links' drops joined, in order.
+fn joins_of_a_chain_of_links(workers: usize, forget: bool) -> Vec<Result<u32, TaskError>> {
+    let pool = ThreadPool::new(workers);
+    let joined = StdMutex::new(Vec::new());
+    pool.scope(|s| {
+        let joined = &joined;
+        let mut previous = None;
+        for value in 0..50u32 {
+            let link = Link {
+                value,
+                previous: previous.take(),
+                joined,
+            };
+            previous = Some(s.submit(move || link));
+        }
+        let last = previous.unwrap();
+        if forget {
+            std::mem::forget(last);
+        } else {
+            drop(last);
+        }
+    });
+    joined.into_inner().unwrap()
+}
+
+/// Each task's result holds the handle of the task before it and joins it
+/// when dropped; only the last handle is dropped in the body. The scope
+/// drops those leftovers while the other handles still live inside them:
+/// every join must find its result (review e1: the scope had already
+/// dropped it, and the join panicked "a task's result is taken once").
+#[test]
+fn leftover_results_whose_drop_joins_other_handles_of_the_scope_get_their_results() {
+    with_watchdog(PATIENCE, || {
+        for workers in [1, 2] {
+            let expected: Vec<Result<u32, TaskError>> = (0..49).map(Ok).collect();
+            assert_eq!(
+                joins_of_a_chain_of_links(workers, false),
+                expected,
+                "workers={workers}"
+            );
+        }
+    });
+}
+
+/// As above, but the last handle is forgotten: the scope still drops every
+/// result before it returns (those of live handles last, newest first), so
+/// the chain is joined link by link from its forgotten end.
+#[test]
+fn results_of_forgotten_handles_are_dropped_newest_first_before_scope_returns() {
+    with_watchdog(PATIENCE, || {
+        for workers in [1, 2] {
+            let expected: Vec<Result<u32, TaskError>> = (0..49).map(Ok).collect();
+            assert_eq!(
+                joins_of_a_chain_of_links(workers, true),
+                expected,
+                "workers={workers}"
+            );
+        }
     });
 }

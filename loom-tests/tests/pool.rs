@@ -4,7 +4,8 @@
 //! `true` exactly when the task ends up cancelled; a pool dropped inside its
 //! own task keeps that task's result; a task run inline by a worker that
 //! joins it (issue 16) still runs at most once, and `cancel` agrees; a
-//! scope returns only after its task ran or was cancelled.
+//! scope returns only after its task ran or was cancelled, also when it
+//! waits on a worker of its pool while its task runs on another.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -293,4 +294,45 @@ fn scope_returns_only_after_its_unjoined_task_settled_and_its_closure_dropped() 
             assert_eq!(ran, 0, "a cancelled task ran");
         }
     });
+}
+
+/// A scope opened on a worker of a two-worker pool (issue 16, review a5):
+/// its task runs inline on the scope's thread or on the other worker. When
+/// it runs elsewhere, the scope sleeps on its signal, raised by the task's
+/// resolution: that wake-up is never lost (loom would report the deadlock),
+/// and the scope returns only after the task's write.
+#[test]
+fn a_scope_helping_on_a_worker_never_misses_its_task_finishing_elsewhere() {
+    static SAW_INLINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static SAW_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(2));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let inline = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let scope_thread = thread::current().id();
+            inner.scope(|s| {
+                let (runs, inline) = (&runs, &inline);
+                // Not joined: the scope's own wait (its help) settles it.
+                s.submit(move || {
+                    runs.add_one();
+                    if thread::current().id() == scope_thread {
+                        inline.add_one();
+                    }
+                });
+            });
+            (runs.get(), inline.get())
+        });
+        let (runs, inline) = outer.join().unwrap();
+        assert_eq!(runs, 1, "the scope returned before its task's write");
+        let flag = if inline == 1 {
+            &SAW_INLINE
+        } else {
+            &SAW_ELSEWHERE
+        };
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(SAW_INLINE.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(SAW_ELSEWHERE.load(std::sync::atomic::Ordering::Relaxed));
 }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,49 @@ impl ChunkSize {
     }
 }
 
+/// What [`read_chunk`] read: the items, whether the input ended, and the
+/// input iterator's panic, if it panicked.
+pub(super) struct ChunkRead<T> {
+    pub(super) items: Vec<T>,
+    /// The input ran out before the chunk was full.
+    pub(super) ended: bool,
+    /// The input iterator panicked after `items` were read; the caller
+    /// sends `items` on, then resumes this panic.
+    pub(super) panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// Reads up to `size` items of `inputs`. A panicking input iterator does
+/// not lose the items read before it: they come back with the panic, for
+/// the caller to send before passing the panic on (the map can go on
+/// afterwards, as after any panic in `next`).
+pub(super) fn read_chunk<I: Iterator>(inputs: &mut I, size: usize) -> ChunkRead<I::Item> {
+    let mut items = Vec::with_capacity(size);
+    while items.len() < size {
+        match catch_unwind(AssertUnwindSafe(|| inputs.next())) {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => {
+                return ChunkRead {
+                    items,
+                    ended: true,
+                    panic: None,
+                }
+            }
+            Err(payload) => {
+                return ChunkRead {
+                    items,
+                    ended: false,
+                    panic: Some(payload),
+                }
+            }
+        }
+    }
+    ChunkRead {
+        items,
+        ended: false,
+        panic: None,
+    }
+}
+
 /// Submits one chunk: `function` over each item, each item's panic caught
 /// into its own `Err(Panicked)`.
 pub(super) fn submit_chunk<T, F, R>(
@@ -188,19 +231,20 @@ where
     }
 
     /// Sends chunks until the in-flight bound is reached or inputs run out.
+    /// If the input iterator panics, the items read before it are sent
+    /// first, then the panic goes on to the caller.
     fn fill(&mut self) {
         while !self.inputs_done && self.in_flight.len() < self.max_in_flight {
-            let size = self.chunk_size.get();
-            let chunk: Vec<I::Item> = self.inputs.by_ref().take(size).collect();
-            if chunk.len() < size {
-                self.inputs_done = true;
+            let read = read_chunk(&mut self.inputs, self.chunk_size.get());
+            self.inputs_done = read.ended;
+            let items = read.items.len();
+            if items > 0 {
+                let handle = submit_chunk(self.pool, &self.function, read.items);
+                self.in_flight.push_back(Chunk { handle, items });
             }
-            if chunk.is_empty() {
-                break;
+            if let Some(panic) = read.panic {
+                resume_unwind(panic);
             }
-            let items = chunk.len();
-            let handle = submit_chunk(self.pool, &self.function, chunk);
-            self.in_flight.push_back(Chunk { handle, items });
         }
     }
 }

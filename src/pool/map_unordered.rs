@@ -17,9 +17,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::resume_unwind;
 use std::sync::Arc;
 
-use super::map::{submit_chunk, ChunkResults, ChunkSize, CHUNKS_PER_WORKER};
+use super::map::{read_chunk, submit_chunk, ChunkResults, ChunkSize, CHUNKS_PER_WORKER};
 use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
 use crate::queue::JoinableQueue;
@@ -82,27 +83,34 @@ where
     }
 
     /// Sends chunks until the in-flight bound is reached or inputs run out.
+    /// If the input iterator panics, the items read before it are sent
+    /// first, then the panic goes on to the caller.
     fn fill(&mut self) {
         while !self.inputs_done && self.in_flight.len() < self.max_in_flight {
-            let size = self.chunk_size.get();
-            let chunk: Vec<I::Item> = self.inputs.by_ref().take(size).collect();
-            if chunk.len() < size {
-                self.inputs_done = true;
+            let read = read_chunk(&mut self.inputs, self.chunk_size.get());
+            self.inputs_done = read.ended;
+            if !read.items.is_empty() {
+                self.send(read.items);
             }
-            if chunk.is_empty() {
-                break;
+            if let Some(panic) = read.panic {
+                resume_unwind(panic);
             }
-            let items = chunk.len();
-            let handle = submit_chunk(self.pool, &self.function, chunk);
-            let number = self.next_chunk;
-            self.next_chunk += 1;
-            let finished = Arc::clone(&self.finished);
-            // The queue is never shut down, so the put cannot be refused.
-            handle.on_done_notify(move || {
-                let _ = finished.put(number);
-            });
-            self.in_flight.insert(number, Chunk { handle, items });
         }
+    }
+
+    /// Submits one chunk and notes its number on the completion queue
+    /// when it finishes.
+    fn send(&mut self, chunk: Vec<I::Item>) {
+        let items = chunk.len();
+        let handle = submit_chunk(self.pool, &self.function, chunk);
+        let number = self.next_chunk;
+        self.next_chunk += 1;
+        let finished = Arc::clone(&self.finished);
+        // The queue is never shut down, so the put cannot be refused.
+        handle.on_done_notify(move || {
+            let _ = finished.put(number);
+        });
+        self.in_flight.insert(number, Chunk { handle, items });
     }
 
     /// The number of the next chunk to finish, waiting for one.

@@ -9,9 +9,11 @@ pub(crate) mod process;
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub(crate) mod process_unsupported;
 mod scope;
+mod scoped_task;
 mod task;
 mod thread;
 mod wait;
+mod watch;
 
 pub use completed::{
     as_completed, as_completed_timeout, wait_all, AsCompleted, AsCompletedTimedOut,
@@ -19,7 +21,8 @@ pub use completed::{
 };
 pub use map::PoolMap;
 pub use map_unordered::PoolMapUnordered;
-pub use scope::{Scope, ScopedTaskHandle};
+pub use scope::Scope;
+pub use scoped_task::ScopedTaskHandle;
 pub use task::{TaskError, TaskHandle};
 pub use thread::{ThreadPool, ThreadPoolBuilder};
 pub use wait::{wait, ReturnWhen};

@@ -3,28 +3,31 @@
 //!
 //! # Implementation
 //!
-//! A scoped task is the pool's ordinary job ([`ThreadTask`]: closure and
-//! completion cell in one allocation), so it runs, panics, is cancelled or
-//! refused exactly as a submitted task is. What differs is the closure's
-//! lifetime: it may borrow anything that outlives `'scope`, while the
-//! queue holds `'static` jobs. [`Scope::submit`] erases the lifetime, and
-//! the scope makes that sound by never returning (nor unwinding) while the
-//! pool could still touch borrowed data:
+//! A scoped task is the pool's ordinary job plus a flag (see
+//! `scoped_task.rs`), so it runs, panics, is cancelled or refused exactly
+//! as a submitted task is. What differs is the closure's lifetime: it may
+//! borrow anything that outlives `'scope`, while the queue holds `'static`
+//! jobs. [`Scope::submit`] erases the lifetime, and the scope makes that
+//! sound by never returning (nor unwinding) while the pool could still
+//! touch borrowed data:
 //!
 //! 1. **Every task is known.** A task goes into the scope's list before it
 //!    is queued; the list only grows, under its lock.
 //! 2. **Every task is waited for.** When the body returns (or panics —
 //!    the panic is caught and re-raised afterwards), the scope waits for
-//!    the list's tasks in order, re-reading the list as it goes: tasks
-//!    submitted by running tasks are appended before those finish, so once
-//!    every listed task is resolved and the list has no more, none can be
-//!    added by anyone but this thread. The scope then **closes** (under the
-//!    lock): a later `submit` is refused on the spot.
+//!    the list's tasks, re-reading the list as it goes: tasks submitted by
+//!    running tasks are appended before those finish, so once every listed
+//!    task is resolved and the list has no more, none can be added by
+//!    anyone but this thread. The scope then **closes** (under the lock):
+//!    a later `submit` is refused on the spot.
 //! 3. **Nothing borrowed is left behind.** A resolved task's closure is gone
 //!    if it ran (consumed), but stays in the job if it was cancelled or
-//!    refused; a result nobody joined stays in the cell. The scope takes
-//!    both out and drops them on its own thread before returning, so the
-//!    job the queue may still hold (and drop later) holds nothing borrowed.
+//!    refused: the scope takes it out and drops it on its own thread. A
+//!    result nobody joined is dropped by its handle as the handle goes, or
+//!    by the scope (on its thread) if the handle went before the task
+//!    finished or is still alive — in an order that lets a result's `Drop`
+//!    join a handle it holds (see `scoped_task.rs`). So the job the queue
+//!    may still hold (and drop later) holds nothing borrowed.
 //!
 //! Every way a task ends resolves its cell: a worker runs it (a panic
 //! fails only its handle), `cancel` or `shutdown_now` cancels it, a pool
@@ -32,89 +35,90 @@
 //! these waits for the scope, so step 2 always ends unless a task itself
 //! never returns.
 //!
-//! **A scope on one of its pool's own workers** (a task opening a scope)
-//! would deadlock if it only waited: its tasks may need the very worker it
-//! blocks. So while waiting, a worker of the pool runs each of its scope's
-//! tasks that has not started inline (the cell's claim decides, as for
-//! [`TaskHandle::join`](crate::TaskHandle::join), so a task still runs once).
-//! Elsewhere the scope's thread just waits: tasks run on the pool's
-//! workers, with their names and `on_worker_start` set-up.
+//! # Waiting on one of the pool's own workers
+//!
+//! A scope opened by a task of its own pool would deadlock if it only
+//! waited: its tasks may need the very worker it blocks — also a task it
+//! waits for that already runs elsewhere, if that one waits for another
+//! task of the scope still queued. So there the scope **helps**: it keeps
+//! the tasks it has not seen resolved, and repeatedly
+//!
+//! 1. notes the scope's *change count* (a counter under a lock, with a
+//!    condition variable: the [`ScopeSignal`]);
+//! 2. takes the tasks submitted since it last looked;
+//! 3. runs every one of them that has not started inline (the cell's claim
+//!    decides, as for [`TaskHandle::join`](crate::TaskHandle::join), so a
+//!    task still runs once), and drops those now resolved;
+//! 4. if none is left and none was submitted meanwhile, closes the scope;
+//!    otherwise registers a callback on each remaining task (once per
+//!    task) and sleeps until the change count moves past the one noted.
+//!
+//! Every `submit` and every resolution of a watched task raises the count
+//! *after* the change, under the lock, so a change after step 1 wakes the
+//! sleep of step 4 (or keeps it from starting): no wake-up is lost. Only a
+//! scope on a worker keeps a signal; elsewhere the scope's thread just
+//! waits for each task in turn, and tasks run on the pool's workers, with
+//! their names and `on_worker_start` set-up.
+//!
+//! The help covers this scope's own tasks only: a task submitted with
+//! [`ThreadPool::submit`], or to another scope, is run by a worker (or by a
+//! `join` of it on a worker).
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use super::task::{HoldsCompletion, TaskError};
-use super::thread::{Job, JobAction, Runnable, ThreadPool, ThreadTask};
+use super::scoped_task::{ScopedHolder, ScopedTask, ScopedTaskHandle, ScopedThreadTask};
+use super::thread::{Job, Runnable, ThreadPool};
+use crate::condition::Condition;
 use crate::mutex::Mutex;
-use crate::panic_payload::take_panic_message;
-use crate::sys::time::deadline_after;
 
-/// A scope's view of one of its tasks, whatever its closure and result types.
-trait ScopedTask: Send + Sync {
-    /// Waits until the task is resolved; on a worker of its pool, runs it
-    /// inline first if it has not started.
-    fn wait_resolved(&self);
-
-    /// Drops the closure if it never ran and the result if nobody joined
-    /// it, here and now; a panicking `Drop` is reported and ignored.
-    ///
-    /// # Safety
-    ///
-    /// The calling thread has seen the task resolved
-    /// ([`wait_resolved`](Self::wait_resolved) returned), and no other
-    /// thread touches its closure or result during or after this call.
-    unsafe fn drop_leftovers(&self);
+/// Raised on every change a scope helping on a worker must look at: a
+/// task submitted, a watched task resolved (see the module docs).
+struct ScopeSignal {
+    /// How many changes so far (wrapping).
+    changes: Mutex<u64>,
+    changed: Condition,
 }
 
-impl<F, R> ScopedTask for ThreadTask<F, R>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    fn wait_resolved(&self) {
-        self.run_inline_if_unstarted_here();
-        self.completion().wait_done();
+impl ScopeSignal {
+    fn new() -> Self {
+        Self {
+            changes: Mutex::new_untracked(0),
+            changed: Condition::new(),
+        }
     }
 
-    unsafe fn drop_leftovers(&self) {
-        // SAFETY: the caller's contract is both callees' contract. Each
-        // value is taken out first, so no access to the cell is alive while
-        // its `Drop` runs (which may join other handles of this scope).
-        let (closure, result) = unsafe {
-            (
-                self.take_leftover_task(),
-                self.completion().take_leftover_result(),
-            )
-        };
-        drop_reporting_panics(closure);
-        drop_reporting_panics(result);
+    /// Counts a change (made before this call) and wakes the scope's wait.
+    fn raise(&self) {
+        {
+            let mut changes = self.changes.lock();
+            *changes = changes.wrapping_add(1);
+        }
+        self.changed.notify_all();
     }
-}
 
-/// Drops a leftover closure or result (user types whose `Drop` may panic):
-/// nobody holds a handle to fail any more, so a panic is reported on
-/// stderr and ignored, as the pool does for its jobs.
-fn drop_reporting_panics<T>(leftover: Option<T>) {
-    if leftover.is_some() {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(leftover))) {
-            report_leftover_drop_panic(payload);
+    /// The change count now.
+    fn changes(&self) -> u64 {
+        *self.changes.lock()
+    }
+
+    /// Sleeps until the change count is no longer `seen`.
+    fn wait_for_change(&self, seen: u64) {
+        let mut changes = self.changes.lock();
+        while *changes == seen {
+            self.changed.wait(&mut changes);
         }
     }
 }
 
-#[cold]
-#[inline(never)]
-fn report_leftover_drop_panic(payload: Box<dyn Any + Send>) {
-    let message = take_panic_message(payload);
-    eprintln!(
-        "verisync: dropping what a scoped task left behind (its unrun closure or its unjoined \
-         result) at the end of its scope panicked: {message}; the panic was caught and ignored"
-    );
+/// A task the helping scope has not seen resolved yet.
+struct Pending {
+    task: Arc<dyn ScopedTask>,
+    /// A callback raises the scope's signal when the task is resolved.
+    watched: bool,
 }
 
 /// The tasks of a scope, and whether it still takes new ones.
@@ -145,6 +149,9 @@ struct ScopeTasks {
 pub struct Scope<'scope, 'env: 'scope> {
     pool: &'env ThreadPool,
     tasks: Mutex<ScopeTasks>,
+    /// Only for a scope opened on one of the pool's workers, which helps
+    /// (see the module docs).
+    signal: Option<Arc<ScopeSignal>>,
     /// Invariance over `'scope` and `'env`, as `std::thread::Scope`: the
     /// scope cannot be passed off as one with a longer or shorter life.
     scope: PhantomData<&'scope mut &'scope ()>,
@@ -179,11 +186,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> R + Send + 'scope,
         R: Send + 'scope,
     {
-        let task = Arc::new(ThreadTask::new(self.pool, task));
-        let handle = ScopedTaskHandle {
-            holder: Arc::clone(&task) as Arc<dyn HoldsCompletion<R> + 'scope>,
-            scope: PhantomData,
-        };
+        let task = Arc::new(ScopedThreadTask::new(self.pool, task));
+        let handle = ScopedTaskHandle::new(Arc::clone(&task) as Arc<dyn ScopedHolder<R> + 'scope>);
         let mut tasks = self.tasks.lock();
         if tasks.closed {
             drop(tasks);
@@ -210,19 +214,24 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         // drop the job: empty `Option`s and `'static` callback nodes.
         let job: Job = unsafe { mem::transmute::<Arc<dyn Runnable + 'scope>, Job>(job) };
         self.pool.submit_job(job);
+        if let Some(signal) = &self.signal {
+            signal.raise();
+        }
         handle
-    }
-
-    /// Whether the calling thread may run this scope's unstarted tasks
-    /// inline while the scope waits: it is one of the pool's workers.
-    fn helps(&self) -> bool {
-        self.pool.is_own_worker()
     }
 
     /// Waits for every task, also those submitted meanwhile, then closes
     /// the scope (step 2 of the module docs). Runs no user code that may
     /// unwind: tasks run inline catch their panics.
     fn wait_for_every_task(&self) {
+        match &self.signal {
+            None => self.wait_in_turn(),
+            Some(signal) => self.help_until_every_task_is_resolved(signal),
+        }
+    }
+
+    /// Off the pool's workers: waits for each task in turn.
+    fn wait_in_turn(&self) {
         let mut waited = 0;
         loop {
             let next = {
@@ -235,23 +244,79 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     }
                 }
             };
-            next.wait_resolved();
+            next.wait_done();
             waited += 1;
         }
     }
 
-    /// Drops every task's leftovers (step 3). The scope is closed, so the
-    /// list no longer changes, and every task is resolved: nothing else
-    /// runs that could touch them. The list is taken out of the lock
-    /// first: a leftover's `Drop` may submit (and be refused).
+    /// On one of the pool's workers: runs the unstarted tasks inline and
+    /// sleeps on the signal while others run elsewhere (the module docs,
+    /// "Waiting on one of the pool's own workers").
+    #[cold]
+    #[inline(never)]
+    fn help_until_every_task_is_resolved(&self, signal: &Arc<ScopeSignal>) {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut seen = 0;
+        loop {
+            let changes = signal.changes();
+            {
+                let tasks = self.tasks.lock();
+                pending.extend(tasks.all[seen..].iter().map(|task| Pending {
+                    task: Arc::clone(task),
+                    watched: false,
+                }));
+                seen = tasks.all.len();
+            }
+            for entry in &pending {
+                entry.task.run_if_unstarted_here();
+            }
+            pending.retain(|entry| !entry.task.is_resolved());
+            if pending.is_empty() {
+                let mut tasks = self.tasks.lock();
+                if tasks.all.len() == seen {
+                    tasks.closed = true;
+                    return;
+                }
+                continue; // submitted meanwhile
+            }
+            for entry in pending.iter_mut().filter(|entry| !entry.watched) {
+                let signal = Arc::clone(signal);
+                entry
+                    .task
+                    .notify_when_resolved(Box::new(move || signal.raise()));
+                entry.watched = true;
+            }
+            signal.wait_for_change(changes);
+        }
+    }
+
+    /// Drops every task's leftovers (step 3): the closures that never ran,
+    /// then the results nobody joined whose handle is gone, then those
+    /// whose handle still lives, newest first (see `scoped_task.rs`). The scope is
+    /// closed, so the list no longer changes, and every task is resolved:
+    /// nothing else runs that could touch them. The list is taken out of
+    /// the lock first: a leftover's `Drop` may submit (and be refused).
     fn drop_leftovers(&self) {
         let all = mem::take(&mut self.tasks.lock().all);
         for task in &all {
-            // SAFETY: `wait_for_every_task` saw each task resolved on this
-            // thread; every task is resolved and no more can start, so only
-            // this thread (and the `Drop`s it runs here, one at a time)
-            // touches their closures and results.
-            unsafe { task.drop_leftovers() };
+            // Resolved already; this waits for the callbacks (the helping
+            // scope's own) to finish, so that the task is done.
+            task.wait_done();
+        }
+        for task in &all {
+            // SAFETY: each task is done, seen on this thread just now; no
+            // more can start, so only this thread (and the `Drop`s it runs
+            // here, one at a time) touches their closures and results.
+            unsafe { task.drop_unrun_closure() };
+        }
+        for task in &all {
+            // SAFETY: as above.
+            unsafe { task.drop_result_if_handle_gone() };
+        }
+        for task in all.iter().rev() {
+            // SAFETY: as above; the body and every task have finished, so a
+            // live handle is reachable only from the leftovers dropped here.
+            unsafe { task.drop_result_even_with_a_live_handle() };
         }
     }
 }
@@ -259,16 +324,14 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 /// A task submitted after the scope closed: resolved as refused, and its
 /// closure dropped here, since the scope no longer looks after it.
 #[cold]
-fn refuse_after_close<F, R>(task: &ThreadTask<F, R>)
+fn refuse_after_close<F, R>(task: &ScopedThreadTask<F, R>)
 where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    task.perform(JobAction::Refuse);
-    // SAFETY: resolved on this thread just now; the task was never queued
-    // and its one handle is not handed out yet. The result stays for that
-    // handle: it is `Err(ShutDown)`, which borrows nothing.
-    drop_reporting_panics(unsafe { task.take_leftover_task() });
+    // SAFETY: `submit` found the scope closed before queuing the task, and
+    // has not returned its handle yet.
+    unsafe { task.refuse_unqueued() };
 }
 
 /// Runs `body` with a new scope of `pool`, then waits for the scope's
@@ -284,6 +347,7 @@ where
             all: Vec::new(),
             closed: false,
         }),
+        signal: pool.is_own_worker().then(|| Arc::new(ScopeSignal::new())),
         scope: PhantomData,
         env: PhantomData,
     };
@@ -301,144 +365,7 @@ impl fmt::Debug for Scope<'_, '_> {
         formatter
             .debug_struct("Scope")
             .field("tasks", &self.tasks.lock().all.len())
-            .field("on_own_worker", &self.helps())
+            .field("on_own_worker", &self.signal.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// A scoped task's future result: [`TaskHandle`](crate::TaskHandle)'s
-/// methods, for a task that may borrow from the caller's stack. It cannot
-/// leave its scope, so it has no callbacks (`on_done` callbacks are
-/// `'static`); `join` it inside the scope, or let the scope drop the result.
-///
-/// Joining from a worker of the pool runs an unstarted task inline, as for
-/// [`TaskHandle::join`](crate::TaskHandle::join).
-///
-/// ```
-/// let pool = verisync::ThreadPool::new(2);
-/// let text = String::from("borrowed, not moved");
-/// let words = pool.scope(|s| s.submit(|| text.split(' ').count()).join());
-/// assert_eq!(words, Ok(3));
-/// assert_eq!(text.len(), 19); // still ours
-/// ```
-///
-/// A handle cannot escape its scope ("lifetime may not live long enough"):
-///
-/// ```compile_fail
-/// let pool = verisync::ThreadPool::new(1);
-/// let escaped = pool.scope(|s| s.submit(move || 1));
-/// ```
-///
-/// and a task cannot borrow what the scope outlives ("closure may outlive
-/// the current function, but it borrows `short_lived`"):
-///
-/// ```compile_fail,E0373
-/// let pool = verisync::ThreadPool::new(1);
-/// pool.scope(|s| {
-///     let short_lived = vec![1, 2, 3];
-///     s.submit(|| short_lived.len());
-/// });
-/// ```
-pub struct ScopedTaskHandle<'scope, R> {
-    holder: Arc<dyn HoldsCompletion<R> + 'scope>,
-    scope: PhantomData<&'scope ()>,
-}
-
-impl<R> ScopedTaskHandle<'_, R> {
-    /// Waits for the task and returns its value or why there is none.
-    ///
-    /// ```
-    /// let pool = verisync::ThreadPool::new(1);
-    /// let base = 40;
-    /// assert_eq!(pool.scope(|s| s.submit(|| base + 2).join()), Ok(42));
-    /// ```
-    pub fn join(self) -> Result<R, TaskError> {
-        self.holder.run_inline_if_unstarted_here();
-        self.holder.completion().take()
-    }
-
-    /// Waits for the task to finish, keeping the result for `join`.
-    ///
-    /// ```
-    /// let pool = verisync::ThreadPool::new(1);
-    /// pool.scope(|s| {
-    ///     let handle = s.submit(|| 1);
-    ///     handle.wait();
-    ///     assert!(handle.is_finished());
-    /// });
-    /// ```
-    pub fn wait(&self) {
-        self.holder.run_inline_if_unstarted_here();
-        self.holder.completion().wait_done();
-    }
-
-    /// Waits at most `timeout`; `true` if the task finished.
-    /// `Duration::MAX` waits forever.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = verisync::ThreadPool::new(1);
-    /// pool.scope(|s| assert!(s.submit(|| 1).wait_timeout(Duration::from_secs(5))));
-    /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.holder
-            .completion()
-            .wait_done_until(deadline_after(timeout))
-    }
-
-    /// Waits until `deadline`; `true` if the task finished.
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let pool = verisync::ThreadPool::new(1);
-    /// let deadline = Instant::now() + Duration::from_secs(5);
-    /// pool.scope(|s| assert!(s.submit(|| 1).wait_until(deadline)));
-    /// ```
-    pub fn wait_until(&self, deadline: Instant) -> bool {
-        self.holder.completion().wait_done_until(Some(deadline))
-    }
-
-    /// Whether the task finished (ran, panicked or was cancelled).
-    ///
-    /// ```
-    /// let pool = verisync::ThreadPool::new(1);
-    /// pool.scope(|s| {
-    ///     let handle = s.submit(|| 1);
-    ///     handle.wait();
-    ///     assert!(handle.is_finished());
-    /// });
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.holder.completion().is_done()
-    }
-
-    /// Cancels the task if it has not started, as
-    /// [`TaskHandle::cancel`](crate::TaskHandle::cancel): `true` whenever it
-    /// ends up cancelled. Its closure is dropped when the scope ends.
-    ///
-    /// ```
-    /// use verisync::{Event, TaskError, ThreadPool};
-    /// let pool = ThreadPool::new(1);
-    /// let gate = Event::new();
-    /// pool.scope(|s| {
-    ///     let blocker = s.submit(|| gate.wait());
-    ///     let queued = s.submit(|| "never runs");
-    ///     assert!(queued.cancel());
-    ///     assert_eq!(queued.join(), Err(TaskError::Cancelled));
-    ///     gate.set();
-    ///     blocker.join().unwrap();
-    /// });
-    /// ```
-    pub fn cancel(&self) -> bool {
-        self.holder.cancel()
-    }
-}
-
-impl<R> fmt::Debug for ScopedTaskHandle<'_, R> {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("ScopedTaskHandle")
-            .field("is_finished", &self.is_finished())
-            .finish()
     }
 }

@@ -56,6 +56,7 @@ use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::watch::{FinishedQueue, HandleWatch};
 use crate::deadlock::hooks::BlockedIn;
 use crate::event::Event;
 use crate::panic_payload::take_panic_message;
@@ -362,6 +363,12 @@ impl<R> Completion<R> {
         }
     }
 
+    /// Runs `notify` once the cell is resolved (at once, here, if it is),
+    /// blind to the result: a callback like any other, run before `done`.
+    pub(crate) fn notify_when_resolved(&self, notify: impl FnOnce() + Send + 'static) {
+        self.on_done(Box::new(move |_| notify()));
+    }
+
     /// Whether the result is stored (`FINISHED`/`CANCELLED`); its callbacks
     /// may still be running.
     pub(crate) fn is_resolved(&self) -> bool {
@@ -398,18 +405,21 @@ impl<R> Completion<R> {
         }
     }
 
-    /// Takes the result if it is still there (nobody joined), for a scope
-    /// that must drop it before the data it borrows goes away.
+    /// Takes the result if it is still there (nobody joined), for a scoped
+    /// task's handle going away or its scope ending, which must drop it
+    /// before the data it borrows goes away.
     ///
     /// # Safety
     ///
-    /// The calling thread has seen the cell done ([`wait_done`](Self::wait_done)),
-    /// and no other thread touches the result slot during or after this
-    /// call (no handle of it is joined concurrently).
+    /// The calling thread has seen the cell done ([`is_done`](Self::is_done)
+    /// or [`wait_done`](Self::wait_done)), and no other thread touches the
+    /// result slot concurrently: the caller is the one party entitled to it
+    /// at this point (the task's handle, or its scope once the handle is
+    /// gone), and every other access is ordered before or after this call.
     pub(crate) unsafe fn take_leftover_result(&self) -> Option<Result<R, TaskError>> {
         debug_assert!(self.done.is_set());
         // SAFETY: the caller's contract: the slot is written (done is set
-        // after the last write, and seen), and nobody else touches it.
+        // after the last write, and seen), and nobody else touches it now.
         self.result.with_mut(|slot| unsafe { (*slot).take() })
     }
 
@@ -475,6 +485,11 @@ pub struct TaskHandle<R> {
     /// The allocation holding the completion cell (for the thread pool, the
     /// same one that holds the task's closure).
     holder: Arc<dyn HoldsCompletion<R>>,
+    /// Null, or the [`HandleWatch`] that [`wait`](crate::wait) set up on the
+    /// first call that watched this handle: an `Arc::into_raw` the handle
+    /// owns (released by its `Drop`). Written once, from null, by
+    /// [`install_watch`](Self::install_watch).
+    watch: AtomicPtr<HandleWatch>,
 }
 
 /// Something that contains a task's completion cell.
@@ -505,7 +520,10 @@ impl<R: Send> HoldsCompletion<R> for Completion<R> {
 
 impl<R> TaskHandle<R> {
     pub(crate) fn new(holder: Arc<dyn HoldsCompletion<R>>) -> Self {
-        Self { holder }
+        Self {
+            holder,
+            watch: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     fn cell(&self) -> &Completion<R> {
@@ -523,8 +541,32 @@ impl<R> TaskHandle<R> {
     /// a worker that picks it up later skips it, and a `cancel` racing the
     /// inline run either wins (the task never runs, `join` gives
     /// `Cancelled`) or returns `false`. Threads outside the pool, and
-    /// workers of other pools, just wait. [`wait`](Self::wait) does the
-    /// same; the timed waits never run a task inline (they return in time).
+    /// workers of other pools, just wait. [`wait`](Self::wait) and
+    /// `wait_timeout(Duration::MAX)` do the same; the other timed waits
+    /// never run a task inline (they return in time).
+    ///
+    /// What that means, and its limits:
+    ///
+    /// - **Only the joined task runs inline.** If it already started on
+    ///   another worker, the joiner just waits; it does not run other
+    ///   queued tasks meanwhile (no work stealing: a queued task run on a
+    ///   thread that holds the joiner's locks could deadlock where it would
+    ///   not on its own worker). So if the running task waits in turn for a
+    ///   task still queued, and every worker is blocked like this, the pool
+    ///   deadlocks — as Python's `ThreadPoolExecutor` does. Join the queued
+    ///   task first, give the pool enough workers, or use a
+    ///   [`scope`](crate::ThreadPool::scope), whose wait on a worker runs
+    ///   every unstarted task of the scope.
+    /// - **Inline joins recurse.** The inlined task runs on the joiner's
+    ///   stack, and may join inline in turn: a chain of tasks each joining
+    ///   the next, on one worker, is a recursion as deep as the chain (a
+    ///   few hundred bytes a level: 10,000 levels overflow the default
+    ///   2 MiB stack, as in rayon). Raise
+    ///   [`stack_size`](crate::ThreadPoolBuilder::stack_size) or flatten it.
+    /// - **The inlined task shares the joiner's thread:** its
+    ///   thread-locals, its thread name, and the locks it holds — a
+    ///   [`ReentrantLock`](crate::ReentrantLock) the joiner holds is
+    ///   re-entered, not waited for, by the task.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -582,8 +624,13 @@ impl<R> TaskHandle<R> {
         if timeout.is_zero() {
             return self.is_finished();
         }
+        let deadline = deadline_after(timeout);
+        if deadline.is_none() {
+            // Waits forever, as `wait`: runs an unstarted task inline first.
+            self.holder.run_inline_if_unstarted_here();
+        }
         let _waiting = BlockedIn::unless("TaskHandle::wait_timeout", None, || self.is_finished());
-        match deadline_after(timeout) {
+        match deadline {
             Some(deadline) => self.cell().done.wait_until(deadline),
             None => {
                 self.cell().done.wait();
@@ -702,7 +749,85 @@ impl<R> TaskHandle<R> {
     /// but blind to the result, so it needs no `R: Sync` (for
     /// `as_completed`).
     pub(crate) fn on_done_notify(&self, notify: impl FnOnce() + Send + 'static) {
-        self.cell().on_done(Box::new(move |_| notify()));
+        self.cell().notify_when_resolved(notify);
+    }
+
+    /// Whether the result is stored; its callbacks may still be running
+    /// (so [`is_finished`](Self::is_finished) may still say `false`).
+    pub(crate) fn is_resolved(&self) -> bool {
+        self.cell().is_resolved()
+    }
+
+    /// On a worker of the task's own pool, runs the task here if it has not
+    /// started (see [`join`](Self::join)); elsewhere does nothing.
+    pub(crate) fn run_inline_if_unstarted_here(&self) {
+        self.holder.run_inline_if_unstarted_here();
+    }
+
+    /// Puts `index` on `finished` (a [`wait`](crate::wait) call's queue)
+    /// once the task has finished — through the handle's one watch, so that
+    /// repeated calls leave nothing behind on the handle (see `watch.rs`).
+    pub(crate) fn notify_when_finished(&self, finished: &Arc<FinishedQueue>, index: usize) {
+        self.watch().subscribe(finished, index);
+    }
+
+    /// The handle's watch, set up on first use.
+    fn watch(&self) -> &HandleWatch {
+        // Acquire: pairs with the installing compare-exchange's Release, so
+        // the watch it published is seen initialised.
+        let installed = self.watch.load(Ordering::Acquire);
+        if installed.is_null() {
+            return self.install_watch();
+        }
+        // SAFETY: a non-null `watch` is an `Arc::into_raw` the handle owns
+        // until its `Drop`, and `&self` keeps the handle alive.
+        unsafe { &*installed }
+    }
+
+    /// Creates the watch and registers its one callback, unless another
+    /// thread installed one first (then that one is used).
+    #[cold]
+    #[inline(never)]
+    fn install_watch(&self) -> &HandleWatch {
+        let watch = Arc::new(HandleWatch::new());
+        let owned = Arc::into_raw(Arc::clone(&watch)).cast_mut();
+        // AcqRel: publishes the new watch (Release), or sees the winner's
+        // (Acquire, on failure).
+        match self.watch.compare_exchange(
+            ptr::null_mut(),
+            owned,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                // Registered after it is installed: a subscriber that comes
+                // before the callback runs is in its list, and a callback
+                // registered on a finished task runs at once.
+                self.on_done_notify(move || watch.notify_finished());
+                // SAFETY: installed just now; owned by the handle as in `watch`.
+                unsafe { &*owned }
+            }
+            Err(winner) => {
+                // SAFETY: `owned` came from `Arc::into_raw` above and was
+                // never published: this is its one release.
+                drop(unsafe { Arc::from_raw(owned) });
+                // SAFETY: as in `watch`.
+                unsafe { &*winner }
+            }
+        }
+    }
+}
+
+impl<R> Drop for TaskHandle<R> {
+    fn drop(&mut self) {
+        // Acquire: as in `watch` (`&mut self`: nobody installs meanwhile).
+        let installed = self.watch.load(Ordering::Acquire);
+        if !installed.is_null() {
+            // SAFETY: installed by `install_watch` from `Arc::into_raw`, owned
+            // by this handle; `&mut self`: nobody borrows it any more, and this
+            // is its one release. The callback holds its own `Arc`.
+            drop(unsafe { Arc::from_raw(installed) });
+        }
     }
 }
 

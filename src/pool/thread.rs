@@ -28,8 +28,15 @@
 //! it inline if it has not started — the same `perform(Run)` a worker
 //! does, so the completion cell's claim decides who runs it, and the
 //! worker that later takes the job out of the queue finds it claimed and
-//! skips it. Scopes and `map_unordered` use the same rule to wait on a
-//! worker without deadlocking.
+//! skips it. Scopes, `map_unordered` and `wait` (without a timeout) use
+//! the same rule to wait on a worker without deadlocking; a scope runs
+//! every unstarted task of its own while it waits (see `scope.rs`).
+//!
+//! Limits (documented on [`TaskHandle::join`]): only the joined task runs
+//! inline (no work stealing, so a running task that waits for a queued
+//! one can still deadlock a pool whose workers all wait); inline joins
+//! recurse on the worker's stack; the inlined task shares the joiner's
+//! thread (thread-locals, name, held reentrant locks).
 //!
 //! # User code is isolated
 //!
@@ -581,8 +588,19 @@ impl ThreadPool {
     ///   run), `shutdown` still runs the queued ones, and `shutdown_now`
     ///   cancels them: the scope never waits for a task that cannot run.
     /// - Called on one of this pool's own workers (a task opening a scope),
-    ///   the scope runs its tasks that have not started inline while it
-    ///   waits, so even a one-worker pool cannot deadlock on it.
+    ///   the scope runs every task of it that has not started inline while
+    ///   it waits — also while it waits for one running on another worker,
+    ///   which may itself wait for one still queued — so even a one-worker
+    ///   pool cannot deadlock on it. Only the scope's own tasks are run so:
+    ///   a task sent with [`submit`](Self::submit) waits for a worker.
+    ///   An inlined task shares the scope's thread and stack, as for an
+    ///   inline [`join`](TaskHandle::join) (thread-locals, name, held locks;
+    ///   nested scopes and joins recurse).
+    /// - A result nobody joined is dropped when its handle is dropped (if
+    ///   the task finished by then), or by the scope before it returns —
+    ///   results whose handle is already gone first, so a result whose
+    ///   `Drop` joins another handle it holds gets that result; those of
+    ///   handles still alive (forgotten) last, newest task first.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);

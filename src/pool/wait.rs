@@ -8,16 +8,28 @@
 //! `AllCompleted` waits for the handles one after the
 //! other (each wait bounded by the one deadline), so it registers nothing.
 //! `FirstCompleted` and `FirstException` must wake at whichever finishes
-//! first: each unfinished handle gets a callback that queues its index
-//! (as [`as_completed`](crate::as_completed) does), and the call takes
-//! indexes off that queue until its condition holds or the deadline
-//! passes. A callback runs before the callbacks registered after it and
-//! before the handle is marked finished, so after taking an index the call
-//! also waits (within the deadline) for that handle to be finished:
-//! otherwise its condition, checked too early, would miss the one wake-up
-//! that handle gives. Those callbacks stay registered after the call returns (a
-//! handle's callbacks cannot be removed); each is one small allocation that
-//! runs and frees itself when its task finishes.
+//! first: the call subscribes a queue of its own to each unfinished
+//! handle's watch, which queues the handle's index when its task finishes
+//! (as [`as_completed`](crate::as_completed) does with a callback), and the
+//! call takes indexes off that queue until its condition holds or the
+//! deadline passes. The watch is notified by a callback, which runs before
+//! the callbacks registered after it and before the handle is marked
+//! finished, so after taking an index the call also waits (within the
+//! deadline) for that handle to be finished: otherwise its condition,
+//! checked too early, would miss the one wake-up that handle gives.
+//!
+//! A handle's callbacks cannot be removed, so the watch is one callback per
+//! handle, registered by the first call that watches it and shared by the
+//! later ones; a call that returned leaves only a dead subscription, pruned
+//! by the next (see `watch.rs`). Polling `wait` in a loop thus does not pile
+//! up memory on a handle whose task runs on.
+//!
+//! **On a worker of the tasks' pool.** Without a timeout, before it
+//! blocks, the call runs the handles' unstarted tasks inline one by one, in
+//! index order, until its condition holds — `AllCompleted` through
+//! [`TaskHandle::wait`], the first-modes directly — since the worker they
+//! wait for may be this one. With a timeout nothing runs inline (the call
+//! returns in time), as for [`TaskHandle::wait_timeout`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,9 +75,11 @@ pub enum ReturnWhen {
 /// ran (so `join` returns at once). A timeout is not an error: the
 /// unfinished tasks are simply in `not_done`.
 ///
-/// `AllCompleted` without a timeout waits with [`TaskHandle::wait`], so on
-/// a worker of the tasks' own pool it runs unstarted ones inline; the
-/// other modes only wait.
+/// Without a timeout (`None` or `Duration::MAX`), on a worker of the
+/// tasks' own pool, the call runs their unstarted tasks inline, in index
+/// order, until `return_when` holds (`FirstCompleted`: at most one), as
+/// [`TaskHandle::wait`] does; otherwise a pool whose workers all wait so
+/// would never run them. With a timeout it only waits.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -142,14 +156,13 @@ fn wait_for_first<R: Send + 'static>(
     deadline: Option<Instant>,
     return_when: ReturnWhen,
 ) {
+    if deadline.is_none() && run_unstarted_inline_until(handles, return_when) {
+        return;
+    }
     let finished = Arc::new(JoinableQueue::new());
     for (index, handle) in handles.iter().enumerate() {
         if !handle.is_finished() {
-            let finished = Arc::clone(&finished);
-            // The queue is never shut down, so the put cannot be refused.
-            handle.on_done_notify(move || {
-                let _ = finished.put(index);
-            });
+            handle.notify_when_finished(&finished, index);
         }
     }
     // Every completion queues an index, so each one re-checks the condition
@@ -170,4 +183,27 @@ fn wait_for_first<R: Send + 'static>(
             return;
         }
     }
+}
+
+/// On a worker of the handles' pool: runs their unstarted tasks inline, in
+/// index order, until one that ran makes `return_when` hold (a first-mode:
+/// it finished, or failed). Elsewhere it runs nothing. Returns whether
+/// `return_when` holds.
+fn run_unstarted_inline_until<R>(handles: &[TaskHandle<R>], return_when: ReturnWhen) -> bool {
+    for handle in handles {
+        if handle.is_resolved() {
+            continue;
+        }
+        handle.run_inline_if_unstarted_here();
+        // Run here, it is finished on return (its callbacks ran here too).
+        let decides = match return_when {
+            ReturnWhen::FirstCompleted => handle.is_finished(),
+            ReturnWhen::FirstException => handle.is_finished() && handle.failed(),
+            ReturnWhen::AllCompleted => false,
+        };
+        if decides {
+            return true;
+        }
+    }
+    satisfied(handles, return_when)
 }
