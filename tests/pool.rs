@@ -29,7 +29,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier, Mutex as StdMutex, Once};
+use std::sync::{mpsc, Arc, Barrier, Mutex as StdMutex};
 use std::thread;
 use std::time::Duration;
 
@@ -38,23 +38,11 @@ use verisync::{as_completed, wait_all, Event, TaskError, TaskHandle, ThreadPool}
 use common::{join_scoped, kernel_thread_id, wait_until_asleep, with_watchdog, PATIENCE};
 
 /// The deliberate panics of these tests would flood the output; only they
-/// are silenced (a failing assertion still prints).
+/// (and `PanicsOnDrop`'s) are silenced.
 fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            let deliberate = message.is_some_and(|message| message.starts_with("deliberate"))
-                || payload.is::<PanicsOnDrop>();
-            if !deliberate {
-                default(info);
-            }
-        }));
+    common::quiet_panics(|payload| {
+        common::panic_text(payload).is_some_and(|text| text.starts_with("deliberate"))
+            || payload.is::<PanicsOnDrop>()
     });
 }
 

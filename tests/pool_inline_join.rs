@@ -7,29 +7,12 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::thread;
 
 use verisync::{Event, TaskError, TaskHandle, ThreadPool};
 
-use common::{with_watchdog, PATIENCE};
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with("deliberate")) {
-                default(info);
-            }
-        }));
-    });
-}
+use common::{quiet_deliberate_panics, with_watchdog, PATIENCE};
 
 fn current_name() -> Option<String> {
     thread::current().name().map(str::to_owned)

@@ -9,29 +9,19 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use verisync::{Event, TaskError, ThreadPool};
 
 use common::{with_watchdog, CASE_PATIENCE, PATIENCE};
 
+/// The deliberate panics of these tests would flood the output; only they
+/// (and `PanicsOnDrop`'s) are silenced.
 fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            let deliberate = message.is_some_and(|message| message.starts_with("deliberate"))
-                || payload.is::<PanicsOnDrop>();
-            if !deliberate {
-                default(info);
-            }
-        }));
+    common::quiet_panics(|payload| {
+        common::panic_text(payload).is_some_and(|text| text.starts_with("deliberate"))
+            || payload.is::<PanicsOnDrop>()
     });
 }
 

@@ -13,29 +13,14 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex as StdMutex, Once};
+use std::sync::{mpsc, Arc, Mutex as StdMutex};
 use std::thread;
 
 use verisync::{Event, Scope, ScopedTaskHandle, TaskError, ThreadPool};
 
-use common::{kernel_thread_id, wait_until_asleep, with_watchdog, PATIENCE};
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with("deliberate")) {
-                default(info);
-            }
-        }));
-    });
-}
+use common::{
+    kernel_thread_id, quiet_deliberate_panics, wait_until_asleep, with_watchdog, PATIENCE,
+};
 
 /// Counts its drops in a borrowed counter (so a drop after the scope
 /// ended would touch a dead stack slot), and may panic when dropped.

@@ -10,12 +10,12 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use verisync::{as_completed_timeout, wait, Event, ReturnWhen, TaskError, TaskHandle, ThreadPool};
 
-use common::{with_watchdog, PATIENCE};
+use common::{quiet_deliberate_panics, with_watchdog, PATIENCE};
 
 /// Counts, per thread, the bytes a thread allocated minus those it freed
 /// while counting is on (see [`bytes_kept_by`]).
@@ -57,23 +57,6 @@ fn bytes_kept_by(body: impl FnOnce()) -> i64 {
     body();
     COUNTING.with(|counting| counting.set(false));
     BYTES_KEPT.with(Cell::get)
-}
-
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with("deliberate")) {
-                default(info);
-            }
-        }));
-    });
 }
 
 /// A task that waits for `gate`, then returns `value`.

@@ -36,7 +36,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex as StdMutex, Once};
+use std::sync::{Arc, Condvar, Mutex as StdMutex};
 use std::thread;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use verisync::{as_completed, wait_all, Event, TaskError, TaskHandle, ThreadPool};
 
-use common::{join_scoped, with_watchdog, PATIENCE};
+use common::{join_scoped, quiet_deliberate_panics, with_watchdog, PATIENCE};
 
 /// How many gates tasks may wait on.
 const GATES: usize = 2;
@@ -52,25 +52,6 @@ const GATES: usize = 2;
 const WORKER_NAME: &str = "prop-worker";
 /// The script threads are `script-0`, `script-1`, ...
 const SCRIPT_NAME: &str = "script";
-
-/// The deliberate panics of these tests would flood the output; only they
-/// are silenced (a failing assertion still prints).
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|message| message.starts_with("deliberate")) {
-                default(info);
-            }
-        }));
-    });
-}
 
 fn current_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()

@@ -11,23 +11,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{join_scoped, with_watchdog, PATIENCE, SCALE};
-
-/// A tiny deterministic generator, so each thread varies what it does.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: usize) -> Self {
-        Self(0x9E37_79B9_7F4A_7C15 ^ (seed as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
+use common::{join_scoped, with_watchdog, Rng, PATIENCE, SCALE};
 
 fn stress_limit() -> Duration {
     PATIENCE * 3

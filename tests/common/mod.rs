@@ -155,3 +155,49 @@ pub fn work(spins: u8) {
         }
     }
 }
+
+/// Silences the panics `is_deliberate` says a test causes on purpose
+/// (they would flood the output); every other panic, a failing assertion
+/// included, still prints. Installed once per test binary.
+pub fn quiet_panics(is_deliberate: fn(&(dyn std::any::Any + Send)) -> bool) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !is_deliberate(info.payload()) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// The message of a panic payload, if it is a string.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// [`quiet_panics`] for the panics whose message starts with "deliberate".
+pub fn quiet_deliberate_panics() {
+    quiet_panics(|payload| panic_text(payload).is_some_and(|text| text.starts_with("deliberate")));
+}
+
+/// A tiny deterministic generator, so each thread varies what it does.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from `seed` (each thread its own).
+    pub fn new(seed: usize) -> Self {
+        Self(0x9E37_79B9_7F4A_7C15 ^ (seed as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+    }
+
+    /// A number below `bound` (xorshift).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
