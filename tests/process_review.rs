@@ -221,6 +221,7 @@ fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
     let _processes = processes();
     with_watchdog(LIMIT, || {
         let pool = ProcessPool::new(1).unwrap();
+        let vandal_worker = pool.worker_pids();
         let vandal = pool.submit(uncancels_the_next_task, ());
         let victim = pool.submit(one, ());
         let callbacks = Arc::new(AtomicUsize::new(0));
@@ -231,6 +232,17 @@ fn a_board_overwritten_by_the_worker_does_not_resolve_a_task_twice() {
         wait_until_sent(&pool);
         assert!(victim.cancel());
         assert_eq!(vandal.join(), Ok(7));
+        // The vandal's worker is killed for its garbage answer; a task sent
+        // to it before the reader read that answer would be the one it was
+        // running, and fail with it. Wait for the replacement.
+        let deadline = Instant::now() + PATIENCE;
+        while pool.worker_pids() == vandal_worker {
+            assert!(
+                Instant::now() < deadline,
+                "the vandal's worker was never replaced"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
         assert_eq!(pool.submit(one, ()).join(), Ok(1));
         pool.shutdown();
         assert_eq!(victim.join(), Err(TaskError::Cancelled));
