@@ -496,3 +496,36 @@ impl<T> Drop for List<T> {
         drops.finish();
     }
 }
+
+#[cfg(all(test, not(any(verisync_loom, verisync_shuttle))))]
+mod tests {
+    use super::*;
+
+    /// `len` is exact at every count, across many laps (every lap's end
+    /// position, which holds no slot, is skipped), filling and draining,
+    /// and with the head and the tail in different laps.
+    #[test]
+    fn len_is_exact_across_many_laps() {
+        let list = List::new();
+        let items = 40 * BLOCK_SLOTS + 7;
+        for pushed in 0..items {
+            assert_eq!(list.len(), pushed, "after {pushed} pushes");
+            assert!(list.push(pushed, || {}).is_ok());
+        }
+        for popped in 0..items {
+            assert_eq!(list.len(), items - popped, "after {popped} pops");
+            assert_eq!(list.pop().ok(), Some(popped));
+        }
+        assert_eq!(list.len(), 0);
+        // A window of 3 items sliding over many laps.
+        for item in 0..3 {
+            assert!(list.push(item, || {}).is_ok());
+        }
+        for item in 3..40 * LAP {
+            assert!(list.push(item, || {}).is_ok());
+            assert_eq!(list.len(), 4, "window at {item}");
+            assert_eq!(list.pop().ok(), Some(item - 3));
+            assert_eq!(list.len(), 3, "window at {item}");
+        }
+    }
+}
