@@ -409,9 +409,9 @@ impl<T> List<T> {
         }
     }
 
-    /// Refuses every later push. Returns `false` if already shut down.
-    pub(crate) fn shut_down(&self) -> bool {
-        self.tail.index.fetch_or(MARK, Ordering::SeqCst) & MARK == 0
+    /// Refuses every later push (again: no change).
+    pub(crate) fn shut_down(&self) {
+        self.tail.index.fetch_or(MARK, Ordering::SeqCst);
     }
 
     /// Whether pushes are refused.
@@ -428,17 +428,13 @@ impl<T> List<T> {
             if self.tail.index.load(Ordering::SeqCst) != tail {
                 continue;
             }
-            let mut tail = tail >> SHIFT;
-            let mut head = head >> SHIFT;
-            // A lap's end position holds nothing: count from the next lap.
-            if tail % LAP == BLOCK_SLOTS {
-                tail = tail.wrapping_add(1);
-            }
-            if head % LAP == BLOCK_SLOTS {
-                head = head.wrapping_add(1);
-            }
+            let tail = tail >> SHIFT;
+            let head = head >> SHIFT;
             // Every lap boundary between them is one position that is not
-            // a slot.
+            // a slot (a lap's end position). An index sitting on a lap's
+            // end (a pusher or popper moving to the next block) needs no
+            // care: one step on to the next lap adds one to the distance
+            // and one boundary, which cancel.
             let boundaries = (tail / LAP).wrapping_sub(head / LAP);
             return tail.wrapping_sub(head).wrapping_sub(boundaries);
         }

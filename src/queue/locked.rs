@@ -173,10 +173,10 @@ impl<T> Locked<T> {
         }
     }
 
-    /// Refuses later pushes; returns `false` if already shut down.
-    pub(crate) fn shut_down(&self) -> bool {
+    /// Refuses later pushes (again: no change).
+    pub(crate) fn shut_down(&self) {
         let _items = self.items.lock();
-        !self.shut_down.swap(true, Ordering::SeqCst)
+        self.shut_down.store(true, Ordering::SeqCst);
     }
 
     /// Removes every item at once (no user code runs under the lock).

@@ -84,7 +84,7 @@ impl<T> Storage<T> {
         }
     }
 
-    fn shut_down(&self) -> bool {
+    fn shut_down(&self) {
         match self {
             Storage::Ring(ring) => ring.shut_down(),
             Storage::List(list) => list.shut_down(),

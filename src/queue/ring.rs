@@ -213,9 +213,9 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Refuses every later push. Returns `false` if already shut down.
-    pub(crate) fn shut_down(&self) -> bool {
-        self.tail.fetch_or(self.mark, Ordering::SeqCst) & self.mark == 0
+    /// Refuses every later push (again: no change).
+    pub(crate) fn shut_down(&self) {
+        self.tail.fetch_or(self.mark, Ordering::SeqCst);
     }
 
     /// Whether pushes are refused.
