@@ -306,3 +306,25 @@ fn a_woken_waiter_competes_with_running_threads_unless_fairness_is_due() {
          the permit it gave a woken waiter: every wake was a hand-off"
     );
 }
+
+/// A request for 2 parks while 1 permit is free: it marks itself starving
+/// as it parks, so the free permit is kept for it, and a later request for
+/// 1 does not take it (before any release serves the queue).
+#[test]
+fn a_big_request_parking_with_a_permit_free_keeps_it() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::new(1));
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire_many(2).count())
+        };
+        until_a_waiter_is_queued(&semaphore);
+        assert!(
+            semaphore.try_acquire().is_none(),
+            "a later request for 1 took the permit a queued request for 2 waits for"
+        );
+        semaphore.release(1).unwrap();
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}
