@@ -14,7 +14,7 @@ the same workloads as verisync's `ProcessPool(2)`:
 | process_pool_tiny_tasks   | python_mp_pool_apply_async            | 5,000 `apply_async(tiny, (i,))`, then every `.get()`; per task |
 | process_pool_map          | python_ppe_map                        | `list(executor.map(tiny, range(5000)))` (chunksize 1, its default); per item |
 | process_pool_map          | python_mp_pool_map_chunksize_1        | `pool.map(tiny, range(5000), chunksize=1)`; per item |
-| process_pool_map          | python_mp_pool_map_default_chunksize  | `pool.map(tiny, range(5000))` (chunksize ≈ 5000 / (4 × 2) → 157); per item |
+| process_pool_map          | python_mp_pool_map_default_chunksize  | `pool.map(tiny, range(5000))` (chunksize = 5000 / (4 × 2) = 625, as verisync's `map` now chooses); per item |
 
 `tiny(x)` returns `x`. The task and map pools are built once and warmed up
 with one untimed round; each row reports the median of its timed rounds.
