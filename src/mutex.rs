@@ -233,6 +233,11 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     #[track_caller]
     pub fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
+        // A deadline already past tries once, as `try_lock` does (and, for
+        // the deadlock diagnostics, is no blocking acquisition either).
+        if deadline <= Instant::now() {
+            return self.try_lock();
+        }
         self.lock_until(Some(deadline))
     }
 
@@ -296,12 +301,14 @@ impl<T: ?Sized> Mutex<T> {
 }
 
 impl<T: Default> Default for Mutex<T> {
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn default() -> Self {
         Self::new(T::default())
     }
 }
 
 impl<T> From<T> for Mutex<T> {
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn from(value: T) -> Self {
         Self::new(value)
     }

@@ -208,6 +208,11 @@ impl<T: ?Sized> ReentrantLock<T> {
     #[inline]
     #[track_caller]
     pub fn try_lock_until(&self, deadline: Instant) -> Option<ReentrantLockGuard<'_, T>> {
+        // A deadline already past tries once, as `try_lock` does (and, for
+        // the deadlock diagnostics, is no blocking acquisition either).
+        if deadline <= Instant::now() {
+            return self.try_lock();
+        }
         self.lock_until(Some(deadline))
     }
 
@@ -273,12 +278,14 @@ impl<T: ?Sized> ReentrantLock<T> {
 }
 
 impl<T: Default> Default for ReentrantLock<T> {
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn default() -> Self {
         Self::new(T::default())
     }
 }
 
 impl<T> From<T> for ReentrantLock<T> {
+    #[cfg_attr(feature = "deadlock-detection", track_caller)]
     fn from(value: T) -> Self {
         Self::new(value)
     }

@@ -174,7 +174,9 @@ impl LockTracking {
             let reentry = matches!(kind, LockKind::ReentrantLock) && state.holds(lock.id);
             if !reentry {
                 if let Some(violation) = check_order(&mut state, record, &lock, site) {
-                    if PANIC_ON_VIOLATION.load(Ordering::Relaxed) {
+                    // Not while unwinding: a second panic would abort the
+                    // process (the violation is recorded all the same).
+                    if PANIC_ON_VIOLATION.load(Ordering::Relaxed) && !std::thread::panicking() {
                         drop(state);
                         panic_at_violation(&violation);
                     }
@@ -279,7 +281,12 @@ impl LockTracking {
             return relock();
         };
         let outer = registry::with_current(|record| {
-            record.state().blocked.replace(Blocked {
+            let mut state = record.state();
+            // Taking the lock again while holding others is an acquisition
+            // like any: its order is recorded. (Recorded only, never a
+            // panic here: the waiter's guard must get its lock back.)
+            let _ = check_order(&mut state, record, &lock, site);
+            state.blocked.replace(Blocked {
                 operation: "Condition::wait (taking its lock again)",
                 name,
                 lock: Some(lock),
