@@ -328,3 +328,26 @@ fn a_big_request_parking_with_a_permit_free_keeps_it() {
         assert_eq!(semaphore.available_permits(), 2);
     });
 }
+
+/// A release refused by the bound while a request waits leaves the queue
+/// marked: the next release serves the waiter (it used to be stranded if
+/// the refusal cleared the marks).
+#[test]
+fn a_refused_release_strands_no_waiter() {
+    loom::model(|| {
+        let semaphore = Arc::new(Semaphore::bounded(2));
+        let held = semaphore.acquire();
+        let big = {
+            let semaphore = Arc::clone(&semaphore);
+            thread::spawn(move || semaphore.acquire_many(2).count())
+        };
+        until_a_waiter_is_queued(&semaphore);
+        assert!(
+            semaphore.release(5).is_err(),
+            "a bounded(2) semaphore took 5 more"
+        );
+        drop(held);
+        assert_eq!(big.join().unwrap(), 2);
+        assert_eq!(semaphore.available_permits(), 2);
+    });
+}
