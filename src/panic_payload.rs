@@ -37,6 +37,23 @@ pub(crate) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
     }
 }
 
+/// Drops `value`, a user type whose `Drop` may panic, where nobody is left
+/// to fail (a task's handle is gone, a map was dropped with results nobody
+/// took): a panic is reported on stderr, naming `what` was dropped, and
+/// goes no further.
+pub(crate) fn drop_reporting_panics<T>(value: T, what: &str) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        report_drop_panic(payload, what);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_drop_panic(payload: Box<dyn Any + Send>, what: &str) {
+    let message = take_panic_message(payload);
+    eprintln!("verisync: dropping {what} panicked: {message}; the panic was caught and ignored");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

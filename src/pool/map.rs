@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
-use crate::panic_payload::take_panic_message;
+use crate::panic_payload::{drop_reporting_panics, take_panic_message};
 
 /// Chunks in flight per worker.
 pub(super) const CHUNKS_PER_WORKER: usize = 2;
@@ -71,21 +71,12 @@ impl<R> Iterator for ChunkResults<R> {
 impl<R> Drop for ChunkResults<R> {
     fn drop(&mut self) {
         for result in self.results.by_ref() {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
-                report_result_drop_panic(payload);
-            }
+            drop_reporting_panics(
+                result,
+                "a result of a pool map that was never handed out (the map was dropped first)",
+            );
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn report_result_drop_panic(payload: Box<dyn std::any::Any + Send>) {
-    let message = take_panic_message(payload);
-    eprintln!(
-        "verisync: dropping a result of a pool map that was never handed out (the map was \
-         dropped first) panicked: {message}; the panic was caught and ignored"
-    );
 }
 
 /// The adaptive chunk size (see the module docs), shared with

@@ -36,16 +36,14 @@
 //! by the tasks' `done` events; the scope's own thread drops leftovers one
 //! at a time.
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::task::{Completion, HoldsCompletion, TaskError};
 use super::thread::{JobAction, Runnable, ThreadPool, ThreadTask};
-use crate::panic_payload::take_panic_message;
+use crate::panic_payload::drop_reporting_panics;
 use crate::sys::atomic::{AtomicBool, Ordering};
 use crate::sys::time::deadline_after;
 
@@ -236,30 +234,12 @@ where
     }
 }
 
-/// What [`drop_reporting_panics`] was dropping, for its report.
+/// What [`drop_reporting_panics`] drops here, for its report.
 const LEFTOVER_AT_SCOPE_END: &str =
     "what a scoped task left behind (its unrun closure or its unjoined result) at the end of its \
      scope";
 const RESULT_WITH_ITS_HANDLE: &str =
     "a scoped task's result nobody joined, as its handle was dropped";
-
-/// Drops a leftover closure or result (user types whose `Drop` may panic):
-/// nobody holds a handle to fail any more, so a panic is reported on
-/// stderr and ignored, as the pool does for its jobs.
-pub(super) fn drop_reporting_panics<T>(leftover: Option<T>, what: &str) {
-    if leftover.is_some() {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(leftover))) {
-            report_leftover_drop_panic(payload, what);
-        }
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn report_leftover_drop_panic(payload: Box<dyn Any + Send>, what: &str) {
-    let message = take_panic_message(payload);
-    eprintln!("verisync: dropping {what} panicked: {message}; the panic was caught and ignored");
-}
 
 /// A scoped task's future result: [`TaskHandle`](crate::TaskHandle)'s
 /// methods, for a task that may borrow from the caller's stack. It cannot

@@ -50,7 +50,7 @@
 //! | a callback                       | `Completion::run_callback`     | is reported on stderr, ignored      |
 //! | a panic payload's drop           | `drop_panic_payload`           | is swallowed (its payload leaked)   |
 //! | a cancelled task's closure, or a result nobody holds a handle to, dropped with the job | `dispose` | is reported on stderr, ignored |
-//! | a scoped task's unrun closure or unjoined result, dropped as its scope ends | `scope::drop_reporting_panics` | is reported on stderr, ignored |
+//! | a scoped task's unrun closure or unjoined result, dropped as its scope ends | `panic_payload::drop_reporting_panics` | is reported on stderr, ignored |
 //! | a map's result never handed out | `map::ChunkResults`'s `Drop`, one by one | is reported on stderr, ignored |
 //! | `on_worker_start`                | the worker, before its loop    | fails `try_build` with an `Err`     |
 

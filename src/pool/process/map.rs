@@ -65,7 +65,7 @@ use super::crossing::{decode_result, encode_argument};
 use super::function::{prepare_chunk_function, PreparedChunkFunction, PreparedTask};
 use super::pool::ProcessPool;
 use super::wire::MESSAGE_OVERHEAD;
-use crate::panic_payload::take_panic_message;
+use crate::panic_payload::drop_reporting_panics;
 use crate::pool::task::{TaskError, TaskHandle};
 use crate::queue::JoinableQueue;
 
@@ -235,7 +235,7 @@ where
             };
             read += 1;
             let encoded = encode_argument(&input);
-            dispose_of(input, "an input of a process map");
+            drop_reporting_panics(input, "an input of a process map");
             let function_error = self.function.as_ref().err().cloned();
             let bytes = match (function_error, encoded) {
                 (Some(error), _) | (None, Err(error)) => {
@@ -361,17 +361,6 @@ fn too_large_argument(length: usize, max_frame: u32) -> TaskError {
     ))
 }
 
-/// Drops `value`, user code that may panic: a panic is reported on stderr
-/// and goes no further (the map carries on, nothing is lost).
-fn dispose_of<T>(value: T, what: &str) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-        eprintln!(
-            "verisync: dropping {what} panicked ({}); the map carries on",
-            take_panic_message(payload)
-        );
-    }
-}
-
 /// Results of [`ProcessPool::map`] and [`ProcessPool::map_with_chunksize`],
 /// in input order.
 pub struct ProcessMap<'a, F, I: Iterator, R> {
@@ -478,7 +467,7 @@ impl<F, I: Iterator, R> fmt::Debug for ProcessMap<'_, F, I, R> {
 /// unwinding).
 fn dispose_of_results<R>(ready: &mut VecDeque<Result<R, TaskError>>) {
     while let Some(result) = ready.pop_front() {
-        dispose_of(result, "a result of a process map nobody took");
+        drop_reporting_panics(result, "a result of a process map nobody took");
     }
 }
 
