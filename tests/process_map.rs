@@ -165,19 +165,39 @@ fn with_a_task_timeout_map_sends_one_item_per_task() {
     });
 }
 
-/// `map_unordered` yields each result as its chunk finishes: a slow first
-/// item comes last, and every item comes exactly once.
+/// `map_unordered` yields each result as its chunk finishes: item 0 waits
+/// until the test has received a result, so that result is another item's;
+/// then every item comes exactly once.
 #[test]
 fn map_unordered_yields_in_completion_order_every_item_once() {
     with_watchdog(LIMIT, || {
+        let directory = marker_directory("unordered");
+        let release = directory.join("release");
         let pool = ProcessPool::new(2).unwrap();
-        let results = all_ok(pool.map_unordered(sleep_if_zero, 0..40u64).collect());
-        let mut items = results.clone();
-        assert_ne!(items[0], 0, "the slow item came first");
+        let inputs = (0..40u64).map(|item| (release.clone(), item));
+        let mut map = pool.map_unordered(held_back_if_zero, inputs);
+        let first = map.next().expect("a result").expect("item ran");
+        assert_ne!(first, 0, "the held-back item came first");
+        fs::write(&release, b"go").unwrap();
+        let mut items = all_ok(map.collect());
+        items.push(first);
         items.sort_unstable();
         assert_eq!(items, (0..40).collect::<Vec<_>>());
         pool.shutdown();
+        let _ = fs::remove_dir_all(&directory);
     });
+}
+
+/// Returns `item`; item 0 first waits until the file `release` exists (at
+/// most a minute).
+fn held_back_if_zero((release, item): (PathBuf, u64)) -> u64 {
+    if item == 0 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !release.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    item
 }
 
 fn sleep_if_zero(item: u64) -> u64 {
