@@ -170,6 +170,12 @@ pub mod __loom {
     pub fn semaphore_has_queued_waiters(semaphore: &crate::Semaphore) -> bool {
         semaphore.has_queued_waiters()
     }
+
+    /// How many threads are parked on `semaphore`, so a test can wait until
+    /// every waiter it started is in line.
+    pub fn semaphore_parked_waiters(semaphore: &crate::Semaphore) -> usize {
+        semaphore.parked_waiters()
+    }
 }
 
 /// The README's Rust examples, compiled and run as doc tests so they never rot.

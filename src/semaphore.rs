@@ -381,6 +381,10 @@ impl Semaphore {
     pub(crate) fn has_queued_waiters(&self) -> bool {
         self.raw.has_queued_waiters()
     }
+
+    pub(crate) fn parked_waiters(&self) -> usize {
+        self.raw.parked_waiters()
+    }
 }
 
 impl Default for Semaphore {

@@ -307,6 +307,57 @@ fn a_woken_waiter_competes_with_running_threads_unless_fairness_is_due() {
     );
 }
 
+/// Two requests for 1 are queued on an empty semaphore; a release of 1
+/// serves the first and stops at the second with no permit left over.
+/// Nothing is left to protect, so unless fairness is due the woken waiter
+/// competes for its permit again: in some execution the releasing thread
+/// takes it back. (A serve that marked the queue starving whenever it
+/// stopped — even with no permit left — made every such wake a hand-off.)
+#[test]
+fn a_serve_stopping_with_no_permit_left_is_not_a_hand_off() {
+    let barged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let barged = std::sync::Arc::clone(&barged);
+        let executions = std::sync::Arc::clone(&executions);
+        // One preemption is enough for the executions that barge, and keeps
+        // three threads cheap (35,000 executions at the suite's bound of 2).
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(1);
+        builder.check(move || {
+            executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let semaphore = Arc::new(Semaphore::new(0));
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let semaphore = Arc::clone(&semaphore);
+                    thread::spawn(move || drop(semaphore.acquire()))
+                })
+                .collect();
+            while verisync::__loom::semaphore_parked_waiters(&semaphore) < 2 {
+                thread::yield_now();
+            }
+            semaphore.release(1).unwrap();
+            if let Some(permit) = semaphore.try_acquire() {
+                barged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(permit);
+            }
+            semaphore.release(1).unwrap();
+            for waiter in waiters {
+                waiter.join().unwrap();
+            }
+            assert_eq!(semaphore.available_permits(), 2);
+        });
+    }
+    let barged = barged.load(std::sync::atomic::Ordering::Relaxed);
+    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        barged > 0,
+        "in none of {executions} executions did the releasing thread take back \
+         the permit a serve stopping with nothing left gave a woken waiter: every \
+         such wake was a hand-off"
+    );
+}
+
 /// A request for 2 parks while 1 permit is free: it marks itself starving
 /// as it parks, so the free permit is kept for it, and a later request for
 /// 1 does not take it (before any release serves the queue).

@@ -518,6 +518,12 @@ impl RawSemaphore {
         self.state.load(Ordering::Relaxed) & QUEUED != 0
     }
 
+    /// How many threads are parked on this semaphore (for the loom suite).
+    #[cfg(verisync_loom)]
+    pub(crate) fn parked_waiters(&self) -> usize {
+        park::parked_on(self.key())
+    }
+
     fn key(&self) -> usize {
         self as *const Self as usize
     }

@@ -130,7 +130,7 @@ pub(crate) mod park {
     };
 
     #[cfg(verisync_loom)]
-    pub(crate) use super::park_loom::{park, unpark_filter, unpark_one};
+    pub(crate) use super::park_loom::{park, parked_on, unpark_filter, unpark_one};
     #[cfg(not(any(verisync_loom, verisync_shuttle)))]
     pub(crate) use super::park_lot::{park, unpark_filter, unpark_one};
     #[cfg(verisync_shuttle)]

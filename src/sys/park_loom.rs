@@ -124,6 +124,16 @@ fn table() -> loom::sync::MutexGuard<'static, Table> {
         .expect("verisync model: the table lock is never poisoned")
 }
 
+/// How many threads are parked on `key` now (for the loom suite: a test
+/// waits until every waiter it started is in line before it acts).
+pub fn parked_on(key: usize) -> usize {
+    table()
+        .waiters
+        .iter()
+        .filter(|waiter| waiter.key == key)
+        .count()
+}
+
 /// The model of `parking_lot_core::park`.
 ///
 /// # Safety
