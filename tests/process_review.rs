@@ -179,6 +179,49 @@ fn one(_: ()) -> u64 {
     1
 }
 
+/// Appends "<tag> <pid>" to the run log at `path` (one write, so lines of
+/// several workers never mix).
+fn record_run(path: &str, tag: u64) {
+    use std::io::Write;
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    log.write_all(format!("{tag} {}\n", std::process::id()).as_bytes())
+        .unwrap();
+}
+
+/// The pids of the processes that ran task `tag`, one per run.
+fn runs_of(path: &std::path::Path, tag: u64) -> Vec<u32> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(logged, _)| *logged == tag.to_string())
+        .map(|(_, pid)| pid.parse().unwrap())
+        .collect()
+}
+
+/// Records its run, then writes a frame header announcing 32 MiB (under
+/// the 64 MiB limit) and returns: its answer, and everything after it,
+/// vanish into that "body" until the parent gives up on the stalled frame
+/// and kills the worker.
+fn records_then_garbles(path: String) -> u64 {
+    record_run(&path, 1);
+    let mut header = b"vs".to_vec();
+    header.extend((1u32 << 25).to_le_bytes());
+    verisync::process::__write_raw_to_parent(&header);
+    1
+}
+
+/// Records its run, then sleeps `millis`.
+fn records_then_sleeps((path, millis): (String, u64)) -> u64 {
+    record_run(&path, 2);
+    thread::sleep(Duration::from_millis(millis));
+    2
+}
+
 // ---------------------------------------------------------------------------
 // A lying worker
 // ---------------------------------------------------------------------------
@@ -650,5 +693,55 @@ fn a_callback_run_by_terminate_may_shut_the_pool_down() {
         }
         assert!(reaped(pid));
         assert!(pool.worker_pids().is_empty());
+    });
+}
+
+/// A task that started on a worker the parent then kills for *another*
+/// task's garbage ran (part of) its course: it fails with the worker and is
+/// never sent again. Before the fix only the first started task stranded
+/// on the worker was failed; the second was re-sent and ran twice ("task B
+/// ran 2 times", its second run `Ok` — the first one's side effects
+/// unreported).
+#[test]
+fn a_started_task_killed_for_another_tasks_garbage_is_not_run_again() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let log = std::env::temp_dir().join(format!(
+            "verisync-process-review-rerun-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_file(&log);
+        let path = log.to_string_lossy().into_owned();
+        let pool = ProcessPool::new(1).unwrap();
+        let first_worker = pool.worker_pids()[0];
+        let garbles = pool.submit(records_then_garbles, path.clone());
+        // Sent right behind it; long enough to still run when the parent
+        // gives up on the garbled frame (about a second).
+        let bystander = pool.submit(records_then_sleeps, (path.clone(), 10_000));
+        let garbled = garbles.join();
+        let bystander_result = bystander.join();
+        pool.shutdown();
+        let bystander_runs = runs_of(&log, 2);
+        let _ = fs::remove_file(&log);
+        assert!(
+            matches!(garbled, Err(TaskError::Serialization(_))),
+            "{garbled:?}"
+        );
+        assert_eq!(
+            bystander_runs.len(),
+            1,
+            "the task behind the garbage ran {} times (in {bystander_runs:?}; result {bystander_result:?})",
+            bystander_runs.len()
+        );
+        if bystander_runs[0] == first_worker {
+            assert!(
+                matches!(
+                    &bystander_result,
+                    Err(TaskError::Serialization(message))
+                        if message.contains("had started on that worker")
+                ),
+                "it ran on the worker that was killed: {bystander_result:?}"
+            );
+        }
     });
 }

@@ -1430,29 +1430,39 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
     // The task the worker was running: the one its board shows started
     // (else the oldest unanswered, which may have killed it before its
     // board said so — unless the garbage that ended it was another task's,
-    // already charged). Those cancelled on the board are resolved already;
-    // the rest go back for the other workers first.
+    // already charged). It is to blame. Every other task whose board shows
+    // it started ran (part of) its course on the worker we killed for
+    // garbage (a worker answers before it starts the next task, so only a
+    // reader that stopped early on bad output strands two started tasks):
+    // it fails with the worker, and is never sent again — its side effects
+    // may have happened. Those cancelled on the board are resolved
+    // already; the rest never started and go back for the other workers
+    // first.
     let started_on_board = stranded
         .iter()
         .position(|job| slot.board.is_started(job.id));
-    let running = if culprit_resolved {
-        started_on_board
+    let culprit = if culprit_resolved {
+        None
     } else {
         Some(started_on_board.unwrap_or(0))
     };
     let mut head = None;
+    let mut killed_with_the_worker = Vec::new();
     for (index, waiting) in stranded.into_iter().enumerate() {
-        if Some(index) == running {
-            if waiting.job.handle.take_back() {
+        let started = Some(index) == culprit || slot.board.is_started(waiting.id);
+        if !started {
+            if waiting.job.handle.put_back() {
                 shared.job_left();
             } else {
-                head = Some(waiting);
+                // Unstarted again: cancellable while it waits in the queue.
+                shared.requeue(waiting.job);
             }
-        } else if waiting.job.handle.put_back() {
+        } else if waiting.job.handle.take_back() {
             shared.job_left();
+        } else if Some(index) == culprit {
+            head = Some(waiting);
         } else {
-            // Unstarted again: cancellable while it waits in the queue.
-            shared.requeue(waiting.job);
+            killed_with_the_worker.push(waiting);
         }
     }
     // The replacement starts before the head's failure is reported, so a
@@ -1468,6 +1478,11 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
             }
         }
     }
+    let bystander_problem = if killed_with_the_worker.is_empty() {
+        None
+    } else {
+        problem.clone()
+    };
     if let Some(head) = head {
         let error = if shared.terminating.load(Ordering::SeqCst) {
             TaskError::Cancelled
@@ -1481,6 +1496,21 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
             worker_died(slot.pid, status)
         };
         shared.resolve(head.job, Err(error));
+    }
+    for bystander in killed_with_the_worker {
+        let error = if shared.terminating.load(Ordering::SeqCst) {
+            TaskError::Cancelled
+        } else if *slot.timed_out_task.lock() == Some(bystander.id) {
+            TaskError::TimedOut
+        } else if let Some(TaskError::Serialization(reason)) = &bystander_problem {
+            TaskError::Serialization(format!(
+                "{reason}; this task had started on that worker, which was killed for it, so it \
+                 is not sent again (it may have run; its result is lost)"
+            ))
+        } else {
+            worker_died(slot.pid, status)
+        };
+        shared.resolve(bystander.job, Err(error));
     }
 }
 
