@@ -62,6 +62,8 @@ mod lock;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod robust;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod semaphore;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod table;
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 mod unsupported;
@@ -75,8 +77,12 @@ pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
-pub use unsupported::{__lock_words, Lock, LockGuard, Value, ValueGuard, ValueInteger};
+pub use unsupported::{
+    __lock_words, Lock, LockGuard, Semaphore, SemaphorePermit, Value, ValueGuard, ValueInteger,
+};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};
 

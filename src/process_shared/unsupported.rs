@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -224,6 +224,138 @@ macro_rules! value_integer {
 }
 
 value_integer!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// A process-shared counting semaphore (unsupported on this platform:
+/// [`Semaphore::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Semaphore::new(2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Semaphore {
+    never: Infallible,
+}
+
+impl Semaphore {
+    /// The most permits a process-shared semaphore has in all.
+    pub const MAX_PERMITS: usize = (1 << 31) - 1;
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_permits: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn bounded(_permits: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn acquire(&self) -> SemaphorePermit<'_> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn acquire_many(&self, _count: usize) -> SemaphorePermit<'_> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many(&self, _count: usize) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_for(&self, _timeout: Duration) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many_for(
+        &self,
+        _count: usize,
+        _timeout: Duration,
+    ) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_until(&self, _deadline: Instant) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many_until(
+        &self,
+        _count: usize,
+        _deadline: Instant,
+    ) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn release(&self, _count: usize) -> Result<(), crate::TooManyReleases> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn available_permits(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn bound(&self) -> Option<usize> {
+        match self.never {}
+    }
+}
+
+impl Serialize for Semaphore {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Semaphore {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// A [`Semaphore`]'s permits (never exist on this platform).
+#[derive(Debug)]
+pub struct SemaphorePermit<'a> {
+    never: Infallible,
+    _semaphore: PhantomData<&'a Semaphore>,
+}
+
+impl SemaphorePermit<'_> {
+    /// Never called.
+    pub fn count(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn forget(self) {
+        match self.never {}
+    }
+}
 
 /// Test support, outside semver (never called here: no `Lock` exists).
 #[doc(hidden)]
