@@ -99,8 +99,8 @@ pub use pool::process_unsupported::{
 pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit, SharedError,
-        TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Event, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit,
+        SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -121,8 +121,8 @@ pub use pool::{
 pub mod process {
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit, SharedError,
-        TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Event, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit,
+        SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
@@ -163,6 +163,12 @@ pub mod __loom {
     pub mod process_lock {
         pub use crate::raw::process_lock::{Acquired, Holders, RawProcessLock, StateLock, Wait};
         pub use crate::sys::model_futex::{process_died, Word};
+    }
+
+    /// The process-shared event's state machine
+    /// (`loom-tests/tests/process_event.rs`).
+    pub mod process_event {
+        pub use crate::raw::process_event::RawProcessEvent;
     }
 
     /// The process-shared semaphore's state machine

@@ -87,6 +87,8 @@ pub(crate) const KIND_LOCK: u32 = 1;
 pub(crate) const KIND_VALUE: u32 = 2;
 /// A `Semaphore`.
 pub(crate) const KIND_SEMAPHORE: u32 = 3;
+/// An `Event`.
+pub(crate) const KIND_EVENT: u32 = 4;
 
 #[repr(C)]
 struct Header {

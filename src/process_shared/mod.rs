@@ -56,6 +56,8 @@
 mod arena;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod event;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod known;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod lock;
@@ -76,12 +78,15 @@ pub(crate) use arena::{attach_inherited, pass_to_child};
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use event::Event;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Lock, LockGuard, Semaphore, SemaphorePermit, Value, ValueGuard, ValueInteger,
+    __lock_words, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value, ValueGuard,
+    ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};

@@ -357,6 +357,70 @@ impl SemaphorePermit<'_> {
     }
 }
 
+/// A process-shared event (unsupported on this platform: [`Event::new`]
+/// returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Event::new();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Event {
+    never: Infallible,
+}
+
+impl Event {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new() -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn set(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn clear(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_set(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait_timeout(&self, _timeout: Duration) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait_until(&self, _deadline: Instant) -> bool {
+        match self.never {}
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
 /// Test support, outside semver (never called here: no `Lock` exists).
 #[doc(hidden)]
 pub fn __lock_words(lock: &Lock) -> &'static [std::sync::atomic::AtomicU32; 16] {

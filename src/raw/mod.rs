@@ -6,6 +6,8 @@
 pub(crate) mod event;
 pub(crate) mod mutex;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod process_event;
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_lock;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_semaphore;
