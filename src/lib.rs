@@ -99,8 +99,8 @@ pub use pool::process_unsupported::{
 pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Event, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit,
-        SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
+        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -121,8 +121,8 @@ pub use pool::{
 pub mod process {
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Event, Lock, LockGuard, OwnerDied, Semaphore, SemaphorePermit,
-        SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
+        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.

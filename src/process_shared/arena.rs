@@ -89,6 +89,8 @@ pub(crate) const KIND_VALUE: u32 = 2;
 pub(crate) const KIND_SEMAPHORE: u32 = 3;
 /// An `Event`.
 pub(crate) const KIND_EVENT: u32 = 4;
+/// An `Array<T>` (with `size_of::<T>() << 8`: `array.rs`).
+pub(crate) const KIND_ARRAY: u32 = 5;
 
 #[repr(C)]
 struct Header {

@@ -54,6 +54,8 @@
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod arena;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod array;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod event;
@@ -61,6 +63,8 @@ mod event;
 mod known;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod lock;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod pod;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod robust;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
@@ -74,6 +78,8 @@ mod value;
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub(crate) use arena::{attach_inherited, pass_to_child};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use array::{Array, ArrayGuard};
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
@@ -85,8 +91,8 @@ pub use lock::{__lock_words, Lock, LockGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value, ValueGuard,
-    ValueInteger,
+    __lock_words, Array, ArrayGuard, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value,
+    ValueGuard, ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};

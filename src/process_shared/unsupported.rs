@@ -421,6 +421,137 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// A process-shared array (unsupported on this platform: [`Array::new`]
+/// returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Array::new(3, 0u64);
+/// ```
+#[derive(Debug)]
+pub struct Array<T: Pod> {
+    never: Infallible,
+    _elements: PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_len: usize, _value: T) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn from_slice(_values: &[T]) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn len(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_empty(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, OwnerDied<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn load(&self, _index: usize) -> T {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn store(&self, _index: usize, _value: T) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn to_vec(&self) -> Vec<T> {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// An [`Array`]'s guard (never exists on this platform).
+#[derive(Debug)]
+pub struct ArrayGuard<'a, T: Pod> {
+    never: Infallible,
+    _array: PhantomData<&'a Array<T>>,
+}
+
+impl<T: Pod> std::ops::Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> AcknowledgeOwnerDeath for ArrayGuard<'_, T> {
+    fn acknowledge_owner_death(&mut self) {
+        match self.never {}
+    }
+}
+
 /// Test support, outside semver (never called here: no `Lock` exists).
 #[doc(hidden)]
 pub fn __lock_words(lock: &Lock) -> &'static [std::sync::atomic::AtomicU32; 16] {
