@@ -51,8 +51,8 @@
 //! # Waiting, and who wakes whom
 //!
 //! A waiter that finds `A < n` sets `SLEEPERS` and reads `wake` *under the
-//! state lock*, unlocks, looks for dead holders (below), and sleeps on
-//! `wake` with the value it read. Every transition that raises `A` bumps
+//! state lock*, unlocks, and sleeps on `wake` with the value it read,
+//! unless a holder is dead (below). Every transition that raises `A` bumps
 //! `wake` under the lock (clearing `SLEEPERS`) and, if `SLEEPERS` was set,
 //! wakes *every* sleeper after unlocking: they need different counts, so
 //! waking one could wake the wrong one. A bump after the waiter's unlock
@@ -67,14 +67,22 @@
 //! # Dead holders
 //!
 //! Before it sleeps, a waiter scans the holdings outside the state lock
-//! (only those with permits, and not its own): a holding whose holder's
-//! slot is not the holding's own, or whose holder is not alive
-//! ([`Holders::is_alive`]: the process table and `/proc`), is reclaimed
-//! under the lock if it still holds exactly what the scan saw. A sleeping
-//! waiter wakes at least every `HOLDER_POLL` and scans again, so a holder's
-//! death returns its permits within about that. A process that takes
-//! permits into its own slot first reclaims what an earlier process of
-//! that slot left there (slots are reused only after their process died).
+//! (only those with permits, and not its own), as the futex wait's
+//! `still_valid` check (so in the loom model a death either shows in the
+//! scan or wakes the queued sleeper): a holding whose holder's slot is not
+//! the holding's own, or whose holder is not alive (`Holders::is_alive`:
+//! the process table and `/proc`), makes it reclaim instead of sleeping.
+//! A reclaim takes the lock and empties the holding if it still holds
+//! exactly what the scan saw. A sleeping waiter wakes at least every
+//! `HOLDER_POLL` and looks again, so a holder's death returns its permits
+//! within about that. A process that takes permits into its own slot first
+//! reclaims what an earlier process of that slot left there (slots are
+//! reused only after their process died). The try forms scan once after
+//! failing, and try again if anything came back.
+//!
+//! Limits: one holding per process-table slot, so every process of the
+//! tree (1024 at once) can hold permits, with nothing to run out of; a
+//! holding counts up to `MAX_PERMITS`.
 //!
 //! # Garbage
 //!
