@@ -99,8 +99,8 @@ pub use pool::process_unsupported::{
 pub mod process {
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, SharedError, TryLockError, Value,
-        ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
+        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -114,15 +114,16 @@ pub use pool::{
 ///
 /// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
 /// [`process::Lock`] (robust: a holder's death is reported to the next
-/// locker as [`process::OwnerDied`]) and [`process::Value`]. Create them
-/// before starting the processes that use them and pass them as task
-/// arguments.
+/// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
+/// holder's permits come back), [`process::Event`], [`process::Value`] and
+/// [`process::Array`]. Create them before starting the processes that use
+/// them and pass them as task arguments.
 #[cfg(all(unix, not(verisync_loom)))]
 pub mod process {
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Lock, LockGuard, OwnerDied, SharedError, TryLockError, Value,
-        ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
+        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
@@ -161,8 +162,20 @@ pub mod __loom {
     /// The robust process-shared lock's state machine and the futex
     /// model's "a process died" step (`loom-tests/tests/process_lock.rs`).
     pub mod process_lock {
-        pub use crate::raw::process_lock::{Acquired, Holders, RawProcessLock};
+        pub use crate::raw::process_lock::{Acquired, Holders, RawProcessLock, StateLock, Wait};
         pub use crate::sys::model_futex::{process_died, Word};
+    }
+
+    /// The process-shared event's state machine
+    /// (`loom-tests/tests/process_event.rs`).
+    pub mod process_event {
+        pub use crate::raw::process_event::RawProcessEvent;
+    }
+
+    /// The process-shared semaphore's state machine
+    /// (`loom-tests/tests/process_semaphore.rs`).
+    pub mod process_semaphore {
+        pub use crate::raw::process_semaphore::{Counts, Holding, RawProcessSemaphore};
     }
 
     /// Whether threads are queued on `semaphore` (its `QUEUED` bit), so a

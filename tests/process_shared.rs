@@ -6,9 +6,13 @@ verisync::process_test_support!();
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::arena::{
+    arena_base, offset_of, run_isolated, u32_at, u64_at, ALLOCATION_POINTER_AT, SLOTS, TABLE_START,
+    WORD_AT,
+};
 use common::{wait_for, with_watchdog, PATIENCE};
 use verisync::process::{self, Lock, SharedError, TryLockError, Value};
 
@@ -17,70 +21,6 @@ use verisync::process::{self, Lock, SharedError, TryLockError, Value};
 const NOTICE_DEATH: Duration = Duration::from_secs(5);
 
 const INCREMENTS: u64 = 2_000;
-
-/// The arena's layout (`src/process_shared/arena.rs`), for the tests that
-/// scribble over it as a buggy or hostile process could.
-const ARENA_LEN: usize = 4 << 20;
-const ALLOCATION_POINTER_AT: usize = 24;
-const TABLE_START: usize = 64;
-const SLOTS: usize = 1024;
-/// Where an object's lock word sits in it.
-const WORD_AT: usize = 16;
-
-/// An object's offset in the arena (a field of its serialized handle).
-fn offset_of<T: serde::Serialize>(object: &T) -> usize {
-    serde_json::to_value(object).unwrap()["offset"]
-        .as_u64()
-        .unwrap() as usize
-}
-
-/// The arena's base in this process, found through a lock in it.
-fn arena_base(lock: &Lock) -> *mut u8 {
-    let words = std::ptr::from_ref(process::__lock_words(lock)).cast::<u8>();
-    // SAFETY (test): the lock object is `offset` bytes into the mapping.
-    unsafe { words.sub(offset_of(lock)).cast_mut() }
-}
-
-fn u32_at(base: *mut u8, at: usize) -> &'static AtomicU32 {
-    assert!(at + 4 <= ARENA_LEN && at.is_multiple_of(4));
-    // SAFETY (test): inside the mapping (which lives as long as the
-    // process), aligned; atomics are valid for any bytes.
-    unsafe { &*base.add(at).cast::<AtomicU32>() }
-}
-
-fn u64_at(base: *mut u8, at: usize) -> &'static AtomicU64 {
-    assert!(at + 8 <= ARENA_LEN && at.is_multiple_of(8));
-    // SAFETY (test): as `u32_at`.
-    unsafe { &*base.add(at).cast::<AtomicU64>() }
-}
-
-/// Runs the ignored test `name` in a fresh process of this test binary:
-/// a process tree (and arena) of its own, for tests that damage the arena
-/// or, on a regression, abort. Fails with its output unless it passed.
-fn run_isolated(name: &str) {
-    let name = name.to_string();
-    let (passed, output) = with_watchdog(PATIENCE * 3, move || {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                &name,
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env_remove("VERISYNC_ARENA")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{:?}\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success() && text.contains("1 passed"), text)
-    });
-    assert!(passed, "the isolated test failed:\n{output}");
-}
 
 fn increment_locked(hits: Value<u64>) -> u64 {
     for _ in 0..INCREMENTS {

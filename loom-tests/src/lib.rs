@@ -39,3 +39,79 @@ pub fn assert_loom_reports_deadlock(test_name: &str) {
         "`{test_name}` did not run exactly one test.\nstdout:\n{stdout}"
     );
 }
+
+/// Modelled processes for the process-shared state machines: threads play
+/// processes 1..=3, each alive until it dies.
+pub mod processes {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use verisync::__loom::process_lock::{
+        process_died, Acquired, Holders, RawProcessLock, StateLock, Wait, Word,
+    };
+
+    /// Processes 1..=3 (index 0 unused); a process is alive until it dies.
+    pub struct Processes {
+        alive: [AtomicBool; 4],
+    }
+
+    impl Processes {
+        pub fn new() -> Self {
+            Self {
+                alive: std::array::from_fn(|_| AtomicBool::new(true)),
+            }
+        }
+
+        /// Process `id` dies now: marked dead before the model's wake-up,
+        /// as the futex model requires.
+        pub fn die(&self, id: u32) {
+            self.alive[id as usize].store(false, Ordering::Release);
+            process_died();
+        }
+    }
+
+    impl Default for Processes {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Holders for Processes {
+        fn is_alive(&self, holder: u32) -> bool {
+            // Acquire: a dead holder's writes are visible to whoever takes
+            // over from it (its death is stored with Release after them).
+            (1..=3).contains(&holder) && self.alive[holder as usize].load(Ordering::Acquire)
+        }
+    }
+
+    /// Process `me` taking the robust lock `word` over a primitive's state
+    /// (what production's `process_shared/robust.rs` is, minus the
+    /// in-process lock: here every process has one thread).
+    pub struct StateLockOf<'a> {
+        pub me: u32,
+        pub word: &'a Word,
+        pub processes: &'a Processes,
+    }
+
+    impl Holders for StateLockOf<'_> {
+        fn is_alive(&self, holder: u32) -> bool {
+            self.processes.is_alive(holder)
+        }
+    }
+
+    impl StateLock for StateLockOf<'_> {
+        fn me(&self) -> u32 {
+            self.me
+        }
+
+        fn lock(&self, wait: Wait) -> Option<Acquired> {
+            let lock = RawProcessLock::new(self.word);
+            match wait {
+                Wait::Try => lock.try_lock(self.me, self.processes),
+                Wait::Until(deadline) => lock.lock(self.me, self.processes, deadline),
+            }
+        }
+
+        fn unlock(&self) {
+            RawProcessLock::new(self.word).unlock(self.me, false);
+        }
+    }
+}

@@ -7,38 +7,11 @@
 use std::time::Instant;
 
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use verisync::__loom::process_lock::{process_died, Acquired, Holders, RawProcessLock, Word};
-
-/// Processes 1..=3 (index 0 unused); a process is alive until it dies.
-struct Processes {
-    alive: [AtomicBool; 4],
-}
-
-impl Processes {
-    fn new() -> Self {
-        Self {
-            alive: std::array::from_fn(|_| AtomicBool::new(true)),
-        }
-    }
-
-    /// Process `id` dies now: marked dead before the model's wake-up, as
-    /// the futex model requires.
-    fn die(&self, id: u32) {
-        self.alive[id as usize].store(false, Ordering::Release);
-        process_died();
-    }
-}
-
-impl Holders for Processes {
-    fn is_alive(&self, holder: u32) -> bool {
-        // Acquire: a dead holder's writes are visible to whoever takes its
-        // lock (its death is stored with Release after them).
-        (1..=3).contains(&holder) && self.alive[holder as usize].load(Ordering::Acquire)
-    }
-}
+use verisync::__loom::process_lock::{Acquired, RawProcessLock, Word};
+use verisync_loom_tests::processes::Processes;
 
 /// One lock, the processes, and a shadow value the lock guards (loom
 /// reports any unexcluded access to it).

@@ -21,14 +21,16 @@
 //!
 //! # A handle
 //!
-//! `(arena id, offset, kind, tag)`: the arena id (random per arena) rejects
-//! another tree's handles; the offset must be 64-byte aligned, inside the
-//! object area, with the object's whole extent inside the arena; the kind
-//! and the tag (random per object, written in its header) must match; and
-//! the extent must be exactly an object this process already uses or
-//! overlap none of them (`known.rs`: a header can be forged inside a
-//! value's payload). A handle that fails any check is
-//! `SharedError::InvalidHandle`. The checks
+//! `(arena id, offset, kind, tag, recorded)`: the arena id (random per
+//! arena) rejects another tree's handles; the offset must be 64-byte
+//! aligned, inside the object area, with the object's whole extent inside
+//! the arena; the kind and the tag (random per object, written in its
+//! header) must match, and so must `recorded` (the type's parameters: a
+//! value's size, an array's length, a semaphore's bound, which the opener
+//! first checks against its type and the arena's bounds); and the extent
+//! must be exactly an object this process already uses or overlap none of
+//! them (`known.rs`: a header can be forged inside a value's payload). A
+//! handle that fails any check is `SharedError::InvalidHandle`. The checks
 //! run when a handle is opened (deserialized); after that the object's
 //! memory is in bounds for good (the arena is never unmapped or resized),
 //! so its use needs no check.
@@ -83,6 +85,12 @@ const ARENA_VARIABLE: &str = "VERISYNC_ARENA";
 pub(crate) const KIND_LOCK: u32 = 1;
 /// A `Value<T>`.
 pub(crate) const KIND_VALUE: u32 = 2;
+/// A `Semaphore`.
+pub(crate) const KIND_SEMAPHORE: u32 = 3;
+/// An `Event`.
+pub(crate) const KIND_EVENT: u32 = 4;
+/// An `Array<T>` (with `size_of::<T>() << 8`: `array.rs`).
+pub(crate) const KIND_ARRAY: u32 = 5;
 
 #[repr(C)]
 struct Header {
@@ -125,6 +133,17 @@ pub(crate) struct Handle {
     offset: u32,
     kind: u32,
     tag: u32,
+    /// What the object's header records (a value's size, a semaphore's
+    /// bound): the type's parameters, which an opener needs before it can
+    /// check the object (untrusted until `Object::open` agrees).
+    recorded: u32,
+}
+
+impl Handle {
+    /// What it says the object's header records (untrusted).
+    pub(crate) fn recorded(&self) -> u32 {
+        self.recorded
+    }
 }
 
 /// An opened object: its place in this process's arena, and its
@@ -135,6 +154,7 @@ pub(crate) struct Object {
     offset: usize,
     kind: u32,
     tag: u32,
+    recorded: u32,
     in_process_lock: &'static InProcessLock,
 }
 
@@ -397,6 +417,7 @@ impl Arena {
                 offset,
                 kind,
                 tag,
+                recorded,
                 in_process_lock,
             };
             let header = self.object_header(offset);
@@ -457,6 +478,7 @@ impl Object {
         }
         if handle.tag == 0
             || header.tag.load(Ordering::Relaxed) != handle.tag
+            || handle.recorded != recorded
             || header.size.load(Ordering::Relaxed) != recorded
         {
             return Err(invalid(
@@ -472,6 +494,7 @@ impl Object {
             offset,
             kind,
             tag: handle.tag,
+            recorded,
             in_process_lock,
         })
     }
@@ -483,6 +506,7 @@ impl Object {
             offset: self.offset as u32,
             kind: self.kind,
             tag: self.tag,
+            recorded: self.recorded,
         }
     }
 

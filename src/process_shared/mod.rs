@@ -1,6 +1,6 @@
-//! Process-shared primitives: [`Lock`] and [`Value`] (first landing; the
-//! rest of issue 14 — `Semaphore`, `Event`, `Condition`, `Barrier`,
-//! `JoinableQueue`, `Array` — builds on the same pieces).
+//! Process-shared primitives: [`Lock`], [`Semaphore`], [`Event`],
+//! [`Value`] and [`Array`] (the rest of issue 14 — `Condition`, `Barrier`,
+//! `JoinableQueue` — builds on the same pieces).
 //!
 //! # Implementation details
 //!
@@ -27,6 +27,21 @@
 //!   the lock from it is told ([`OwnerDied`]). The mark stays on the lock
 //!   until a locker acknowledges it with [`OwnerDied::into_guard`] (like
 //!   `pthread_mutex_consistent`, folded into taking the guard).
+//! - **The semaphore** (`raw/process_semaphore.rs`, layout in
+//!   `semaphore.rs`): counts (total, available) and one holding per
+//!   process-table slot (who, how many permits), updated together under a
+//!   robust state lock (the lock above, `StateLock`); a holder's death
+//!   mid-update is repaired from the total and the holdings, and a dead
+//!   holder's permits are reclaimed by waiters (who look before each sleep,
+//!   so within about 10 ms) and by `available_permits`. Waiters sleep on a
+//!   futex sequence word; every release wakes them all.
+//! - **The event** (`raw/process_event.rs`): one futex word, a set flag
+//!   and a generation (so a set then clear still reports `true` to its
+//!   waiters); no owner, so nothing to recover.
+//! - **Values and arrays** (`pod.rs`): `len` plain-old-data elements after
+//!   the object's lock word; the length and element size come from the
+//!   handle (checked against the header and the arena's bounds) and live
+//!   in this process's memory from then on.
 //! - **Shared memory is untrusted**: every number read from it is checked
 //!   before use (the allocation pointer, an object's header, a lock word's
 //!   holder); a garbage lock word counts as a dead holder's (the next locker
@@ -44,7 +59,7 @@
 //!   tree, or one that zeroed the lock word and took the lock too). To the
 //!   letter of Rust's rules that is a data race on the guard's `T`, as it
 //!   is for any memory shared with another process that ignores the
-//!   protocol; it is why `Value` takes only `Pod` types:
+//!   protocol; it is why `Value` and `Array` take only `Pod` types:
 //!   whatever bytes land there are a valid `T`, so the damage is a wrong
 //!   value, never an invalid one. Only processes of one tree, running the
 //!   program's own code, share the memory.
@@ -54,13 +69,21 @@
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod arena;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod array;
 mod error;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod event;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod known;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod lock;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod pod;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod robust;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod semaphore;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod table;
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
@@ -70,13 +93,22 @@ mod value;
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub(crate) use arena::{attach_inherited, pass_to_child};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use array::{Array, ArrayGuard};
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use event::Event;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
-pub use unsupported::{__lock_words, Lock, LockGuard, Value, ValueGuard, ValueInteger};
+pub use unsupported::{
+    __lock_words, Array, ArrayGuard, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value,
+    ValueGuard, ValueInteger,
+};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};
 

@@ -30,11 +30,12 @@
 //! latest store (as in `raw/reentrant.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::Duration;
 
 use super::arena::{Arena, Object};
 use crate::raw::mutex::RawMutex;
-use crate::raw::process_lock::{Acquired, Holders, RawProcessLock};
+pub(crate) use crate::raw::process_lock::Wait;
+use crate::raw::process_lock::{Acquired, Holders, RawProcessLock, StateLock};
 use crate::sys::thread;
 
 /// Where the lock word sits in its object (right after the object header).
@@ -100,14 +101,6 @@ pub(crate) struct RobustLock {
     object: Object,
 }
 
-/// How long to wait.
-pub(crate) enum Wait {
-    /// Not at all.
-    Try,
-    /// Until the deadline (`None`: forever).
-    Until(Option<Instant>),
-}
-
 impl RobustLock {
     pub(crate) fn new(object: Object) -> Self {
         Self { object }
@@ -164,6 +157,41 @@ impl RobustLock {
         // SAFETY: only a guard calls this, on the thread that acquired it
         // (guards are not `Send`), and the guard holds the in-process lock.
         unsafe { self.object.in_process_lock().release() };
+    }
+}
+
+/// How long [`Wait::Try`] waits for the lock over a primitive's *state*
+/// (a semaphore's counts, say: `StateLock` below): that lock is held for a
+/// few instructions by whoever updates the state, so "try" means "do not
+/// wait for permits", not "fail if another process is mid-update". Only a
+/// holder stopped mid-update (descheduled, or a process that wrote a live
+/// process's identity into the word) makes a try wait this long.
+const STATE_LOCK_PATIENCE: Duration = Duration::from_millis(100);
+
+/// The robust lock as the lock over a primitive's state (the state machine
+/// in `raw/` repairs the state when told a holder died, so `unlock`
+/// acknowledges the death).
+impl StateLock for RobustLock {
+    fn me(&self) -> u32 {
+        self.object.arena().me()
+    }
+
+    fn lock(&self, wait: Wait) -> Option<Acquired> {
+        let wait = match wait {
+            Wait::Try => Wait::Until(crate::sys::time::deadline_after(STATE_LOCK_PATIENCE)),
+            wait @ Wait::Until(_) => wait,
+        };
+        self.acquire(wait)
+    }
+
+    fn unlock(&self) {
+        self.release(false);
+    }
+}
+
+impl Holders for RobustLock {
+    fn is_alive(&self, holder: u32) -> bool {
+        self.object.arena().is_alive(holder)
     }
 }
 

@@ -52,6 +52,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::raw::process_lock::slot_index;
+
 /// Slots in the table: processes that may use the arena at once.
 pub(crate) const SLOTS: usize = 1024;
 
@@ -119,8 +121,7 @@ pub(crate) fn is_alive(slots: &[Slot], holder: u32, own: u32) -> bool {
     if holder == own {
         return true;
     }
-    let index = (holder & 0xFFF) as usize;
-    let Some(slot) = index.checked_sub(1).and_then(|index| slots.get(index)) else {
+    let Some(slot) = slot_index(holder).and_then(|index| slots.get(index)) else {
         return false;
     };
     let owner = slot.owner.load(Ordering::Acquire);

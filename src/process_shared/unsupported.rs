@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -224,6 +224,333 @@ macro_rules! value_integer {
 }
 
 value_integer!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+/// A process-shared counting semaphore (unsupported on this platform:
+/// [`Semaphore::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Semaphore::new(2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Semaphore {
+    never: Infallible,
+}
+
+impl Semaphore {
+    /// The most permits a process-shared semaphore has in all.
+    pub const MAX_PERMITS: usize = (1 << 31) - 1;
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_permits: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn bounded(_permits: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn acquire(&self) -> SemaphorePermit<'_> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn acquire_many(&self, _count: usize) -> SemaphorePermit<'_> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many(&self, _count: usize) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_for(&self, _timeout: Duration) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many_for(
+        &self,
+        _count: usize,
+        _timeout: Duration,
+    ) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_until(&self, _deadline: Instant) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn try_acquire_many_until(
+        &self,
+        _count: usize,
+        _deadline: Instant,
+    ) -> Option<SemaphorePermit<'_>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn release(&self, _count: usize) -> Result<(), crate::TooManyReleases> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn available_permits(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn bound(&self) -> Option<usize> {
+        match self.never {}
+    }
+}
+
+impl Serialize for Semaphore {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Semaphore {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// A [`Semaphore`]'s permits (never exist on this platform).
+#[derive(Debug)]
+pub struct SemaphorePermit<'a> {
+    never: Infallible,
+    _semaphore: PhantomData<&'a Semaphore>,
+}
+
+impl SemaphorePermit<'_> {
+    /// Never called.
+    pub fn count(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn forget(self) {
+        match self.never {}
+    }
+}
+
+/// A process-shared event (unsupported on this platform: [`Event::new`]
+/// returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Event::new();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Event {
+    never: Infallible,
+}
+
+impl Event {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new() -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn set(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn clear(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_set(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait_timeout(&self, _timeout: Duration) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn wait_until(&self, _deadline: Instant) -> bool {
+        match self.never {}
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// A process-shared array (unsupported on this platform: [`Array::new`]
+/// returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Array::new(3, 0u64);
+/// ```
+#[derive(Debug)]
+pub struct Array<T: Pod> {
+    never: Infallible,
+    _elements: PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_len: usize, _value: T) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn from_slice(_values: &[T]) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    pub fn len(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_empty(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, OwnerDied<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn lock_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn load(&self, _index: usize) -> T {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn store(&self, _index: usize, _value: T) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn to_vec(&self) -> Vec<T> {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// An [`Array`]'s guard (never exists on this platform).
+#[derive(Debug)]
+pub struct ArrayGuard<'a, T: Pod> {
+    never: Infallible,
+    _array: PhantomData<&'a Array<T>>,
+}
+
+impl<T: Pod> std::ops::Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> std::ops::DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self.never {}
+    }
+}
+
+impl<T: Pod> AcknowledgeOwnerDeath for ArrayGuard<'_, T> {
+    fn acknowledge_owner_death(&mut self) {
+        match self.never {}
+    }
+}
 
 /// Test support, outside semver (never called here: no `Lock` exists).
 #[doc(hidden)]

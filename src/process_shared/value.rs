@@ -1,19 +1,17 @@
 //! `process::Value<T>`: a plain-old-data value shared by processes, with
-//! its own robust lock.
+//! its own robust lock (one element of `pod.rs`'s cells).
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arena::{self, Handle, Object, KIND_VALUE, LINE};
+use super::arena::{self, Handle, KIND_VALUE};
 use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
-use super::lock::guard_result;
-use super::robust::{RobustLock, Wait};
-use crate::raw::process_lock::Acquired;
+use super::pod::{PodCells, PodGuard};
+use super::robust::Wait;
 
 /// A value shared by processes — Python's `multiprocessing.Value` — with
 /// its own robust lock: `value.lock()` gives a guard that derefs to `T`,
@@ -54,16 +52,10 @@ use crate::raw::process_lock::Acquired;
 /// # Ok::<(), verisync::process::SharedError>(())
 /// ```
 pub struct Value<T: Pod> {
-    robust: RobustLock,
-    _value: PhantomData<fn() -> T>,
+    cells: PodCells<T>,
 }
 
-/// Where the value sits in its object: the second line.
-const PAYLOAD_AT: usize = LINE;
-
 impl<T: Pod> Value<T> {
-    const SIZE: usize = PAYLOAD_AT + std::mem::size_of::<T>();
-
     /// `size_of::<T>()`, recorded in the object's header and checked when
     /// a handle is opened (`None` if it does not fit a `u32`).
     fn recorded() -> Option<u32> {
@@ -83,34 +75,17 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn new(value: T) -> Result<Self, SharedError> {
-        const {
-            assert!(
-                std::mem::align_of::<T>() <= LINE,
-                "process::Value: T is aligned to more than 64 bytes"
-            )
-        };
         let recorded = Self::recorded().ok_or(SharedError::ArenaFull {
-            requested: Self::SIZE,
+            requested: std::mem::size_of::<T>(),
             capacity: arena::ARENA_LEN,
         })?;
-        let object =
-            arena::for_new_object()?.allocate(KIND_VALUE, Self::SIZE, recorded, |object| {
-                // SAFETY: the payload lies inside the new object's extent,
-                // aligned (the object is 64-byte aligned, and T's alignment
-                // is at most 64); that extent overlaps no object this
-                // process uses, and no thread here can open the object yet
-                // (`Arena::allocate`). `T: Pod`: a plain copy, no user code.
-                unsafe { Self::payload(object).write(value) };
-                RobustLock::reset(object);
-            })?;
-        Ok(Self {
-            robust: RobustLock::new(object),
-            _value: PhantomData,
-        })
-    }
-
-    fn payload(object: &Object) -> *mut T {
-        object.bytes(PAYLOAD_AT).cast::<T>()
+        let cells = PodCells::create(KIND_VALUE, 1, recorded, |payload: *mut T| {
+            // SAFETY: `payload` is the new object's one element, inside
+            // its extent and aligned (`PodCells::create`); `T: Pod`: a
+            // plain copy, no user code.
+            unsafe { payload.write(value) }
+        })?;
+        Ok(Self { cells })
     }
 
     /// Locks the value, waiting as long as a live process holds it.
@@ -131,8 +106,8 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, OwnerDied<ValueGuard<'_, T>>> {
-        match self.robust.acquire(Wait::Until(None)) {
-            Some(acquired) => guard_result(ValueGuard::new(self, acquired), acquired),
+        match self.cells.lock_as(Wait::Until(None), ValueGuard::new) {
+            Some(guarded) => guarded,
             None => unreachable!("a wait without deadline ends holding the lock"),
         }
     }
@@ -175,14 +150,12 @@ impl<T: Pod> Value<T> {
         }
         self.acquire_or_not(Wait::Until(crate::sys::time::deadline_after(timeout)))
     }
-
     fn acquire_or_not(
         &self,
         wait: Wait,
     ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        match self.robust.acquire(wait) {
-            Some(acquired) => guard_result(ValueGuard::new(self, acquired), acquired)
-                .map_err(TryLockError::OwnerDied),
+        match self.cells.lock_as(wait, ValueGuard::new) {
+            Some(guarded) => guarded.map_err(TryLockError::OwnerDied),
             None => Err(TryLockError::WouldBlock),
         }
     }
@@ -190,7 +163,7 @@ impl<T: Pod> Value<T> {
     /// Locks the value for one step, whether or not a holder died (the
     /// death stays reported to the next `lock()`).
     fn step(&self) -> ValueGuard<'_, T> {
-        self.lock().unwrap_or_else(OwnerDied::into_unacknowledged)
+        ValueGuard::new(self.cells.step())
     }
 
     /// The value (locking for the copy).
@@ -272,27 +245,23 @@ macro_rules! value_integer {
 }
 
 value_integer!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-
 impl<T: Pod> Clone for Value<T> {
     fn clone(&self) -> Self {
-        Self {
-            robust: self.robust,
-            _value: PhantomData,
-        }
+        Self { cells: self.cells }
     }
 }
 
 impl<T: Pod> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Value")
-            .field("handle", &self.robust.object().handle())
+            .field("handle", &self.cells.object().handle())
             .finish()
     }
 }
 
 impl<T: Pod> Serialize for Value<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.robust.object().handle().serialize(serializer)
+        self.cells.object().handle().serialize(serializer)
     }
 }
 
@@ -300,20 +269,11 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     /// Opens the handle in this process: an `Err` (never a crash) if it is
     /// not a value of this size in this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const {
-            assert!(
-                std::mem::align_of::<T>() <= LINE,
-                "process::Value: T is aligned to more than 64 bytes"
-            )
-        };
         let handle = Handle::deserialize(deserializer)?;
         let recorded =
             Self::recorded().ok_or_else(|| open_failed("process::Value: the type is too large"))?;
-        let object = Object::open(handle, KIND_VALUE, Self::SIZE, recorded).map_err(open_failed)?;
-        Ok(Self {
-            robust: RobustLock::new(object),
-            _value: PhantomData,
-        })
+        let cells = PodCells::open(handle, KIND_VALUE, 1, recorded).map_err(open_failed)?;
+        Ok(Self { cells })
     }
 }
 
@@ -329,18 +289,12 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 #[clippy::has_significant_drop]
 pub struct ValueGuard<'a, T: Pod> {
-    value: &'a Value<T>,
-    keep_owner_died: bool,
-    _not_send: PhantomData<*const ()>,
+    guard: PodGuard<'a, T>,
 }
 
 impl<'a, T: Pod> ValueGuard<'a, T> {
-    fn new(value: &'a Value<T>, acquired: Acquired) -> Self {
-        Self {
-            value,
-            keep_owner_died: acquired == Acquired::OwnerDied,
-            _not_send: PhantomData,
-        }
+    fn new(guard: PodGuard<'a, T>) -> Self {
+        Self { guard }
     }
 }
 
@@ -348,35 +302,19 @@ impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: the payload is inside the object's checked extent and
-        // aligned (see `new`); the arena lives for the process's life; this
-        // guard holds the object's in-process lock, so no other guard of it
-        // exists in this process (`robust.rs`), and no other object this
-        // process uses overlaps it (`known.rs`); it holds the shared word,
-        // so no cooperating process writes it now (one that ignores the
-        // lock is the limit the module docs of `process_shared` describe);
-        // and any bytes are a valid `T` (`Pod`), whatever another process
-        // left there.
-        unsafe { &*Value::payload(self.value.robust.object()) }
+        &self.guard[0]
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as `deref`; the lock gives this guard exclusive access.
-        unsafe { &mut *Value::payload(self.value.robust.object()) }
+        &mut self.guard[0]
     }
 }
 
 impl<T: Pod> AcknowledgeOwnerDeath for ValueGuard<'_, T> {
     fn acknowledge_owner_death(&mut self) {
-        self.keep_owner_died = false;
-    }
-}
-
-impl<T: Pod> Drop for ValueGuard<'_, T> {
-    fn drop(&mut self) {
-        self.value.robust.release(self.keep_owner_died);
+        self.guard.acknowledge_owner_death();
     }
 }
 

@@ -94,6 +94,39 @@ pub trait Holders {
     fn is_alive(&self, holder: u32) -> bool;
 }
 
+/// The holder field's slot index: bits 0..=11 hold slot index + 1
+/// (`process_shared/table.rs`); `None` for 0 (nobody, or garbage).
+#[inline]
+pub fn slot_index(holder: u32) -> Option<usize> {
+    ((holder & 0xFFF) as usize).checked_sub(1)
+}
+
+/// How long a locker waits.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// Not at all.
+    Try,
+    /// Until the deadline (`None`: forever).
+    Until(Option<Instant>),
+}
+
+/// The lock over a process-shared primitive's state, as the calling
+/// process takes it, and who that process is: what the state machines
+/// built on this lock (`raw/process_semaphore.rs`) need from their caller.
+/// Production: `process_shared/robust.rs` (an in-process lock, then this
+/// file's word); the loom suite: this file's word alone, one thread per
+/// process.
+pub trait StateLock: Holders {
+    /// The calling process's holder identity (non-zero, within
+    /// `HOLDER_MASK`).
+    fn me(&self) -> u32;
+    /// Takes the lock; `None` if `wait` ran out first.
+    fn lock(&self, wait: Wait) -> Option<Acquired>;
+    /// Releases it (after [`lock`](Self::lock) returned `Some`), marking
+    /// the state consistent (the caller repaired it if told a holder died).
+    fn unlock(&self);
+}
+
 /// How a locker got the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acquired {

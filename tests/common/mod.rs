@@ -3,6 +3,9 @@
 //! by every file).
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod arena;
+
 use std::panic::resume_unwind;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;

@@ -1,0 +1,255 @@
+//! The process-shared semaphore (`raw/process_semaphore.rs`) under the loom
+//! model of the futex seam: threads play processes 1..=3, each with its
+//! own holding, and a process may die holding permits (the seam's death
+//! step) or in the middle of a transition (the state it leaves is set up
+//! directly, one model per cut point).
+
+use std::time::Instant;
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use verisync::__loom::process_lock::{Wait, Word};
+use verisync::__loom::process_semaphore::{Counts, Holding, RawProcessSemaphore};
+use verisync_loom_tests::processes::{Processes, StateLockOf};
+
+/// A semaphore's shared state, the processes, and how many hold permits
+/// now (checked against the permits).
+struct World {
+    lock: Word,
+    counts: Counts,
+    holdings: [Holding; 3],
+    processes: Processes,
+    limit: u32,
+    inside: AtomicUsize,
+}
+
+impl World {
+    fn new(permits: u32, limit: u32) -> Arc<Self> {
+        Arc::new(Self {
+            lock: Word::new(0),
+            counts: Counts::new(permits),
+            holdings: std::array::from_fn(|_| Holding::new()),
+            processes: Processes::new(),
+            limit,
+            inside: AtomicUsize::new(0),
+        })
+    }
+
+    fn semaphore(&self) -> RawProcessSemaphore<'_> {
+        RawProcessSemaphore::new(&self.counts, &self.holdings, self.limit)
+    }
+
+    /// Process `me`'s view of the state lock.
+    fn process(&self, me: u32) -> StateLockOf<'_> {
+        StateLockOf {
+            me,
+            word: &self.lock,
+            processes: &self.processes,
+        }
+    }
+
+    fn acquire(&self, me: u32, count: u32, wait: Wait) -> bool {
+        self.semaphore().acquire(count, wait, &self.process(me))
+    }
+
+    fn give_back(&self, me: u32, count: u32) {
+        self.semaphore().give_back(count, &self.process(me));
+    }
+
+    /// Takes one permit of a one-permit semaphore (as `wait` says), checks
+    /// it is alone inside, and gives it back; `false` if it timed out.
+    fn use_the_only_permit(&self, me: u32, wait: Wait) -> bool {
+        if !self.acquire(me, 1, wait) {
+            return false;
+        }
+        assert_eq!(self.inside.fetch_add(1, Ordering::SeqCst), 0, "two inside");
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        self.give_back(me, 1);
+        true
+    }
+
+    /// The permits available, after reclaiming the dead's (asked as
+    /// process `me`).
+    fn available(&self, me: u32) -> u32 {
+        self.semaphore().available(&self.process(me))
+    }
+}
+
+#[test]
+fn two_processes_never_both_hold_the_only_permit_and_it_is_conserved() {
+    loom::model(|| {
+        let world = World::new(1, 1);
+        let other = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.use_the_only_permit(2, Wait::Until(None))))
+        };
+        assert!(world.use_the_only_permit(1, Wait::Until(None)));
+        other.join().unwrap();
+        assert_eq!(world.available(1), 1);
+        assert!(world.holdings.iter().all(|holding| holding.count() == 0));
+    });
+}
+
+#[test]
+fn no_lost_wake_up_with_two_waiters() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(1, 1);
+        assert!(world.acquire(1, 1, Wait::Until(None)));
+        let waiters: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|me| {
+                let world = Arc::clone(&world);
+                thread::spawn(move || assert!(world.use_the_only_permit(me, Wait::Until(None))))
+            })
+            .collect();
+        world.give_back(1, 1);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_eq!(world.available(1), 1);
+    });
+}
+
+#[test]
+fn a_timeout_racing_a_give_back_loses_no_permit_and_no_wake_up() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(1, 1);
+        assert!(world.acquire(1, 1, Wait::Until(None)));
+        let timed = {
+            let world = Arc::clone(&world);
+            // Any deadline: the model may let it pass at any point.
+            thread::spawn(move || world.use_the_only_permit(2, Wait::Until(Some(Instant::now()))))
+        };
+        let patient = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.use_the_only_permit(3, Wait::Until(None))))
+        };
+        world.give_back(1, 1);
+        timed.join().unwrap();
+        // Had the timed waiter spent the only wake-up and then given up,
+        // loom would report the patient one blocked forever.
+        patient.join().unwrap();
+        assert_eq!(world.available(1), 1);
+    });
+}
+
+#[test]
+fn a_holder_that_dies_holding_permits_gives_them_back() {
+    loom::model(|| {
+        let world = World::new(2, 2);
+        let holder = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                assert!(world.acquire(1, 2, Wait::Until(None)));
+                world.processes.die(1);
+            })
+        };
+        // Process 2 takes both: before 1 (then gives them back), or after
+        // 1 died holding them (reclaimed): never a hang.
+        assert!(world.acquire(2, 2, Wait::Until(None)));
+        world.give_back(2, 2);
+        holder.join().unwrap();
+        assert_eq!(world.available(2), 2, "permits conserved");
+        assert!(world.holdings.iter().all(|holding| holding.count() == 0));
+    });
+}
+
+#[test]
+fn a_holder_that_dies_between_giving_back_and_waking_loses_no_waiter() {
+    loom::model(|| {
+        let world = World::new(1, 1);
+        assert!(world.acquire(1, 1, Wait::Until(None)));
+        let waiter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.use_the_only_permit(2, Wait::Until(None))))
+        };
+        // Dies mid-give-back: the permit is back, but nobody was woken.
+        world
+            .semaphore()
+            .give_back_without_waking(1, &world.process(1));
+        world.processes.die(1);
+        waiter.join().unwrap();
+        assert_eq!(world.available(2), 1);
+    });
+}
+
+/// What process 1 leaves when killed holding the state lock between the
+/// writes of a transition (`raw/process_semaphore.rs`'s table), and the
+/// permits the semaphore must end with.
+#[derive(Clone, Copy)]
+struct CutShort {
+    what: &'static str,
+    /// `[total, available]`, and process 1's holding's count.
+    counts: [u32; 2],
+    held: u32,
+    expected: u32,
+}
+
+const CUT_SHORT: [CutShort; 4] = [
+    // Two permits, acquiring one: its holding says 1, `A` still 2.
+    CutShort {
+        what: "acquire",
+        counts: [2, 2],
+        held: 1,
+        expected: 2,
+    },
+    // Holding one of two, giving it back: its holding says 0, `A` still 1.
+    CutShort {
+        what: "give back",
+        counts: [2, 1],
+        held: 0,
+        expected: 2,
+    },
+    // Two permits, releasing one: `T` says 3, `A` still 2.
+    CutShort {
+        what: "release",
+        counts: [3, 2],
+        held: 0,
+        expected: 3,
+    },
+    // Holding one of two, forgetting it: `T` says 1, its holding still 1.
+    CutShort {
+        what: "forget",
+        counts: [1, 1],
+        held: 1,
+        expected: 1,
+    },
+];
+
+#[test]
+fn a_process_killed_mid_transition_leaves_a_state_that_is_repaired() {
+    for cut in CUT_SHORT {
+        loom::model(move || {
+            // A limit above every count, so an over-count would show.
+            let world = World::new(0, 10);
+            let [_, total, available] = world.counts.words();
+            total.store(cut.counts[0], Ordering::Relaxed);
+            available.store(cut.counts[1], Ordering::Relaxed);
+            let [holder, count] = world.holdings[0].words();
+            holder.store(1, Ordering::Relaxed);
+            count.store(cut.held, Ordering::Relaxed);
+            world.lock.store(1, Ordering::Relaxed); // held by process 1 ...
+            world.processes.die(1); // ... which is dead
+            let other = {
+                let world = Arc::clone(&world);
+                thread::spawn(move || {
+                    assert!(world.acquire(3, cut.expected, Wait::Until(None)));
+                    world.give_back(3, cut.expected);
+                })
+            };
+            assert!(
+                world.acquire(2, cut.expected, Wait::Until(None)),
+                "{}",
+                cut.what
+            );
+            world.give_back(2, cut.expected);
+            other.join().unwrap();
+            assert_eq!(world.available(2), cut.expected, "{}", cut.what);
+        });
+    }
+}
