@@ -261,9 +261,18 @@ impl<'a, T: Ord> Hole<'a, T> {
     /// `from` must be in bounds and not `position`: every caller passes a
     /// parent or a child of `position` that it has just compared through
     /// checked indexing (a parent is below `position`, a child above it).
+    /// Checked all the same, in release builds too (one predictable
+    /// branch): the copy below must never read past the live entries
+    /// (mutation testing showed a sink that picked the slot one past the
+    /// end, a Vec's spare capacity, with no test able to tell).
     #[inline(always)]
     fn fill_from(&mut self, from: usize) {
-        debug_assert!(from < self.entries.len() && from != self.position);
+        assert!(
+            from < self.entries.len() && from != self.position,
+            "verisync: heap slot {from} moved into the hole at {} of {}",
+            self.position,
+            self.entries.len()
+        );
         let base = self.entries.as_mut_ptr();
         // SAFETY: both indices are in bounds (`from` by the caller's
         // checked read, `position` by the invariant) and distinct, so the
