@@ -12,6 +12,11 @@ and the target with pass/fail. Then a table of every row's median (anchors too).
     cargo bench --bench process_pool && python3 benches/process_pool.py && python3 benches/ratios.py
     python3 benches/ratios.py --criterion-dir path/to/target/criterion --strict
 
+The whole report (every bench N times, medians of the runs, BENCHMARKS.md and
+its plots) is one command that uses this file's rows and tables:
+
+    python3 benches/report.py --runs 3
+
 Python figures (issues 4 and 5) come from the JSON files that
 `benches/pool_python.py` and `benches/process_pool.py` write to
 <target>/python-bench/ ({group: {row: ns}}, merged with criterion's medians;
@@ -233,7 +238,7 @@ def ratio_table(medians, rows=None):
     for group, ours, theirs, target in rows or ROWS:
         mine, other, ratio, result, miss = evaluate(medians, group, ours, theirs, target)
         missed += miss
-        ratio_text = "—" if ratio is None else f"{ratio:.2f}×"
+        ratio_text = "—" if ratio is None else f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.3f}×"
         lines.append(f"| {group} | {ours} | {theirs} | {fmt_time(mine)} | {fmt_time(other)} "
                      f"| {ratio_text} | {fmt_target(target)} | {result} |")
     return lines, missed

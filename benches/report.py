@@ -59,6 +59,13 @@ SMOKE_BANNER = "SMOKE RUN — not measurements"
 # Queue groups in the throughput plot: (panel title, group prefix).
 QUEUE_PANELS = [("FIFO", "fifo"), ("LIFO", "lifo"), ("priority", "priority")]
 MUTEX_ROWS = ["verisync", "parking_lot", "std"]
+# Group name prefix → primitive (ratio plot labels; ROWS is already in this order).
+PRIMITIVES = [
+    ("mutex", "Mutex"), ("reentrant", "ReentrantLock"), ("ping_pong", "Condition/Event"),
+    ("semaphore", "Semaphore"), ("fifo", "JoinableQueue"), ("lifo", "JoinableQueue"),
+    ("priority", "JoinableQueue"), ("tiny_tasks", "ThreadPool"), ("value_tasks", "ThreadPool"),
+    ("map_1m", "ThreadPool"), ("process_pool", "ProcessPool"),
+]
 
 
 def run(command, **kwargs):
@@ -176,6 +183,14 @@ def run_ratios(per_run):
     return spread
 
 
+def primitive_of(group):
+    """The primitive a criterion group measures, for the ratio plot's labels."""
+    for prefix, primitive in PRIMITIVES:
+        if group.startswith(prefix):
+            return primitive
+    return group
+
+
 def plot_data(medians, info, banner):
     """The JSON `benches/plot` draws from."""
     bars = []
@@ -183,7 +198,7 @@ def plot_data(medians, info, banner):
         mine, other, ratio, _, _ = ratios.evaluate(medians, group, ours, theirs, target)
         if target is None or ratio is None:
             continue
-        bars.append({"label": f"{group}: {ours} vs {theirs}", "ratio": ratio,
+        bars.append({"label": f"{primitive_of(group)} · {group}: {ours} vs {theirs}", "ratio": ratio,
                      "limit": ratios.limit_of(target)})
 
     def series(group_of_threads, rows):

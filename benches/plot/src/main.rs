@@ -187,10 +187,20 @@ fn draw_ratios(plots: &Plots, path: &Path) -> Result<(), Box<dyn Error>> {
 
 fn draw_figure(plots: &Plots, figure: &Figure, path: &Path) -> Result<(), Box<dyn Error>> {
     let panels = figure.panels.len().max(1);
-    let root = SVGBackend::new(path, (420 * panels as u32 + 40, 440)).into_drawing_area();
+    let width = (420 * panels as u32 + 40).max(800);
+    let root = SVGBackend::new(path, (width, 460)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(&title(plots, &figure.title), ("sans-serif", 18))?;
     let areas = root.split_evenly((1, panels));
+    // One color per implementation across the panels.
+    let mut names: Vec<&str> = figure
+        .panels
+        .iter()
+        .flat_map(|panel| panel.series.iter().map(|series| series.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let color_of = |name: &str| Palette99::pick(names.binary_search(&name).unwrap_or(0)).to_rgba();
     for (panel, area) in figure.panels.iter().zip(areas.iter()) {
         let points = || panel.series.iter().flat_map(|series| &series.points);
         let (x_low, x_high) = points().fold((f64::MAX, f64::MIN), |(low, high), &(x, _)| {
@@ -206,7 +216,11 @@ fn draw_figure(plots: &Plots, figure: &Figure, path: &Path) -> Result<(), Box<dy
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(x_low - pad..x_high + pad, 0.0..y_high * 1.15)?;
+            // Headroom above the highest point for the legend, a line per series.
+            .build_cartesian_2d(
+                x_low - pad..x_high + pad,
+                0.0..y_high * (1.15 + 0.08 * panel.series.len() as f64),
+            )?;
         chart
             .configure_mesh()
             .x_desc(figure.x_label.as_str())
@@ -220,8 +234,8 @@ fn draw_figure(plots: &Plots, figure: &Figure, path: &Path) -> Result<(), Box<dy
                 }
             })
             .draw()?;
-        for (index, series) in panel.series.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
+        for series in &panel.series {
+            let color = color_of(&series.name);
             chart
                 .draw_series(LineSeries::new(
                     series.points.iter().copied(),
@@ -240,7 +254,7 @@ fn draw_figure(plots: &Plots, figure: &Figure, path: &Path) -> Result<(), Box<dy
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 12))
