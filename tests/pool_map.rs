@@ -240,3 +240,35 @@ fn size_hint_counts_the_results_certain_to_come() {
         assert_eq!(map.count(), 499);
     });
 }
+
+/// The same with an input whose length is trusted (`Map<Range>`), which
+/// `extend` writes in place without pushing item by item: the items
+/// written before the panic are still kept and sent.
+#[test]
+fn a_trusted_length_input_that_panics_mid_chunk_keeps_the_items_read_before_it() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let inputs = (0..40_000u64).map(|n| {
+            if n % 9_000 == 8_999 {
+                panic!("deliberate input panic at {n}");
+            }
+            n + 1
+        });
+        let mut map = pool.map(inputs, |n| n * 2);
+        let (mut got, mut panics) = (Vec::new(), 0);
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| map.next())) {
+                Ok(Some(result)) => got.push(result.unwrap()),
+                Ok(None) => break,
+                Err(_) => panics += 1,
+            }
+        }
+        assert_eq!(panics, 4);
+        let expected: Vec<u64> = (0..40_000)
+            .filter(|n| n % 9_000 != 8_999)
+            .map(|n| (n + 1) * 2)
+            .collect();
+        assert_eq!(got, expected);
+    });
+}
