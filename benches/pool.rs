@@ -4,7 +4,7 @@
 //!
 //! | group                  | one iteration | rows |
 //! |------------------------|---------------|------|
-//! | `tiny_tasks`           | one tiny task of a round of 100,000 submitted, then all awaited | verisync `submit` + waiting on every `TaskHandle` (`verisync_submit`); verisync `submit`, handle dropped, + a latch (`verisync_submit_latch`, the same measure as the rows after it); `rayon::ThreadPool::spawn` + a latch (`rayon_spawn_latch`); `rayon::ThreadPool::scope` (`rayon_scope`); `threadpool::ThreadPool::execute` + a latch (`threadpool_latch`); a `Mutex<VecDeque<Box<dyn FnOnce>>>` + `Condvar` pool + a latch (`mutex_condvar_pool_latch`) |
+//! | `tiny_tasks`           | one tiny task of a round of 100,000 submitted, then all awaited | verisync `submit` + waiting on every `TaskHandle` (`verisync_submit`); verisync `submit`, handle dropped, + a latch (`verisync_submit_latch`, the same measure as the rows after it); `verisync::ThreadPool::scope`, each handle dropped (`verisync_scope`, against `rayon_scope`); `rayon::ThreadPool::spawn` + a latch (`rayon_spawn_latch`); `rayon::ThreadPool::scope` (`rayon_scope`); `threadpool::ThreadPool::execute` + a latch (`threadpool_latch`); a `Mutex<VecDeque<Box<dyn FnOnce>>>` + `Condvar` pool + a latch (`mutex_condvar_pool_latch`) |
 //! | `tiny_tasks_20k`       | one tiny task of a round of 20,000 | verisync only: the workload `benches/pool_python.py` times for Python's `ThreadPoolExecutor(2)` |
 //! | `value_tasks`          | one task of a round of 1,000, each returning a `u64` that the submitter collects | verisync `submit` + `TaskHandle::join` (`verisync_join`); `threadpool` + one `std::sync::mpsc::channel` per task (`threadpool_channel`) |
 //! | `map_1m`               | one item of a 1,000,000-item map whose results are collected into a `Vec` | verisync `pool.map(items, f).collect()` (`verisync_map`); rayon `items.par_iter().map(f).collect()` (`rayon_par_iter`) |
@@ -215,6 +215,20 @@ fn rayon_spawn_latch(pool: &rayon::ThreadPool, tasks: u64) -> Duration {
     start.elapsed()
 }
 
+fn verisync_scope(pool: &verisync::ThreadPool, tasks: u64) -> Duration {
+    let start = Instant::now();
+    pool.scope(|scope| {
+        for index in 0..tasks {
+            // The handle is dropped at once; the scope still waits for the
+            // task, as rayon's does.
+            drop(scope.submit(move || {
+                black_box(index);
+            }));
+        }
+    });
+    start.elapsed()
+}
+
 fn rayon_scope(pool: &rayon::ThreadPool, tasks: u64) -> Duration {
     let start = Instant::now();
     pool.scope(|scope| {
@@ -353,6 +367,9 @@ fn tiny_tasks(c: &mut Criterion) {
         });
         group.bench_function("verisync_submit_latch", |b| {
             b.iter_custom(|iters| rounds(iters, TINY_ROUND, || verisync_latch(&pool, TINY_ROUND)))
+        });
+        group.bench_function("verisync_scope", |b| {
+            b.iter_custom(|iters| rounds(iters, TINY_ROUND, || verisync_scope(&pool, TINY_ROUND)))
         });
     }
     {

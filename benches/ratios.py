@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ratio table for the criterion benches (locks, queue, pool, process_pool) against the targets of issues 2–5.
+"""Ratio table for the criterion benches (locks, queue, pool, process_pool) against the targets of issues 2–5 and 16.
 
 Reads criterion's saved medians (target/criterion/<group>/<row>/new/estimates.json,
 named by the benchmark.json next to each) and prints a markdown table:
@@ -11,6 +11,11 @@ and the target with pass/fail. Then a table of every row's median (anchors too).
     cargo bench --bench pool && python3 benches/pool_python.py && python3 benches/ratios.py
     cargo bench --bench process_pool && python3 benches/process_pool.py && python3 benches/ratios.py
     python3 benches/ratios.py --criterion-dir path/to/target/criterion --strict
+
+The whole report (every bench N times, medians of the runs, BENCHMARKS.md and
+its plots) is one command that uses this file's rows and tables:
+
+    python3 benches/report.py --runs 3
 
 Python figures (issues 4 and 5) come from the JSON files that
 `benches/pool_python.py` and `benches/process_pool.py` write to
@@ -61,9 +66,15 @@ ROWS = [
     ("fifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
     ("fifo_2p2c", "verisync_task_done", "crossbeam_channel", ("throughput", 0.5)),
     ("fifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
-    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
-    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
-    ("lifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
+    # Issue 16 restates the LIFO and priority targets (replacing issue 3's):
+    # ≤ 1.0× the same-guarantee baseline in 1P/1C and 2P/2C (LIFO: the
+    # Mutex<Vec>; priority: the Mutex<BinaryHeap> and the heap with FIFO
+    # ties, whose order verisync also guarantees), and LIFO ≤ 0.67× in 2P/2C.
+    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("time", 1.0)),
+    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("time", 1.0)),
+    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", ("time", 1.0)),
+    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", ("time", 1.0)),
+    ("lifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar", ("time", 1.0)),
     ("lifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar", ("throughput", 1.5)),
     ("fifo_1p1c", "verisync", "crossbeam_channel", None),
     ("fifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
@@ -74,8 +85,6 @@ ROWS = [
     ("fifo_2p2c", "verisync_task_done", "flume", None),
     ("priority_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("priority_2p2c", "verisync", "parking_lot_mutex_condvar", None),
-    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", None),
-    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties", None),
     ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar", None),
     ("lifo_one_thread", "verisync_task_done", "parking_lot_mutex_condvar", None),
@@ -87,10 +96,13 @@ ROWS = [
     ("tiny_tasks", "verisync_submit_latch", "threadpool_latch", None),
     ("tiny_tasks", "verisync_submit_latch", "rayon_spawn_latch", None),
     ("tiny_tasks", "verisync_submit", "rayon_scope", None),
+    # Issue 16: scoped tiny tasks, verisync's scope against rayon's.
+    ("tiny_tasks", "verisync_scope", "rayon_scope", ("throughput", 1.0)),
     ("tiny_tasks", "verisync_submit", "mutex_condvar_pool_latch", None),
     ("tiny_tasks_20k", "verisync_submit", "python_thread_pool_executor", None),
     ("value_tasks", "verisync_join", "threadpool_channel", ("throughput", 1.5)),
-    ("map_1m", "verisync_map", "rayon_par_iter", None),
+    # Issue 16: the ordered, lazy map within 3× of rayon's par_iter per item.
+    ("map_1m", "verisync_map", "rayon_par_iter", ("time", 3.0)),
     # Issue 5 (benches/process_pool.rs, benches/process_pool.py): 2 worker
     # processes, Python with the fork start method; time per start-up
     # (constructor to first result) / per tiny task / per map item.
@@ -100,7 +112,8 @@ ROWS = [
     ("process_pool_startup", "verisync", "python_mp_pool_fork", ("time", 1.0)),
     ("process_pool_map", "verisync_map", "python_ppe_map", None),
     ("process_pool_map", "verisync_map", "python_mp_pool_map_chunksize_1", None),
-    ("process_pool_map", "verisync_map", "python_mp_pool_map_default_chunksize", None),
+    # Issue 16: the chunked process map ≤ Python's default-chunksize Pool.map.
+    ("process_pool_map", "verisync_map", "python_mp_pool_map_default_chunksize", ("time", 1.0)),
 ]
 
 # The Python halves: (script, JSON it writes, a criterion group whose presence
@@ -149,10 +162,11 @@ def load_python(python_dir, medians, run):
     return notes
 
 
-def load_medians(criterion_dir):
-    """{(group, row): median ns per iteration} for every saved benchmark."""
+def load_medians(criterion_dir, baseline="new"):
+    """{(group, row): median ns per iteration} for every saved benchmark:
+    criterion's latest run (`new`), or a run saved with `--save-baseline NAME`."""
     medians = {}
-    pattern = os.path.join(criterion_dir, "*", "*", "new", "estimates.json")
+    pattern = os.path.join(criterion_dir, "*", "*", baseline, "estimates.json")
     for estimates_path in sorted(glob.glob(pattern)):
         new_dir = os.path.dirname(estimates_path)
         row_dir = os.path.dirname(new_dir)
@@ -188,6 +202,56 @@ def fmt_target(target):
     return f"throughput ≥ {value:.2f}× (time ≤ {1 / value:.2f}×)"
 
 
+def limit_of(target):
+    """The largest time ratio that meets `target` (None: no target)."""
+    if target is None:
+        return None
+    kind, value = target
+    return value if kind == "time" else 1 / value
+
+
+def evaluate(medians, group, ours, theirs, target):
+    """One row of ROWS against `medians`: (verisync's median, the
+    competitor's, their ratio, the result text, whether it missed), with
+    None where a median is missing."""
+    mine, other = medians.get((group, ours)), medians.get((group, theirs))
+    if mine is None or other is None:
+        return mine, other, None, "not run", False
+    ratio = mine / other
+    limit = limit_of(target)
+    if limit is None:
+        return mine, other, ratio, "—", False
+    if ratio <= limit:
+        return mine, other, ratio, "pass", False
+    return mine, other, ratio, f"**FAIL** (by {ratio / limit - 1:.0%})", True
+
+
+def ratio_table(medians, rows=None):
+    """The markdown table of ROWS (or `rows`): medians, ratio, target,
+    pass/fail. Returns its lines and how many targets were missed."""
+    lines = [
+        "| benchmark | verisync | competitor | verisync median | competitor median "
+        "| time ratio (verisync/competitor, < 1 = verisync faster) | target | result |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    missed = 0
+    for group, ours, theirs, target in rows or ROWS:
+        mine, other, ratio, result, miss = evaluate(medians, group, ours, theirs, target)
+        missed += miss
+        ratio_text = "—" if ratio is None else f"{ratio:.2f}×" if ratio >= 0.1 else f"{ratio:.3f}×"
+        lines.append(f"| {group} | {ours} | {theirs} | {fmt_time(mine)} | {fmt_time(other)} "
+                     f"| {ratio_text} | {fmt_target(target)} | {result} |")
+    return lines, missed
+
+
+def all_rows_table(medians):
+    """The markdown table of every median, anchors and floors included."""
+    lines = ["| group | row | median |", "|---|---|---:|"]
+    for (group, row), ns in sorted(medians.items()):
+        lines.append(f"| {group} | {row} | {fmt_time(ns)} |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--criterion-dir", default=default_criterion_dir())
@@ -209,40 +273,15 @@ def main():
     run = "never" if args.no_run_python else "always" if args.run_python else "missing"
     python_notes = load_python(python_dir, medians, run)
 
-    print("| benchmark | verisync | competitor | verisync median | competitor median "
-          "| time ratio (verisync/competitor, < 1 = verisync faster) | target | result |")
-    print("|---|---|---|---:|---:|---:|---|---|")
-    missed = 0
-    for group, ours, theirs, target in ROWS:
-        mine, other = medians.get((group, ours)), medians.get((group, theirs))
-        if mine is None or other is None:
-            ratio_text, result = "—", "not run"
-        else:
-            ratio = mine / other
-            ratio_text = f"{ratio:.2f}×"
-            if target is None:
-                result = "—"
-            else:
-                kind, value = target
-                limit = value if kind == "time" else 1 / value
-                if ratio <= limit:
-                    result = "pass"
-                else:
-                    result = f"**FAIL** (by {ratio / limit - 1:.0%})"
-                    missed += 1
-        print(f"| {group} | {ours} | {theirs} | {fmt_time(mine)} | {fmt_time(other)} "
-              f"| {ratio_text} | {fmt_target(target)} | {result} |")
-
+    lines, missed = ratio_table(medians)
+    print("\n".join(lines))
     if python_notes:
         print()
         print("Python rows (`python_*`) from: " + "; ".join(python_notes))
     print()
     print("All rows (median time per iteration; anchors and floors included):")
     print()
-    print("| group | row | median |")
-    print("|---|---|---:|")
-    for (group, row), ns in sorted(medians.items()):
-        print(f"| {group} | {row} | {fmt_time(ns)} |")
+    print("\n".join(all_rows_table(medians)))
 
     if args.strict and missed:
         sys.exit(1)

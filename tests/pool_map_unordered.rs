@@ -35,9 +35,9 @@ impl Drop for PanicsOnDrop {
 }
 
 /// As in `tests/pool.rs`: at most the chunks in flight (two per worker, of
-/// at most 1,024 items) plus one chunk being handed out, generously.
+/// at most 16,384 items) plus one chunk being handed out, generously.
 fn read_ahead_bound(workers: usize) -> usize {
-    (4 * workers + 2) * 1024
+    (4 * workers + 2) * 16_384
 }
 
 /// Item 0 is held by a gate; every other item comes out before it.

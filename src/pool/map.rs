@@ -4,8 +4,30 @@
 //! flight; results come back in input order. The chunk size adapts: it
 //! starts at one item (so a few expensive items still spread over every
 //! worker) and doubles while chunks finish in under `FAST_CHUNK`, up to
-//! `MAX_CHUNK`, halving again when they take longer than `SLOW_CHUNK` — so
-//! a million cheap items do not pay a task's overhead each.
+//! its cap, halving again when they take longer than `SLOW_CHUNK` — so a
+//! million cheap items do not pay a task's overhead each. The cap is
+//! `MAX_CHUNK` items, fewer if the items or results are large (a chunk
+//! holds at most about `MAX_CHUNK_BYTES` of either), and when the input's
+//! length is known (an exact `size_hint`) also about `len / (4 × workers)`,
+//! Python's rule, so a short input is still spread over every worker. So
+//! the read-ahead is at most `CHUNKS_PER_WORKER × workers` chunks in flight
+//! plus the one being handed out.
+//!
+//! # What one item costs
+//!
+//! With cheap items the caller's thread is the bottleneck: it reads every
+//! input and hands out every result, while the workers share the calls.
+//! So the per-item work on both sides is a plain loop:
+//!
+//! - the caller reads a chunk with one `extend` (one `catch_unwind` per
+//!   chunk, not per item: a panicking input iterator still keeps the items
+//!   read before it, see [`read_chunk`]);
+//! - a worker runs a chunk in one `catch_unwind` that it re-enters after
+//!   a panic, at the item after the one that panicked, so a panic still
+//!   fails only its own item (see [`run_chunk`]);
+//! - a chunk's results travel as the returned values alone plus a short
+//!   list of the items that failed (see [`ChunkResults`]), not as one
+//!   `Result<R, TaskError>` per item, which is several times larger.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,60 +41,136 @@ use crate::panic_payload::{drop_reporting_panics, take_panic_message};
 
 /// Chunks in flight per worker.
 pub(super) const CHUNKS_PER_WORKER: usize = 2;
-/// The largest chunk, in items.
-const MAX_CHUNK: usize = 1024;
+/// The largest chunk, in items. Large enough that a chunk of cheap items
+/// (a nanosecond each) takes tens of microseconds, so that waking a worker
+/// for it and handing its results over is a small part of it.
+const MAX_CHUNK: usize = 16_384;
+/// The most bytes of items, or of results, a chunk holds (the larger of
+/// the two sizes counts): big items make smaller chunks.
+const MAX_CHUNK_BYTES: usize = 512 * 1024;
 /// A chunk this quick means the items are cheap: make chunks bigger.
-const FAST_CHUNK: Duration = Duration::from_micros(20);
+const FAST_CHUNK: Duration = Duration::from_micros(50);
 /// A chunk this slow means the items are expensive: make chunks smaller.
-const SLOW_CHUNK: Duration = Duration::from_micros(200);
+const SLOW_CHUNK: Duration = Duration::from_micros(500);
+
+/// Chunks per worker that an input of known length is cut into at least
+/// (Python's `Pool.map` rule), shared with the process pool's map.
+pub(crate) const CHUNKS_PER_WORKER_OF_KNOWN_LENGTH: usize = 4;
+
+/// Python's `Pool.map` chunk size for `inputs` over `workers`: about
+/// `len / (4 × workers)` items, rounded up, if the length is known (an
+/// exact `size_hint`), else `None`. Not capped: the caller caps it.
+pub(crate) fn known_length_chunk(inputs: &impl Iterator, workers: usize) -> Option<usize> {
+    match inputs.size_hint() {
+        (low, Some(high)) if low == high => {
+            Some(low.div_ceil(workers.max(1) * CHUNKS_PER_WORKER_OF_KNOWN_LENGTH))
+        }
+        _ => None,
+    }
+}
 
 /// One chunk's results (those not handed out yet), and how long the
 /// worker spent on it.
 ///
-/// The items are the user's results, and each one's `Drop` may panic. A
+/// Stored as the values of the items that returned, in input order, plus
+/// the items that failed, each marked with how many values are left when
+/// its turn comes: a cheap item's result is then as small as the value
+/// itself (a `Result<R, TaskError>` per item would be the size of a
+/// `TaskError` at least, and the caller's thread reads every byte of it
+/// from another core's cache), and handing out a value is one comparison
+/// and one pointer step, with no position counter to keep.
+///
+/// The values are the user's results, and each one's `Drop` may panic. A
 /// `Vec` of them dropped whole would abort the process at the second such
 /// panic (a panic while unwinding from the first), wherever it is dropped:
 /// by the iterator, or by the worker when the iterator was dropped first.
 /// So this drops them one by one, each panic caught and reported.
 pub(super) struct ChunkResults<R> {
-    results: std::vec::IntoIter<Result<R, TaskError>>,
+    /// The values of the items that returned, in input order.
+    values: std::vec::IntoIter<R>,
+    /// The items that failed, in input order, each with the number of
+    /// values left (`values.len()`) when it is the next result.
+    failures: VecDeque<(usize, TaskError)>,
+    /// The first failure's count of values left, or `NO_FAILURE`: the one
+    /// comparison `next` makes.
+    next_failure_when_left: usize,
     pub(super) spent: Duration,
 }
 
+/// `next_failure_when_left` when no failure is left: never a length.
+const NO_FAILURE: usize = usize::MAX;
+
 impl<R> ChunkResults<R> {
-    pub(super) fn new(results: Vec<Result<R, TaskError>>, spent: Duration) -> Self {
-        Self {
-            results: results.into_iter(),
+    /// `failures` hold, for each failed item in input order, how many
+    /// values come before it, and its error.
+    fn new(values: Vec<R>, failures: VecDeque<(usize, TaskError)>, spent: Duration) -> Self {
+        let count = values.len();
+        let failures = failures
+            .into_iter()
+            .map(|(values_before, error)| (count - values_before, error))
+            .collect();
+        let mut results = Self {
+            values: values.into_iter(),
+            failures,
+            next_failure_when_left: NO_FAILURE,
             spent,
-        }
+        };
+        results.note_next_failure();
+        results
     }
 
     /// A chunk that never ran (the pool shut down): each item reports why.
     pub(super) fn failed(error: &TaskError, items: usize) -> Self {
         Self::new(
-            (0..items).map(|_| Err(error.clone())).collect(),
+            Vec::new(),
+            (0..items).map(|_| (0, error.clone())).collect(),
             Duration::ZERO,
         )
     }
 
     pub(super) fn empty() -> Self {
-        Self::new(Vec::new(), Duration::ZERO)
+        Self::new(Vec::new(), VecDeque::new(), Duration::ZERO)
+    }
+
+    /// How many results are left to hand out.
+    pub(super) fn len(&self) -> usize {
+        self.values.len() + self.failures.len()
+    }
+
+    fn note_next_failure(&mut self) {
+        self.next_failure_when_left = self.failures.front().map_or(NO_FAILURE, |&(left, _)| left);
+    }
+
+    /// The next result when it is a failure.
+    #[cold]
+    fn next_failure(&mut self) -> Option<Result<R, TaskError>> {
+        let (_, error) = self.failures.pop_front()?;
+        self.note_next_failure();
+        Some(Err(error))
     }
 }
 
 impl<R> Iterator for ChunkResults<R> {
     type Item = Result<R, TaskError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        self.results.next()
+        if self.values.len() == self.next_failure_when_left {
+            return self.next_failure();
+        }
+        self.values.next().map(Ok)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), Some(self.len()))
     }
 }
 
 impl<R> Drop for ChunkResults<R> {
     fn drop(&mut self) {
-        for result in self.results.by_ref() {
+        for value in self.values.by_ref() {
             drop_reporting_panics(
-                result,
+                value,
                 "a result of a pool map that was never handed out (the map was dropped first)",
             );
         }
@@ -82,23 +180,35 @@ impl<R> Drop for ChunkResults<R> {
 /// The adaptive chunk size (see the module docs), shared with
 /// [`PoolMapUnordered`](super::map_unordered::PoolMapUnordered).
 #[derive(Debug)]
-pub(super) struct ChunkSize(usize);
+pub(super) struct ChunkSize {
+    size: usize,
+    /// `MAX_CHUNK`, or less for an input of known length.
+    cap: usize,
+}
 
 impl ChunkSize {
-    pub(super) fn new() -> Self {
-        Self(1)
+    /// Starts at one item, capped for `inputs` of `T` giving results of
+    /// `R` over `workers` (see the module docs).
+    pub(super) fn new<T, R>(inputs: &impl Iterator<Item = T>, workers: usize) -> Self {
+        let largest = size_of::<T>().max(size_of::<R>()).max(1);
+        let cap = MAX_CHUNK.min(MAX_CHUNK_BYTES / largest);
+        let cap = known_length_chunk(inputs, workers).map_or(cap, |share| share.min(cap));
+        Self {
+            size: 1,
+            cap: cap.max(1),
+        }
     }
 
     pub(super) fn get(&self) -> usize {
-        self.0
+        self.size
     }
 
     /// Grows or shrinks after a chunk that took `spent`.
     pub(super) fn adapt(&mut self, spent: Duration) {
         if spent < FAST_CHUNK {
-            self.0 = (self.0 * 2).min(MAX_CHUNK);
+            self.size = (self.size * 2).min(self.cap);
         } else if spent > SLOW_CHUNK {
-            self.0 = (self.0 / 2).max(1);
+            self.size = (self.size / 2).max(1);
         }
     }
 }
@@ -114,40 +224,61 @@ pub(super) struct ChunkRead<T> {
     pub(super) panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
-/// Reads up to `size` items of `inputs`. A panicking input iterator does
-/// not lose the items read before it: they come back with the panic, for
-/// the caller to send before passing the panic on (the map can go on
-/// afterwards, as after any panic in `next`).
+/// Reads up to `size` items of `inputs`, in one `extend` (a slice's
+/// iterator is copied as a block). A panicking input iterator does not
+/// lose the items read before it: `extend` keeps every item it pushed
+/// when it unwinds, and they come back with the panic, for the caller to
+/// send before passing the panic on (the map can go on afterwards, as
+/// after any panic in `next`).
 pub(super) fn read_chunk<I: Iterator>(inputs: &mut I, size: usize) -> ChunkRead<I::Item> {
-    let mut items = Vec::with_capacity(size);
-    while items.len() < size {
-        match catch_unwind(AssertUnwindSafe(|| inputs.next())) {
-            Ok(Some(item)) => items.push(item),
-            Ok(None) => {
-                return ChunkRead {
-                    items,
-                    ended: true,
-                    panic: None,
-                }
-            }
-            Err(payload) => {
-                return ChunkRead {
-                    items,
-                    ended: false,
-                    panic: Some(payload),
-                }
-            }
-        }
-    }
-    ChunkRead {
-        items,
-        ended: false,
-        panic: None,
+    let mut items = Vec::new();
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        items.extend(inputs.by_ref().take(size));
+    }));
+    match read {
+        Ok(()) => ChunkRead {
+            ended: items.len() < size,
+            items,
+            panic: None,
+        },
+        Err(payload) => ChunkRead {
+            items,
+            ended: false,
+            panic: Some(payload),
+        },
     }
 }
 
-/// Submits one chunk: `function` over each item, each item's panic caught
-/// into its own `Err(Panicked)`.
+/// Runs `function` over a chunk's items in order, each item's panic
+/// caught into its own `Err(Panicked)`.
+///
+/// The loop runs inside one `catch_unwind`; after a panic it is entered
+/// again at the next item (the panicking item was moved into the call and
+/// is gone), so every item runs exactly once. A failure is recorded with
+/// the number of values before it, which places it among them.
+pub(super) fn run_chunk<T, F, R>(function: &F, chunk: Vec<T>) -> ChunkResults<R>
+where
+    F: Fn(T) -> R,
+{
+    let started = Instant::now();
+    let mut values = Vec::with_capacity(chunk.len());
+    let mut failures = VecDeque::new();
+    let mut items = chunk.into_iter();
+    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+        for item in items.by_ref() {
+            values.push(function(item));
+        }
+    })) {
+        let values_before = values.len();
+        failures.push_back((
+            values_before,
+            TaskError::Panicked(take_panic_message(payload)),
+        ));
+    }
+    ChunkResults::new(values, failures, started.elapsed())
+}
+
+/// Submits one chunk, run by [`run_chunk`].
 pub(super) fn submit_chunk<T, F, R>(
     pool: &ThreadPool,
     function: &Arc<F>,
@@ -159,17 +290,7 @@ where
     R: Send + 'static,
 {
     let function = Arc::clone(function);
-    pool.submit(move || {
-        let started = Instant::now();
-        let results = chunk
-            .into_iter()
-            .map(|item| {
-                catch_unwind(AssertUnwindSafe(|| function(item)))
-                    .map_err(|payload| TaskError::Panicked(take_panic_message(payload)))
-            })
-            .collect();
-        ChunkResults::new(results, started.elapsed())
-    })
+    pool.submit(move || run_chunk(&*function, chunk))
 }
 
 /// A chunk on its way: its handle and how many items it holds.
@@ -195,6 +316,8 @@ pub struct PoolMap<'a, I: Iterator, F, R> {
     inputs: I,
     function: Arc<F>,
     in_flight: VecDeque<Chunk<R>>,
+    /// The items of the chunks in `in_flight`, all together.
+    items_in_flight: usize,
     ready: ChunkResults<R>,
     chunk_size: ChunkSize,
     max_in_flight: usize,
@@ -211,11 +334,12 @@ where
     pub(crate) fn new(pool: &'a ThreadPool, inputs: I, function: F) -> Self {
         Self {
             pool,
+            chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
             inputs,
             function: Arc::new(function),
             in_flight: VecDeque::new(),
+            items_in_flight: 0,
             ready: ChunkResults::empty(),
-            chunk_size: ChunkSize::new(),
             max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
             inputs_done: false,
         }
@@ -232,9 +356,34 @@ where
             if items > 0 {
                 let handle = submit_chunk(self.pool, &self.function, read.items);
                 self.in_flight.push_back(Chunk { handle, items });
+                self.items_in_flight += items;
             }
             if let Some(panic) = read.panic {
                 resume_unwind(panic);
+            }
+        }
+    }
+
+    /// The slow path of `next`: the ready chunk is used up, so top up the
+    /// chunks in flight and wait for the oldest.
+    #[cold]
+    #[inline(never)]
+    fn next_from_next_chunk(&mut self) -> Option<Result<R, TaskError>> {
+        loop {
+            self.fill();
+            let chunk = self.in_flight.pop_front()?;
+            self.items_in_flight -= chunk.items;
+            match chunk.handle.join() {
+                Ok(results) => {
+                    self.chunk_size.adapt(results.spent);
+                    self.ready = results;
+                }
+                // The chunk never ran (the pool shut down): every item in it
+                // reports why.
+                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
+            }
+            if let Some(result) = self.ready.next() {
+                return Some(result);
             }
         }
     }
@@ -249,23 +398,26 @@ where
 {
     type Item = Result<R, TaskError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(result) = self.ready.next() {
-                return Some(result);
-            }
-            self.fill();
-            let chunk = self.in_flight.pop_front()?;
-            match chunk.handle.join() {
-                Ok(results) => {
-                    self.chunk_size.adapt(results.spent);
-                    self.ready = results;
-                }
-                // The chunk never ran (the pool shut down): every item in it
-                // reports why.
-                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
-            }
+        match self.ready.next() {
+            Some(result) => Some(result),
+            None => self.next_from_next_chunk(),
         }
+    }
+
+    /// Every item read gives one result: those of the ready chunk and the
+    /// chunks in flight are certain, the input's own hint adds the rest.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let certain = self.ready.len() + self.items_in_flight;
+        if self.inputs_done {
+            return (certain, Some(certain));
+        }
+        let (low, high) = self.inputs.size_hint();
+        (
+            certain.saturating_add(low),
+            high.and_then(|high| high.checked_add(certain)),
+        )
     }
 }
 

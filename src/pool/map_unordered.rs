@@ -70,13 +70,13 @@ where
     pub(crate) fn new(pool: &'a ThreadPool, inputs: I, function: F) -> Self {
         Self {
             pool,
+            chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
             inputs,
             function: Arc::new(function),
             in_flight: HashMap::new(),
             finished: Arc::new(JoinableQueue::new()),
             next_chunk: 0,
             ready: ChunkResults::empty(),
-            chunk_size: ChunkSize::new(),
             max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
             inputs_done: false,
         }

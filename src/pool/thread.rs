@@ -521,6 +521,15 @@ impl ThreadPool {
     /// keeps a bounded number of items in flight, so an endless iterator
     /// works. A panic fails only its own item.
     ///
+    /// Items go to the workers in chunks. The first chunks hold one item
+    /// each (so a few slow items still spread over every worker); chunks
+    /// then double while they finish quickly, up to 16,384 items — fewer
+    /// when items or results are large (about 512 KiB of either per chunk
+    /// at most), and about `len / (4 × workers)` for an input whose length
+    /// is known from its `size_hint` — and halve when they get slow. Two
+    /// chunks per worker are in flight at most, besides the one whose
+    /// results are being handed out: that bounds the read-ahead.
+    ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);
     /// let evens = pool.map(1.., |n: u64| n * 2).take(3).map(Result::unwrap);

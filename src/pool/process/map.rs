@@ -66,6 +66,7 @@ use super::function::{prepare_chunk_function, PreparedChunkFunction, PreparedTas
 use super::pool::ProcessPool;
 use super::wire::MESSAGE_OVERHEAD;
 use crate::panic_payload::drop_reporting_panics;
+use crate::pool::map::known_length_chunk;
 use crate::pool::task::{TaskError, TaskHandle};
 use crate::queue::JoinableQueue;
 
@@ -97,15 +98,11 @@ impl ChunkSize {
         if pool.has_task_timeout() {
             return Self::Fixed(1);
         }
-        match inputs.size_hint() {
-            (low, Some(high)) if low == high => {
-                // Capped: an "exact" length can be endless in practice
-                // (`0..u64::MAX`), and a chunk is read whole before it goes.
-                let chunks = pool.workers().max(1) * 4;
-                Self::Fixed(low.div_ceil(chunks).clamp(1, ADAPTIVE_MAX))
-            }
-            _ => Self::Adaptive,
-        }
+        // Capped: an "exact" length can be endless in practice
+        // (`0..u64::MAX`), and a chunk is read whole before it goes.
+        known_length_chunk(inputs, pool.workers()).map_or(Self::Adaptive, |size| {
+            Self::Fixed(size.clamp(1, ADAPTIVE_MAX))
+        })
     }
 
     /// `map_unordered`'s rule.

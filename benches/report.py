@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Runs every benchmark N times and writes BENCHMARKS.md with plots (issue 16).
+
+One command, from the repository's root:
+
+    python3 benches/report.py --runs 3        # the published report: about an hour
+    python3 benches/report.py --quick-smoke   # checks the pipeline in a few minutes
+
+What it does:
+
+1. Records the machine: CPU model (/proc/cpuinfo), logical CPUs and cores,
+   kernel (`uname -r`), `rustc -V`, Python, the date, the commit, and the
+   load average before and after (a loaded machine's numbers say little).
+2. Runs, N times over, every bench in turn (`cargo bench --bench locks`,
+   `queue`, `pool`, `process_pool`, each a full criterion run saved with
+   `--save-baseline report-runK`), then the Python scripts beside them
+   (`pool_python.py`, `process_pool.py`; their JSON is copied into the run's
+   folder). Every run's medians are kept in target/bench-report/runK.json.
+3. Takes each row's median over the N runs (of criterion's per-run median),
+   and writes BENCHMARKS.md: the machine, the ratio table of
+   `benches/ratios.py` (its rows, targets and table code, with the ratio of
+   every run beside the median's), every row's median, and the plots.
+4. Draws the plots with the plotters crate (`benches/plot/`, a crate of its
+   own, SVG only): ratio bars per primitive (`ratios.svg`), and throughput
+   against thread count for the mutex (`mutex_throughput.svg`, 2/4/8
+   threads) and the queues (`queue_throughput.svg`, 1P/1C and 2P/2C).
+
+`--quick-smoke` runs each bench once with criterion's `--quick` (each row
+until its estimate settles, at least 0.1 s) and writes to
+target/bench-report/ unless --out/--plots-dir say otherwise; its
+BENCHMARKS.md and every plot title say "SMOKE RUN — not measurements".
+`--from-saved` redraws the report from the saved runs without running
+anything. Run it on a quiet machine: nothing else busy, on mains power.
+Standard library only (plus cargo for the benches and the plots).
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ratios  # noqa: E402  (beside this file)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCHES = ["locks", "queue", "pool", "process_pool"]
+# The Python halves: which bench they belong to, and the JSON they write.
+PYTHON_SCRIPTS = {
+    "pool": ("pool_python.py", "pool_python.json"),
+    "process_pool": ("process_pool.py", "process_pool.json"),
+}
+SMOKE_BANNER = "SMOKE RUN — not measurements"
+# Queue groups in the throughput plot: (panel title, group prefix).
+QUEUE_PANELS = [("FIFO", "fifo"), ("LIFO", "lifo"), ("priority", "priority")]
+MUTEX_ROWS = ["verisync", "parking_lot", "std"]
+# Group name prefix → primitive (ratio plot labels; ROWS is already in this order).
+PRIMITIVES = [
+    ("mutex", "Mutex"), ("reentrant", "ReentrantLock"), ("ping_pong", "Condition/Event"),
+    ("semaphore", "Semaphore"), ("fifo", "JoinableQueue"), ("lifo", "JoinableQueue"),
+    ("priority", "JoinableQueue"), ("tiny_tasks", "ThreadPool"), ("value_tasks", "ThreadPool"),
+    ("map_1m", "ThreadPool"), ("process_pool", "ProcessPool"),
+]
+
+
+def run(command, **kwargs):
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, cwd=REPO, **kwargs)
+
+
+def output(command):
+    try:
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def machine():
+    """What the numbers were measured on."""
+    model, cores = platform.processor() or "?", set()
+    physical = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key == "model name":
+                    model = value
+                elif key == "physical id":
+                    physical = value
+                elif key == "core id":
+                    cores.add((physical, value))
+    except OSError:
+        pass
+    dirty = output(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "cpu": model,
+        "logical_cpus": os.cpu_count(),
+        "cores": len(cores) or None,
+        "kernel": platform.release(),
+        "rustc": output(["rustc", "-V"]),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": output(["git", "rev-parse", "--short", "HEAD"]) + (" (with local changes)" if dirty else ""),
+        "load_before": load_average(),
+    }
+
+
+def load_average():
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def measure(runs, benches, smoke, report_dir, criterion_dir, target_dir):
+    """Runs the benches `runs` times; returns each run's medians."""
+    # Nothing of an earlier report may pass for this one's.
+    for name in os.listdir(report_dir):
+        path = os.path.join(report_dir, name)
+        if name.startswith("run"):
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    for group in glob.glob(os.path.join(criterion_dir, "*", "*", "report-run*")):
+        shutil.rmtree(group)
+    criterion_args = ["--noplot"] + (["--quick"] if smoke else [])
+    per_run = []
+    for k in range(1, runs + 1):
+        baseline = f"report-run{k}"
+        for bench in benches:
+            run(["cargo", "bench", "--bench", bench, "--", "--save-baseline", baseline]
+                + criterion_args)
+        run_dir = os.path.join(report_dir, f"run{k}")
+        os.makedirs(run_dir, exist_ok=True)
+        for bench in benches:
+            if bench not in PYTHON_SCRIPTS:
+                continue
+            script, written = PYTHON_SCRIPTS[bench]
+            run([sys.executable or "python3", os.path.join("benches", script)],
+                env=dict(os.environ, CARGO_TARGET_DIR=target_dir))
+            shutil.copy(os.path.join(target_dir, "python-bench", written), run_dir)
+        medians = ratios.load_medians(criterion_dir, baseline)
+        ratios.load_python(run_dir, medians, "never")
+        per_run.append(medians)
+        with open(os.path.join(report_dir, f"run{k}.json"), "w") as f:
+            json.dump(encode(medians), f, indent=1)
+    return per_run
+
+
+def encode(medians):
+    return {f"{group}\t{row}": ns for (group, row), ns in sorted(medians.items())}
+
+
+def decode(data):
+    return {tuple(key.split("\t", 1)): ns for key, ns in data.items()}
+
+
+def load_saved(report_dir):
+    per_run, k = [], 1
+    while os.path.exists(os.path.join(report_dir, f"run{k}.json")):
+        with open(os.path.join(report_dir, f"run{k}.json")) as f:
+            per_run.append(decode(json.load(f)))
+        k += 1
+    return per_run
+
+
+def median_of_runs(per_run):
+    keys = {key for medians in per_run for key in medians}
+    return {key: statistics.median(m[key] for m in per_run if key in m) for key in keys}
+
+
+def run_ratios(per_run):
+    """For every row of ratios.ROWS: its ratio in each run, as text."""
+    spread = {}
+    for group, ours, theirs, _ in ratios.ROWS:
+        each = [m[(group, ours)] / m[(group, theirs)] for m in per_run
+                if (group, ours) in m and (group, theirs) in m]
+        spread[(group, ours, theirs)] = ", ".join(f"{ratio:.2f}" for ratio in each) or "—"
+    return spread
+
+
+def primitive_of(group):
+    """The primitive a criterion group measures, for the ratio plot's labels."""
+    for prefix, primitive in PRIMITIVES:
+        if group.startswith(prefix):
+            return primitive
+    return group
+
+
+def plot_data(medians, info, banner):
+    """The JSON `benches/plot` draws from."""
+    bars = []
+    for group, ours, theirs, target in ratios.ROWS:
+        mine, other, ratio, _, _ = ratios.evaluate(medians, group, ours, theirs, target)
+        if target is None or ratio is None:
+            continue
+        bars.append({"label": f"{primitive_of(group)} · {group}: {ours} vs {theirs}", "ratio": ratio,
+                     "limit": ratios.limit_of(target)})
+
+    def series(group_of_threads, rows):
+        """One series per row: (threads, M operations per second)."""
+        found = []
+        for row in rows:
+            points = [[threads, 1e3 / medians[(group, row)]]
+                      for threads, group in group_of_threads if (group, row) in medians]
+            if points:
+                found.append({"name": row, "points": points})
+        return found
+
+    mutex_groups = [(threads, f"mutex_contended/{threads}") for threads in (2, 4, 8)]
+    queue_panels = []
+    for title, prefix in QUEUE_PANELS:
+        groups = [(2, f"{prefix}_1p1c"), (4, f"{prefix}_2p2c")]
+        rows = sorted({row for (group, row) in medians for _, g in groups if group == g})
+        queue_panels.append({"title": title, "series": series(groups, rows)})
+    machine_line = f"{info['cpu']}, {info['logical_cpus']} CPUs, Linux {info['kernel']}, {info['rustc']}"
+    return {
+        "banner": banner,
+        "machine": machine_line,
+        "ratios": bars,
+        "figures": [
+            {"file": "mutex_throughput.svg",
+             "title": "Mutex: a shared counter incremented by N threads",
+             "x_label": "threads", "y_label": "million increments per second",
+             "panels": [{"title": "Mutex", "series": series(mutex_groups, MUTEX_ROWS)}]},
+            {"file": "queue_throughput.svg",
+             "title": "Queues: N/2 producers and N/2 consumers, capacity 1024",
+             "x_label": "threads (producers + consumers)", "y_label": "million messages per second",
+             "panels": queue_panels},
+        ],
+    }
+
+
+def draw_plots(data, report_dir, plots_dir):
+    path = os.path.join(report_dir, "plots.json")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+    run(["cargo", "run", "--quiet", "--release", "--manifest-path",
+         os.path.join("benches", "plot", "Cargo.toml"), "--", path, plots_dir])
+
+
+def write_markdown(path, per_run, info, smoke, plots_dir, command):
+    medians = median_of_runs(per_run)
+    table, missed = ratios.ratio_table(medians)
+    spread = run_ratios(per_run)
+    # The ratio of each run, beside the median's.
+    table[0] += " ratio in each run |"
+    table[1] += "---|"
+    for index, (group, ours, theirs, _) in enumerate(ratios.ROWS):
+        table[index + 2] += f" {spread[(group, ours, theirs)]} |"
+    plots = os.path.relpath(plots_dir, os.path.dirname(os.path.abspath(path)))
+    runs = len(per_run)
+    lines = ["# verisync benchmarks", ""]
+    if smoke:
+        lines += [f"> **{SMOKE_BANNER}.** Every bench ran once with criterion's `--quick` on "
+                  "whatever else the machine was doing: these figures show that the report "
+                  "pipeline works, and nothing about speed. The published report comes from "
+                  "`python3 benches/report.py --runs 3` on a quiet machine.", ""]
+    lines += [
+        f"Written by `{command}` on {info['date']} from commit {info['commit']}: "
+        f"{runs} {'run' if runs == 1 else 'runs'} of every bench "
+        f"({'criterion --quick' if smoke else 'full criterion runs'}); each figure is the median "
+        "over the runs of criterion's median time per iteration, and each ratio is verisync's "
+        "figure over its competitor's (below 1×, verisync is faster). The Python figures come "
+        "from `benches/pool_python.py` and `benches/process_pool.py`, run after the Rust "
+        "benches in each run.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {info['cpu']} |",
+        f"| CPUs | {info['logical_cpus']} logical"
+        + (f", {info['cores']} cores |" if info.get("cores") else " |"),
+        f"| kernel | {info['kernel']} |",
+        f"| rustc | {info['rustc']} |",
+        f"| Python | {info['python']} |",
+        f"| load average (1, 5, 15 min) before / after | {info['load_before']} / "
+        f"{info.get('load_after', '?')} |",
+        "",
+        "## Ratios and targets",
+        "",
+        f"{len(ratios.ROWS)} compared rows, targets from issues 2–5 and 16 "
+        f"(`benches/ratios.py`): {missed} missed.",
+        "",
+        *table,
+        "",
+        "## Plots",
+        "",
+        f"![time ratio of each compared row]({plots}/ratios.svg)",
+        "",
+        f"![mutex throughput against threads]({plots}/mutex_throughput.svg)",
+        "",
+        f"![queue throughput against threads]({plots}/queue_throughput.svg)",
+        "",
+        "## Every row",
+        "",
+        "Median over the runs of each row's median time per iteration (anchors and floors "
+        "included; the benches' own doc comments say what one iteration is).",
+        "",
+        *ratios.all_rows_table(medians),
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return missed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="full runs of every bench (default 3)")
+    parser.add_argument("--quick-smoke", action="store_true",
+                        help="one run with criterion --quick, to check the pipeline; "
+                             "marked SMOKE RUN everywhere")
+    parser.add_argument("--benches", default=",".join(BENCHES),
+                        help=f"comma-separated, default {','.join(BENCHES)}")
+    parser.add_argument("--from-saved", action="store_true",
+                        help="run nothing; redraw from target/bench-report/run*.json")
+    parser.add_argument("--out", help="default BENCHMARKS.md (smoke: target/bench-report/)")
+    parser.add_argument("--plots-dir", help="default benches/plots (smoke: target/bench-report/)")
+    parser.add_argument("--no-plots", action="store_true", help="skip drawing the SVGs")
+    args = parser.parse_args()
+
+    target_dir = ratios.default_target_dir()
+    criterion_dir = os.path.join(target_dir, "criterion")
+    report_dir = os.path.join(target_dir, "bench-report")
+    os.makedirs(report_dir, exist_ok=True)
+    meta_path = os.path.join(report_dir, "meta.json")
+
+    if args.from_saved:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        info, smoke, command = meta["machine"], meta["smoke"], meta["command"]
+        per_run = load_saved(report_dir)
+        if not per_run:
+            sys.exit(f"no saved runs in {report_dir}")
+    else:
+        smoke = args.quick_smoke
+        runs = 1 if smoke else args.runs
+        if runs < 1:
+            sys.exit("--runs must be at least 1")
+        benches = [name for name in args.benches.split(",") if name]
+        unknown = set(benches) - set(BENCHES)
+        if unknown:
+            sys.exit(f"unknown benches: {', '.join(sorted(unknown))}")
+        command = "python3 benches/report.py " + (
+            "--quick-smoke" if smoke else f"--runs {runs}")
+        info = machine()
+        per_run = measure(runs, benches, smoke, report_dir, criterion_dir, target_dir)
+        info["load_after"] = load_average()
+        with open(meta_path, "w") as f:
+            json.dump({"machine": info, "smoke": smoke, "command": command}, f, indent=1)
+
+    default_out = os.path.join(report_dir, "BENCHMARKS.smoke.md") if smoke \
+        else os.path.join(REPO, "BENCHMARKS.md")
+    default_plots = os.path.join(report_dir, "plots-smoke") if smoke \
+        else os.path.join(REPO, "benches", "plots")
+    out, plots_dir = args.out or default_out, args.plots_dir or default_plots
+    banner = SMOKE_BANNER if smoke else None
+    if not args.no_plots:
+        draw_plots(plot_data(median_of_runs(per_run), info, banner), report_dir,
+                   os.path.abspath(plots_dir))
+    missed = write_markdown(out, per_run, info, smoke, plots_dir, command)
+    print(f"wrote {out} ({missed} targets missed); plots in {plots_dir}")
+
+
+if __name__ == "__main__":
+    main()
