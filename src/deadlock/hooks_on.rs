@@ -248,7 +248,7 @@ impl LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return;
         }
-        let removed = registry::with_current(|record| record.state().remove_one(LockId(id)));
+        let removed = registry::with_current_for_release(|state| state.remove_one(LockId(id)));
         if removed == Some(true) {
             self.holds.fetch_sub(1, Ordering::Relaxed);
         }
@@ -260,7 +260,7 @@ impl LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return SavedHolds(Vec::new());
         }
-        let removed = registry::with_current(|record| record.state().remove_all(LockId(id)))
+        let removed = registry::with_current_for_release(|state| state.remove_all(LockId(id)))
             .unwrap_or_default();
         self.holds.fetch_sub(removed.len(), Ordering::Relaxed);
         SavedHolds(removed)

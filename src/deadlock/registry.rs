@@ -18,9 +18,16 @@
 //! A thread that ends while holding locks (a guard leaked with
 //! `mem::forget`) stays listed, marked exited, so the reports still show
 //! who holds them; its record goes when those locks are dropped.
+//!
+//! A guard kept in a thread-local may be dropped as its thread ends, after
+//! [`CURRENT`] is gone: the release finds the record by the thread's serial
+//! number ([`SERIAL`], a thread-local with no destructor, readable to the
+//! end), so the ended thread is not left holding a lock it released.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -35,9 +42,15 @@ pub(crate) static THREADS: Mutex<Vec<Arc<ThreadRecord>>> = Mutex::new(Vec::new()
 /// in `order.rs` still knows every edge).
 const SEEN_PAIRS_LIMIT: usize = 4096;
 
+/// The serial number of the next thread to register (serials start at 1;
+/// 0 means "not registered").
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
 /// One thread's record.
 pub(crate) struct ThreadRecord {
     pub(crate) thread: ThreadInfo,
+    /// The thread's serial number, as in its [`SERIAL`].
+    serial: u64,
     pub(crate) state: Mutex<ThreadState>,
 }
 
@@ -133,11 +146,14 @@ struct Registration(Arc<ThreadRecord>);
 impl Registration {
     fn register() -> Self {
         let current = thread::current();
+        let serial = NEXT_SERIAL.fetch_add(1, Ordering::Relaxed);
+        SERIAL.set(serial);
         let record = Arc::new(ThreadRecord {
             thread: ThreadInfo {
                 name: current.name().map(str::to_owned),
                 id: current.id(),
             },
+            serial,
             state: Mutex::new(ThreadState {
                 held: Vec::new(),
                 blocked: None,
@@ -165,6 +181,9 @@ impl Drop for Registration {
 
 thread_local! {
     static CURRENT: Registration = Registration::register();
+    /// The current thread's serial number once it registered, else 0. No
+    /// destructor, so it can be read while the thread is torn down.
+    static SERIAL: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Runs `f` with the current thread's record; `None` while the thread is
@@ -172,6 +191,40 @@ thread_local! {
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&ThreadRecord) -> R) -> Option<R> {
     CURRENT.try_with(|registration| f(&registration.0)).ok()
+}
+
+/// Runs `f` (a release: it only removes held entries) with the current
+/// thread's record, also while the thread is being torn down and
+/// [`CURRENT`] is gone (a guard kept in a thread-local); `None` if the
+/// thread never registered.
+#[inline]
+pub(crate) fn with_current_for_release<R>(f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let done = with_current(|record| f.take().map(|f| f(&mut record.state())));
+    match (done, f) {
+        (Some(result), _) => result,
+        (None, Some(f)) => release_after_teardown(f),
+        (None, None) => None,
+    }
+}
+
+/// A release after [`CURRENT`] is gone: the record is found by serial
+/// number, and removed once it holds nothing (it is marked exited).
+#[cold]
+fn release_after_teardown<R>(f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    let serial = SERIAL.with(Cell::get);
+    if serial == 0 {
+        return None;
+    }
+    let mut threads = lock_threads();
+    let index = threads.iter().position(|record| record.serial == serial)?;
+    let record = Arc::clone(&threads[index]);
+    let mut state = record.state();
+    let result = f(&mut state);
+    if state.exited && state.held.is_empty() {
+        threads.remove(index);
+    }
+    Some(result)
 }
 
 /// Removes every trace of a dropped lock from every record (it can only be
@@ -204,8 +257,34 @@ pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &ThreadState)]) ->
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::{lock, THREADS};
-    use crate::Mutex;
+    use crate::{Mutex, MutexGuard};
+
+    /// A guard kept in a thread-local is dropped after the registration is
+    /// gone: the release is recorded all the same, and the ended thread's
+    /// record goes with it.
+    #[test]
+    fn a_guard_released_during_teardown_leaves_no_record() {
+        static KEPT_LOCK: Mutex<()> = Mutex::with_name("registry-teardown", ());
+        thread_local! {
+            static KEPT: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
+        }
+        let ended = std::thread::spawn(|| {
+            KEPT.with(|kept| *kept.borrow_mut() = Some(KEPT_LOCK.lock()));
+            std::thread::current().id()
+        })
+        .join()
+        .unwrap();
+        assert!(!KEPT_LOCK.is_locked());
+        assert!(
+            lock(&THREADS)
+                .iter()
+                .all(|record| record.thread.id != ended),
+            "the ended thread still has a record"
+        );
+    }
 
     /// A thread that ends holding a leaked lock stays listed (marked
     /// exited) until the lock is dropped; then no record names the lock.
