@@ -467,6 +467,40 @@ mod tests {
         drop(m);
     }
 
+    /// A thread blocked (published) while listing a leaked lock: when the
+    /// lock is dropped, the published copy forgets it at once.
+    #[test]
+    fn a_dropped_lock_leaves_the_published_list_of_a_blocked_thread() {
+        use crate::deadlock::blocked_threads;
+        use crate::Event;
+        let release = std::sync::Arc::new(Event::new());
+        let (send_lock, lock_sent) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let release = std::sync::Arc::clone(&release);
+            move || {
+                let leaked = Box::new(Mutex::with_name("registry-published", ()));
+                std::mem::forget(leaked.lock());
+                send_lock.send(leaked).unwrap();
+                release.wait();
+                std::thread::current().id()
+            }
+        });
+        let leaked = lock_sent.recv().unwrap();
+        let holds = || {
+            blocked_threads()
+                .into_iter()
+                .find(|blocked| blocked.thread.id == waiter.thread().id())
+                .map(|blocked| blocked.holds.len())
+        };
+        while holds() != Some(1) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(leaked);
+        assert_eq!(holds(), Some(0), "the dropped lock is still listed");
+        release.set();
+        waiter.join().unwrap();
+    }
+
     /// A lock dropped while a live thread lists it (a leaked guard) is
     /// gone from that thread's list, published or not.
     #[test]
