@@ -7,6 +7,7 @@
 //! | group                   | one iteration                         | rows |
 //! |-------------------------|---------------------------------------|------|
 //! | `mutex_uncontended`     | lock, increment a `u64`, unlock       | verisync, std, parking_lot; anchors: one atomic RMW, a CAS+swap spin lock |
+//! | `mutex_nested_pair`     | lock A, lock B, unlock B, unlock A (the same order every time) | verisync, std, parking_lot |
 //! | `mutex_contended/{2,4,8}` | one increment of a counter shared by N threads (wall time / total increments) | verisync, std, parking_lot; anchor: `fetch_add` on a shared atomic |
 //! | `reentrant_uncontended` | lock+unlock, and lock twice nested    | verisync `ReentrantLock`, `parking_lot::ReentrantMutex` |
 //! | `ping_pong_one_cpu`     | one round trip between two threads pinned to the same CPU | verisync `Condition`+`Mutex`, parking_lot `Condvar`+`Mutex`, std `Condvar`+`Mutex`, verisync `Event` (two events) |
@@ -169,6 +170,51 @@ fn mutex_uncontended(c: &mut Criterion) {
     let atomic = AtomicU64::new(0);
     group.bench_function("anchor_atomic_rmw", |b| {
         b.iter(|| black_box(&atomic).fetch_add(1, Ordering::AcqRel));
+    });
+
+    group.finish();
+}
+
+/// Two locks taken one inside the other, always in the same order: with
+/// the `deadlock-detection` feature, the pair is already known after the
+/// first iteration (issue 15 asks for at most 5× the feature-off time).
+fn mutex_nested_pair(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mutex_nested_pair");
+
+    let verisync = (verisync::Mutex::new(0u64), verisync::Mutex::new(0u64));
+    group.bench_function("verisync", |b| {
+        b.iter(|| {
+            let (outer, inner) = black_box(&verisync);
+            let mut outer = outer.lock();
+            let mut inner = inner.lock();
+            *inner += 1;
+            drop(inner);
+            *outer += 1;
+        });
+    });
+
+    let std = (std::sync::Mutex::new(0u64), std::sync::Mutex::new(0u64));
+    group.bench_function("std", |b| {
+        b.iter(|| {
+            let (outer, inner) = black_box(&std);
+            let mut outer = outer.lock().unwrap();
+            let mut inner = inner.lock().unwrap();
+            *inner += 1;
+            drop(inner);
+            *outer += 1;
+        });
+    });
+
+    let parking_lot = (parking_lot::Mutex::new(0u64), parking_lot::Mutex::new(0u64));
+    group.bench_function("parking_lot", |b| {
+        b.iter(|| {
+            let (outer, inner) = black_box(&parking_lot);
+            let mut outer = outer.lock();
+            let mut inner = inner.lock();
+            *inner += 1;
+            drop(inner);
+            *outer += 1;
+        });
     });
 
     group.finish();
@@ -588,6 +634,7 @@ criterion_group! {
     name = benches;
     config = config();
     targets = mutex_uncontended,
+        mutex_nested_pair,
         mutex_contended,
         reentrant_uncontended,
         ping_pong_benches,

@@ -43,6 +43,7 @@ import sys
 ROWS = [
     ("mutex_uncontended", "verisync", "parking_lot", ("time", 1.1)),
     ("mutex_uncontended", "verisync", "std", None),
+    ("mutex_nested_pair", "verisync", "parking_lot", None),
     ("mutex_contended/2", "verisync", "parking_lot", ("throughput", 0.9)),
     ("mutex_contended/4", "verisync", "parking_lot", ("throughput", 0.9)),
     ("mutex_contended/8", "verisync", "parking_lot", ("throughput", 0.9)),

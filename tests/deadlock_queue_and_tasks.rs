@@ -268,8 +268,14 @@ fn thread_pool_task_handle_waits_are_explained_and_idle_workers_are_not() {
         let expected: Vec<Expected> = hear.iter().take(threads.len()).collect();
         check_listed("tdump-", &expected);
         // The worker is inside the user's task, blocked in Event::wait: that
-        // is listed (it is the user's wait).
-        let workers = blocked_with_prefix("tdump-worker");
+        // is listed (it is the user's wait). The waiters above do not wait
+        // for the worker to start the task, so it may get there later.
+        let started = Instant::now();
+        let mut workers = blocked_with_prefix("tdump-worker");
+        while workers.is_empty() && started.elapsed() < LOOK_FOR {
+            thread::sleep(Duration::from_millis(2));
+            workers = blocked_with_prefix("tdump-worker");
+        }
         assert_eq!(workers.len(), 1, "{:?}", workers.keys());
         assert!(workers
             .values()

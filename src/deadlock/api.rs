@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::hooks::PANIC_ON_VIOLATION;
 use super::order;
-use super::registry::{self, ThreadState};
+use super::registry::{self, Blocked};
 use super::report::ThreadInfo as Thread;
 pub use super::report::{
     BlockedThread, Deadlock, DeadlockedThread, HeldLock, LockId, LockInfo, LockKind, LockOrderStep,
@@ -34,8 +34,8 @@ pub fn detect() -> Vec<Deadlock> {
     registry::with_snapshot(|threads| {
         let now = Instant::now();
         let mut holder: HashMap<LockId, usize> = HashMap::new();
-        for (index, (_, state)) in threads.iter().enumerate() {
-            for held in &state.held {
+        for (index, (_, _, held_list)) in threads.iter().enumerate() {
+            for held in *held_list {
                 holder.entry(held.lock.id).or_insert(index);
             }
         }
@@ -43,8 +43,8 @@ pub fn detect() -> Vec<Deadlock> {
         // thread: the wait-for graph has at most one edge out of each node.
         let next: Vec<Option<usize>> = threads
             .iter()
-            .map(|(_, state)| {
-                let lock = state.blocked.as_ref()?.lock.as_ref()?;
+            .map(|(_, blocked, _)| {
+                let lock = blocked.lock.as_ref()?;
                 holder.get(&lock.id).copied()
             })
             .collect();
@@ -82,19 +82,22 @@ pub fn detect() -> Vec<Deadlock> {
     })
 }
 
-fn deadlock_of(threads: &[(&Thread, &ThreadState)], cycle: &[usize], now: Instant) -> Deadlock {
+fn deadlock_of(
+    threads: &[(&Thread, &Blocked, &[HeldLock])],
+    cycle: &[usize],
+    now: Instant,
+) -> Deadlock {
     let threads = cycle
         .iter()
         .filter_map(|&index| {
-            let (thread, state) = threads[index];
-            let blocked = state.blocked.as_ref()?;
+            let (thread, blocked, held) = threads[index];
             Some(DeadlockedThread {
                 thread: thread.clone(),
                 waits_for: blocked.lock.clone()?,
                 waiting_at: blocked.at,
                 since: blocked.since,
                 waited: now.saturating_duration_since(blocked.since),
-                holds: state.held.clone(),
+                holds: held.to_vec(),
             })
         })
         .collect();
@@ -136,18 +139,15 @@ pub fn blocked_threads() -> Vec<BlockedThread> {
         let now = Instant::now();
         threads
             .iter()
-            .filter_map(|(thread, state)| {
-                let blocked = state.blocked.as_ref()?;
-                Some(BlockedThread {
-                    thread: (*thread).clone(),
-                    operation: blocked.operation,
-                    name: blocked.name,
-                    lock: blocked.lock.clone(),
-                    waiting_at: blocked.at,
-                    since: blocked.since,
-                    waited: now.saturating_duration_since(blocked.since),
-                    holds: state.held.clone(),
-                })
+            .map(|&(thread, blocked, held)| BlockedThread {
+                thread: (*thread).clone(),
+                operation: blocked.operation,
+                name: blocked.name,
+                lock: blocked.lock.clone(),
+                waiting_at: blocked.at,
+                since: blocked.since,
+                waited: now.saturating_duration_since(blocked.since),
+                holds: held.to_vec(),
             })
             .collect()
     })

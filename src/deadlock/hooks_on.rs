@@ -1,26 +1,29 @@
 //! The diagnostics hooks with the `deadlock-detection` feature on: each
 //! lock carries a [`LockTracking`], and each acquisition and release keeps
-//! the current thread's record (`registry.rs`) and the lock-order graph
-//! (`order.rs`) up to date. `hooks_off.rs` has the same items as no-ops.
+//! the current thread's bookkeeping (`registry.rs`) and the lock-order
+//! graph (`order.rs`) up to date. `hooks_off.rs` has the same items as
+//! no-ops.
 //!
 //! # What an acquisition does
 //!
-//! 1. Under the thread's own record lock: a reentrant re-lock is noted and
-//!    nothing else; otherwise each held lock paired with this one is
-//!    checked against the seen-pairs cache and, if new, entered in the
+//! 1. A reentrant re-lock is noted and nothing else. Otherwise each held
+//!    lock paired with this one is checked against the thread's seen-pairs
+//!    cache (a thread-local hash set) and, only if new, entered in the
 //!    order graph (a violation found there is recorded, and panics here if
 //!    [`panic_on_lock_order_violation`](super::panic_on_lock_order_violation)
 //!    is on, before the lock is taken).
-//! 2. Still under the record lock, one non-blocking attempt; on success the
-//!    lock is pushed on the held list and that is all (the fast path takes
-//!    one uncontended `std` mutex).
-//! 3. Otherwise the thread records what it is blocked on, releases its
-//!    record, waits, and then clears the entry and pushes the lock if it
-//!    got it. So "blocked" is set before the thread can park and cleared
-//!    after it stops waiting, by the thread itself. ("Cleared" means put
-//!    back as it was: user code that runs inside a marked operation, like
-//!    a priority item's `Ord` inside `JoinableQueue::get`, may take a lock,
-//!    and the operation's mark must outlive that wait.)
+//! 2. One non-blocking attempt; on success the lock is pushed on the
+//!    thread-local held list and its `holder` is set, and that is all: the
+//!    fast path takes no lock and does no atomic read-modify-write.
+//! 3. Otherwise the thread spins a little, trying again (a holder usually
+//!    lets go within a few hundred nanoseconds), and only then publishes
+//!    what it is blocked on (with what it holds) in its record, waits,
+//!    and clears the entry and pushes the lock if it got it. So "blocked"
+//!    is set before the thread can park and cleared after it stops
+//!    waiting, by the thread itself. ("Cleared" means put back as it was:
+//!    user code that runs inside a marked operation, like a priority
+//!    item's `Ord` inside `JoinableQueue::get`, may take a lock, and the
+//!    operation's mark must outlive that wait.)
 //!
 //! # Marks of the other primitives
 //!
@@ -37,22 +40,30 @@
 //! held lists never claim a lock that is not held: a reported cycle is a
 //! real one (its threads were all blocked at one instant of the snapshot).
 //!
-//! # Lock ids
+//! # Lock ids and holders
 //!
 //! Constructors are `const`, so the id is given lazily: `id` is 0 until the
 //! first tracked use, which takes the next value of [`NEXT_LOCK_ID`] and
 //! installs it with a compare-exchange (the loser adopts the winner's id).
 //! `Relaxed` suffices: the id is only an identity, and all accesses to one
 //! atomic agree on its value.
+//!
+//! `holder` is the serial number of the thread that lists the lock as held
+//! (0 if none), so that a lock dropped while a leaked guard still lists it
+//! can tell that thread. Only the thread holding the lock writes it (plain
+//! `Relaxed` stores, no read-modify-write), and the lock's own
+//! acquire/release order those writes from one holder to the next; the
+//! drop reads it through `&mut self`.
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::order;
-use super::registry::{self, Blocked, ThreadState};
+use super::registry::{self, Blocked, Local};
 pub(crate) use super::report::LockKind;
 use super::report::{HeldLock, LockId, LockInfo, LockOrderStep, LockOrderViolation};
+use crate::sys::spin::SpinWait;
 
 /// The next lock id to give out (ids start at 1).
 static NEXT_LOCK_ID: AtomicU64 = AtomicU64::new(1);
@@ -63,6 +74,9 @@ const UNTRACKED: u64 = u64::MAX;
 /// `id` of a lock not used yet.
 const NO_ID_YET: u64 = 0;
 
+/// `holder` of a lock no thread lists as held.
+const NO_HOLDER: u64 = 0;
+
 /// Whether a lock-order violation panics at the acquisition closing it.
 pub(crate) static PANIC_ON_VIOLATION: AtomicBool = AtomicBool::new(false);
 
@@ -72,9 +86,9 @@ pub(crate) struct LockTracking {
     id: AtomicU64,
     /// Where the lock was created.
     created_at: &'static Location<'static>,
-    /// How many held-list entries name this lock (nonzero at drop only if
-    /// a guard was leaked); changed only by the thread holding the lock.
-    holds: AtomicUsize,
+    /// The serial number of the thread whose held list names this lock,
+    /// or [`NO_HOLDER`].
+    holder: AtomicU64,
 }
 
 /// The held-list entries a condition wait took off, to put back after.
@@ -101,6 +115,17 @@ type PendingMark = (
     &'static Location<'static>,
 );
 
+/// How a tracked acquisition's first step ended.
+enum FirstStep {
+    /// The lock was taken at once.
+    Taken,
+    /// The thread must wait; it published this (and replaced the outer
+    /// entry, put back after).
+    Waits { outer: Option<Blocked> },
+    /// The acquisition closes a lock-order cycle and the switch is on.
+    Violation(LockOrderViolation),
+}
+
 impl LockTracking {
     /// Tracking for a lock created by the user, here.
     #[track_caller]
@@ -108,7 +133,7 @@ impl LockTracking {
         Self {
             id: AtomicU64::new(NO_ID_YET),
             created_at: Location::caller(),
-            holds: AtomicUsize::new(0),
+            holder: AtomicU64::new(NO_HOLDER),
         }
     }
 
@@ -118,7 +143,7 @@ impl LockTracking {
         Self {
             id: AtomicU64::new(UNTRACKED),
             created_at: Location::caller(),
-            holds: AtomicUsize::new(0),
+            holder: AtomicU64::new(NO_HOLDER),
         }
     }
 
@@ -132,12 +157,18 @@ impl LockTracking {
         if id == NO_ID_YET {
             id = self.assign_id();
         }
-        Some(LockInfo {
-            id: LockId(id),
+        Some(self.info_of(LockId(id), name, kind))
+    }
+
+    /// The lock, whose id is `id`, as reports name it.
+    #[inline]
+    fn info_of(&self, id: LockId, name: Option<&'static str>, kind: LockKind) -> LockInfo {
+        LockInfo {
+            id,
             name,
             created_at: self.created_at,
             kind,
-        })
+        }
     }
 
     #[cold]
@@ -153,65 +184,121 @@ impl LockTracking {
     }
 
     /// A blocking or timed acquisition: `attempt` tries once without
-    /// waiting, `wait` takes the lock (waiting as long as allowed) and says
-    /// whether it got it.
+    /// waiting (it may be called several times), `wait` takes the lock
+    /// (waiting as long as allowed) and says whether it got it.
+    ///
+    /// The fast path (every pair with the held locks already seen by this
+    /// thread, and the lock free) is inline; the rest is
+    /// [`acquire_slow`](Self::acquire_slow).
     #[inline]
     #[track_caller]
     pub(crate) fn acquire(
         &self,
         name: Option<&'static str>,
         kind: LockKind,
-        attempt: impl FnOnce() -> bool,
+        attempt: impl Fn() -> bool,
         wait: impl FnOnce() -> bool,
     ) -> bool {
+        let id = self.id.load(Ordering::Relaxed);
+        if id == UNTRACKED {
+            return wait();
+        }
         let site = Location::caller();
+        if id != NO_ID_YET {
+            let taken = registry::with_local(|local| {
+                let taken = local.pairs_known(LockId(id)) && attempt();
+                if taken {
+                    self.push_held(local, self.info_of(LockId(id), name, kind), site);
+                }
+                taken
+            });
+            if taken == Some(true) {
+                return true;
+            }
+        }
+        self.acquire_slow(name, kind, site, attempt, wait)
+    }
+
+    /// [`acquire`](Self::acquire) of a lock not used yet, taking a new
+    /// pair, or held by another thread.
+    #[inline(never)]
+    fn acquire_slow(
+        &self,
+        name: Option<&'static str>,
+        kind: LockKind,
+        site: &'static Location<'static>,
+        attempt: impl Fn() -> bool,
+        wait: impl FnOnce() -> bool,
+    ) -> bool {
         let Some(lock) = self.info(name, kind) else {
             return wait();
         };
-        let mut wait = Some(wait);
-        let tracked = registry::with_current(|record| {
-            let mut state = record.state();
-            let reentry = matches!(kind, LockKind::ReentrantLock) && state.holds(lock.id);
+        let first = registry::with_local(|local| {
+            let reentry = matches!(kind, LockKind::ReentrantLock) && local.holds(lock.id);
             if !reentry {
-                if let Some(violation) = check_order(&mut state, record, &lock, site) {
+                if let Some(violation) = check_order(local, &lock, site) {
                     // Not while unwinding: a second panic would abort the
                     // process (the violation is recorded all the same).
                     if PANIC_ON_VIOLATION.load(Ordering::Relaxed) && !std::thread::panicking() {
-                        drop(state);
-                        panic_at_violation(&violation);
+                        return FirstStep::Violation(violation);
                     }
                 }
             }
             if attempt() {
-                self.push_held(&mut state, lock, site);
-                return true;
+                self.push_held(local, lock.clone(), site);
+                return FirstStep::Taken;
             }
-            // An outer mark (user code taking a lock inside a queue
-            // operation, e.g. a priority item's `Ord`) is put back after.
-            let outer = state.blocked.replace(Blocked {
-                operation: operation(kind),
-                name,
-                lock: Some(lock.clone()),
-                at: site,
-                since: Instant::now(),
-            });
-            drop(state);
-            // Nothing in `wait` unwinds (it only parks), so the entry is
-            // always restored below.
-            let acquired = wait.take().is_some_and(|wait| wait());
-            let mut state = record.state();
-            state.blocked = outer;
-            if acquired {
-                self.push_held(&mut state, lock, site);
-            }
-            acquired
+            self.before_waiting(local, &lock, name, kind, site, &attempt)
         });
-        match (tracked, wait) {
-            (Some(acquired), _) => acquired,
+        match first {
+            Some(FirstStep::Taken) => true,
+            Some(FirstStep::Violation(violation)) => panic_at_violation(&violation),
+            Some(FirstStep::Waits { outer }) => {
+                // Nothing in `wait` unwinds (it only parks), so the entry is
+                // always put back below.
+                let acquired = wait();
+                registry::with_local(|local| {
+                    local.restore(outer);
+                    if acquired {
+                        self.push_held(local, lock, site);
+                    }
+                });
+                acquired
+            }
             // The thread is being torn down: untracked.
-            (None, Some(wait)) => wait(),
-            (None, None) => unreachable!("`wait` runs only inside the record closure"),
+            None => wait(),
         }
+    }
+
+    /// The attempt failed: spin a little, trying again, then publish that
+    /// the thread is blocked.
+    #[cold]
+    fn before_waiting(
+        &self,
+        local: &Local,
+        lock: &LockInfo,
+        name: Option<&'static str>,
+        kind: LockKind,
+        site: &'static Location<'static>,
+        attempt: &impl Fn() -> bool,
+    ) -> FirstStep {
+        let mut spin = SpinWait::default();
+        while spin.spin() {
+            if attempt() {
+                self.push_held(local, lock.clone(), site);
+                return FirstStep::Taken;
+            }
+        }
+        // An outer mark (user code taking a lock inside a queue operation,
+        // e.g. a priority item's `Ord`) is put back after.
+        let outer = local.publish(Blocked {
+            operation: operation(kind),
+            name,
+            lock: Some(lock.clone()),
+            at: site,
+            since: Instant::now(),
+        });
+        FirstStep::Waits { outer }
     }
 
     /// A non-blocking acquisition (no lock-order edge: it cannot block).
@@ -228,17 +315,15 @@ impl LockTracking {
             return false;
         }
         if let Some(lock) = self.info(name, kind) {
-            registry::with_current(|record| self.push_held(&mut record.state(), lock, site));
+            registry::with_local(|local| self.push_held(local, lock, site));
         }
         true
     }
 
-    fn push_held(&self, state: &mut ThreadState, lock: LockInfo, site: &'static Location<'static>) {
-        state.held.push(HeldLock {
-            lock,
-            taken_at: site,
-        });
-        self.holds.fetch_add(1, Ordering::Relaxed);
+    #[inline]
+    fn push_held(&self, local: &Local, lock: LockInfo, site: &'static Location<'static>) {
+        local.push(lock, site);
+        self.holder.store(local.serial(), Ordering::Relaxed);
     }
 
     /// One level of the lock is about to be released.
@@ -248,9 +333,11 @@ impl LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return;
         }
-        let removed = registry::with_current(|record| record.state().remove_one(LockId(id)));
-        if removed == Some(true) {
-            self.holds.fetch_sub(1, Ordering::Relaxed);
+        // `Some(false)` (no level left) or `None` (the thread is being
+        // torn down and lists nothing any more): no holder.
+        let still_held = registry::with_local(|local| local.remove_one(LockId(id)));
+        if still_held != Some(true) {
+            self.holder.store(NO_HOLDER, Ordering::Relaxed);
         }
     }
 
@@ -260,10 +347,9 @@ impl LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return SavedHolds(Vec::new());
         }
-        let removed = registry::with_current(|record| record.state().remove_all(LockId(id)))
-            .unwrap_or_default();
-        self.holds.fetch_sub(removed.len(), Ordering::Relaxed);
-        SavedHolds(removed)
+        self.holder.store(NO_HOLDER, Ordering::Relaxed);
+        let removed = registry::with_local(|local| local.remove_all(LockId(id)));
+        SavedHolds(removed.unwrap_or_default())
     }
 
     /// Takes the lock again after a condition wait (`relock` blocks until
@@ -280,13 +366,12 @@ impl LockTracking {
         let Some(lock) = self.info(name, kind) else {
             return relock();
         };
-        let outer = registry::with_current(|record| {
-            let mut state = record.state();
+        let outer = registry::with_local(|local| {
             // Taking the lock again while holding others is an acquisition
             // like any: its order is recorded. (Recorded only, never a
             // panic here: the waiter's guard must get its lock back.)
-            let _ = check_order(&mut state, record, &lock, site);
-            state.blocked.replace(Blocked {
+            let _ = check_order(local, &lock, site);
+            local.publish(Blocked {
                 operation: "Condition::wait (taking its lock again)",
                 name,
                 lock: Some(lock),
@@ -296,11 +381,12 @@ impl LockTracking {
         });
         relock();
         if let Some(outer) = outer {
-            registry::with_current(|record| {
-                let mut state = record.state();
-                state.blocked = outer;
-                self.holds.fetch_add(saved.0.len(), Ordering::Relaxed);
-                state.held.extend(saved.0);
+            registry::with_local(|local| {
+                local.restore(outer);
+                if !saved.0.is_empty() {
+                    self.holder.store(local.serial(), Ordering::Relaxed);
+                }
+                local.extend(saved.0);
             });
         }
     }
@@ -313,9 +399,10 @@ impl Drop for LockTracking {
             return;
         }
         order::forget_lock(LockId(id));
-        if *self.holds.get_mut() != 0 {
+        let holder = *self.holder.get_mut();
+        if holder != NO_HOLDER {
             // A guard was leaked with `mem::forget` and the lock dropped.
-            registry::forget_lock_everywhere(LockId(id));
+            registry::forget_dropped_lock(holder, LockId(id));
         }
     }
 }
@@ -410,19 +497,14 @@ fn mark_blocked(
 ) -> bool {
     #[cfg(test)]
     tests::MARKS_ON_THIS_THREAD.with(|marks| marks.set(marks.get() + 1));
-    let marked = registry::with_current(|record| {
-        let mut state = record.state();
-        if state.blocked.is_some() {
-            return false;
-        }
-        state.blocked = Some(Blocked {
+    let marked = registry::with_local(|local| {
+        local.publish_unless_blocked(Blocked {
             operation,
             name,
             lock: None,
             at,
             since: Instant::now(),
-        });
-        true
+        })
     });
     marked == Some(true)
 }
@@ -430,7 +512,7 @@ fn mark_blocked(
 impl Drop for BlockedIn {
     fn drop(&mut self) {
         if self.tracked {
-            registry::with_current(|record| record.state().blocked = None);
+            registry::with_local(|local| local.restore(None));
         }
     }
 }
@@ -444,22 +526,46 @@ fn operation(kind: LockKind) -> &'static str {
 }
 
 /// Enters each new (held, `lock`) pair in the order graph; returns the
-/// first violation this acquisition closes, if any.
+/// first violation this acquisition closes, if any. A pair already seen by
+/// this thread costs one lookup in its seen-pairs cache.
+#[inline]
 fn check_order(
-    state: &mut ThreadState,
-    record: &registry::ThreadRecord,
+    local: &Local,
     lock: &LockInfo,
     site: &'static Location<'static>,
 ) -> Option<LockOrderViolation> {
+    let mut new_pair = false;
+    for index in 0..local.held_count() {
+        let held_id = local.held_id(index);
+        // Every pair goes through `first_time`, so that each is remembered.
+        new_pair |= held_id != lock.id && local.first_time((held_id, lock.id));
+    }
+    if new_pair {
+        enter_pairs(local, lock, site)
+    } else {
+        None
+    }
+}
+
+/// Enters every (held, `lock`) pair in the order graph (those already
+/// there cost a lookup), first forgetting held locks that were dropped (a
+/// dropped lock's node must not come back).
+#[cold]
+fn enter_pairs(
+    local: &Local,
+    lock: &LockInfo,
+    site: &'static Location<'static>,
+) -> Option<LockOrderViolation> {
+    local.forget_dropped_locks();
     let mut found = None;
-    for index in 0..state.held.len() {
-        let held_id = state.held[index].lock.id;
-        if held_id == lock.id || !state.first_time((held_id, lock.id)) {
+    for index in 0..local.held_count() {
+        let first = local.held_at(index);
+        if first.lock.id == lock.id {
             continue;
         }
         let step = LockOrderStep {
-            thread: record.thread.clone(),
-            first: state.held[index].clone(),
+            thread: local.thread().clone(),
+            first,
             then: HeldLock {
                 lock: lock.clone(),
                 taken_at: site,

@@ -63,12 +63,18 @@
 //! # Limits
 //!
 //! - A guard leaked with `mem::forget` leaves its lock held in the reports
-//!   (the lock really stays locked), even after its thread ends; dropping
-//!   the lock removes every trace of it.
+//!   (the lock really stays locked) for as long as its thread lives (no
+//!   report shows a thread that has ended); dropping the lock removes every
+//!   trace of it.
 //! - A lock taken while its thread is being torn down (in a thread-local's
-//!   destructor) is not tracked.
-//! - Tracking costs one uncontended `std` mutex per acquisition and per
-//!   release, and a graph update the first time a thread takes a new pair.
+//!   destructor, after the diagnostics' own thread-local is gone) is not
+//!   tracked; one released then is simply forgotten with its thread.
+//! - Cost: an acquisition that does not block touches only thread-local
+//!   bookkeeping (a push on the thread's held list, and a hash lookup per
+//!   lock already held; the first time a thread takes a new pair, an update
+//!   of the global lock-order graph); a release pops. Only a thread about
+//!   to block takes a lock: its own record's, to publish what it waits for
+//!   and what it holds.
 
 #[cfg(any(verisync_loom, verisync_shuttle))]
 compile_error!(

@@ -148,6 +148,23 @@ mod tests {
             || graph.before.values().any(|previous| previous.contains(&id))
     }
 
+    /// A lock dropped while its guard is leaked (so this thread still
+    /// lists it as held) does not come back into the graph when the thread
+    /// takes a new pair afterwards.
+    #[test]
+    fn a_leaked_and_dropped_lock_does_not_come_back() {
+        let leaked = Box::new(Mutex::with_name("order-leaked", ()));
+        let partner = Mutex::with_name("order-leaked-partner", ());
+        let later = Mutex::with_name("order-leaked-later", ());
+        drop((leaked.lock(), partner.lock()));
+        let id = id_of("order-leaked").expect("the lock is in the graph");
+        std::mem::forget(leaked.lock());
+        drop(leaked);
+        assert!(!mentioned(id));
+        drop(later.lock()); // a new pair (the dropped lock, later) if listed
+        assert!(!mentioned(id), "the dropped lock came back into the graph");
+    }
+
     /// A lock dropped after entering the graph (as the first and as the
     /// second lock of a pair) leaves no node and no edge behind.
     #[test]

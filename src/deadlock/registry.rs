@@ -1,26 +1,53 @@
-//! The registry of threads for the diagnostics: one record per thread that
-//! ever used a tracked lock, holding what it holds and what it is blocked on.
+//! The registry of threads for the diagnostics: what each thread holds and
+//! what it is blocked on.
 //!
-//! # Design
+//! # Design: private while running, published while blocked
 //!
-//! Each thread owns an `Arc<ThreadRecord>` in a thread-local and is listed
-//! in the global [`THREADS`]. A thread changes only its own record, under
-//! the record's `std::sync::Mutex` (uncontended except while a report is
-//! being made); reports lock [`THREADS`] and then every record, so they
-//! read one consistent snapshot of all threads. Nothing here is lock-free,
-//! so there is no race to model with loom: a thread sets and clears its own
-//! "blocked" entry, and the thread that wakes it never touches it.
+//! Taking and releasing a lock that does not block must be cheap, so each
+//! thread keeps its own bookkeeping in a thread-local [`Local`] that no
+//! other thread reads: the locks it holds, in the order it took them, and
+//! the lock pairs it already entered in the order graph. Taking a lock
+//! pushes on that list and releasing pops from it; no lock, no atomic
+//! read-modify-write.
+//!
+//! Only a thread that is about to block *publishes*: under its record's
+//! `std::sync::Mutex` (its [`ThreadRecord`], listed in [`THREADS`] from
+//! its first tracked lock to its end) it writes what it waits for and a
+//! copy of its held list; while published, every change to its held list
+//! is mirrored there (user code may take locks inside a marked operation,
+//! e.g. a priority item's `Ord` inside `JoinableQueue::get`). When it stops
+//! waiting it clears the entry. The reports lock [`THREADS`] and then every
+//! record, so they read one consistent snapshot, and they only need the
+//! blocked threads: every thread of a deadlock is blocked.
+//!
+//! The held list never claims a lock that is not held (it is pushed after
+//! the lock is taken and popped before it is released), and a thread sets
+//! and clears its own entry, so a reported cycle is a real one. Nothing
+//! here is lock-free (the thread-local needs no synchronisation and the
+//! records are mutexes), so there is no race to model with loom.
 //!
 //! Lock order (never taken the other way round): [`THREADS`], then records
 //! (a thread takes only its own; a report takes all, in list order), then
 //! the order graph (`order.rs`). No lock here is a verisync lock.
 //!
-//! A thread that ends while holding locks (a guard leaked with
-//! `mem::forget`) stays listed, marked exited, so the reports still show
-//! who holds them; its record goes when those locks are dropped.
+//! # Ends
+//!
+//! A thread's record goes when its [`Local`] is dropped (the thread ends);
+//! a guard leaked with `mem::forget` stays in its thread's held list while
+//! the thread lives. A guard dropped after `Local` (kept in another
+//! thread-local) has nothing left to update: the held list went with the
+//! thread, and a thread being torn down is never published.
+//!
+//! A lock dropped while a thread still lists it (its guard was leaked) is
+//! put in that thread's `dropped` mailbox; the thread removes it from its
+//! own list the next time it publishes or enters a new pair in the graph,
+//! and the published copy, if any, is cleaned at once.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -30,29 +57,33 @@ use super::report::{HeldLock, LockId, LockInfo, ThreadInfo};
 /// Every thread that has a record, in the order they registered.
 pub(crate) static THREADS: Mutex<Vec<Arc<ThreadRecord>>> = Mutex::new(Vec::new());
 
+/// The serial number of the next thread to register (serials start at 1;
+/// 0 means "no thread").
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
 /// At most this many lock pairs are remembered per thread as already
 /// checked; past it the cache starts over (it is only a cache: the graph
 /// in `order.rs` still knows every edge).
 const SEEN_PAIRS_LIMIT: usize = 4096;
 
-/// One thread's record.
+/// One thread's public record.
 pub(crate) struct ThreadRecord {
     pub(crate) thread: ThreadInfo,
-    pub(crate) state: Mutex<ThreadState>,
+    /// The thread's serial number (what a lock's `holder` names).
+    serial: u64,
+    pub(crate) published: Mutex<Published>,
 }
 
-/// What a thread holds and waits for.
-pub(crate) struct ThreadState {
-    /// Every lock level it holds, in the order taken (a reentrant lock
-    /// taken twice is here twice).
-    pub(crate) held: Vec<HeldLock>,
+/// What a thread has published.
+pub(crate) struct Published {
     /// What it is blocked on, set before it parks and cleared after.
     pub(crate) blocked: Option<Blocked>,
-    /// Lock pairs (held, then taken) already entered in the order graph
-    /// by this thread: the fast path's seen-pair check.
-    pub(crate) seen_pairs: HashSet<(LockId, LockId)>,
-    /// The thread has ended (it still holds leaked locks).
-    pub(crate) exited: bool,
+    /// While `blocked` is set: every lock level it holds, in the order
+    /// taken (a reentrant lock taken twice is here twice). Empty otherwise.
+    pub(crate) held: Vec<HeldLock>,
+    /// Locks dropped while this thread listed them as held (leaked
+    /// guards), not yet removed from its thread-local list.
+    dropped: Vec<LockId>,
 }
 
 /// What a blocked thread waits for.
@@ -70,55 +101,286 @@ pub(crate) struct Blocked {
     pub(crate) since: Instant,
 }
 
-impl ThreadState {
-    /// Whether the thread holds (a level of) `lock`.
-    pub(crate) fn holds(&self, lock: LockId) -> bool {
-        self.held.iter().any(|held| held.lock.id == lock)
-    }
+/// The hash of the seen-pairs cache: lock ids are small distinct numbers,
+/// so one multiply mixes them enough (as rustc's `FxHasher`), and it costs
+/// far less than the default SipHash on the fast path.
+#[derive(Default)]
+pub(crate) struct PairHasher(u64);
 
-    /// Forgets one level of `lock` (the most recent); whether it had one.
-    pub(crate) fn remove_one(&mut self, lock: LockId) -> bool {
-        match self.held.iter().rposition(|held| held.lock.id == lock) {
-            Some(index) => {
-                self.held.remove(index);
-                true
-            }
-            None => false,
+impl Hasher for PairHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
         }
     }
 
-    /// Forgets every level of `lock`, returning them.
-    pub(crate) fn remove_all(&mut self, lock: LockId) -> Vec<HeldLock> {
-        let mut removed = Vec::new();
-        self.held.retain(|held| {
-            if held.lock.id == lock {
-                removed.push(held.clone());
-                false
-            } else {
-                true
-            }
-        });
-        removed
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    /// Records that the pair was checked; `false` if it already was.
-    pub(crate) fn first_time(&mut self, pair: (LockId, LockId)) -> bool {
-        if self.seen_pairs.contains(&pair) {
-            return false;
-        }
-        if self.seen_pairs.len() >= SEEN_PAIRS_LIMIT {
-            self.seen_pairs.clear();
-        }
-        self.seen_pairs.insert(pair);
-        true
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
-impl ThreadRecord {
-    /// The record's state, locked.
-    pub(crate) fn state(&self) -> MutexGuard<'_, ThreadState> {
-        lock(&self.state)
+/// A thread's own bookkeeping, read and written only by that thread.
+pub(crate) struct Local {
+    record: Arc<ThreadRecord>,
+    /// Every lock level it holds, in the order taken.
+    held: RefCell<Vec<HeldLock>>,
+    /// Lock pairs (held, then taken) already entered in the order graph by
+    /// this thread: the fast path's seen-pair check.
+    seen_pairs: RefCell<HashSet<(LockId, LockId), BuildHasherDefault<PairHasher>>>,
+    /// Whether `record.published.blocked` is set (then changes to `held`
+    /// are mirrored in the record).
+    published: Cell<bool>,
+}
+
+impl Local {
+    fn register() -> Self {
+        let current = thread::current();
+        let record = Arc::new(ThreadRecord {
+            thread: ThreadInfo {
+                name: current.name().map(str::to_owned),
+                id: current.id(),
+            },
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            published: Mutex::new(Published {
+                blocked: None,
+                held: Vec::new(),
+                dropped: Vec::new(),
+            }),
+        });
+        lock(&THREADS).push(Arc::clone(&record));
+        Self {
+            record,
+            held: RefCell::new(Vec::new()),
+            seen_pairs: RefCell::default(),
+            published: Cell::new(false),
+        }
     }
+
+    /// The thread, as reports name it.
+    pub(crate) fn thread(&self) -> &ThreadInfo {
+        &self.record.thread
+    }
+
+    /// The thread's serial number (never 0).
+    #[inline]
+    pub(crate) fn serial(&self) -> u64 {
+        self.record.serial
+    }
+
+    /// The record's published state, locked.
+    fn published(&self) -> MutexGuard<'_, Published> {
+        lock(&self.record.published)
+    }
+
+    /// Whether the thread holds (a level of) `lock`.
+    #[inline]
+    pub(crate) fn holds(&self, lock: LockId) -> bool {
+        self.held.borrow().iter().any(|held| held.lock.id == lock)
+    }
+
+    /// How many lock levels the thread holds.
+    #[inline]
+    pub(crate) fn held_count(&self) -> usize {
+        self.held.borrow().len()
+    }
+
+    /// The id of the `index`-th lock level held (`index < held_count()`).
+    #[inline]
+    pub(crate) fn held_id(&self, index: usize) -> LockId {
+        self.held.borrow()[index].lock.id
+    }
+
+    /// The `index`-th lock level held.
+    pub(crate) fn held_at(&self, index: usize) -> HeldLock {
+        self.held.borrow()[index].clone()
+    }
+
+    /// Records one more level of `lock`, just taken at `taken_at`.
+    #[inline(always)]
+    pub(crate) fn push(&self, lock: LockInfo, taken_at: &'static Location<'static>) {
+        let mut list = self.held.borrow_mut();
+        // Room first, and the entry built only then: so it is written
+        // straight into the list (built before a possible reallocation, it
+        // went through the stack, and reading it back stalled the fast path
+        // on store forwarding).
+        if list.len() == list.capacity() {
+            list.reserve(1);
+        }
+        list.push(HeldLock { lock, taken_at });
+        if self.published.get() {
+            self.mirror_push(list.last());
+        }
+    }
+
+    #[cold]
+    fn mirror_push(&self, held: Option<&HeldLock>) {
+        self.published().held.extend(held.cloned());
+    }
+
+    /// Puts back the levels a condition wait took off.
+    pub(crate) fn extend(&self, levels: Vec<HeldLock>) {
+        if self.published.get() {
+            self.published().held.extend(levels.iter().cloned());
+        }
+        self.held.borrow_mut().extend(levels);
+    }
+
+    /// Forgets one level of `lock` (the most recent); whether any level of
+    /// it is still held afterwards.
+    #[inline]
+    pub(crate) fn remove_one(&self, lock: LockId) -> bool {
+        let mut held = self.held.borrow_mut();
+        // Locks are mostly released in the reverse order of taking them.
+        if held.last().is_some_and(|last| last.lock.id == lock) {
+            held.pop();
+        } else {
+            remove_one_from(&mut held, lock);
+        }
+        if self.published.get() {
+            self.mirror_remove_one(lock);
+        }
+        held.iter().any(|held| held.lock.id == lock)
+    }
+
+    #[cold]
+    fn mirror_remove_one(&self, lock: LockId) {
+        remove_one_from(&mut self.published().held, lock);
+    }
+
+    /// Forgets every level of `lock`, returning them.
+    pub(crate) fn remove_all(&self, lock: LockId) -> Vec<HeldLock> {
+        if self.published.get() {
+            take_all_from(&mut self.published().held, lock);
+        }
+        take_all_from(&mut self.held.borrow_mut(), lock)
+    }
+
+    /// Whether every pair (held lock, `lock`) was already entered in the
+    /// order graph by this thread (or is `lock` itself): then taking `lock`
+    /// adds nothing to the graph.
+    #[inline]
+    pub(crate) fn pairs_known(&self, lock: LockId) -> bool {
+        let held = self.held.borrow();
+        if held.is_empty() {
+            return true;
+        }
+        let seen = self.seen_pairs.borrow();
+        held.iter()
+            .all(|held| held.lock.id == lock || seen.contains(&(held.lock.id, lock)))
+    }
+
+    /// Records that the pair was checked; `false` if it already was.
+    #[inline]
+    pub(crate) fn first_time(&self, pair: (LockId, LockId)) -> bool {
+        let mut seen = self.seen_pairs.borrow_mut();
+        if seen.contains(&pair) {
+            return false;
+        }
+        if seen.len() >= SEEN_PAIRS_LIMIT {
+            seen.clear();
+        }
+        seen.insert(pair);
+        true
+    }
+
+    /// Removes the locks dropped while this thread held them (leaked
+    /// guards) from its held list.
+    #[cold]
+    pub(crate) fn forget_dropped_locks(&self) {
+        let dropped = std::mem::take(&mut self.published().dropped);
+        if !dropped.is_empty() {
+            self.held
+                .borrow_mut()
+                .retain(|held| !dropped.contains(&held.lock.id));
+        }
+    }
+
+    /// Publishes that the thread is blocked (with what it holds); returns
+    /// the entry it replaces (an outer operation's, put back by
+    /// [`restore`](Self::restore)).
+    #[cold]
+    pub(crate) fn publish(&self, blocked: Blocked) -> Option<Blocked> {
+        let mut published = self.published();
+        if !published.dropped.is_empty() {
+            let dropped = std::mem::take(&mut published.dropped);
+            self.held
+                .borrow_mut()
+                .retain(|held| !dropped.contains(&held.lock.id));
+        }
+        if !self.published.get() {
+            published.held.clone_from(&self.held.borrow());
+        }
+        self.published.set(true);
+        published.blocked.replace(blocked)
+    }
+
+    /// Publishes `blocked` unless the thread is published already (the
+    /// outermost operation stays); whether it did.
+    #[cold]
+    pub(crate) fn publish_unless_blocked(&self, blocked: Blocked) -> bool {
+        if self.published.get() {
+            return false;
+        }
+        self.publish(blocked);
+        true
+    }
+
+    /// Puts back what [`publish`](Self::publish) replaced: `None` ends the
+    /// publication.
+    #[cold]
+    pub(crate) fn restore(&self, outer: Option<Blocked>) {
+        let mut published = self.published();
+        if outer.is_none() {
+            published.held.clear();
+        }
+        self.published.set(outer.is_some());
+        published.blocked = outer;
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        lock(&THREADS).retain(|record| !Arc::ptr_eq(record, &self.record));
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = Local::register();
+}
+
+/// Runs `f` with the current thread's bookkeeping; `None` while the thread
+/// is being torn down (its locks are then untracked).
+#[inline]
+pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    LOCAL.try_with(f).ok()
+}
+
+/// Removes one level of `lock` from `held` (the most recent).
+#[cold]
+fn remove_one_from(held: &mut Vec<HeldLock>, lock: LockId) {
+    if let Some(index) = held.iter().rposition(|held| held.lock.id == lock) {
+        held.remove(index);
+    }
+}
+
+/// Removes every level of `lock` from `held`, returning them.
+fn take_all_from(held: &mut Vec<HeldLock>, lock: LockId) -> Vec<HeldLock> {
+    let mut removed = Vec::new();
+    held.retain(|level| {
+        if level.lock.id == lock {
+            removed.push(level.clone());
+            false
+        } else {
+            true
+        }
+    });
+    removed
 }
 
 /// Locks a registry mutex; nothing panics while holding one, but if a
@@ -127,111 +389,134 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The current thread's registration; unregisters when the thread ends.
-struct Registration(Arc<ThreadRecord>);
-
-impl Registration {
-    fn register() -> Self {
-        let current = thread::current();
-        let record = Arc::new(ThreadRecord {
-            thread: ThreadInfo {
-                name: current.name().map(str::to_owned),
-                id: current.id(),
-            },
-            state: Mutex::new(ThreadState {
-                held: Vec::new(),
-                blocked: None,
-                seen_pairs: HashSet::new(),
-                exited: false,
-            }),
-        });
-        lock(&THREADS).push(Arc::clone(&record));
-        Self(record)
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let mut threads = lock(&THREADS);
-        let mut state = self.0.state();
-        if state.held.is_empty() {
-            threads.retain(|record| !Arc::ptr_eq(record, &self.0));
-        } else {
-            state.exited = true;
-            state.blocked = None;
-        }
-    }
-}
-
-thread_local! {
-    static CURRENT: Registration = Registration::register();
-}
-
-/// Runs `f` with the current thread's record; `None` while the thread is
-/// being torn down (its locks are then untracked).
-#[inline]
-pub(crate) fn with_current<R>(f: impl FnOnce(&ThreadRecord) -> R) -> Option<R> {
-    CURRENT.try_with(|registration| f(&registration.0)).ok()
-}
-
-/// Removes every trace of a dropped lock from every record (it can only be
-/// held if a guard was leaked with `mem::forget`).
+/// A lock was dropped while the thread numbered `holder` listed it as held
+/// (its guard was leaked): tells that thread, and cleans its published
+/// copy at once. Nothing to do if the thread has ended.
 #[cold]
-pub(crate) fn forget_lock_everywhere(lock: LockId) {
-    let mut threads = lock_threads();
-    threads.retain(|record| {
-        let mut state = record.state();
-        state.remove_all(lock);
-        !(state.exited && state.held.is_empty())
-    });
+pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
+    let threads = lock(&THREADS);
+    if let Some(record) = threads.iter().find(|record| record.serial == holder) {
+        let mut published = lock(&record.published);
+        published.dropped.push(lock_id);
+        take_all_from(&mut published.held, lock_id);
+    }
 }
 
-fn lock_threads() -> MutexGuard<'static, Vec<Arc<ThreadRecord>>> {
-    lock(&THREADS)
-}
-
-/// Runs `f` on a consistent snapshot: every record locked at once.
-pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &ThreadState)]) -> R) -> R {
-    let threads = lock_threads();
-    let guards: Vec<_> = threads.iter().map(|record| record.state()).collect();
-    let view: Vec<(&ThreadInfo, &ThreadState)> = threads
+/// Runs `f` on a consistent snapshot of the blocked threads: every record
+/// locked at once.
+pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
+    let threads = lock(&THREADS);
+    let guards: Vec<_> = threads
+        .iter()
+        .map(|record| lock(&record.published))
+        .collect();
+    let view: Vec<(&ThreadInfo, &Blocked, &[HeldLock])> = threads
         .iter()
         .zip(&guards)
-        .map(|(record, state)| (&record.thread, &**state))
+        .filter_map(|(record, published)| {
+            let blocked = published.blocked.as_ref()?;
+            Some((&record.thread, blocked, &published.held[..]))
+        })
         .collect();
     f(&view)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{lock, THREADS};
-    use crate::Mutex;
+    use std::cell::RefCell;
 
-    /// A thread that ends holding a leaked lock stays listed (marked
-    /// exited) until the lock is dropped; then no record names the lock.
+    use super::{lock, THREADS};
+    use crate::{Mutex, MutexGuard};
+
+    /// Whether any record of a live thread names `id`.
+    fn has_record(id: std::thread::ThreadId) -> bool {
+        lock(&THREADS).iter().any(|record| record.thread.id == id)
+    }
+
+    /// A guard kept in a thread-local is dropped after the thread's own
+    /// bookkeeping is gone: the ended thread leaves no record.
     #[test]
-    fn a_dropped_lock_leaves_no_entry_even_after_a_leak() {
-        let named = |name: &str| {
-            lock(&THREADS).iter().any(|record| {
-                record
-                    .state()
-                    .held
-                    .iter()
-                    .any(|held| held.lock.name == Some(name))
-            })
-        };
-        let m = std::thread::spawn(|| {
-            let m = Box::new(Mutex::with_name("registry-leaked", ()));
-            std::mem::forget(m.lock());
-            m
+    fn a_guard_released_during_teardown_leaves_no_record() {
+        static KEPT_LOCK: Mutex<()> = Mutex::with_name("registry-teardown", ());
+        thread_local! {
+            static KEPT: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
+        }
+        let ended = std::thread::spawn(|| {
+            KEPT.with(|kept| *kept.borrow_mut() = Some(KEPT_LOCK.lock()));
+            std::thread::current().id()
         })
         .join()
         .unwrap();
-        assert!(named("registry-leaked"), "the exited thread still holds it");
+        assert!(!KEPT_LOCK.is_locked());
+        assert!(!has_record(ended), "the ended thread still has a record");
+    }
+
+    /// A thread that ends holding a leaked lock leaves no record either
+    /// (no report can show an ended thread), and dropping the lock is clean.
+    #[test]
+    fn a_thread_ending_with_a_leaked_guard_leaves_no_record() {
+        let (m, ended) = std::thread::spawn(|| {
+            let m = Box::new(Mutex::with_name("registry-leaked", ()));
+            std::mem::forget(m.lock());
+            (m, std::thread::current().id())
+        })
+        .join()
+        .unwrap();
+        assert!(m.is_locked());
+        assert!(!has_record(ended));
         drop(m);
-        assert!(
-            !named("registry-leaked"),
-            "dropping the lock removed every trace"
-        );
+    }
+
+    /// A thread blocked (published) while listing a leaked lock: when the
+    /// lock is dropped, the published copy forgets it at once.
+    #[test]
+    fn a_dropped_lock_leaves_the_published_list_of_a_blocked_thread() {
+        use crate::deadlock::blocked_threads;
+        use crate::Event;
+        let release = std::sync::Arc::new(Event::new());
+        let (send_lock, lock_sent) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let release = std::sync::Arc::clone(&release);
+            move || {
+                let leaked = Box::new(Mutex::with_name("registry-published", ()));
+                std::mem::forget(leaked.lock());
+                send_lock.send(leaked).unwrap();
+                release.wait();
+                std::thread::current().id()
+            }
+        });
+        let leaked = lock_sent.recv().unwrap();
+        let holds = || {
+            blocked_threads()
+                .into_iter()
+                .find(|blocked| blocked.thread.id == waiter.thread().id())
+                .map(|blocked| blocked.holds.len())
+        };
+        while holds() != Some(1) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        drop(leaked);
+        assert_eq!(holds(), Some(0), "the dropped lock is still listed");
+        release.set();
+        waiter.join().unwrap();
+    }
+
+    /// A lock dropped while a live thread lists it (a leaked guard) is
+    /// gone from that thread's list, published or not.
+    #[test]
+    fn a_dropped_lock_leaves_no_entry_even_after_a_leak() {
+        let leaked = Box::new(Mutex::with_name("registry-dropped", ()));
+        std::mem::forget(leaked.lock());
+        let listed = || {
+            super::with_local(|local| {
+                local.forget_dropped_locks();
+                (0..local.held_count())
+                    .any(|index| local.held_at(index).lock.name == Some("registry-dropped"))
+            })
+            .unwrap()
+        };
+        assert!(listed());
+        drop(leaked);
+        assert!(!listed(), "dropping the lock removed every trace");
     }
 }

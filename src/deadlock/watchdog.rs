@@ -1,17 +1,28 @@
 //! [`watchdog`]: a background thread that runs [`detect`](super::detect)
 //! every period and reports each deadlock once.
 //!
-//! A deadlock is "the same" from one round to the next if the same threads
-//! wait for the same locks since the same instants; the watchdog remembers
-//! the deadlocks of the last round only, so its memory stays bounded and a
-//! deadlock that ends and happens again (new waits) is reported again.
+//! A deadlock's identity is its cycle: its threads and the lock each waits
+//! for (never the instant a wait started: a thread retrying a timed wait
+//! in a loop starts a new wait each time, and is still the same deadlock).
+//! The watchdog remembers the cycles it saw in the last two rounds, so its
+//! memory stays bounded, a retry that happens to fall between two scans is
+//! not a new deadlock, and a deadlock that ends and forms again later (absent
+//! from two whole rounds in between) is reported again.
 //!
-//! Stopping: the handle's `Drop` sets `stop` under `wakeup`'s mutex and
+//! Periods: shorter than [`MIN_PERIOD`] (zero included) is taken as
+//! [`MIN_PERIOD`], so the thread never spins; a period too long for an
+//! `Instant` to hold (`Duration::MAX`) means "never scan". The thread
+//! sleeps at most [`LONGEST_SLEEP`] at a time, so no timeout is ever too
+//! long for the platform.
+//!
+//! Stopping: the handle's `Drop` sets `stopped` under its mutex and
 //! notifies, then joins the thread, so the handler is never called after
 //! the drop returns. These are `std` locks: the watchdog's own locks are
 //! not tracked.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+#[cfg(test)]
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -19,6 +30,14 @@ use std::time::{Duration, Instant};
 use super::api::detect;
 use super::registry::lock;
 use super::report::{Deadlock, LockId};
+
+/// The shortest period between two scans; a shorter one (zero included)
+/// is taken as this.
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+/// The longest single sleep of the watchdog thread (it sleeps again until
+/// the period is over).
+const LONGEST_SLEEP: Duration = Duration::from_secs(3600);
 
 /// Stops the [`watchdog`] thread when dropped (waiting for a handler call
 /// in progress to return).
@@ -30,8 +49,22 @@ use super::report::{Deadlock, LockId};
 /// ```
 #[must_use = "the watchdog stops as soon as its handle is dropped"]
 pub struct WatchdogHandle {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What the handle and the watchdog thread share.
+struct Shared {
+    /// Set by the handle's `Drop`: the thread ends.
+    stopped: Mutex<bool>,
+    /// Notified when `stopped` is set.
+    wakeup: Condvar,
+    /// How many scans the thread made (for the tests).
+    #[cfg(test)]
+    scans: AtomicU64,
+    /// How many times the thread started to sleep (for the tests).
+    #[cfg(test)]
+    sleeps: AtomicU64,
 }
 
 /// Starts a thread (named `verisync-deadlock-watchdog`) that calls
@@ -39,6 +72,13 @@ pub struct WatchdogHandle {
 /// it had not reported yet — each deadlock once, not again every period.
 /// It stops when the returned handle is dropped. A panic in `handler` ends
 /// the watchdog (the handle can still be dropped).
+///
+/// A deadlock is identified by its cycle (its threads and the locks they
+/// wait for), so threads that retry timed waits in a loop are reported
+/// once; it is reported again only if it ends for two whole periods and
+/// then forms again. A `period` shorter than 1 ms (`Duration::ZERO`
+/// included) is taken as 1 ms, so the watchdog never spins; a period too
+/// long to add to an `Instant` (`Duration::MAX`) means it never scans.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -61,77 +101,164 @@ pub fn watchdog<F>(period: Duration, handler: F) -> WatchdogHandle
 where
     F: FnMut(&[Deadlock]) + Send + 'static,
 {
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let shared = Arc::new(Shared {
+        stopped: Mutex::new(false),
+        wakeup: Condvar::new(),
+        #[cfg(test)]
+        scans: AtomicU64::new(0),
+        #[cfg(test)]
+        sleeps: AtomicU64::new(0),
+    });
     let thread = thread::Builder::new()
         .name("verisync-deadlock-watchdog".into())
         .spawn({
-            let stop = Arc::clone(&stop);
-            move || run(period, handler, &stop)
+            let shared = Arc::clone(&shared);
+            move || run(period.max(MIN_PERIOD), handler, &shared)
         })
         .expect("verisync: could not start the deadlock watchdog thread");
     WatchdogHandle {
-        stop,
+        shared,
         thread: Some(thread),
     }
 }
 
-/// What makes two rounds' deadlocks the same one.
-type Identity = Vec<(ThreadId, LockId, Instant)>;
+/// What makes two rounds' deadlocks the same one: each thread of the cycle
+/// with the lock it waits for, sorted by lock (each waits for a different
+/// lock: the one the next thread holds).
+type Identity = Vec<(ThreadId, LockId)>;
 
 fn identity(deadlock: &Deadlock) -> Identity {
-    deadlock
+    let mut identity: Identity = deadlock
         .threads
         .iter()
-        .map(|member| (member.thread.id, member.waits_for.id, member.since))
-        .collect()
+        .map(|member| (member.thread.id, member.waits_for.id))
+        .collect();
+    identity.sort_unstable_by_key(|&(_, lock)| lock);
+    identity
 }
 
-fn run(period: Duration, mut handler: impl FnMut(&[Deadlock]), stop: &(Mutex<bool>, Condvar)) {
-    let (stopped, wakeup) = stop;
-    let mut reported: HashSet<Identity> = HashSet::new();
-    loop {
-        {
-            let deadline = Instant::now() + period;
-            let mut stopped = lock(stopped);
-            while !*stopped {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                stopped = wakeup
-                    .wait_timeout(stopped, left)
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .0;
-            }
-            if *stopped {
-                return;
+fn run(period: Duration, mut handler: impl FnMut(&[Deadlock]), shared: &Shared) {
+    // Each cycle seen, with the last round it was seen in.
+    let mut seen: HashMap<Identity, u64> = HashMap::new();
+    for round in 0u64.. {
+        if shared.sleep(period) {
+            return;
+        }
+        #[cfg(test)]
+        shared.scans.fetch_add(1, Ordering::Relaxed);
+        let mut new = Vec::new();
+        for deadlock in detect() {
+            if seen.insert(identity(&deadlock), round).is_none() {
+                new.push(deadlock);
             }
         }
-        let found = detect();
-        let identities: Vec<Identity> = found.iter().map(identity).collect();
-        let new: Vec<Deadlock> = found
-            .into_iter()
-            .zip(&identities)
-            .filter(|(_, id)| !reported.contains(*id))
-            .map(|(deadlock, _)| deadlock)
-            .collect();
-        reported = identities.into_iter().collect();
+        // Forget the cycles absent from this round and the one before.
+        seen.retain(|_, last_seen| *last_seen + 1 >= round);
         if !new.is_empty() {
             handler(&new);
         }
     }
 }
 
+impl Shared {
+    /// Sleeps for `period` or until stopped; whether it was stopped.
+    fn sleep(&self, period: Duration) -> bool {
+        let started = Instant::now();
+        let mut stopped = lock(&self.stopped);
+        loop {
+            if *stopped {
+                return true;
+            }
+            let left = period.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+            #[cfg(test)]
+            self.sleeps.fetch_add(1, Ordering::Relaxed);
+            stopped = self
+                .wakeup
+                .wait_timeout(stopped, left.min(LONGEST_SLEEP))
+                .unwrap_or_else(|poison| poison.into_inner())
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+impl WatchdogHandle {
+    /// How many scans the watchdog made so far.
+    fn scans(&self) -> u64 {
+        self.shared.scans.load(Ordering::Relaxed)
+    }
+
+    /// How many times the watchdog started to sleep so far.
+    fn sleeps(&self) -> u64 {
+        self.shared.sleeps.load(Ordering::Relaxed)
+    }
+
+    /// Whether the watchdog thread is still running.
+    fn is_running(&self) -> bool {
+        self.thread
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished())
+    }
+}
+
 impl Drop for WatchdogHandle {
     fn drop(&mut self) {
-        let (stopped, wakeup) = &*self.stop;
-        *lock(stopped) = true;
-        wakeup.notify_all();
+        *lock(&self.shared.stopped) = true;
+        self.shared.wakeup.notify_all();
         if let Some(thread) = self.thread.take() {
             // The handler itself may drop the handle: never join oneself.
             if thread.thread().id() != thread::current().id() {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::watchdog;
+
+    /// `Duration::MAX` (and any period past the end of time) is "never
+    /// scan": the watchdog neither panics nor scans, and stops at once
+    /// when its handle is dropped.
+    #[test]
+    fn a_period_past_the_end_of_time_never_scans() {
+        for period in [Duration::MAX, Duration::from_secs(u64::MAX / 4)] {
+            let handle = watchdog(period, |_| {});
+            let started = Instant::now();
+            while handle.sleeps() == 0 && handle.is_running() {
+                assert!(started.elapsed() < Duration::from_secs(10), "never slept");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(handle.is_running(), "the watchdog thread ended (panicked?)");
+            assert_eq!(handle.sleeps(), 1, "it slept once and goes on sleeping");
+            assert_eq!(handle.scans(), 0);
+            let dropped = Instant::now();
+            drop(handle);
+            assert!(dropped.elapsed() < Duration::from_secs(5));
+        }
+    }
+
+    /// A zero period is taken as the shortest period, 1 ms: the watchdog
+    /// does not spin a core scanning without pause.
+    #[test]
+    fn a_zero_period_does_not_spin() {
+        const WINDOW: Duration = Duration::from_millis(200);
+        let handle = watchdog(Duration::ZERO, |_| {});
+        let started = Instant::now();
+        let before = handle.scans();
+        std::thread::sleep(WINDOW);
+        let (scans, elapsed) = (handle.scans() - before, started.elapsed());
+        assert!(handle.is_running());
+        drop(handle);
+        // One scan per millisecond at most (and the first may come at once).
+        let most = elapsed.as_millis() as u64 + 1;
+        assert!(scans <= most, "{scans} scans in {elapsed:?}");
     }
 }
