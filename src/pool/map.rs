@@ -184,6 +184,14 @@ pub(super) struct ChunkSize {
     size: usize,
     /// `MAX_CHUNK`, or less for an input of known length.
     cap: usize,
+    /// The cap for large items only (what `cap` becomes if the input's
+    /// length turns out to be wrong).
+    cap_for_item_size: usize,
+    /// The length the input claimed (an exact `size_hint`), while reads
+    /// have not passed it.
+    claimed_length: Option<usize>,
+    /// Items read so far.
+    read: usize,
 }
 
 impl ChunkSize {
@@ -191,11 +199,28 @@ impl ChunkSize {
     /// `R` over `workers` (see the module docs).
     pub(super) fn new<T, R>(inputs: &impl Iterator<Item = T>, workers: usize) -> Self {
         let largest = size_of::<T>().max(size_of::<R>()).max(1);
-        let cap = MAX_CHUNK.min(MAX_CHUNK_BYTES / largest);
-        let cap = known_length_chunk(inputs, workers).map_or(cap, |share| share.min(cap));
+        let cap_for_item_size = MAX_CHUNK.min(MAX_CHUNK_BYTES / largest).max(1);
+        let share = known_length_chunk(inputs, workers);
         Self {
             size: 1,
-            cap: cap.max(1),
+            cap: share.map_or(cap_for_item_size, |share| share.clamp(1, cap_for_item_size)),
+            cap_for_item_size,
+            claimed_length: share.map(|_| inputs.size_hint().0),
+            read: 0,
+        }
+    }
+
+    /// Counts `items` more read. An input that yields more than the length
+    /// it claimed loses the cap that length set (a hint of 10 for a
+    /// million items would otherwise keep every chunk at 2 items).
+    pub(super) fn note_read(&mut self, items: usize) {
+        self.read = self.read.saturating_add(items);
+        if self
+            .claimed_length
+            .is_some_and(|claimed| self.read > claimed)
+        {
+            self.claimed_length = None;
+            self.cap = self.cap_for_item_size;
         }
     }
 
@@ -249,6 +274,45 @@ pub(super) fn read_chunk<I: Iterator>(inputs: &mut I, size: usize) -> ChunkRead<
     }
 }
 
+/// A chunk's input items on their way to the worker that runs them.
+///
+/// The items are the user's, and each one's `Drop` may panic. A chunk that
+/// never runs (cancelled when the map is dropped, refused when the pool
+/// shuts down) is dropped wherever its task's last reference goes — in a
+/// worker, or on the caller's thread inside `next` — and a `Vec` dropped
+/// whole would abort the process at the second panicking `Drop`, or let a
+/// panic escape `next` and lose the chunk's results. So the items left
+/// are dropped one by one, each panic caught and reported, as
+/// [`ChunkResults`] does for results.
+pub(super) struct ChunkItems<T>(std::vec::IntoIter<T>);
+
+impl<T> ChunkItems<T> {
+    pub(super) fn new(items: Vec<T>) -> Self {
+        Self(items.into_iter())
+    }
+}
+
+impl<T> Iterator for ChunkItems<T> {
+    type Item = T;
+
+    #[inline]
+    fn next(&mut self) -> Option<T> {
+        self.0.next()
+    }
+}
+
+impl<T> Drop for ChunkItems<T> {
+    fn drop(&mut self) {
+        for item in self.0.by_ref() {
+            drop_reporting_panics(
+                item,
+                "an input of a pool map whose chunk never ran (the map was dropped, or the pool \
+                 shut down)",
+            );
+        }
+    }
+}
+
 /// Runs `function` over a chunk's items in order, each item's panic
 /// caught into its own `Err(Panicked)`.
 ///
@@ -256,14 +320,14 @@ pub(super) fn read_chunk<I: Iterator>(inputs: &mut I, size: usize) -> ChunkRead<
 /// again at the next item (the panicking item was moved into the call and
 /// is gone), so every item runs exactly once. A failure is recorded with
 /// the number of values before it, which places it among them.
-pub(super) fn run_chunk<T, F, R>(function: &F, chunk: Vec<T>) -> ChunkResults<R>
+pub(super) fn run_chunk<T, F, R>(function: &F, chunk: ChunkItems<T>) -> ChunkResults<R>
 where
     F: Fn(T) -> R,
 {
     let started = Instant::now();
-    let mut values = Vec::with_capacity(chunk.len());
+    let mut values = Vec::with_capacity(chunk.0.len());
     let mut failures = VecDeque::new();
-    let mut items = chunk.into_iter();
+    let mut items = chunk;
     while let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
         for item in items.by_ref() {
             values.push(function(item));
@@ -290,6 +354,7 @@ where
     R: Send + 'static,
 {
     let function = Arc::clone(function);
+    let chunk = ChunkItems::new(chunk);
     pool.submit(move || run_chunk(&*function, chunk))
 }
 
@@ -353,6 +418,7 @@ where
             let read = read_chunk(&mut self.inputs, self.chunk_size.get());
             self.inputs_done = read.ended;
             let items = read.items.len();
+            self.chunk_size.note_read(items);
             if items > 0 {
                 let handle = submit_chunk(self.pool, &self.function, read.items);
                 self.in_flight.push_back(Chunk { handle, items });

@@ -89,6 +89,7 @@ where
         while !self.inputs_done && self.in_flight.len() < self.max_in_flight {
             let read = read_chunk(&mut self.inputs, self.chunk_size.get());
             self.inputs_done = read.ended;
+            self.chunk_size.note_read(read.items.len());
             if !read.items.is_empty() {
                 self.send(read.items);
             }
