@@ -76,13 +76,15 @@ fn in_child(name: &str, scenario: fn()) {
 
 /// Dropping the map while its later chunks (of several items, chunks having
 /// grown) are still queued behind a busy worker: the cancelled chunks'
-/// items are dropped as one `Vec`; the second panicking `Drop` aborts.
+/// items were dropped as one `Vec`; the second panicking `Drop` aborted.
 ///
 /// One worker, FIFO queue: the chunks sent before `blocker` run before it,
 /// those sent after wait behind it. Taking exactly the results of the items
-/// read before `blocker` never waits for a chunk queued behind it.
-fn cancelled_chunk_of_armed_items() {
-    common::with_watchdog(common::PATIENCE, || {
+/// read before `blocker` never waits for a chunk queued behind it. With
+/// `ordered`, `map`, whose results are checked in order; else
+/// `map_unordered`.
+fn cancelled_chunk_of_armed_items(ordered: bool) {
+    common::with_watchdog(common::PATIENCE, move || {
         let pool = ThreadPool::new(1);
         let (drops, read) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let gate = Arc::new(Event::new());
@@ -93,31 +95,29 @@ fn cancelled_chunk_of_armed_items() {
                 Armed::new(id, &drops)
             })
         };
-        let mut map = pool.map(inputs, |item: Armed| item.disarm());
-        for expected in 0..40 {
-            assert_eq!(map.next(), Some(Ok(expected)));
-        }
+        let mut map: Box<dyn Iterator<Item = Result<usize, TaskError>>> = if ordered {
+            Box::new(pool.map(inputs, |item: Armed| item.disarm()))
+        } else {
+            Box::new(pool.map_unordered(inputs, |item: Armed| item.disarm()))
+        };
+        let mut take = |expected: usize| {
+            let result = map.next().expect("a result for every item read");
+            if ordered {
+                assert_eq!(result, Ok(expected));
+            } else {
+                assert!(result.is_ok(), "{result:?}");
+            }
+        };
+        (0..40).for_each(&mut take);
         let blocker = {
             let gate = Arc::clone(&gate);
             pool.submit(move || gate.wait())
         };
-        let read_before_blocker = read.load(SeqCst);
-        for expected in 40..read_before_blocker {
-            assert_eq!(map.next(), Some(Ok(expected)));
-        }
-        eprintln!(
-            "read {} items, {map:?}; dropping the map",
-            read.load(SeqCst)
-        );
+        (40..read.load(SeqCst)).for_each(&mut take);
         drop(map); // the chunks behind `blocker` are cancelled
         gate.set();
         blocker.join().unwrap();
         pool.shutdown();
-        eprintln!(
-            "survived; read {}, dropped {}",
-            read.load(SeqCst),
-            drops.load(SeqCst)
-        );
         assert_eq!(read.load(SeqCst), drops.load(SeqCst));
     });
 }
@@ -126,7 +126,7 @@ fn cancelled_chunk_of_armed_items() {
 fn dropping_a_map_with_queued_chunks_of_items_whose_drop_panics_does_not_abort() {
     in_child(
         "dropping_a_map_with_queued_chunks_of_items_whose_drop_panics_does_not_abort",
-        cancelled_chunk_of_armed_items,
+        || cancelled_chunk_of_armed_items(true),
     );
 }
 
@@ -211,46 +211,11 @@ fn refused_chunks_of_several_items_whose_drop_panics_do_not_abort() {
     );
 }
 
-/// map_unordered: the same as the first scenario.
-fn unordered_cancelled_chunk() {
-    common::with_watchdog(common::PATIENCE, || {
-        let pool = ThreadPool::new(1);
-        let (drops, read) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let gate = Arc::new(Event::new());
-        let inputs = {
-            let (drops, read) = (Arc::clone(&drops), Arc::clone(&read));
-            (0..100_000).map(move |id| {
-                read.fetch_add(1, SeqCst);
-                Armed::new(id, &drops)
-            })
-        };
-        let mut map = pool.map_unordered(inputs, |item: Armed| item.disarm());
-        for _ in 0..40 {
-            assert!(map.next().unwrap().is_ok());
-        }
-        let blocker = {
-            let gate = Arc::clone(&gate);
-            pool.submit(move || gate.wait())
-        };
-        let read_before_blocker = read.load(SeqCst);
-        for _ in 40..read_before_blocker {
-            assert!(map.next().unwrap().is_ok());
-        }
-        eprintln!("read {}, {map:?}; dropping the map", read.load(SeqCst));
-        drop(map);
-        gate.set();
-        blocker.join().unwrap();
-        pool.shutdown();
-        eprintln!("survived");
-        assert_eq!(read.load(SeqCst), drops.load(SeqCst));
-    });
-}
-
 #[test]
 fn unordered_dropped_with_queued_chunks_of_items_whose_drop_panics_does_not_abort() {
     in_child(
         "unordered_dropped_with_queued_chunks_of_items_whose_drop_panics_does_not_abort",
-        unordered_cancelled_chunk,
+        || cancelled_chunk_of_armed_items(false),
     );
 }
 
