@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::arena::{arena_base, offset_of, u32_at, WORD_AT};
+use common::arena::{arena_base, my_identity, offset_of, u32_at, WORD_AT};
 use common::{wait_for, with_watchdog, PATIENCE};
 use verisync::process::{self, Lock, Semaphore, Value};
 
@@ -335,5 +335,76 @@ fn a_process_that_died_mid_update_holding_the_state_lock_is_repaired() {
         assert_eq!(semaphore.available_permits(), 3);
         assert_eq!(semaphore.try_acquire_many(3).map(|p| p.count()), Some(3));
         assert!(semaphore.release(Semaphore::MAX_PERMITS - 2).is_err());
+    });
+}
+
+/// What a scribbling child writes: `value` at `at` in the arena.
+fn write_word((lock, at, value): (Lock, usize, u32)) {
+    u32_at(arena_base(&lock), at).store(value, Ordering::SeqCst);
+}
+
+/// Has a child write `value` at `at` in the arena, and waits until it did.
+fn scribble_in_child(at: usize, value: u32) {
+    let child = process::spawn(write_word, (Lock::new().unwrap(), at, value)).unwrap();
+    assert_eq!(child.join(), Ok(()));
+}
+
+/// The semaphore's state lock word naming this process (garbage a child
+/// wrote: the parent's identity is in the process table) while none of
+/// its threads holds it. Every operation takes the in-process lock first,
+/// so no thread here holds the word: it is a dead holder's, recovered (and
+/// the counts repaired). It used to be waited on: the timed forms timed
+/// out with a permit free, and `acquire`, `release` and a permit's drop
+/// blocked forever.
+#[test]
+fn a_state_lock_word_naming_the_caller_is_recovered_not_waited_on() {
+    with_watchdog(PATIENCE * 2, || {
+        let semaphore = Semaphore::new(1).unwrap();
+        let (base, at) = semaphore_memory(&semaphore);
+        let me = my_identity(base);
+        let word = at + WORD_AT;
+        let forms: [(&str, &dyn Fn()); 6] = [
+            ("try_acquire_for", &|| {
+                let permit = semaphore.try_acquire_for(NOTICE_DEATH);
+                assert_eq!(permit.map(|p| p.count()), Some(1));
+            }),
+            ("try_acquire", &|| {
+                assert_eq!(semaphore.try_acquire().map(|p| p.count()), Some(1));
+            }),
+            ("acquire", &|| drop(semaphore.acquire())),
+            ("a permit's drop", &|| {
+                let permit = semaphore.acquire();
+                scribble_in_child(word, me | 1 << 31);
+                drop(permit);
+            }),
+            ("forget", &|| {
+                let permit = semaphore.acquire();
+                scribble_in_child(word, me);
+                permit.forget();
+                semaphore.release(1).unwrap();
+            }),
+            ("release", &|| {
+                let permit = semaphore.acquire();
+                permit.forget();
+                scribble_in_child(word, me);
+                semaphore.release(1).unwrap();
+            }),
+        ];
+        for (name, form) in forms {
+            scribble_in_child(word, me);
+            let started = Instant::now();
+            form();
+            assert!(
+                started.elapsed() < NOTICE_DEATH,
+                "{name}: took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(semaphore.available_permits(), 1, "{name}");
+            assert_eq!(
+                semaphore.try_acquire().map(|p| p.count()),
+                Some(1),
+                "{name}"
+            );
+        }
     });
 }
