@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arena::{self, Handle, Object, KIND_SEMAPHORE, LINE};
+use super::arena::{self, Handle, Object, KIND_SEMAPHORE, LINE, NO_ELEMENT};
 use super::error::{open_failed, SharedError};
 use super::robust::{RobustLock, Wait};
 use super::table::SLOTS;
@@ -159,6 +159,7 @@ impl Semaphore {
         let recorded = limit | if bounded { BOUNDED } else { 0 };
         let object = arena::for_new_object()?.allocate(
             KIND_SEMAPHORE,
+            NO_ELEMENT,
             SEMAPHORE_SIZE,
             recorded,
             |object| {
@@ -482,8 +483,8 @@ impl<'de> Deserialize<'de> for Semaphore {
                 "a semaphore's bound is {limit}, more than {MAX_PERMITS}"
             ))));
         }
-        let object =
-            Object::open(handle, KIND_SEMAPHORE, SEMAPHORE_SIZE, recorded).map_err(open_failed)?;
+        let object = Object::open(handle, KIND_SEMAPHORE, NO_ELEMENT, SEMAPHORE_SIZE, recorded)
+            .map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
             limit,
