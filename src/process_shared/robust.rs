@@ -191,6 +191,12 @@ impl StateLock for RobustLock {
     fn unlock(&self) {
         self.release(false);
     }
+
+    fn held_by_the_dead(&self) -> bool {
+        // The arena says this process is alive: a word naming it is not
+        // taken for a dead holder's here (another thread may hold it).
+        self.raw().held_by_the_dead(self.object.arena())
+    }
 }
 
 impl Holders for RobustLock {

@@ -133,6 +133,11 @@ pub trait StateLock: Holders {
     /// Releases it (after [`lock`](Self::lock) returned `Some`), marking
     /// the state consistent (the caller repaired it if told a holder died).
     fn unlock(&self);
+    /// Whether a dead process holds it (or the word is garbage), as a
+    /// caller that does not hold it sees it now: a word naming the caller's
+    /// own process counts as alive (another of its threads may hold it).
+    /// Must not call into the futex seam.
+    fn held_by_the_dead(&self) -> bool;
 }
 
 /// How a locker got the lock.
@@ -302,6 +307,14 @@ impl<'word> RawProcessLock<'word> {
                 Err(actual) => state = actual,
             }
         }
+    }
+
+    /// Whether a dead process holds it, or the word is garbage (a snapshot,
+    /// for a waiter on something else that this lock guards).
+    pub fn held_by_the_dead(&self, holders: &impl Holders) -> bool {
+        let state = self.word.load(Relaxed);
+        let holder = state & HOLDER_MASK;
+        state & RESERVED != 0 || (holder != 0 && !holders.is_alive(holder))
     }
 
     /// The second half of [`unlock`](Self::unlock).

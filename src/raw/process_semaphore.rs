@@ -79,7 +79,13 @@
 //! the holding's own, or whose holder is not alive (`Holders::is_alive`:
 //! the process table and `/proc`), makes it reclaim instead of sleeping.
 //! A reclaim takes the lock and empties the holding if it still holds
-//! exactly what the scan saw. A sleeping waiter wakes at least every
+//! exactly what the scan saw. The same check also looks at the state
+//! lock: held by a dead process (killed mid-transition, say after emptying
+//! its holding but before raising `A` and bumping), it makes the waiter
+//! take the lock instead of sleeping, which recovers it and repairs the
+//! counts. So in the loom model, too, a death mid-transition either shows
+//! to a waiter that queues after it or wakes one queued before it (the
+//! model has no poll). A sleeping waiter wakes at least every
 //! `HOLDER_POLL` and looks again, so a holder's death returns its permits
 //! within about that. A process that takes permits into its own slot first
 //! reclaims what an earlier process of that slot left there (slots are
@@ -430,14 +436,15 @@ impl<'a> RawProcessSemaphore<'a> {
         }
     }
 
-    /// Sleeps on `wake` unless it changed since `seen`, or a holder is
-    /// dead ([`Wake::Invalid`]: the caller reclaims). The death check runs
+    /// Sleeps on `wake` unless it changed since `seen`, or a holder (of
+    /// permits, or of the state lock) is dead ([`Wake::Invalid`]: the
+    /// caller reclaims, and takes the state lock again). The death check runs
     /// as the futex's `still_valid`, so in the model it is atomic with
     /// queuing (a death either shows or wakes this sleeper).
     #[cold]
     fn sleep(&self, seen: u32, deadline: Option<Instant>, lock: &impl StateLock) -> Wake {
         futex::wait(&self.counts.wake, seen, deadline, || {
-            self.dead_holdings(lock).next().is_none()
+            self.dead_holdings(lock).next().is_none() && !lock.held_by_the_dead()
         })
     }
 
