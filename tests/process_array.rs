@@ -125,3 +125,64 @@ fn handles_with_a_wrong_length_or_type_are_errors() {
         Err(process::SharedError::ArenaFull { .. })
     ));
 }
+
+/// Opens `json` afresh in a child, as `Array<u32>` and as `Array<f32>`:
+/// whether each opened.
+fn open_as_u32_and_as_f32(json: String) -> (bool, bool) {
+    (
+        serde_json::from_str::<Array<u32>>(&json).is_ok(),
+        serde_json::from_str::<Array<f32>>(&json).is_ok(),
+    )
+}
+
+/// The elements, printed.
+fn debug<T: std::fmt::Debug>(elements: Vec<T>) -> Vec<String> {
+    elements
+        .iter()
+        .map(|element| format!("{element:?}"))
+        .collect()
+}
+
+/// A handle opens only as its own element type, not as another of the
+/// same size (it used to: only the size was checked, so an `Array<u32>`
+/// opened as an `Array<f32>`, and a `Value<u32>` as a `Value<f32>`).
+#[test]
+fn a_handle_opens_only_as_its_own_element_type_not_another_of_its_size() {
+    with_watchdog(PATIENCE, || {
+        let numbers = Array::from_slice(&[1u32, 2, 3]).unwrap();
+        let json = serde_json::to_value(&numbers).unwrap();
+        assert!(serde_json::from_value::<Array<u32>>(json.clone()).is_ok());
+        let refused = |opened: Result<Vec<String>, serde_json::Error>, as_type: &str| match opened {
+            Ok(elements) => panic!("an Array<u32> opened as {as_type}: {elements:?}"),
+            Err(error) => assert!(
+                error.to_string().contains("another element type"),
+                "{as_type}: {error}"
+            ),
+        };
+        refused(
+            serde_json::from_value::<Array<f32>>(json.clone()).map(|a| debug(a.to_vec())),
+            "Array<f32>",
+        );
+        refused(
+            serde_json::from_value::<Array<i32>>(json.clone()).map(|a| debug(a.to_vec())),
+            "Array<i32>",
+        );
+        refused(
+            serde_json::from_value::<Array<[u8; 4]>>(json.clone()).map(|a| debug(a.to_vec())),
+            "Array<[u8; 4]>",
+        );
+        // In a process that has not opened it yet, too.
+        let child = process::spawn(open_as_u32_and_as_f32, json.to_string()).unwrap();
+        assert_eq!(child.join(), Ok((true, false)));
+        // Values likewise.
+        let value = Value::new(7u32).unwrap();
+        let json = serde_json::to_value(&value).unwrap();
+        assert!(serde_json::from_value::<Value<u32>>(json.clone()).is_ok());
+        let as_float = serde_json::from_value::<Value<f32>>(json.clone()).map(|v| v.load());
+        assert!(
+            as_float.is_err(),
+            "a Value<u32> opened as Value<f32>: {as_float:?}"
+        );
+        assert!(serde_json::from_value::<Value<i32>>(json).is_err());
+    });
+}

@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::arena::{arena_base, offset_of, u32_at, WORD_AT};
+use common::arena::{arena_base, my_identity, offset_of, u32_at, WORD_AT};
 use common::{wait_for, with_watchdog, PATIENCE};
 use verisync::process::{self, Lock, Semaphore, Value};
 
@@ -335,5 +335,179 @@ fn a_process_that_died_mid_update_holding_the_state_lock_is_repaired() {
         assert_eq!(semaphore.available_permits(), 3);
         assert_eq!(semaphore.try_acquire_many(3).map(|p| p.count()), Some(3));
         assert!(semaphore.release(Semaphore::MAX_PERMITS - 2).is_err());
+    });
+}
+
+/// What a scribbling child writes: `value` at `at` in the arena.
+fn write_word((lock, at, value): (Lock, usize, u32)) {
+    u32_at(arena_base(&lock), at).store(value, Ordering::SeqCst);
+}
+
+/// Has a child write `value` at `at` in the arena, and waits until it did.
+fn scribble_in_child(at: usize, value: u32) {
+    let child = process::spawn(write_word, (Lock::new().unwrap(), at, value)).unwrap();
+    assert_eq!(child.join(), Ok(()));
+}
+
+/// The semaphore's state lock word naming this process (garbage a child
+/// wrote: the parent's identity is in the process table) while none of
+/// its threads holds it. Every operation takes the in-process lock first,
+/// so no thread here holds the word: it is a dead holder's, recovered (and
+/// the counts repaired). It used to be waited on: the timed forms timed
+/// out with a permit free, and `acquire`, `release` and a permit's drop
+/// blocked forever.
+#[test]
+fn a_state_lock_word_naming_the_caller_is_recovered_not_waited_on() {
+    with_watchdog(PATIENCE * 2, || {
+        let semaphore = Semaphore::new(1).unwrap();
+        let (base, at) = semaphore_memory(&semaphore);
+        let me = my_identity(base);
+        let word = at + WORD_AT;
+        let forms: [(&str, &dyn Fn()); 6] = [
+            ("try_acquire_for", &|| {
+                let permit = semaphore.try_acquire_for(NOTICE_DEATH);
+                assert_eq!(permit.map(|p| p.count()), Some(1));
+            }),
+            ("try_acquire", &|| {
+                assert_eq!(semaphore.try_acquire().map(|p| p.count()), Some(1));
+            }),
+            ("acquire", &|| drop(semaphore.acquire())),
+            ("a permit's drop", &|| {
+                let permit = semaphore.acquire();
+                scribble_in_child(word, me | 1 << 31);
+                drop(permit);
+            }),
+            ("forget", &|| {
+                let permit = semaphore.acquire();
+                scribble_in_child(word, me);
+                permit.forget();
+                semaphore.release(1).unwrap();
+            }),
+            ("release", &|| {
+                let permit = semaphore.acquire();
+                permit.forget();
+                scribble_in_child(word, me);
+                semaphore.release(1).unwrap();
+            }),
+        ];
+        for (name, form) in forms {
+            scribble_in_child(word, me);
+            let started = Instant::now();
+            form();
+            assert!(
+                started.elapsed() < NOTICE_DEATH,
+                "{name}: took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(semaphore.available_permits(), 1, "{name}");
+            assert_eq!(
+                semaphore.try_acquire().map(|p| p.count()),
+                Some(1),
+                "{name}"
+            );
+        }
+    });
+}
+
+/// `(total, available, Σ holdings)` as the shared memory says (only
+/// meaningful while nobody updates them).
+fn raw_counts(semaphore: &Semaphore) -> (u32, u32, u64) {
+    let (base, at) = semaphore_memory(semaphore);
+    let word = |offset: usize| u32_at(base, at + offset).load(Ordering::SeqCst);
+    let held = (0..SLOTS)
+        .map(|slot| u64::from(word(HOLDINGS_AT + slot * 8 + 4)))
+        .sum();
+    (word(TOTAL_AT), word(AVAILABLE_AT), held)
+}
+
+/// One in-range write of the available count (the bound, while every
+/// permit is held) by a process that then exits: once the holders give
+/// back, a bounded semaphore has all its permits again. It used to lose
+/// one for good: each give-back's surplus past the bound was taken from
+/// the shared total, and the repair trusted that total (raw counts ended
+/// `(1, 1, 0)`: `acquire_many(2)` never succeeded again).
+#[test]
+fn an_in_range_write_of_the_available_count_loses_no_bounded_permit_for_good() {
+    with_watchdog(PATIENCE * 2, || {
+        let semaphore = Semaphore::bounded(2).unwrap();
+        let (_, at) = semaphore_memory(&semaphore);
+        let first = semaphore.acquire();
+        let second = semaphore.acquire();
+        scribble_in_child(at + AVAILABLE_AT, 2);
+        // Too many handed out once, as documented.
+        let extra = semaphore.try_acquire_many(2);
+        assert_eq!(extra.as_ref().map(|p| p.count()), Some(2));
+        drop(extra);
+        drop(first);
+        drop(second);
+        assert_eq!(
+            semaphore.available_permits(),
+            2,
+            "raw {:?}",
+            raw_counts(&semaphore)
+        );
+        let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
+        assert_eq!(
+            both.map(|p| p.count()),
+            Some(2),
+            "raw {:?}",
+            raw_counts(&semaphore)
+        );
+        assert_eq!(raw_counts(&semaphore), (2, 2, 0));
+    });
+}
+
+/// A scribbled total (0, while a permit is held) on a bounded semaphore:
+/// the repair counts from the bound this process knows, not the shared
+/// total, so no permit is lost once the holder gives back. It used to
+/// lose the held one for good (the repair trusted the total: raw counts
+/// ended `(1, 1, 0)`).
+#[test]
+fn a_scribbled_total_loses_no_bounded_permit_for_good() {
+    with_watchdog(PATIENCE * 2, || {
+        let semaphore = Semaphore::bounded(2).unwrap();
+        let (_, at) = semaphore_memory(&semaphore);
+        let permit = semaphore.acquire();
+        scribble_in_child(at + TOTAL_AT, 0);
+        drop(permit);
+        assert_eq!(
+            semaphore.available_permits(),
+            2,
+            "raw {:?}",
+            raw_counts(&semaphore)
+        );
+        let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
+        assert_eq!(
+            both.map(|p| p.count()),
+            Some(2),
+            "raw {:?}",
+            raw_counts(&semaphore)
+        );
+        assert_eq!(raw_counts(&semaphore), (2, 2, 0));
+    });
+}
+
+/// An available count written low (0, nobody holding) by a process that
+/// then exits: in range, so no lock-time check sees it, but a waiter that
+/// sleeps a whole poll audits the counts (`A + Σ holdings ≠ total`) and
+/// repairs them, bounded or not. It used to wait forever (timed out here).
+#[test]
+fn an_available_count_written_low_is_found_by_a_waiters_audit() {
+    with_watchdog(PATIENCE * 2, || {
+        for semaphore in [Semaphore::bounded(2).unwrap(), Semaphore::new(2).unwrap()] {
+            let (_, at) = semaphore_memory(&semaphore);
+            scribble_in_child(at + AVAILABLE_AT, 0);
+            let started = Instant::now();
+            let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
+            assert_eq!(
+                both.map(|p| p.count()),
+                Some(2),
+                "{:?}: no permits after {:?}, raw {:?}",
+                semaphore.bound(),
+                started.elapsed(),
+                raw_counts(&semaphore)
+            );
+            assert_eq!(raw_counts(&semaphore), (2, 2, 0));
+        }
     });
 }

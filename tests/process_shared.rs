@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::arena::{
-    arena_base, offset_of, run_isolated, u32_at, u64_at, ALLOCATION_POINTER_AT, SLOTS, TABLE_START,
-    WORD_AT,
+    arena_base, my_identity, offset_of, run_isolated, u32_at, u64_at, ALLOCATION_POINTER_AT, SLOTS,
+    TABLE_START, WORD_AT,
 };
 use common::{wait_for, with_watchdog, PATIENCE};
 use verisync::process::{self, Lock, SharedError, TryLockError, Value};
@@ -442,6 +442,47 @@ fn a_child_zeroing_a_held_word_does_not_let_a_second_thread_of_the_holder_in() {
         // The holder's release left the foreign word alone; the value
         // locks again.
         assert_eq!(*value.try_lock().unwrap(), 8);
+    });
+}
+
+/// A lock word that names the locking process itself (its slot and
+/// generation, with any flags) while no thread of it holds the lock:
+/// garbage a child wrote (the parent's identity is in the process table).
+/// The locker holds the in-process lock, so no thread of its process holds
+/// the word: it is recovered as a dead holder's and reported, never waited
+/// on (it used to be: timed forms timed out, `lock` blocked forever).
+#[test]
+fn a_lock_word_naming_the_locking_process_is_recovered_not_waited_on() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let me = my_identity(arena_base(&lock));
+        let (waiters, owner_died) = (1 << 31, 1 << 30);
+        for garbage in [me, me | waiters, me | owner_died, me | waiters | owner_died] {
+            for form in ["lock", "lock_timeout", "try_lock"] {
+                let child = process::spawn(scribble, (lock.clone(), 4, garbage)).unwrap();
+                child.join().unwrap();
+                let started = Instant::now();
+                let locked = match form {
+                    "lock" => lock.lock().map_err(TryLockError::OwnerDied),
+                    "lock_timeout" => lock.lock_timeout(NOTICE_DEATH),
+                    _ => lock.try_lock(),
+                };
+                match locked {
+                    Err(TryLockError::OwnerDied(died)) => drop(died.into_guard()),
+                    Ok(_) => panic!("{form} over {garbage:#x}: the garbage was not reported"),
+                    Err(TryLockError::WouldBlock) => panic!(
+                        "{form} over {garbage:#x}: gave up after {:?}; the process waited for \
+                         itself",
+                        started.elapsed()
+                    ),
+                }
+                assert!(started.elapsed() < NOTICE_DEATH, "{form} over {garbage:#x}");
+                assert!(
+                    lock.try_lock().is_ok(),
+                    "{form} over {garbage:#x}: consistent again"
+                );
+            }
+        }
     });
 }
 

@@ -113,5 +113,9 @@ pub mod processes {
         fn unlock(&self) {
             RawProcessLock::new(self.word).unlock(self.me, false);
         }
+
+        fn held_by_the_dead(&self) -> bool {
+            RawProcessLock::new(self.word).held_by_the_dead(self.processes)
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use loom::sync::atomic::Ordering;
+use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use verisync::__loom::process_event::RawProcessEvent;
@@ -15,23 +15,58 @@ fn event(word: &Word) -> RawProcessEvent<'_> {
     RawProcessEvent::new(word)
 }
 
+/// A word and what the setter writes before it sets (`Relaxed`: only the
+/// event's own `Release`/`Acquire` can make a waiter see it).
+struct Published {
+    word: Word,
+    data: AtomicU32,
+}
+
+impl Published {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            word: Word::new(0),
+            data: AtomicU32::new(0),
+        })
+    }
+
+    /// Writes the data, then sets the event.
+    fn publish(&self) {
+        self.data.store(42, Ordering::Relaxed);
+        event(&self.word).set();
+    }
+
+    /// What a waiter that saw the set must find: the setter's data.
+    fn assert_published(&self) {
+        assert_eq!(
+            self.data.load(Ordering::Relaxed),
+            42,
+            "a waiter returned `true` without seeing what the setter wrote before its set"
+        );
+    }
+}
+
 #[test]
-fn two_waiters_are_woken_by_one_set() {
+fn two_waiters_are_woken_by_one_set_and_see_what_the_setter_wrote() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(|| {
-        let word = Arc::new(Word::new(0));
+        let shared = Published::new();
         let waiters: Vec<_> = (0..2)
             .map(|_| {
-                let word = Arc::clone(&word);
-                thread::spawn(move || assert!(event(&word).wait_until(None)))
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    assert!(event(&shared.word).wait_until(None));
+                    shared.assert_published();
+                    // Nobody clears: a woken waiter sees it set.
+                    assert!(event(&shared.word).is_set());
+                })
             })
             .collect();
-        event(&word).set();
+        shared.publish();
         for waiter in waiters {
             waiter.join().unwrap();
         }
-        assert!(event(&word).is_set());
     });
 }
 
@@ -56,23 +91,52 @@ fn a_set_cleared_at_once_still_wakes_the_waiter_and_reports_true() {
     });
 }
 
+/// How often the timed waiter reported `false` and `true`, over every
+/// execution loom explores (outside the model: plain atomics).
+static OUTCOMES: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
 #[test]
 fn a_timeout_racing_a_set_reports_what_happened() {
     loom::model(|| {
-        let word = Arc::new(Word::new(0));
+        let shared = Published::new();
         let timed = {
-            let word = Arc::clone(&word);
-            thread::spawn(move || event(&word).wait_until(Some(Instant::now())))
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let was_set = event(&shared.word).wait_until(Some(Instant::now()));
+                if was_set {
+                    // `true` only for a set it saw: the setter's data too.
+                    shared.assert_published();
+                }
+                was_set
+            })
         };
         let patient = {
-            let word = Arc::clone(&word);
-            thread::spawn(move || assert!(event(&word).wait_until(None)))
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                assert!(event(&shared.word).wait_until(None));
+                shared.assert_published();
+            })
         };
-        event(&word).set();
-        // The timed waiter may report either; the patient one is woken.
-        let _either = timed.join().unwrap();
+        shared.publish();
+        // The timed waiter reports either, as it ran before or after the
+        // set (counted: both must happen); the patient one is woken. Once
+        // the set is done, a timed wait reports `true` at once.
+        let was_set = timed.join().unwrap();
+        OUTCOMES[usize::from(was_set)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         patient.join().unwrap();
+        assert!(event(&shared.word).wait_until(Some(Instant::now())));
     });
+    let [timed_out, saw_the_set] = OUTCOMES
+        .each_ref()
+        .map(|outcome| outcome.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        timed_out > 0 && saw_the_set > 0,
+        "the timed wait reported false {timed_out} times and true {saw_the_set} times: \
+         both orders must be explored"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Instant;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use verisync::__loom::process_lock::{Wait, Word};
+use verisync::__loom::process_lock::{RawProcessLock, Wait, Word};
 use verisync::__loom::process_semaphore::{Counts, Holding, RawProcessSemaphore};
 use verisync_loom_tests::processes::{Processes, StateLockOf};
 
@@ -252,4 +252,71 @@ fn a_process_killed_mid_transition_leaves_a_state_that_is_repaired() {
             assert_eq!(world.available(2), cut.expected, "{}", cut.what);
         });
     }
+}
+
+/// A process dies holding the state lock mid-give-back (its holding
+/// emptied; `A` not raised, no bump, no wake) while another waits for the
+/// permit, asleep already or queuing only after the death. The waiter's
+/// pre-sleep check looks at the state lock's holder too, so it takes the
+/// lock (recovering and repairing it) instead of sleeping with nobody left
+/// to wake it. (Before that check, loom found the deadlock: a waiter that
+/// queued after the death step slept forever; production got out only
+/// through its 10 ms poll, which the model does not have.)
+#[test]
+fn a_waiter_gets_the_permit_when_the_holder_dies_holding_the_state_lock_mid_give_back() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(1, 1);
+        assert!(world.acquire(1, 1, Wait::Until(None)));
+        let waiter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.use_the_only_permit(2, Wait::Until(None))))
+        };
+        // Process 1 gives back: takes the state lock, empties its holding,
+        // and dies before raising `A`, bumping or waking.
+        let acquired = RawProcessLock::new(&world.lock).lock(1, &world.processes, None);
+        assert!(acquired.is_some());
+        let [_, count] = world.holdings[0].words();
+        count.store(0, Ordering::Relaxed);
+        world.processes.die(1);
+        waiter.join().unwrap();
+        assert_eq!(world.available(2), 1);
+    });
+}
+
+/// Two deaths in one run: a holder of one permit, and a process killed
+/// holding the state lock mid-acquire (its holding raised, `A` not yet
+/// lowered). A waiter for both permits gets them: each death is found.
+#[test]
+fn a_waiter_gets_the_permits_of_two_deaths_a_holder_and_a_state_lock_holder_mid_acquire() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(2, 2);
+        let holder = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                assert!(world.acquire(1, 1, Wait::Until(None)));
+                world.processes.die(1);
+            })
+        };
+        let cut = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                let acquired = RawProcessLock::new(&world.lock).lock(3, &world.processes, None);
+                assert!(acquired.is_some());
+                let [holder, count] = world.holdings[2].words();
+                holder.store(3, Ordering::Relaxed);
+                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                world.processes.die(3);
+            })
+        };
+        assert!(world.acquire(2, 2, Wait::Until(None)));
+        world.give_back(2, 2);
+        holder.join().unwrap();
+        cut.join().unwrap();
+        assert_eq!(world.available(2), 2);
+        assert!(world.holdings.iter().all(|holding| holding.count() == 0));
+    });
 }

@@ -7,7 +7,7 @@
 //!  0        header: magic, arena id, length, next free offset   (64 bytes)
 //!  64       process table: SLOTS × 16 bytes                     (table.rs)
 //!  OBJECTS  objects, each 64-byte aligned, bump-allocated, never freed:
-//!             object header: kind, tag, size, 0                 (16 bytes)
+//!             object header: kind, tag, size, element           (16 bytes)
 //!             the object's state (a lock word at +16, a value at +64, ...)
 //! ```
 //!
@@ -27,7 +27,10 @@
 //! the arena; the kind and the tag (random per object, written in its
 //! header) must match, and so must `recorded` (the type's parameters: a
 //! value's size, an array's length, a semaphore's bound, which the opener
-//! first checks against its type and the arena's bounds); and the extent
+//! first checks against its type and the arena's bounds); the header's
+//! element type identity (a `Value`'s or an `Array`'s `T`: `pod.rs`) must
+//! be the opener's, so a handle opens only as its own element type; and
+//! the extent
 //! must be exactly an object this process already uses or overlap none of
 //! them (`known.rs`: a header can be forged inside a value's payload). A
 //! handle that fails any check is `SharedError::InvalidHandle`. The checks
@@ -106,8 +109,13 @@ struct ObjectHeader {
     kind: AtomicU32,
     tag: AtomicU32,
     size: AtomicU32,
-    reserved: AtomicU32,
+    /// The element type's identity (`Value<T>`, `Array<T>`: `pod.rs`), or
+    /// [`NO_ELEMENT`].
+    element: AtomicU32,
 }
+
+/// The element identity of an object that has no element type.
+pub(crate) const NO_ELEMENT: u32 = 0;
 
 /// The arena as mapped in this process.
 pub(crate) struct Arena {
@@ -367,13 +375,16 @@ impl Arena {
 
     /// Allocates an object of `kind` whose state is `size` bytes from the
     /// object's start (header included), 64-byte aligned; `recorded` goes
-    /// into the header's size field for `open` to check. `init` writes the
+    /// into the header's size field and `element` (its element type's
+    /// identity, or [`NO_ELEMENT`]) into its element field, for `open` to
+    /// check. `init` writes the
     /// object's initial state (see `known::create`: it runs only once the
     /// object is known not to overlap any object this process uses, and
     /// before any other thread here can open it).
     pub(crate) fn allocate(
         &'static self,
         kind: u32,
+        element: u32,
         size: usize,
         recorded: u32,
         init: impl FnOnce(&Object),
@@ -424,6 +435,7 @@ impl Arena {
             // The memory is zero (fresh), unless a scribbler wrote there:
             // the object's state is reset by `init` anyway.
             header.size.store(recorded, Ordering::Relaxed);
+            header.element.store(element, Ordering::Relaxed);
             header.tag.store(tag, Ordering::Relaxed);
             init(&placed);
             // Release: a process that opens the handle and sees the kind
@@ -447,11 +459,13 @@ impl Arena {
 }
 
 impl Object {
-    /// Opens `handle` as an object of `kind` whose state is `size` bytes
-    /// with `recorded` in its header: every check in the module docs.
+    /// Opens `handle` as an object of `kind` (with element type `element`)
+    /// whose state is `size` bytes with `recorded` in its header: every
+    /// check in the module docs.
     pub(crate) fn open(
         handle: Handle,
         kind: u32,
+        element: u32,
         size: usize,
         recorded: u32,
     ) -> Result<Object, SharedError> {
@@ -475,6 +489,12 @@ impl Object {
         let header = arena.object_header(offset);
         if handle.kind != kind || header.kind.load(Ordering::Acquire) != kind {
             return Err(invalid("it names an object of another type".into()));
+        }
+        if header.element.load(Ordering::Relaxed) != element {
+            return Err(invalid(
+                "it names an object of another element type (a `Value`'s or an `Array`'s `T`)"
+                    .into(),
+            ));
         }
         if handle.tag == 0
             || header.tag.load(Ordering::Relaxed) != handle.tag

@@ -20,7 +20,9 @@ use super::robust::Wait;
 ///
 /// `T` is plain old data ([`bytemuck::Pod`]), as for
 /// [`Value`](super::Value). The length is fixed at creation, carried by
-/// the handle and checked against the object when a handle is opened.
+/// the handle and checked against the object when a handle is opened; so
+/// is the element type: a handle opens only as an `Array` of its own `T`
+/// (not of another type of the same size).
 /// [`load`](Self::load), [`store`](Self::store) and
 /// [`to_vec`](Self::to_vec) each take the lock for one step (and, like
 /// `Value`'s, neither report nor acknowledge a dead holder); hold the
@@ -59,7 +61,8 @@ impl<T: Pod> Array<T> {
     }
 
     /// The object's kind: arrays of different element sizes are different
-    /// kinds, so a handle opens only as an array of its element size.
+    /// kinds, so a handle opens only as an array of its element size (and
+    /// the element type itself is checked too: `pod.rs`).
     /// (`None` for elements of 16 MiB or more, which never fit the arena.)
     fn kind() -> Option<u32> {
         let size = u32::try_from(std::mem::size_of::<T>())

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arena::{self, Handle, Object, KIND_EVENT, LINE};
+use super::arena::{self, Handle, Object, KIND_EVENT, LINE, NO_ELEMENT};
 use super::error::{open_failed, SharedError};
 use crate::raw::process_event::RawProcessEvent;
 use crate::sys::time::deadline_after;
@@ -60,11 +60,12 @@ impl Event {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn new() -> Result<Self, SharedError> {
-        let object = arena::for_new_object()?.allocate(KIND_EVENT, EVENT_SIZE, 0, |object| {
-            object
-                .word(WORD_AT)
-                .store(0, std::sync::atomic::Ordering::Release);
-        })?;
+        let object =
+            arena::for_new_object()?.allocate(KIND_EVENT, NO_ELEMENT, EVENT_SIZE, 0, |object| {
+                object
+                    .word(WORD_AT)
+                    .store(0, std::sync::atomic::Ordering::Release);
+            })?;
         Ok(Self { object })
     }
 
@@ -180,7 +181,8 @@ impl<'de> Deserialize<'de> for Event {
     /// not an event of this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let handle = Handle::deserialize(deserializer)?;
-        let object = Object::open(handle, KIND_EVENT, EVENT_SIZE, 0).map_err(open_failed)?;
+        let object =
+            Object::open(handle, KIND_EVENT, NO_ELEMENT, EVENT_SIZE, 0).map_err(open_failed)?;
         Ok(Self { object })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arena::{self, Handle, Object, KIND_LOCK, LINE};
+use super::arena::{self, Handle, Object, KIND_LOCK, LINE, NO_ELEMENT};
 use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
@@ -78,8 +78,13 @@ impl Lock {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn new() -> Result<Self, SharedError> {
-        let object =
-            arena::for_new_object()?.allocate(KIND_LOCK, LOCK_SIZE, 0, RobustLock::reset)?;
+        let object = arena::for_new_object()?.allocate(
+            KIND_LOCK,
+            NO_ELEMENT,
+            LOCK_SIZE,
+            0,
+            RobustLock::reset,
+        )?;
         Ok(Self {
             robust: RobustLock::new(object),
         })
@@ -198,7 +203,8 @@ impl<'de> Deserialize<'de> for Lock {
     /// not a lock of this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let handle = Handle::deserialize(deserializer)?;
-        let object = Object::open(handle, KIND_LOCK, LOCK_SIZE, 0).map_err(open_failed)?;
+        let object =
+            Object::open(handle, KIND_LOCK, NO_ELEMENT, LOCK_SIZE, 0).map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
         })

@@ -45,9 +45,11 @@
 //! - **Shared memory is untrusted**: every number read from it is checked
 //!   before use (the allocation pointer, an object's header, a lock word's
 //!   holder); a garbage lock word counts as a dead holder's (the next locker
-//!   recovers it and is told). A process that writes a *live* process's
-//!   identity into a free lock word makes it look held by that process: a
-//!   timed lock then times out; nothing reads out of bounds.
+//!   recovers it and is told), and so does one naming the locking process
+//!   itself (its threads exclude each other in its own memory first, so
+//!   none of them holds the word). A process that writes *another* live
+//!   process's identity into a free lock word makes it look held by that
+//!   process: a timed lock then times out; nothing reads out of bounds.
 //! - **What keeps this process sound lives in its own memory**
 //!   (`known.rs`): the objects it created or opened, which never overlap
 //!   (a scribbled allocation pointer or a handle forged into a value's

@@ -14,6 +14,7 @@
 //! arena's bounds (`Object::open`); from then on it lives in this process's
 //! memory, so no shared byte can change the extent a guard derefs to.
 
+use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
@@ -27,6 +28,31 @@ use crate::raw::process_lock::Acquired;
 
 /// Where the payload sits in its object: the second line.
 const PAYLOAD_AT: usize = LINE;
+
+/// The identity of the element type `T`, recorded in the object's header
+/// and checked when a handle is opened (`arena.rs`), so that a handle opens
+/// only as its own element type: an `Array<u32>` never as an `Array<f32>`
+/// or an `Array<[u8; 4]>`, whose sizes match.
+///
+/// It is a hash of `T`'s `TypeId`: the
+/// processes that share the arena all run the same executable (children
+/// are started from it by `process::spawn` and the pools), and within one
+/// executable a type's `TypeId` is fixed and unique to it, where
+/// `type_name` is only best-effort (two types may share a name, and the
+/// name leaves out lifetimes and may vary with the compiler) — both are
+/// meaningless across different builds, which never share an arena. The
+/// hasher is `DefaultHasher::new()`, whose keys are fixed (not random per
+/// process), so every process computes the same value. 32 bits: two types
+/// of one program collide with odds of one in four billion, and a
+/// collision only lets a handle open as another type of the same size
+/// (checked apart from this), whose bytes are valid for it too (`Pod`).
+/// Never [`NO_ELEMENT`](arena::NO_ELEMENT).
+fn element_identity<T: Pod>() -> u32 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::any::TypeId::of::<T>().hash(&mut hasher);
+    let hash = hasher.finish();
+    (hash ^ hash >> 32) as u32 | 1
+}
 
 /// `len` elements of `T` in one arena object, with its robust lock.
 pub(crate) struct PodCells<T: Pod> {
@@ -72,10 +98,12 @@ impl<T: Pod> PodCells<T> {
             capacity: arena::ARENA_LEN,
         };
         let size = Self::size(len).ok_or_else(full)?;
-        let object = arena::for_new_object()?.allocate(kind, size, recorded, |object| {
-            init(Self::payload(object));
-            RobustLock::reset(object);
-        })?;
+        let element = element_identity::<T>();
+        let object =
+            arena::for_new_object()?.allocate(kind, element, size, recorded, |object| {
+                init(Self::payload(object));
+                RobustLock::reset(object);
+            })?;
         Ok(Self {
             robust: RobustLock::new(object),
             len,
@@ -96,7 +124,7 @@ impl<T: Pod> PodCells<T> {
         let size = Self::size(len).ok_or_else(|| {
             SharedError::InvalidHandle(format!("{len} elements do not fit the shared memory"))
         })?;
-        let object = Object::open(handle, kind, size, recorded)?;
+        let object = Object::open(handle, kind, element_identity::<T>(), size, recorded)?;
         Ok(Self {
             robust: RobustLock::new(object),
             len,

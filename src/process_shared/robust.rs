@@ -11,6 +11,10 @@
 //!    holder's death.
 //!
 //! A guard holds both; releasing frees the word, then the in-process lock.
+//! So whoever takes the word holds the in-process lock: no thread of this
+//! process holds the word then, and a word naming this process is garbage
+//! (another process wrote it), recovered as a dead holder's
+//! (`raw/process_lock.rs`), never waited on.
 //! The word alone cannot keep this process's threads apart: it names the
 //! holding *process*, and another process can write anything into it (zero
 //! it under a holder here, say), while a guard hands out `&mut T`. The
@@ -164,8 +168,8 @@ impl RobustLock {
 /// (a semaphore's counts, say: `StateLock` below): that lock is held for a
 /// few instructions by whoever updates the state, so "try" means "do not
 /// wait for permits", not "fail if another process is mid-update". Only a
-/// holder stopped mid-update (descheduled, or a process that wrote a live
-/// process's identity into the word) makes a try wait this long.
+/// holder stopped mid-update (descheduled, or a process that wrote another
+/// live process's identity into the word) makes a try wait this long.
 const STATE_LOCK_PATIENCE: Duration = Duration::from_millis(100);
 
 /// The robust lock as the lock over a primitive's state (the state machine
@@ -186,6 +190,12 @@ impl StateLock for RobustLock {
 
     fn unlock(&self) {
         self.release(false);
+    }
+
+    fn held_by_the_dead(&self) -> bool {
+        // The arena says this process is alive: a word naming it is not
+        // taken for a dead holder's here (another thread may hold it).
+        self.raw().held_by_the_dead(self.object.arena())
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::arena::{self, Handle, Object, KIND_SEMAPHORE, LINE};
+use super::arena::{self, Handle, Object, KIND_SEMAPHORE, LINE, NO_ELEMENT};
 use super::error::{open_failed, SharedError};
 use super::robust::{RobustLock, Wait};
 use super::table::SLOTS;
@@ -63,6 +63,12 @@ const BOUNDED: u32 = 1 << 31;
 ///   for the semaphore's internal lock, which whoever updates the counts
 ///   holds for a few instructions.
 /// - At most [`Semaphore::MAX_PERMITS`] permits in all, held or available.
+/// - A process that writes garbage over the semaphore's shared memory can
+///   make the counts wrong for a while, never unsafe, never a hang past a
+///   deadline. A bounded semaphore gets all its permits back once the
+///   writing stops (the bound is known from each process's handle); on an
+///   unbounded one, the count of permits that exist is only in the shared
+///   memory, so garbage written there can change it for good.
 ///
 /// ```
 /// verisync::process::init();
@@ -159,6 +165,7 @@ impl Semaphore {
         let recorded = limit | if bounded { BOUNDED } else { 0 };
         let object = arena::for_new_object()?.allocate(
             KIND_SEMAPHORE,
+            NO_ELEMENT,
             SEMAPHORE_SIZE,
             recorded,
             |object| {
@@ -176,7 +183,12 @@ impl Semaphore {
 
     fn raw(&self) -> RawProcessSemaphore<'static> {
         let object = self.robust.object();
-        RawProcessSemaphore::new(counts(object), holdings(object), self.limit)
+        let (counts, holdings) = (counts(object), holdings(object));
+        if self.bounded {
+            RawProcessSemaphore::bounded(counts, holdings, self.limit)
+        } else {
+            RawProcessSemaphore::new(counts, holdings, self.limit)
+        }
     }
 
     /// Takes one permit, waiting for it (and taking back the permits of
@@ -482,8 +494,8 @@ impl<'de> Deserialize<'de> for Semaphore {
                 "a semaphore's bound is {limit}, more than {MAX_PERMITS}"
             ))));
         }
-        let object =
-            Object::open(handle, KIND_SEMAPHORE, SEMAPHORE_SIZE, recorded).map_err(open_failed)?;
+        let object = Object::open(handle, KIND_SEMAPHORE, NO_ELEMENT, SEMAPHORE_SIZE, recorded)
+            .map_err(open_failed)?;
         Ok(Self {
             robust: RobustLock::new(object),
             limit,
@@ -529,6 +541,12 @@ impl SemaphorePermit<'_> {
     /// Keeps the permits consumed, even after this process exits: dropping
     /// nothing gives them back, and they no longer count as this
     /// process's.
+    ///
+    /// On a [`bounded`](Semaphore::bounded) semaphore, forgotten permits
+    /// (not [`release`](Semaphore::release)d since) come back if its shared
+    /// state is ever repaired — after a process died in the middle of
+    /// updating it, or another process wrote garbage over it: the bound,
+    /// which each process knows from its own handle, is then the truth.
     ///
     /// ```
     /// verisync::process::init();

@@ -267,7 +267,7 @@ impl<T: Pod> Serialize for Value<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     /// Opens the handle in this process: an `Err` (never a crash) if it is
-    /// not a value of this size in this process tree.
+    /// not a value of this type `T` in this process tree.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let handle = Handle::deserialize(deserializer)?;
         let recorded =

@@ -26,6 +26,14 @@
 //!   by something else (a scribbling process): it counts as held by a dead
 //!   holder, so the next locker recovers the lock and is told.
 //!
+//! A locker never holds the lock already: each process excludes its own
+//! threads from each other first (the safe layer's in-process lock; in the
+//! loom suite, one thread per process). So a word whose holder is the
+//! *locker's own* identity was written by something else (another process
+//! can write any process's identity: they are in the process table), and
+//! counts as a dead holder's too, never as one to wait for: waiting would
+//! be waiting for itself.
+//!
 //! | state | meaning |
 //! |-------|---------|
 //! | `0` | free |
@@ -42,7 +50,7 @@
 //!   held: spin a little, then set `WAITERS` and sleep on the futex with
 //!   `still_valid` = "the holder is alive".
 //! - **owner death**: a waiter whose `still_valid` finds the holder dead (or
-//!   the word garbage) CASes `dead → me | OWNER_DIED | WAITERS-if-set` and
+//!   the word garbage, or naming the waiter itself) CASes `dead → me | OWNER_DIED | WAITERS-if-set` and
 //!   reports `OwnerDied`. Nobody wakes sleepers when a process dies: each
 //!   sleeper's wait returns within `HOLDER_POLL` (production) or at the
 //!   model's death step (loom), and it checks again.
@@ -125,6 +133,11 @@ pub trait StateLock: Holders {
     /// Releases it (after [`lock`](Self::lock) returned `Some`), marking
     /// the state consistent (the caller repaired it if told a holder died).
     fn unlock(&self);
+    /// Whether a dead process holds it (or the word is garbage), as a
+    /// caller that does not hold it sees it now: a word naming the caller's
+    /// own process counts as alive (another of its threads may hold it).
+    /// Must not call into the futex seam.
+    fn held_by_the_dead(&self) -> bool;
 }
 
 /// How a locker got the lock.
@@ -137,7 +150,8 @@ pub enum Acquired {
 }
 
 /// The state machine over one word. `me` is the calling process's holder
-/// identity (non-zero, within `HOLDER_MASK`).
+/// identity (non-zero, within `HOLDER_MASK`); a process locks only what it
+/// does not hold (a word naming `me` is garbage: the module docs).
 pub struct RawProcessLock<'word> {
     word: &'word Word,
 }
@@ -165,7 +179,7 @@ impl<'word> RawProcessLock<'word> {
         loop {
             let outcome = if is_free(state) {
                 self.take_free(state, me, 0)
-            } else if holder_gone(state, holders) {
+            } else if holder_gone(state, me, holders) {
                 self.take_from_dead(state, me)
             } else {
                 return None;
@@ -229,7 +243,7 @@ impl<'word> RawProcessLock<'word> {
             }
             slept_mark = WAITERS;
             let wake = futex::wait(self.word, waiting, deadline, || {
-                !holder_gone(waiting, holders)
+                !holder_gone(waiting, me, holders)
             });
             match wake {
                 Wake::Invalid => match self.take_from_dead(waiting, me) {
@@ -295,6 +309,14 @@ impl<'word> RawProcessLock<'word> {
         }
     }
 
+    /// Whether a dead process holds it, or the word is garbage (a snapshot,
+    /// for a waiter on something else that this lock guards).
+    pub fn held_by_the_dead(&self, holders: &impl Holders) -> bool {
+        let state = self.word.load(Relaxed);
+        let holder = state & HOLDER_MASK;
+        state & RESERVED != 0 || (holder != 0 && !holders.is_alive(holder))
+    }
+
     /// The second half of [`unlock`](Self::unlock).
     #[cold]
     pub fn wake_one(&self) {
@@ -308,8 +330,10 @@ fn is_free(state: u32) -> bool {
     state & (HOLDER_MASK | RESERVED) == 0
 }
 
-/// Held by a process that is gone, or garbage.
-fn holder_gone(state: u32, holders: &impl Holders) -> bool {
+/// Held by a process that is gone, or garbage: reserved bits set, or the
+/// holder is the locker `me` itself (which never locks what it holds: the
+/// module docs), or not alive.
+fn holder_gone(state: u32, me: u32, holders: &impl Holders) -> bool {
     let holder = state & HOLDER_MASK;
-    state & RESERVED != 0 || (holder != 0 && !holders.is_alive(holder))
+    state & RESERVED != 0 || holder == me || (holder != 0 && !holders.is_alive(holder))
 }

@@ -39,14 +39,20 @@
 //! | forget `n` (permits stay consumed) | `T -= n`; my holding `-= n` |
 //! | reclaim a dead holder's `c` | its holding `= 0`; `A += c` (as give back) |
 //!
-//! **Repair**: `A = min(T - Σ count, limit)`, `T = A + Σ count`. It runs
-//! when the state lock reports that its holder died (mid-transition), and
-//! whenever the counts break the invariant's bounds (`A > limit`, `A > T`,
-//! `T > MAX_PERMITS`: garbage). `T` and the holdings are the truth; a
-//! transition cut short after its first write is completed or undone by
-//! the repair (acquire: the holding says the permits were taken; forget:
-//! `T` says they are gone, and the dead process's holding is reclaimed
-//! anyway; release: `T` says they came).
+//! **Repair**: `A = min(E - Σ count, limit)`, `T = A + Σ count`, where
+//! `E`, the permits that exist, is `T` for an unbounded semaphore and the
+//! bound for a bounded one (from the caller's own memory: its handle; the
+//! shared `T` is not trusted for it). It runs when the state lock reports
+//! that its holder died (mid-transition), whenever the counts break the
+//! invariant's bounds (`A > limit`, `A > T`, `T > MAX_PERMITS`: garbage),
+//! and when an audit finds `A + Σ count ≠ T` (below, "Garbage"). `E` and
+//! the holdings are the truth; a transition cut short after its first
+//! write is completed or undone by the repair (acquire: the holding says
+//! the permits were taken; forget: `T` says they are gone, and the dead
+//! process's holding is reclaimed anyway; release: `T` says they came).
+//! On a bounded semaphore a repair makes every permit that no holding
+//! holds available, so permits forgotten (and not released since) come
+//! back with it.
 //!
 //! # Waiting, and who wakes whom
 //!
@@ -73,7 +79,13 @@
 //! the holding's own, or whose holder is not alive (`Holders::is_alive`:
 //! the process table and `/proc`), makes it reclaim instead of sleeping.
 //! A reclaim takes the lock and empties the holding if it still holds
-//! exactly what the scan saw. A sleeping waiter wakes at least every
+//! exactly what the scan saw. The same check also looks at the state
+//! lock: held by a dead process (killed mid-transition, say after emptying
+//! its holding but before raising `A` and bumping), it makes the waiter
+//! take the lock instead of sleeping, which recovers it and repairs the
+//! counts. So in the loom model, too, a death mid-transition either shows
+//! to a waiter that queues after it or wakes one queued before it (the
+//! model has no poll). A sleeping waiter wakes at least every
 //! `HOLDER_POLL` and looks again, so a holder's death returns its permits
 //! within about that. A process that takes permits into its own slot first
 //! reclaims what an earlier process of that slot left there (slots are
@@ -89,9 +101,30 @@
 //! Shared memory is untrusted: every count read is bounded (`u64`
 //! arithmetic, clamped to `limit` and `MAX_PERMITS`), a holding whose
 //! holder does not name its own slot is a dead holder's, and a give-back
-//! returns at most what its holding still holds. A scribbler can make the
-//! counts *wrong* (permits lost while it lives, or a few too many handed
-//! out once), never out of bounds, never a hang past a deadline.
+//! returns at most what its holding still holds. Counts within the bounds
+//! that break `A + Σ count = T` are found by an audit (a sum over the
+//! holdings under the state lock), which a waiter runs each time it has
+//! slept a whole `HOLDER_POLL` without a wake-up (so at most every 10 ms
+//! per waiter, and only while permits are short), and repaired.
+//!
+//! What a scribbler can still do, never out of bounds and never a hang
+//! past a deadline: hand out too many permits for a while (an `A` written
+//! high is spent before anyone notices; the give-backs' surplus past
+//! `limit` is then discarded); make permits short until the next audit or
+//! repair (an `A` written low); keep permits from coming back while a
+//! process lives by writing counts into *its* holding (they return when it
+//! exits). And:
+//!
+//! - A **bounded** semaphore's permits come back for good: a repair counts
+//!   from the bound, not the shared `T`, so whatever the scribbler wrote,
+//!   once it stops, the next repair or audit restores `bound - Σ count`
+//!   available (if it wrote a consistent state, `A + Σ count = T < bound`,
+//!   which looks like forgotten permits, they come back at the next repair
+//!   only: a holder's death mid-update, or out-of-bounds counts).
+//! - An **unbounded** semaphore has no bound to count from: `T` is the only
+//!   record of how many permits exist (`release` adds to it, `forget` takes
+//!   from it), so a scribbled `T` (with `A` to match) changes the number of
+//!   permits for good, fewer or more (up to `MAX_PERMITS`).
 
 use std::time::Instant;
 
@@ -195,6 +228,9 @@ pub struct RawProcessSemaphore<'a> {
     counts: &'a Counts,
     holdings: &'a [Holding],
     limit: u32,
+    /// `limit` is a bound from the caller's own memory: the repair takes
+    /// it, not the shared `T`, as the permits that exist.
+    bounded: bool,
 }
 
 /// The state lock, held; released on drop.
@@ -211,13 +247,25 @@ impl<L: StateLock> Drop for Held<'_, L> {
 impl<'a> RawProcessSemaphore<'a> {
     /// The semaphore over `counts` and `holdings` (one per process-table
     /// slot: every caller's slot index must be in range), never holding
-    /// more than `limit` (≤ `MAX_PERMITS`) available.
+    /// more than `limit` (≤ `MAX_PERMITS`) available; `T` says how many
+    /// permits exist (an unbounded semaphore).
     pub fn new(counts: &'a Counts, holdings: &'a [Holding], limit: u32) -> Self {
         debug_assert!(limit <= MAX_PERMITS);
         Self {
             counts,
             holdings,
             limit,
+            bounded: false,
+        }
+    }
+
+    /// As [`new`](Self::new) with `bound` as the limit, for a bounded
+    /// semaphore: `bound` (the caller's own copy, never the shared one) is
+    /// how many permits exist when the state is repaired (module docs).
+    pub fn bounded(counts: &'a Counts, holdings: &'a [Holding], bound: u32) -> Self {
+        Self {
+            bounded: true,
+            ..Self::new(counts, holdings, bound)
         }
     }
 
@@ -238,15 +286,35 @@ impl<'a> RawProcessSemaphore<'a> {
         Some(held)
     }
 
-    /// Restores the invariant from `T` and the holdings (module docs).
-    #[cold]
-    fn repair(&self) {
-        let held: u64 = self
-            .holdings
+    /// The permits the holdings hold, together (under the lock).
+    fn held(&self) -> u64 {
+        self.holdings
             .iter()
             .map(|holding| u64::from(holding.count.load(Relaxed)))
-            .sum();
+            .sum()
+    }
+
+    /// Repairs the state if it breaks `A + Σ count = T` (under the lock):
+    /// garbage within the bounds that `lock` checks (module docs).
+    #[cold]
+    fn audit(&self) {
+        let available = u64::from(self.counts.available.load(Relaxed));
         let total = u64::from(self.counts.total.load(Relaxed));
+        if available + self.held() != total {
+            self.repair();
+        }
+    }
+
+    /// Restores the invariant from the holdings and `T` (a bounded
+    /// semaphore: its bound) (module docs).
+    #[cold]
+    fn repair(&self) {
+        let held = self.held();
+        let total = if self.bounded {
+            u64::from(self.limit)
+        } else {
+            u64::from(self.counts.total.load(Relaxed))
+        };
         let available = total.saturating_sub(held).min(u64::from(self.limit));
         self.counts.available.store(available as u32, Relaxed);
         let total = (available + held).min(u64::from(MAX_PERMITS));
@@ -321,11 +389,17 @@ impl<'a> RawProcessSemaphore<'a> {
         let me = lock.me();
         debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
         let mut retried = false;
+        // Set once this waiter slept a whole poll without a wake-up: it
+        // audits the counts (module docs, "Garbage").
+        let mut audit = false;
         loop {
             let mut woke = false;
             let Some(held) = self.lock(lock, wait) else {
                 return false;
             };
+            if std::mem::take(&mut audit) {
+                self.audit();
+            }
             if self.take(count, me, &mut woke) {
                 drop(held);
                 if woke {
@@ -355,20 +429,22 @@ impl<'a> RawProcessSemaphore<'a> {
                         self.reclaim_dead(lock, wait);
                     }
                     Wake::TimedOut => return self.acquire_once(count, me, lock),
-                    Wake::Woken | Wake::Recheck => {}
+                    Wake::Recheck => audit = true,
+                    Wake::Woken => {}
                 },
             }
         }
     }
 
-    /// Sleeps on `wake` unless it changed since `seen`, or a holder is
-    /// dead ([`Wake::Invalid`]: the caller reclaims). The death check runs
+    /// Sleeps on `wake` unless it changed since `seen`, or a holder (of
+    /// permits, or of the state lock) is dead ([`Wake::Invalid`]: the
+    /// caller reclaims, and takes the state lock again). The death check runs
     /// as the futex's `still_valid`, so in the model it is atomic with
     /// queuing (a death either shows or wakes this sleeper).
     #[cold]
     fn sleep(&self, seen: u32, deadline: Option<Instant>, lock: &impl StateLock) -> Wake {
         futex::wait(&self.counts.wake, seen, deadline, || {
-            self.dead_holdings(lock).next().is_none()
+            self.dead_holdings(lock).next().is_none() && !lock.held_by_the_dead()
         })
     }
 

@@ -68,3 +68,18 @@ pub fn run_isolated(name: &str) {
     });
     assert!(passed, "the isolated test failed:\n{output}");
 }
+
+/// This process's holder identity (`src/process_shared/table.rs`: slot
+/// generation << 12 | slot index + 1), read from the process table, for
+/// tests that write it where a scribbling process could.
+pub fn my_identity(base: *mut u8) -> u32 {
+    let pid = u64::from(std::process::id());
+    (0..SLOTS)
+        .find_map(|index| {
+            let owner =
+                u64_at(base, TABLE_START + index * 16).load(std::sync::atomic::Ordering::SeqCst);
+            (owner != 0 && owner & 0xFFFF_FFFF == pid)
+                .then(|| (((owner >> 32) as u32 & 0xFFFF) << 12) | (index as u32 + 1))
+        })
+        .expect("this process has a slot in the process table")
+}
