@@ -252,3 +252,34 @@ fn unbounded_fifo_try_get_never_passes_the_tail() {
         assert_eq!(queue.try_get(), Err(verisync::GetError::ShutDown));
     });
 }
+
+/// `join` returns only after the last `task_done`: a consumer that takes
+/// its time over each task is still counting when a `join` that does not
+/// wait would return. (Only the loom suite caught a `join` that returned at
+/// once; now the std tests do too.)
+#[test]
+fn join_returns_only_after_the_last_task_done() {
+    with_watchdog(PATIENCE, || {
+        let queue = verisync::JoinableQueue::new();
+        for item in 0..3 {
+            queue.put(item).unwrap();
+        }
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..3 {
+                    queue.get().unwrap();
+                    std::thread::sleep(Duration::from_millis(5));
+                    done.fetch_add(1, Ordering::SeqCst);
+                    queue.task_done().unwrap();
+                }
+            });
+            queue.join();
+            assert_eq!(
+                done.load(Ordering::SeqCst),
+                3,
+                "join returned before every task was done"
+            );
+        });
+    });
+}
