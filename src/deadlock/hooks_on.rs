@@ -206,6 +206,7 @@ impl LockTracking {
         let site = Location::caller();
         if id != NO_ID_YET {
             let taken = registry::with_local(|local| {
+                local.make_room();
                 let taken = local.pairs_known(LockId(id)) && attempt();
                 if taken {
                     self.push_held(local, self.info_of(LockId(id), name, kind), site);
@@ -244,6 +245,8 @@ impl LockTracking {
                     }
                 }
             }
+            // Room for the entry before the lock is taken (see `make_room`).
+            local.make_room();
             if attempt() {
                 self.push_held(local, lock.clone(), site);
                 return FirstStep::Taken;
@@ -311,13 +314,24 @@ impl LockTracking {
         attempt: impl FnOnce() -> bool,
     ) -> bool {
         let site = Location::caller();
-        if !attempt() {
-            return false;
+        let Some(lock) = self.info(name, kind) else {
+            return attempt();
+        };
+        let mut attempt = Some(attempt);
+        let tracked = registry::with_local(|local| {
+            // Room for the entry before the lock is taken (see `make_room`).
+            local.make_room();
+            let taken = attempt.take().is_some_and(|attempt| attempt());
+            if taken {
+                self.push_held(local, lock, site);
+            }
+            taken
+        });
+        match tracked {
+            Some(taken) => taken,
+            // Untracked (see `with_local`): the attempt was not made.
+            None => attempt.is_some_and(|attempt| attempt()),
         }
-        if let Some(lock) = self.info(name, kind) {
-            registry::with_local(|local| self.push_held(local, lock, site));
-        }
-        true
     }
 
     #[inline]
@@ -334,9 +348,12 @@ impl LockTracking {
             return;
         }
         // `Some(false)` (no level left) or `None` (the thread is being
-        // torn down and lists nothing any more): no holder.
+        // torn down and lists nothing any more): no holder. But `None`
+        // from inside the diagnostics' own work (an allocator they called
+        // releasing its lock) releases a level whose acquisition was not
+        // tracked either: the holder, if any, stays.
         let still_held = registry::with_local(|local| local.remove_one(LockId(id)));
-        if still_held != Some(true) {
+        if still_held != Some(true) && !(still_held.is_none() && registry::in_tracker()) {
             self.holder.store(NO_HOLDER, Ordering::Relaxed);
         }
     }
@@ -398,12 +415,17 @@ impl Drop for LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return;
         }
-        order::forget_lock(LockId(id));
         let holder = *self.holder.get_mut();
-        if holder != NO_HOLDER {
-            // A guard was leaked with `mem::forget` and the lock dropped.
-            registry::forget_dropped_lock(holder, LockId(id));
-        }
+        // Not from inside the diagnostics' own work (a lock dropped by an
+        // allocator they called): its registry locks may be held by this
+        // thread. The lock's traces then stay (see the module's limits).
+        registry::as_tracker(|| {
+            order::forget_lock(LockId(id));
+            if holder != NO_HOLDER {
+                // A guard was leaked with `mem::forget` and the lock dropped.
+                registry::forget_dropped_lock(holder, LockId(id));
+            }
+        });
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{LazyLock, Mutex};
 
-use super::registry::lock;
+use super::registry::{self, lock};
 use super::report::{LockId, LockOrderStep, LockOrderViolation};
 
 /// At most this many violations are kept (the first ones found).
@@ -65,9 +65,11 @@ pub(crate) fn add_edge(step: &LockOrderStep) -> Option<LockOrderViolation> {
     Some(violation)
 }
 
-/// Every violation found so far, oldest first.
+/// Every violation found so far, oldest first (none when asked from inside
+/// the diagnostics' own work, e.g. by an allocator they called: this thread
+/// may hold the graph's lock).
 pub(crate) fn violations() -> Vec<LockOrderViolation> {
-    lock(&ORDER).violations.clone()
+    registry::as_tracker(|| lock(&ORDER).violations.clone()).unwrap_or_default()
 }
 
 /// Removes a dropped lock's node and edges.

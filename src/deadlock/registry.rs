@@ -201,14 +201,46 @@ impl Local {
         self.held.borrow()[index].clone()
     }
 
-    /// Records one more level of `lock`, just taken at `taken_at`.
+    /// Makes room for one more level in the held list (and in its
+    /// published copy, if any), *before* the lock is tried: so that
+    /// [`push`](Self::push), after the lock is taken, never allocates. An
+    /// allocation while the lock is held would re-enter an allocator that
+    /// takes this very lock (a counting `#[global_allocator]` with a
+    /// `verisync::Mutex`): it would wait for itself.
+    #[inline(always)]
+    pub(crate) fn make_room(&self) {
+        let full = {
+            let list = self.held.borrow();
+            list.len() == list.capacity()
+        };
+        if full || self.published.get() {
+            self.grow();
+        }
+    }
+
+    #[cold]
+    fn grow(&self) {
+        let mut list = self.held.borrow_mut();
+        list.reserve(1);
+        if self.published.get() {
+            // The copy never lists more than the list itself.
+            let room = list.len() + 1;
+            let mut published = self.published();
+            let more = room.saturating_sub(published.held.len());
+            published.held.reserve(more);
+        }
+    }
+
+    /// Records one more level of `lock`, just taken at `taken_at` (after
+    /// [`make_room`](Self::make_room): this never allocates then).
     #[inline(always)]
     pub(crate) fn push(&self, lock: LockInfo, taken_at: &'static Location<'static>) {
         let mut list = self.held.borrow_mut();
-        // Room first, and the entry built only then: so it is written
-        // straight into the list (built before a possible reallocation, it
-        // went through the stack, and reading it back stalled the fast path
-        // on store forwarding).
+        // Room first (there is, after `make_room`: this check is there for
+        // the code it makes), and the entry built only then: so it is
+        // written straight into the list (built before a possible
+        // reallocation, it went through the stack, and reading it back
+        // stalled the fast path on store forwarding).
         if list.len() == list.capacity() {
             list.reserve(1);
         }
@@ -316,6 +348,9 @@ impl Local {
         if !self.published.get() {
             published.held.clone_from(&self.held.borrow());
         }
+        // Room for the lock waited for, mirrored once taken: no allocation
+        // then (see `make_room`).
+        published.held.reserve(1);
         self.published.set(true);
         published.blocked.replace(blocked)
     }
@@ -352,13 +387,55 @@ impl Drop for Local {
 
 thread_local! {
     static LOCAL: Local = Local::register();
+    /// Whether the diagnostics' own code is running on this thread (see
+    /// [`as_tracker`]). Const-initialized and without a destructor, so
+    /// reading it never allocates and works until the thread's very end.
+    static IN_TRACKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the current thread's bookkeeping; `None` while the thread
-/// is being torn down (its locks are then untracked).
+/// is being torn down, or while the diagnostics' own code already runs on
+/// this thread (see [`as_tracker`]): its locks are then untracked.
 #[inline]
 pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    LOCAL.try_with(f).ok()
+    as_tracker(|| LOCAL.try_with(f).ok()).flatten()
+}
+
+/// Runs `f` as the diagnostics' own work on this thread; `None` (and `f`
+/// not run) if the thread is already inside such work.
+///
+/// The bookkeeping allocates (the first use creates the thread's record,
+/// the held list grows, the order graph and the reports build maps and
+/// lists) and takes `std` locks ([`THREADS`], the records, the order
+/// graph). An allocator may itself take a tracked lock (a user's counting
+/// `#[global_allocator]` with a `verisync::Mutex`): that acquisition would
+/// re-enter the bookkeeping, recursing without end (the thread-local being
+/// created allocates again) or locking a `std` lock this thread already
+/// holds. So the acquisitions made while this flag is set are simply not
+/// tracked, and a lock dropped meanwhile is not cleaned up (see the
+/// module's limits).
+#[inline]
+pub(crate) fn as_tracker<R>(f: impl FnOnce() -> R) -> Option<R> {
+    /// Clears the flag when the work ends (even by a panic).
+    struct Leave;
+    impl Drop for Leave {
+        #[inline]
+        fn drop(&mut self) {
+            IN_TRACKER.with(|inside| inside.set(false));
+        }
+    }
+    if IN_TRACKER.with(|inside| inside.replace(true)) {
+        return None;
+    }
+    let _leave = Leave;
+    Some(f())
+}
+
+/// Whether the diagnostics' own code is running on this thread (a lock
+/// acquired now was not tracked, so its release must not be either).
+#[cold]
+pub(crate) fn in_tracker() -> bool {
+    IN_TRACKER.with(Cell::get)
 }
 
 /// Removes one level of `lock` from `held` (the most recent).
@@ -404,7 +481,18 @@ pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
 
 /// Runs `f` on a consistent snapshot of the blocked threads: every record
 /// locked at once.
+/// Run from inside the diagnostics' own work (an allocator taking a
+/// tracked lock that reports), it sees no thread: the registry's locks may
+/// be held by this very thread.
 pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
+    if in_tracker() {
+        return f(&[]);
+    }
+    as_tracker(|| snapshot_then(f)).expect("checked just above: not inside the diagnostics")
+}
+
+/// [`with_snapshot`], as the diagnostics' own work.
+fn snapshot_then<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
     let threads = lock(&THREADS);
     let guards: Vec<_> = threads
         .iter()

@@ -1,0 +1,107 @@
+//! A tracked lock used inside the program's `#[global_allocator]` (a
+//! user's counting allocator with a `verisync::Mutex`): with the
+//! `deadlock-detection` feature on, the diagnostics' own bookkeeping
+//! allocates, which re-enters the allocator and its lock. It must neither
+//! recurse (the thread's first tracked lock creates its record, which
+//! allocates), nor wait for itself (the held list growing while the
+//! allocator's lock is held), nor lock a registry lock twice (a report
+//! allocating under the registry's locks). Built and run with the feature
+//! on and off; this file is its own test binary because it installs its own
+//! allocator.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::{Arc, Barrier};
+use std::thread;
+#[cfg(feature = "deadlock-detection")]
+use std::time::Duration;
+
+use common::{with_watchdog, PATIENCE};
+use verisync::Mutex;
+
+/// Counts allocations under a tracked lock.
+struct Counting;
+
+static ALLOCATIONS: Mutex<u64> = Mutex::with_name("allocator-count", 0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the count is kept
+// on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        *ALLOCATIONS.lock() += 1;
+        // SAFETY: the caller's contract, forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    *ALLOCATIONS.lock()
+}
+
+/// The reviewer's case: allocations on the main test thread and on a new
+/// thread (whose first tracked lock is the allocator's, taken while the
+/// diagnostics create its record).
+#[test]
+fn a_tracked_lock_inside_the_global_allocator() {
+    with_watchdog(PATIENCE, || {
+        let before = allocations();
+        let v: Vec<u64> = (0..1000).collect();
+        let other = thread::spawn(|| vec![1u8; 64].len()).join().unwrap();
+        assert_eq!(v.len() + other, 1064);
+        assert!(allocations() > before);
+    });
+}
+
+/// Many threads allocating at once (the allocator's lock contended, so
+/// waiters publish that they are blocked, which allocates), while holding
+/// other tracked locks (new pairs for the order graph, entered under its
+/// lock, which allocates), with the reports and the watchdog running.
+#[test]
+fn contended_allocations_with_held_locks_and_reports() {
+    with_watchdog(PATIENCE, || {
+        #[cfg(feature = "deadlock-detection")]
+        let watchdog = verisync::deadlock::watchdog(Duration::from_millis(1), |_| {});
+        let outer = Arc::new(Mutex::with_name("allocator-outer", ()));
+        let start = Arc::new(Barrier::new(4));
+        let workers: Vec<_> = (0..4)
+            .map(|worker| {
+                let (outer, start) = (Arc::clone(&outer), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    let mut kept = Vec::new();
+                    for round in 0..2_000 {
+                        let mine = Mutex::new(round);
+                        let _outer = (round % 2 == 0).then(|| outer.lock());
+                        let _mine = mine.lock();
+                        kept.push(format!("{worker}-{round}"));
+                        if round % 100 == 0 {
+                            #[cfg(feature = "deadlock-detection")]
+                            {
+                                assert!(verisync::deadlock::detect().is_empty());
+                                drop(verisync::deadlock::blocked_threads());
+                                drop(verisync::deadlock::lock_order_violations());
+                            }
+                            thread::yield_now();
+                        }
+                    }
+                    kept.len()
+                })
+            })
+            .collect();
+        for worker in workers {
+            assert_eq!(worker.join().unwrap(), 2_000);
+        }
+        #[cfg(feature = "deadlock-detection")]
+        drop(watchdog);
+        assert!(allocations() >= 8_000);
+    });
+}
