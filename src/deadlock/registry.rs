@@ -40,8 +40,10 @@
 //!
 //! A lock dropped while a thread still lists it (its guard was leaked) is
 //! put in that thread's `dropped` mailbox; the thread removes it from its
-//! own list the next time it publishes or enters a new pair in the graph,
-//! and the published copy, if any, is cleaned at once.
+//! own list the next time it publishes, enters a new pair in the graph, or
+//! finds its list full (so the list never grows past twice what the thread
+//! really holds, however it takes its locks), and the published copy, if
+//! any, is cleaned at once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -218,16 +220,22 @@ impl Local {
         }
     }
 
+    /// The list is full (or published): first removes the locks dropped
+    /// while listed (leaked guards), so a thread that leaks guards of locks
+    /// it then drops keeps a list as long as what it really holds (at most
+    /// twice, amortized), whatever it takes them with; then makes room.
     #[cold]
     fn grow(&self) {
+        let mut published = self.published();
         let mut list = self.held.borrow_mut();
-        list.reserve(1);
+        remove_dropped(&mut list, &mut published.dropped);
+        if list.len() == list.capacity() {
+            list.reserve(1);
+        }
         if self.published.get() {
             // The copy never lists more than the list itself.
-            let room = list.len() + 1;
-            let mut published = self.published();
-            let more = room.saturating_sub(published.held.len());
-            published.held.reserve(more);
+            let room = (list.len() + 1).saturating_sub(published.held.len());
+            published.held.reserve(room);
         }
     }
 
@@ -325,12 +333,8 @@ impl Local {
     /// guards) from its held list.
     #[cold]
     pub(crate) fn forget_dropped_locks(&self) {
-        let dropped = std::mem::take(&mut self.published().dropped);
-        if !dropped.is_empty() {
-            self.held
-                .borrow_mut()
-                .retain(|held| !dropped.contains(&held.lock.id));
-        }
+        let mut published = self.published();
+        remove_dropped(&mut self.held.borrow_mut(), &mut published.dropped);
     }
 
     /// Publishes that the thread is blocked (with what it holds); returns
@@ -339,12 +343,7 @@ impl Local {
     #[cold]
     pub(crate) fn publish(&self, blocked: Blocked) -> Option<Blocked> {
         let mut published = self.published();
-        if !published.dropped.is_empty() {
-            let dropped = std::mem::take(&mut published.dropped);
-            self.held
-                .borrow_mut()
-                .retain(|held| !dropped.contains(&held.lock.id));
-        }
+        remove_dropped(&mut self.held.borrow_mut(), &mut published.dropped);
         if !self.published.get() {
             published.held.clone_from(&self.held.borrow());
         }
@@ -444,6 +443,17 @@ fn remove_one_from(held: &mut Vec<HeldLock>, lock: LockId) {
     if let Some(index) = held.iter().rposition(|held| held.lock.id == lock) {
         held.remove(index);
     }
+}
+
+/// Removes the locks of the `dropped` mailbox from `held`, emptying it (a
+/// sort and a binary search per entry: the mailbox may be long).
+fn remove_dropped(held: &mut Vec<HeldLock>, dropped: &mut Vec<LockId>) {
+    if dropped.is_empty() {
+        return;
+    }
+    dropped.sort_unstable();
+    held.retain(|level| dropped.binary_search(&level.lock.id).is_err());
+    dropped.clear();
 }
 
 /// Removes every level of `lock` from `held`, returning them.
