@@ -153,10 +153,16 @@ pub fn blocked_threads() -> Vec<BlockedThread> {
     })
 }
 
-/// Every lock-order violation found so far in this process, oldest first
-/// (at most 1024): locks taken in orders that can deadlock, whether or not
-/// a deadlock happened. Each is reported once, when the acquisition that
-/// closes the cycle is first attempted.
+/// Every lock-order violation found so far in this process, oldest first:
+/// locks taken in orders that can deadlock, whether or not a deadlock
+/// happened. Each is reported once, when the acquisition that closes the
+/// cycle is first attempted.
+///
+/// One entry is kept per inversion in the code: violations whose every
+/// step names the same locks (name and creation site) taken at the same
+/// lines are kept once, the first. So locks made per request and taken in
+/// the wrong order on every request are one entry, and an inversion
+/// elsewhere found later is still listed. At most 1024 are kept.
 ///
 /// ```
 /// use verisync::{deadlock, Mutex};
