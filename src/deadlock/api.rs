@@ -31,6 +31,16 @@ pub use super::watchdog::{watchdog, WatchdogHandle};
 /// assert!(verisync::deadlock::detect().is_empty());
 /// ```
 pub fn detect() -> Vec<Deadlock> {
+    detect_with_episodes()
+        .into_iter()
+        .map(|(deadlock, _)| deadlock)
+        .collect()
+}
+
+/// [`detect`], with the [`episode`](registry::Blocked::episode) of each
+/// member's wait (in the order of `threads`), from the same snapshot: what
+/// tells the watchdog a deadlock of retried waits from one formed anew.
+pub(crate) fn detect_with_episodes() -> Vec<(Deadlock, Vec<u64>)> {
     registry::with_snapshot(|threads| {
         let now = Instant::now();
         let mut holder: HashMap<LockId, usize> = HashMap::new();
@@ -86,22 +96,23 @@ fn deadlock_of(
     threads: &[(&Thread, &Blocked, &[HeldLock])],
     cycle: &[usize],
     now: Instant,
-) -> Deadlock {
-    let threads = cycle
+) -> (Deadlock, Vec<u64>) {
+    let (threads, episodes) = cycle
         .iter()
         .filter_map(|&index| {
             let (thread, blocked, held) = threads[index];
-            Some(DeadlockedThread {
+            let member = DeadlockedThread {
                 thread: thread.clone(),
                 waits_for: blocked.lock.clone()?,
                 waiting_at: blocked.at,
                 since: blocked.since,
                 waited: now.saturating_duration_since(blocked.since),
                 holds: held.to_vec(),
-            })
+            };
+            Some((member, blocked.episode))
         })
-        .collect();
-    Deadlock { threads }
+        .unzip();
+    (Deadlock { threads }, episodes)
 }
 
 /// Every thread blocked right now in a verisync primitive, in the order

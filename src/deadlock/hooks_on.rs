@@ -300,6 +300,7 @@ impl LockTracking {
             lock: Some(lock.clone()),
             at: site,
             since: Instant::now(),
+            episode: 0, // set by `publish`
         });
         FirstStep::Waits { outer }
     }
@@ -394,12 +395,15 @@ impl LockTracking {
                 lock: Some(lock),
                 at: site,
                 since: Instant::now(),
+                episode: 0, // set by `publish`
             })
         });
         relock();
         if let Some(outer) = outer {
             registry::with_local(|local| {
                 local.restore(outer);
+                // Its wait got its lock (`extend` is no `push`).
+                local.answered();
                 if !saved.0.is_empty() {
                     self.holder.store(local.serial(), Ordering::Relaxed);
                 }
@@ -526,6 +530,7 @@ fn mark_blocked(
             lock: None,
             at,
             since: Instant::now(),
+            episode: 0, // set by `publish`
         })
     });
     marked == Some(true)

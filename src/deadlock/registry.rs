@@ -46,12 +46,12 @@
 //! any, is cleaned at once.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use super::report::{HeldLock, LockId, LockInfo, ThreadInfo};
@@ -86,6 +86,12 @@ pub(crate) struct Published {
     /// Locks dropped while this thread listed them as held (leaked
     /// guards), not yet removed from its thread-local list.
     dropped: Vec<LockId>,
+    /// The lock of the thread's latest wait, until it gets that lock (or
+    /// waits for anything else): see [`Blocked::episode`].
+    unanswered: Option<LockId>,
+    /// How many waits the thread started that were not retries of an
+    /// unanswered wait for the same lock (see [`Blocked::episode`]).
+    episodes: u64,
 }
 
 /// What a blocked thread waits for.
@@ -101,6 +107,13 @@ pub(crate) struct Blocked {
     pub(crate) at: &'static Location<'static>,
     /// When it started to wait.
     pub(crate) since: Instant,
+    /// Which of the thread's waits this is, set by [`Local::publish`]: a
+    /// new number for each wait, except that a wait for a lock whose
+    /// previous wait did not get it (a timed wait given up and retried)
+    /// keeps the number of that wait. So a deadlock whose threads retry
+    /// keeps its threads' numbers, and one that ended (a thread got its
+    /// lock, or waited for anything else) and formed again has new ones.
+    pub(crate) episode: u64,
 }
 
 /// The hash of the seen-pairs cache: lock ids are small distinct numbers,
@@ -138,7 +151,14 @@ pub(crate) struct Local {
     /// Whether `record.published.blocked` is set (then changes to `held`
     /// are mirrored in the record).
     published: Cell<bool>,
+    /// `record.published.unanswered`'s id, or [`NO_UNANSWERED_WAIT`]: the
+    /// copy an acquisition checks without taking the record's lock.
+    unanswered: Cell<u64>,
 }
+
+/// `Local::unanswered` when the latest wait got its lock (lock ids are
+/// never 0).
+const NO_UNANSWERED_WAIT: u64 = 0;
 
 impl Local {
     fn register() -> Self {
@@ -153,6 +173,8 @@ impl Local {
                 blocked: None,
                 held: Vec::new(),
                 dropped: Vec::new(),
+                unanswered: None,
+                episodes: 0,
             }),
         });
         lock(&THREADS).push(Arc::clone(&record));
@@ -161,6 +183,7 @@ impl Local {
             held: RefCell::new(Vec::new()),
             seen_pairs: RefCell::default(),
             published: Cell::new(false),
+            unanswered: Cell::new(NO_UNANSWERED_WAIT),
         }
     }
 
@@ -252,10 +275,22 @@ impl Local {
         if list.len() == list.capacity() {
             list.reserve(1);
         }
+        let id = lock.id;
         list.push(HeldLock { lock, taken_at });
         if self.published.get() {
             self.mirror_push(list.last());
         }
+        if id.0 == self.unanswered.get() {
+            self.answered();
+        }
+    }
+
+    /// The thread got the lock its latest wait was for (that wait, or a
+    /// later attempt, took it).
+    #[cold]
+    pub(crate) fn answered(&self) {
+        self.unanswered.set(NO_UNANSWERED_WAIT);
+        self.published().unanswered = None;
     }
 
     #[cold]
@@ -341,7 +376,7 @@ impl Local {
     /// the entry it replaces (an outer operation's, put back by
     /// [`restore`](Self::restore)).
     #[cold]
-    pub(crate) fn publish(&self, blocked: Blocked) -> Option<Blocked> {
+    pub(crate) fn publish(&self, mut blocked: Blocked) -> Option<Blocked> {
         let mut published = self.published();
         remove_dropped(&mut self.held.borrow_mut(), &mut published.dropped);
         if !self.published.get() {
@@ -351,6 +386,15 @@ impl Local {
         // then (see `make_room`).
         published.held.reserve(1);
         self.published.set(true);
+        let waits_for = blocked.lock.as_ref().map(|lock| lock.id);
+        let retry = waits_for.is_some() && waits_for == published.unanswered;
+        if !retry {
+            published.episodes += 1;
+        }
+        blocked.episode = published.episodes;
+        published.unanswered = waits_for;
+        self.unanswered
+            .set(waits_for.map_or(NO_UNANSWERED_WAIT, |lock| lock.0));
         published.blocked.replace(blocked)
     }
 
@@ -487,6 +531,28 @@ pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
         published.dropped.push(lock_id);
         take_all_from(&mut published.held, lock_id);
     }
+}
+
+/// Each live thread's unanswered wait: the lock its latest wait was for,
+/// if it has not got that lock since (a timed wait that gave up, or one
+/// going on), with that wait's [`Blocked::episode`]. A thread of a
+/// deadlock whose waits time out and are retried keeps it between two
+/// retries; a thread that got its lock, waited for anything else, or ended
+/// has none (or another).
+pub(crate) fn unanswered_waits() -> HashMap<ThreadId, (LockId, u64)> {
+    as_tracker(|| {
+        lock(&THREADS)
+            .iter()
+            .filter_map(|record| {
+                let published = lock(&record.published);
+                Some((
+                    record.thread.id,
+                    (published.unanswered?, published.episodes),
+                ))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Runs `f` on a consistent snapshot of the blocked threads: every record
