@@ -202,6 +202,21 @@ pub fn lock_order_violations() -> Vec<LockOrderViolation> {
 /// it on at the start of a test suite. The panic happens before the lock is
 /// taken, so nothing is left locked.
 ///
+/// It does not panic while the thread is already unwinding (a second panic
+/// would abort the process); the violation is recorded all the same.
+///
+/// **Limit: thread-local destructors.** An acquisition that closes a cycle
+/// inside a thread-local's destructor (a value kept in a `thread_local!`
+/// that takes locks when dropped, or a guard kept there) panics there too,
+/// and Rust aborts the process on a panic in a thread-local's destructor
+/// ("thread local panicked on drop, aborting"). No code can tell reliably
+/// that it runs in such a destructor, so the switch cannot spare it. With
+/// the switch on, empty such thread-locals before the thread ends (e.g.
+/// `KEPT.take()` at the end of the thread's function), so that their locks
+/// are taken in ordinary code where the panic unwinds; or leave the switch
+/// off for those threads' code and check [`lock_order_violations`], which
+/// records the violation either way.
+///
 /// ```
 /// use verisync::{deadlock, Mutex};
 ///
