@@ -153,17 +153,17 @@ fn try_locked_leaked_and_dropped_locks_keep_no_memory() {
         let mutexes = bytes_kept_by(|| {
             let lock = Mutex::new(());
             std::mem::forget(lock.try_lock().unwrap());
-            drop(lock);
+            // `lock` is dropped here.
         });
         let reentrant = bytes_kept_by(|| {
             let lock = ReentrantLock::new(());
             std::mem::forget(lock.try_lock().unwrap());
-            drop(lock);
+            // `lock` is dropped here.
         });
         let blocking = bytes_kept_by(|| {
             let lock = Mutex::new(());
             std::mem::forget(lock.lock());
-            drop(lock);
+            // `lock` is dropped here.
         });
         for (kept, how) in [
             (mutexes, "Mutex::try_lock"),
