@@ -12,8 +12,10 @@
 //!    order graph (a violation found there is recorded, and panics here if
 //!    [`panic_on_lock_order_violation`](super::panic_on_lock_order_violation)
 //!    is on, before the lock is taken).
-//! 2. One non-blocking attempt; on success the lock is pushed on the
-//!    thread-local held list and its `holder` is set, and that is all: the
+//! 2. Room for one more entry is made in the held list, then one
+//!    non-blocking attempt; on success the lock is pushed on the
+//!    thread-local held list (which then never allocates: an allocator may
+//!    take this very lock) and its `holder` is set, and that is all: the
 //!    fast path takes no lock and does no atomic read-modify-write.
 //! 3. Otherwise the thread spins a little, trying again (a holder usually
 //!    lets go within a few hundred nanoseconds), and only then publishes
@@ -24,6 +26,11 @@
 //!    user code that runs inside a marked operation, like a priority
 //!    item's `Ord` inside `JoinableQueue::get`, may take a lock, and the
 //!    operation's mark must outlive that wait.)
+//!
+//! All of it runs as the diagnostics' own work (`registry::as_tracker`, a
+//! thread-local flag): an acquisition made meanwhile on the same thread (by
+//! an allocator the bookkeeping called) is not tracked, so it cannot
+//! re-enter the bookkeeping.
 //!
 //! # Marks of the other primitives
 //!
