@@ -63,7 +63,14 @@ fn timed<R>(what: &str, report: impl FnOnce() -> R) -> R {
 #[test]
 fn reports_on_ten_thousand_locks_and_sixty_four_threads_stay_bounded() {
     with_watchdog(PATIENCE, || {
-        let locks: Arc<Vec<Mutex<()>>> = Arc::new((0..LOCKS).map(|_| Mutex::new(())).collect());
+        // Each lock has a name of its own, so that each violation below is
+        // a different one (the list keeps one entry per inversion in the
+        // code: same lock names, creation and acquisition lines).
+        let locks: Arc<Vec<Mutex<()>>> = Arc::new(
+            (0..LOCKS)
+                .map(|index| Mutex::with_name(format!("lock-{index}").leak(), ()))
+                .collect(),
+        );
         let gate = Arc::new(Event::new());
         // Every thread holds its locks from `holding` until `release`.
         let holding = Arc::new(StdBarrier::new(THREADS + 1));
@@ -160,7 +167,7 @@ fn reports_on_ten_thousand_locks_and_sixty_four_threads_stay_bounded() {
         assert_eq!(dump.len(), blocked_count);
         let holding_everywhere: usize = dump.iter().map(|blocked| blocked.holds.len()).sum();
         assert_eq!(holding_everywhere, blocked_count * HELD);
-        // Many more violations happened than the report keeps.
+        // Many more different violations happened than the report keeps.
         assert_eq!(violations.len(), 1024);
 
         // Release everyone: the deadlocks end by their timed waits.

@@ -31,6 +31,16 @@ pub use super::watchdog::{watchdog, WatchdogHandle};
 /// assert!(verisync::deadlock::detect().is_empty());
 /// ```
 pub fn detect() -> Vec<Deadlock> {
+    detect_with_episodes()
+        .into_iter()
+        .map(|(deadlock, _)| deadlock)
+        .collect()
+}
+
+/// [`detect`], with the [`episode`](registry::Blocked::episode) of each
+/// member's wait (in the order of `threads`), from the same snapshot: what
+/// tells the watchdog a deadlock of retried waits from one formed anew.
+pub(crate) fn detect_with_episodes() -> Vec<(Deadlock, Vec<u64>)> {
     registry::with_snapshot(|threads| {
         let now = Instant::now();
         let mut holder: HashMap<LockId, usize> = HashMap::new();
@@ -86,22 +96,23 @@ fn deadlock_of(
     threads: &[(&Thread, &Blocked, &[HeldLock])],
     cycle: &[usize],
     now: Instant,
-) -> Deadlock {
-    let threads = cycle
+) -> (Deadlock, Vec<u64>) {
+    let (threads, episodes) = cycle
         .iter()
         .filter_map(|&index| {
             let (thread, blocked, held) = threads[index];
-            Some(DeadlockedThread {
+            let member = DeadlockedThread {
                 thread: thread.clone(),
                 waits_for: blocked.lock.clone()?,
                 waiting_at: blocked.at,
                 since: blocked.since,
                 waited: now.saturating_duration_since(blocked.since),
                 holds: held.to_vec(),
-            })
+            };
+            Some((member, blocked.episode))
         })
-        .collect();
-    Deadlock { threads }
+        .unzip();
+    (Deadlock { threads }, episodes)
 }
 
 /// Every thread blocked right now in a verisync primitive, in the order
@@ -153,10 +164,16 @@ pub fn blocked_threads() -> Vec<BlockedThread> {
     })
 }
 
-/// Every lock-order violation found so far in this process, oldest first
-/// (at most 1024): locks taken in orders that can deadlock, whether or not
-/// a deadlock happened. Each is reported once, when the acquisition that
-/// closes the cycle is first attempted.
+/// Every lock-order violation found so far in this process, oldest first:
+/// locks taken in orders that can deadlock, whether or not a deadlock
+/// happened. Each is reported once, when the acquisition that closes the
+/// cycle is first attempted.
+///
+/// One entry is kept per inversion in the code: violations whose every
+/// step names the same locks (name and creation site) taken at the same
+/// lines are kept once, the first. So locks made per request and taken in
+/// the wrong order on every request are one entry, and an inversion
+/// elsewhere found later is still listed. At most 1024 are kept.
 ///
 /// ```
 /// use verisync::{deadlock, Mutex};
@@ -184,6 +201,21 @@ pub fn lock_order_violations() -> Vec<LockOrderViolation> {
 /// violation's report) instead of only recording it. Off by default; turn
 /// it on at the start of a test suite. The panic happens before the lock is
 /// taken, so nothing is left locked.
+///
+/// It does not panic while the thread is already unwinding (a second panic
+/// would abort the process); the violation is recorded all the same.
+///
+/// **Limit: thread-local destructors.** An acquisition that closes a cycle
+/// inside a thread-local's destructor (a value kept in a `thread_local!`
+/// that takes locks when dropped, or a guard kept there) panics there too,
+/// and Rust aborts the process on a panic in a thread-local's destructor
+/// ("thread local panicked on drop, aborting"). No code can tell reliably
+/// that it runs in such a destructor, so the switch cannot spare it. With
+/// the switch on, empty such thread-locals before the thread ends (e.g.
+/// `KEPT.take()` at the end of the thread's function), so that their locks
+/// are taken in ordinary code where the panic unwinds; or leave the switch
+/// off for those threads' code and check [`lock_order_violations`], which
+/// records the violation either way.
 ///
 /// ```
 /// use verisync::{deadlock, Mutex};

@@ -12,8 +12,10 @@
 //!    order graph (a violation found there is recorded, and panics here if
 //!    [`panic_on_lock_order_violation`](super::panic_on_lock_order_violation)
 //!    is on, before the lock is taken).
-//! 2. One non-blocking attempt; on success the lock is pushed on the
-//!    thread-local held list and its `holder` is set, and that is all: the
+//! 2. Room for one more entry is made in the held list, then one
+//!    non-blocking attempt; on success the lock is pushed on the
+//!    thread-local held list (which then never allocates: an allocator may
+//!    take this very lock) and its `holder` is set, and that is all: the
 //!    fast path takes no lock and does no atomic read-modify-write.
 //! 3. Otherwise the thread spins a little, trying again (a holder usually
 //!    lets go within a few hundred nanoseconds), and only then publishes
@@ -24,6 +26,11 @@
 //!    user code that runs inside a marked operation, like a priority
 //!    item's `Ord` inside `JoinableQueue::get`, may take a lock, and the
 //!    operation's mark must outlive that wait.)
+//!
+//! All of it runs as the diagnostics' own work (`registry::as_tracker`, a
+//! thread-local flag): an acquisition made meanwhile on the same thread (by
+//! an allocator the bookkeeping called) is not tracked, so it cannot
+//! re-enter the bookkeeping.
 //!
 //! # Marks of the other primitives
 //!
@@ -206,6 +213,7 @@ impl LockTracking {
         let site = Location::caller();
         if id != NO_ID_YET {
             let taken = registry::with_local(|local| {
+                local.make_room();
                 let taken = local.pairs_known(LockId(id)) && attempt();
                 if taken {
                     self.push_held(local, self.info_of(LockId(id), name, kind), site);
@@ -244,6 +252,8 @@ impl LockTracking {
                     }
                 }
             }
+            // Room for the entry before the lock is taken (see `make_room`).
+            local.make_room();
             if attempt() {
                 self.push_held(local, lock.clone(), site);
                 return FirstStep::Taken;
@@ -297,6 +307,7 @@ impl LockTracking {
             lock: Some(lock.clone()),
             at: site,
             since: Instant::now(),
+            episode: 0, // set by `publish`
         });
         FirstStep::Waits { outer }
     }
@@ -311,13 +322,24 @@ impl LockTracking {
         attempt: impl FnOnce() -> bool,
     ) -> bool {
         let site = Location::caller();
-        if !attempt() {
-            return false;
+        let Some(lock) = self.info(name, kind) else {
+            return attempt();
+        };
+        let mut attempt = Some(attempt);
+        let tracked = registry::with_local(|local| {
+            // Room for the entry before the lock is taken (see `make_room`).
+            local.make_room();
+            let taken = attempt.take().is_some_and(|attempt| attempt());
+            if taken {
+                self.push_held(local, lock, site);
+            }
+            taken
+        });
+        match tracked {
+            Some(taken) => taken,
+            // Untracked (see `with_local`): the attempt was not made.
+            None => attempt.is_some_and(|attempt| attempt()),
         }
-        if let Some(lock) = self.info(name, kind) {
-            registry::with_local(|local| self.push_held(local, lock, site));
-        }
-        true
     }
 
     #[inline]
@@ -334,9 +356,12 @@ impl LockTracking {
             return;
         }
         // `Some(false)` (no level left) or `None` (the thread is being
-        // torn down and lists nothing any more): no holder.
+        // torn down and lists nothing any more): no holder. But `None`
+        // from inside the diagnostics' own work (an allocator they called
+        // releasing its lock) releases a level whose acquisition was not
+        // tracked either: the holder, if any, stays.
         let still_held = registry::with_local(|local| local.remove_one(LockId(id)));
-        if still_held != Some(true) {
+        if still_held != Some(true) && !(still_held.is_none() && registry::in_tracker()) {
             self.holder.store(NO_HOLDER, Ordering::Relaxed);
         }
     }
@@ -377,12 +402,15 @@ impl LockTracking {
                 lock: Some(lock),
                 at: site,
                 since: Instant::now(),
+                episode: 0, // set by `publish`
             })
         });
         relock();
         if let Some(outer) = outer {
             registry::with_local(|local| {
                 local.restore(outer);
+                // Its wait got its lock (`extend` is no `push`).
+                local.answered();
                 if !saved.0.is_empty() {
                     self.holder.store(local.serial(), Ordering::Relaxed);
                 }
@@ -398,12 +426,17 @@ impl Drop for LockTracking {
         if id == UNTRACKED || id == NO_ID_YET {
             return;
         }
-        order::forget_lock(LockId(id));
         let holder = *self.holder.get_mut();
-        if holder != NO_HOLDER {
-            // A guard was leaked with `mem::forget` and the lock dropped.
-            registry::forget_dropped_lock(holder, LockId(id));
-        }
+        // Not from inside the diagnostics' own work (a lock dropped by an
+        // allocator they called): its registry locks may be held by this
+        // thread. The lock's traces then stay (see the module's limits).
+        registry::as_tracker(|| {
+            order::forget_lock(LockId(id));
+            if holder != NO_HOLDER {
+                // A guard was leaked with `mem::forget` and the lock dropped.
+                registry::forget_dropped_lock(holder, LockId(id));
+            }
+        });
     }
 }
 
@@ -504,6 +537,7 @@ fn mark_blocked(
             lock: None,
             at,
             since: Instant::now(),
+            episode: 0, // set by `publish`
         })
     });
     marked == Some(true)

@@ -69,6 +69,16 @@
 //! - A lock taken while its thread is being torn down (in a thread-local's
 //!   destructor, after the diagnostics' own thread-local is gone) is not
 //!   tracked; one released then is simply forgotten with its thread.
+//! - With [`panic_on_lock_order_violation`] on, a violation closed inside a
+//!   thread-local's destructor aborts the process (a panic there always
+//!   does); see that function for the workaround.
+//! - A lock taken while the diagnostics' own code runs on the same thread
+//!   is not tracked: a lock inside the program's `#[global_allocator]` (a
+//!   counting allocator with a `verisync::Mutex`) works, but its
+//!   acquisitions made for the diagnostics' allocations (their bookkeeping
+//!   growing, a report being built) are not tracked, and one dropped then
+//!   leaves its traces. The diagnostics make room for a lock's entry before
+//!   taking the lock, so they never allocate while holding it.
 //! - Cost: an acquisition that does not block touches only thread-local
 //!   bookkeeping (a push on the thread's held list, and a hash lookup per
 //!   lock already held; the first time a thread takes a new pair, an update

@@ -12,16 +12,42 @@
 //! acquisition chain that first made it, are the violation's steps.
 //!
 //! A dropped lock's node and edges are removed (its id is never reused).
-//! The list of violations is capped at [`VIOLATIONS_LIMIT`].
+//!
+//! # The list of violations
+//!
+//! A violation is kept once per inversion in the *code*: its [`Sites`] (for
+//! each step, each lock's name and creation site and the line that took
+//! it, the cycle turned to start at its smallest step) are remembered, and a
+//! violation with the same sites is not kept again. So locks made per
+//! request and taken in the wrong order on every request make one entry,
+//! not one per request; without it they filled the list, capped at
+//! [`VIOLATIONS_LIMIT`], and an inversion elsewhere found later was never
+//! reported. The acquisition closing each cycle still sees its violation
+//! (the panic switch panics every time).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::Location;
 use std::sync::{LazyLock, Mutex};
 
-use super::registry::lock;
-use super::report::{LockId, LockOrderStep, LockOrderViolation};
+use super::registry::{self, lock};
+use super::report::{HeldLock, LockId, LockOrderStep, LockOrderViolation};
 
-/// At most this many violations are kept (the first ones found).
+/// At most this many violations are kept (the first ones found, each with
+/// other [`Sites`]).
 const VIOLATIONS_LIMIT: usize = 1024;
+
+/// A lock of a step as the code names it: its name, where it was created,
+/// and the line that took it.
+type LockSite = (
+    Option<&'static str>,
+    &'static Location<'static>,
+    &'static Location<'static>,
+);
+
+/// What makes two violations the same inversion in the code: each step's
+/// (first, then) [`LockSite`]s, the cycle turned to start at its smallest
+/// step (a cycle closed from another of its steps is the same one).
+type Sites = Vec<(LockSite, LockSite)>;
 
 /// The graph and the violations found so far.
 static ORDER: LazyLock<Mutex<OrderGraph>> = LazyLock::new(|| Mutex::new(OrderGraph::default()));
@@ -33,6 +59,8 @@ struct OrderGraph {
     /// `before[b]`: every a with an edge a → b (to remove b's edges).
     before: HashMap<LockId, HashSet<LockId>>,
     violations: Vec<LockOrderViolation>,
+    /// The sites of every violation in `violations`.
+    kept: HashSet<Sites>,
 }
 
 /// Enters the edge `step.first` → `step.then`; if it is new and closes a
@@ -59,15 +87,31 @@ pub(crate) fn add_edge(step: &LockOrderStep) -> Option<LockOrderViolation> {
         .insert(to, step.clone());
     graph.before.entry(to).or_default().insert(from);
     let violation = violation?;
-    if graph.violations.len() < VIOLATIONS_LIMIT {
+    if graph.violations.len() < VIOLATIONS_LIMIT && graph.kept.insert(sites(&violation)) {
         graph.violations.push(violation.clone());
     }
     Some(violation)
 }
 
-/// Every violation found so far, oldest first.
+/// The violation's [`Sites`].
+fn sites(violation: &LockOrderViolation) -> Sites {
+    let site = |held: &HeldLock| (held.lock.name, held.lock.created_at, held.taken_at);
+    let mut sites: Sites = violation
+        .steps
+        .iter()
+        .map(|step| (site(&step.first), site(&step.then)))
+        .collect();
+    if let Some(smallest) = (0..sites.len()).min_by_key(|&index| sites[index]) {
+        sites.rotate_left(smallest);
+    }
+    sites
+}
+
+/// Every violation found so far, oldest first (none when asked from inside
+/// the diagnostics' own work, e.g. by an allocator they called: this thread
+/// may hold the graph's lock).
 pub(crate) fn violations() -> Vec<LockOrderViolation> {
-    lock(&ORDER).violations.clone()
+    registry::as_tracker(|| lock(&ORDER).violations.clone()).unwrap_or_default()
 }
 
 /// Removes a dropped lock's node and edges.

@@ -40,16 +40,18 @@
 //!
 //! A lock dropped while a thread still lists it (its guard was leaked) is
 //! put in that thread's `dropped` mailbox; the thread removes it from its
-//! own list the next time it publishes or enters a new pair in the graph,
-//! and the published copy, if any, is cleaned at once.
+//! own list the next time it publishes, enters a new pair in the graph, or
+//! finds its list full (so the list never grows past twice what the thread
+//! really holds, however it takes its locks), and the published copy, if
+//! any, is cleaned at once.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use super::report::{HeldLock, LockId, LockInfo, ThreadInfo};
@@ -84,6 +86,12 @@ pub(crate) struct Published {
     /// Locks dropped while this thread listed them as held (leaked
     /// guards), not yet removed from its thread-local list.
     dropped: Vec<LockId>,
+    /// The lock of the thread's latest wait, until it gets that lock (or
+    /// waits for anything else): see [`Blocked::episode`].
+    unanswered: Option<LockId>,
+    /// How many waits the thread started that were not retries of an
+    /// unanswered wait for the same lock (see [`Blocked::episode`]).
+    episodes: u64,
 }
 
 /// What a blocked thread waits for.
@@ -99,6 +107,13 @@ pub(crate) struct Blocked {
     pub(crate) at: &'static Location<'static>,
     /// When it started to wait.
     pub(crate) since: Instant,
+    /// Which of the thread's waits this is, set by [`Local::publish`]: a
+    /// new number for each wait, except that a wait for a lock whose
+    /// previous wait did not get it (a timed wait given up and retried)
+    /// keeps the number of that wait. So a deadlock whose threads retry
+    /// keeps its threads' numbers, and one that ended (a thread got its
+    /// lock, or waited for anything else) and formed again has new ones.
+    pub(crate) episode: u64,
 }
 
 /// The hash of the seen-pairs cache: lock ids are small distinct numbers,
@@ -136,7 +151,14 @@ pub(crate) struct Local {
     /// Whether `record.published.blocked` is set (then changes to `held`
     /// are mirrored in the record).
     published: Cell<bool>,
+    /// `record.published.unanswered`'s id, or [`NO_UNANSWERED_WAIT`]: the
+    /// copy an acquisition checks without taking the record's lock.
+    unanswered: Cell<u64>,
 }
+
+/// `Local::unanswered` when the latest wait got its lock (lock ids are
+/// never 0).
+const NO_UNANSWERED_WAIT: u64 = 0;
 
 impl Local {
     fn register() -> Self {
@@ -151,6 +173,8 @@ impl Local {
                 blocked: None,
                 held: Vec::new(),
                 dropped: Vec::new(),
+                unanswered: None,
+                episodes: 0,
             }),
         });
         lock(&THREADS).push(Arc::clone(&record));
@@ -159,6 +183,7 @@ impl Local {
             held: RefCell::new(Vec::new()),
             seen_pairs: RefCell::default(),
             published: Cell::new(false),
+            unanswered: Cell::new(NO_UNANSWERED_WAIT),
         }
     }
 
@@ -201,21 +226,71 @@ impl Local {
         self.held.borrow()[index].clone()
     }
 
-    /// Records one more level of `lock`, just taken at `taken_at`.
+    /// Makes room for one more level in the held list (and in its
+    /// published copy, if any), *before* the lock is tried: so that
+    /// [`push`](Self::push), after the lock is taken, never allocates. An
+    /// allocation while the lock is held would re-enter an allocator that
+    /// takes this very lock (a counting `#[global_allocator]` with a
+    /// `verisync::Mutex`): it would wait for itself.
     #[inline(always)]
-    pub(crate) fn push(&self, lock: LockInfo, taken_at: &'static Location<'static>) {
+    pub(crate) fn make_room(&self) {
+        let full = {
+            let list = self.held.borrow();
+            list.len() == list.capacity()
+        };
+        if full || self.published.get() {
+            self.grow();
+        }
+    }
+
+    /// The list is full (or published): first removes the locks dropped
+    /// while listed (leaked guards), so a thread that leaks guards of locks
+    /// it then drops keeps a list as long as what it really holds (at most
+    /// twice, amortized), whatever it takes them with; then makes room.
+    #[cold]
+    fn grow(&self) {
+        let mut published = self.published();
         let mut list = self.held.borrow_mut();
-        // Room first, and the entry built only then: so it is written
-        // straight into the list (built before a possible reallocation, it
-        // went through the stack, and reading it back stalled the fast path
-        // on store forwarding).
+        remove_dropped(&mut list, &mut published.dropped);
         if list.len() == list.capacity() {
             list.reserve(1);
         }
+        if self.published.get() {
+            // The copy never lists more than the list itself.
+            let room = (list.len() + 1).saturating_sub(published.held.len());
+            published.held.reserve(room);
+        }
+    }
+
+    /// Records one more level of `lock`, just taken at `taken_at` (after
+    /// [`make_room`](Self::make_room): this never allocates then).
+    #[inline(always)]
+    pub(crate) fn push(&self, lock: LockInfo, taken_at: &'static Location<'static>) {
+        let mut list = self.held.borrow_mut();
+        // Room first (there is, after `make_room`: this check is there for
+        // the code it makes), and the entry built only then: so it is
+        // written straight into the list (built before a possible
+        // reallocation, it went through the stack, and reading it back
+        // stalled the fast path on store forwarding).
+        if list.len() == list.capacity() {
+            list.reserve(1);
+        }
+        let id = lock.id;
         list.push(HeldLock { lock, taken_at });
         if self.published.get() {
             self.mirror_push(list.last());
         }
+        if id.0 == self.unanswered.get() {
+            self.answered();
+        }
+    }
+
+    /// The thread got the lock its latest wait was for (that wait, or a
+    /// later attempt, took it).
+    #[cold]
+    pub(crate) fn answered(&self) {
+        self.unanswered.set(NO_UNANSWERED_WAIT);
+        self.published().unanswered = None;
     }
 
     #[cold]
@@ -293,30 +368,33 @@ impl Local {
     /// guards) from its held list.
     #[cold]
     pub(crate) fn forget_dropped_locks(&self) {
-        let dropped = std::mem::take(&mut self.published().dropped);
-        if !dropped.is_empty() {
-            self.held
-                .borrow_mut()
-                .retain(|held| !dropped.contains(&held.lock.id));
-        }
+        let mut published = self.published();
+        remove_dropped(&mut self.held.borrow_mut(), &mut published.dropped);
     }
 
     /// Publishes that the thread is blocked (with what it holds); returns
     /// the entry it replaces (an outer operation's, put back by
     /// [`restore`](Self::restore)).
     #[cold]
-    pub(crate) fn publish(&self, blocked: Blocked) -> Option<Blocked> {
+    pub(crate) fn publish(&self, mut blocked: Blocked) -> Option<Blocked> {
         let mut published = self.published();
-        if !published.dropped.is_empty() {
-            let dropped = std::mem::take(&mut published.dropped);
-            self.held
-                .borrow_mut()
-                .retain(|held| !dropped.contains(&held.lock.id));
-        }
+        remove_dropped(&mut self.held.borrow_mut(), &mut published.dropped);
         if !self.published.get() {
             published.held.clone_from(&self.held.borrow());
         }
+        // Room for the lock waited for, mirrored once taken: no allocation
+        // then (see `make_room`).
+        published.held.reserve(1);
         self.published.set(true);
+        let waits_for = blocked.lock.as_ref().map(|lock| lock.id);
+        let retry = waits_for.is_some() && waits_for == published.unanswered;
+        if !retry {
+            published.episodes += 1;
+        }
+        blocked.episode = published.episodes;
+        published.unanswered = waits_for;
+        self.unanswered
+            .set(waits_for.map_or(NO_UNANSWERED_WAIT, |lock| lock.0));
         published.blocked.replace(blocked)
     }
 
@@ -352,13 +430,55 @@ impl Drop for Local {
 
 thread_local! {
     static LOCAL: Local = Local::register();
+    /// Whether the diagnostics' own code is running on this thread (see
+    /// [`as_tracker`]). Const-initialized and without a destructor, so
+    /// reading it never allocates and works until the thread's very end.
+    static IN_TRACKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the current thread's bookkeeping; `None` while the thread
-/// is being torn down (its locks are then untracked).
+/// is being torn down, or while the diagnostics' own code already runs on
+/// this thread (see [`as_tracker`]): its locks are then untracked.
 #[inline]
 pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    LOCAL.try_with(f).ok()
+    as_tracker(|| LOCAL.try_with(f).ok()).flatten()
+}
+
+/// Runs `f` as the diagnostics' own work on this thread; `None` (and `f`
+/// not run) if the thread is already inside such work.
+///
+/// The bookkeeping allocates (the first use creates the thread's record,
+/// the held list grows, the order graph and the reports build maps and
+/// lists) and takes `std` locks ([`THREADS`], the records, the order
+/// graph). An allocator may itself take a tracked lock (a user's counting
+/// `#[global_allocator]` with a `verisync::Mutex`): that acquisition would
+/// re-enter the bookkeeping, recursing without end (the thread-local being
+/// created allocates again) or locking a `std` lock this thread already
+/// holds. So the acquisitions made while this flag is set are simply not
+/// tracked, and a lock dropped meanwhile is not cleaned up (see the
+/// module's limits).
+#[inline]
+pub(crate) fn as_tracker<R>(f: impl FnOnce() -> R) -> Option<R> {
+    /// Clears the flag when the work ends (even by a panic).
+    struct Leave;
+    impl Drop for Leave {
+        #[inline]
+        fn drop(&mut self) {
+            IN_TRACKER.with(|inside| inside.set(false));
+        }
+    }
+    if IN_TRACKER.with(|inside| inside.replace(true)) {
+        return None;
+    }
+    let _leave = Leave;
+    Some(f())
+}
+
+/// Whether the diagnostics' own code is running on this thread (a lock
+/// acquired now was not tracked, so its release must not be either).
+#[cold]
+pub(crate) fn in_tracker() -> bool {
+    IN_TRACKER.with(Cell::get)
 }
 
 /// Removes one level of `lock` from `held` (the most recent).
@@ -367,6 +487,17 @@ fn remove_one_from(held: &mut Vec<HeldLock>, lock: LockId) {
     if let Some(index) = held.iter().rposition(|held| held.lock.id == lock) {
         held.remove(index);
     }
+}
+
+/// Removes the locks of the `dropped` mailbox from `held`, emptying it (a
+/// sort and a binary search per entry: the mailbox may be long).
+fn remove_dropped(held: &mut Vec<HeldLock>, dropped: &mut Vec<LockId>) {
+    if dropped.is_empty() {
+        return;
+    }
+    dropped.sort_unstable();
+    held.retain(|level| dropped.binary_search(&level.lock.id).is_err());
+    dropped.clear();
 }
 
 /// Removes every level of `lock` from `held`, returning them.
@@ -402,9 +533,42 @@ pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
     }
 }
 
+/// Each live thread's unanswered wait: the lock its latest wait was for,
+/// if it has not got that lock since (a timed wait that gave up, or one
+/// going on), with that wait's [`Blocked::episode`]. A thread of a
+/// deadlock whose waits time out and are retried keeps it between two
+/// retries; a thread that got its lock, waited for anything else, or ended
+/// has none (or another).
+pub(crate) fn unanswered_waits() -> HashMap<ThreadId, (LockId, u64)> {
+    as_tracker(|| {
+        lock(&THREADS)
+            .iter()
+            .filter_map(|record| {
+                let published = lock(&record.published);
+                Some((
+                    record.thread.id,
+                    (published.unanswered?, published.episodes),
+                ))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Runs `f` on a consistent snapshot of the blocked threads: every record
 /// locked at once.
+/// Run from inside the diagnostics' own work (an allocator taking a
+/// tracked lock that reports), it sees no thread: the registry's locks may
+/// be held by this very thread.
 pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
+    if in_tracker() {
+        return f(&[]);
+    }
+    as_tracker(|| snapshot_then(f)).expect("checked just above: not inside the diagnostics")
+}
+
+/// [`with_snapshot`], as the diagnostics' own work.
+fn snapshot_then<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
     let threads = lock(&THREADS);
     let guards: Vec<_> = threads
         .iter()

@@ -1,13 +1,26 @@
 //! [`watchdog`]: a background thread that runs [`detect`](super::detect)
 //! every period and reports each deadlock once.
 //!
-//! A deadlock's identity is its cycle: its threads and the lock each waits
-//! for (never the instant a wait started: a thread retrying a timed wait
-//! in a loop starts a new wait each time, and is still the same deadlock).
-//! The watchdog remembers the cycles it saw in the last two rounds, so its
-//! memory stays bounded, a retry that happens to fall between two scans is
-//! not a new deadlock, and a deadlock that ends and forms again later (absent
-//! from two whole rounds in between) is reported again.
+//! # Which deadlocks are the same
+//!
+//! A deadlock's identity is its cycle: its threads, the lock each waits
+//! for, and which of the thread's waits it is (its `episode`, see
+//! `registry::Blocked`), never the instant a wait started. A thread that
+//! gives up a timed wait and waits for the same lock again, without
+//! having got it in between, keeps its episode: a deadlock whose threads
+//! retry timed waits in a loop is the same deadlock, however long a
+//! thread takes between two retries (a loaded machine may keep it off the
+//! processor for many periods, and a scan may find it between retries).
+//! A deadlock ends when one of its threads gets the lock it waited for
+//! (by that wait or any later acquisition), waits for anything else, or
+//! ends; if the same threads then deadlock on the same locks again, some
+//! episode is new: a new deadlock, reported again, even if no scan saw the
+//! gap. (Two threads that both give up and wait for the same locks again,
+//! with nothing else in between, are still the same deadlock.)
+//!
+//! The watchdog remembers the identities it reported until a scan does not
+//! find them and sees that they ended (`registry::unanswered_waits`), so
+//! its memory stays bounded by the deadlocks of live threads.
 //!
 //! Periods: shorter than [`MIN_PERIOD`] (zero included) is taken as
 //! [`MIN_PERIOD`], so the thread never spins; a period too long for an
@@ -20,15 +33,15 @@
 //! the drop returns. These are `std` locks: the watchdog's own locks are
 //! not tracked.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 #[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::api::detect;
-use super::registry::lock;
+use super::api::detect_with_episodes;
+use super::registry::{self, lock};
 use super::report::{Deadlock, LockId};
 
 /// The shortest period between two scans; a shorter one (zero included)
@@ -75,8 +88,9 @@ struct Shared {
 ///
 /// A deadlock is identified by its cycle (its threads and the locks they
 /// wait for), so threads that retry timed waits in a loop are reported
-/// once; it is reported again only if it ends for two whole periods and
-/// then forms again. A `period` shorter than 1 ms (`Duration::ZERO`
+/// once; the same threads deadlocking on the same locks are reported again
+/// only if the deadlock ended in between (one of its threads got the lock
+/// it waited for, or waited for anything else). A `period` shorter than 1 ms (`Duration::ZERO`
 /// included) is taken as 1 ms, so the watchdog never spins; a period too
 /// long to add to an `Instant` (`Duration::MAX`) means it never scans.
 ///
@@ -122,42 +136,58 @@ where
     }
 }
 
-/// What makes two rounds' deadlocks the same one: each thread of the cycle
-/// with the lock it waits for, sorted by lock (each waits for a different
-/// lock: the one the next thread holds).
-type Identity = Vec<(ThreadId, LockId)>;
+/// What makes two scans' deadlocks the same one: each thread of the cycle
+/// with the lock it waits for and the episode of that wait, sorted by lock
+/// (each waits for a different lock: the one the next thread holds).
+type Identity = Vec<(ThreadId, LockId, u64)>;
 
-fn identity(deadlock: &Deadlock) -> Identity {
+fn identity(deadlock: &Deadlock, episodes: &[u64]) -> Identity {
     let mut identity: Identity = deadlock
         .threads
         .iter()
-        .map(|member| (member.thread.id, member.waits_for.id))
+        .zip(episodes)
+        .map(|(member, &episode)| (member.thread.id, member.waits_for.id, episode))
         .collect();
-    identity.sort_unstable_by_key(|&(_, lock)| lock);
+    identity.sort_unstable_by_key(|&(_, lock, _)| lock);
     identity
 }
 
 fn run(period: Duration, mut handler: impl FnMut(&[Deadlock]), shared: &Shared) {
-    // Each cycle seen, with the last round it was seen in.
-    let mut seen: HashMap<Identity, u64> = HashMap::new();
-    for round in 0u64.. {
-        if shared.sleep(period) {
-            return;
-        }
+    // Each cycle reported and not known to have ended.
+    let mut reported: HashSet<Identity> = HashSet::new();
+    while !shared.sleep(period) {
         #[cfg(test)]
         shared.scans.fetch_add(1, Ordering::Relaxed);
+        let mut present = Vec::new();
         let mut new = Vec::new();
-        for deadlock in detect() {
-            if seen.insert(identity(&deadlock), round).is_none() {
+        for (deadlock, episodes) in detect_with_episodes() {
+            let identity = identity(&deadlock, &episodes);
+            if reported.insert(identity.clone()) {
                 new.push(deadlock);
             }
+            present.push(identity);
         }
-        // Forget the cycles absent from this round and the one before.
-        seen.retain(|_, last_seen| *last_seen + 1 >= round);
+        if reported.len() > present.len() {
+            forget_ended(&mut reported, &present);
+        }
         if !new.is_empty() {
             handler(&new);
         }
     }
+}
+
+/// Forgets the reported cycles absent from this scan (`present`) that
+/// ended: one of their threads is gone, got its lock, or has waited for
+/// something else since (see the module's documentation).
+#[cold]
+fn forget_ended(reported: &mut HashSet<Identity>, present: &[Identity]) {
+    let waits = registry::unanswered_waits();
+    reported.retain(|identity| {
+        present.contains(identity)
+            || identity
+                .iter()
+                .all(|&(thread, lock, episode)| waits.get(&thread) == Some(&(lock, episode)))
+    });
 }
 
 impl Shared {
