@@ -203,6 +203,9 @@ fn refusals_display_sentences_and_carry_the_item() {
     assert_eq!(format!("{shut:?}"), "ShutDown(..)");
     assert_eq!(shut.into_inner(), 5);
     let full = PutError::Full(6);
+    // Debug names the refusal but not the item (T need not be Debug).
+    assert_eq!(format!("{full:?}"), "Full(..)");
+    assert_eq!(format!("{:?}", PutError::ShutDown(8)), "ShutDown(..)");
     assert!(full.to_string().contains("full"), "{full}");
     assert!(full.to_string().contains("handed back"), "{full}");
     assert_eq!(full.into_inner(), 6);
