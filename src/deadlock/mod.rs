@@ -78,7 +78,14 @@
 //!   acquisitions made for the diagnostics' allocations (their bookkeeping
 //!   growing, a report being built) are not tracked, and one dropped then
 //!   leaves its traces. The diagnostics make room for a lock's entry before
-//!   taking the lock, so they never allocate while holding it.
+//!   taking the lock, so they never allocate while holding it. One case
+//!   is not handled: a report (`detect`, `blocked_threads`) holds every
+//!   thread record's lock while it allocates, so with a tracked lock inside
+//!   the allocator, a thread published as blocked that runs user code
+//!   taking its record's lock while it holds the allocator's lock (a
+//!   priority item's `Ord` inside a blocked `JoinableQueue::get`) can
+//!   deadlock with the report. Keep allocator locks untracked (a
+//!   `std::sync::Mutex` there) when using the reports.
 //! - Cost: an acquisition that does not block touches only thread-local
 //!   bookkeeping (a push on the thread's held list, and a hash lookup per
 //!   lock already held; the first time a thread takes a new pair, an update
