@@ -11,7 +11,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::arena::{self, Handle, KIND_ARRAY};
 use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::pod::{PodCells, PodGuard};
-use super::robust::Wait;
 
 /// A fixed-length array shared by processes — Python's
 /// `multiprocessing.Array` — with one robust lock for all its elements:
@@ -170,10 +169,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, OwnerDied<ArrayGuard<'_, T>>> {
-        match self.cells.lock_as(Wait::Until(None), ArrayGuard::new) {
-            Some(guarded) => guarded,
-            None => unreachable!("a wait without deadline ends holding the lock"),
-        }
+        self.cells.lock_wrapped(ArrayGuard::new)
     }
 
     /// Locks the array if no live process holds it now.
@@ -189,7 +185,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        self.acquire_or_not(Wait::Try)
+        self.cells.try_lock_wrapped(None, ArrayGuard::new)
     }
 
     /// Locks the array, waiting at most `timeout`.
@@ -209,20 +205,7 @@ impl<T: Pod> Array<T> {
         &self,
         timeout: Duration,
     ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        if timeout.is_zero() {
-            return self.try_lock();
-        }
-        self.acquire_or_not(Wait::Until(crate::sys::time::deadline_after(timeout)))
-    }
-
-    fn acquire_or_not(
-        &self,
-        wait: Wait,
-    ) -> Result<ArrayGuard<'_, T>, TryLockError<ArrayGuard<'_, T>>> {
-        match self.cells.lock_as(wait, ArrayGuard::new) {
-            Some(guarded) => guarded.map_err(TryLockError::OwnerDied),
-            None => Err(TryLockError::WouldBlock),
-        }
+        self.cells.try_lock_wrapped(Some(timeout), ArrayGuard::new)
     }
 
     /// Element `index` (locking for the copy).

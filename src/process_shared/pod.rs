@@ -17,11 +17,12 @@
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use bytemuck::Pod;
 
 use super::arena::{self, Handle, Object, LINE};
-use super::error::{OwnerDied, SharedError};
+use super::error::{OwnerDied, SharedError, TryLockError};
 use super::lock::guard_result;
 use super::robust::{RobustLock, Wait};
 use crate::raw::process_lock::Acquired;
@@ -158,6 +159,37 @@ impl<T: Pod> PodCells<T> {
             _not_send: PhantomData,
         };
         Some(guard_result(wrap(guard), acquired))
+    }
+
+    /// Locks the cells, waiting as long as it takes, and wraps the guard
+    /// (`lock()` of `Value` and `Array`).
+    pub(crate) fn lock_wrapped<'a, G>(
+        &'a self,
+        wrap: impl FnOnce(PodGuard<'a, T>) -> G,
+    ) -> Result<G, OwnerDied<G>> {
+        match self.lock_as(Wait::Until(None), wrap) {
+            Some(guarded) => guarded,
+            None => unreachable!("a wait without deadline ends holding the lock"),
+        }
+    }
+
+    /// Locks the cells if no live process holds them within `timeout`
+    /// (`None`: not at all, the `try_lock` form), and wraps the guard.
+    pub(crate) fn try_lock_wrapped<'a, G>(
+        &'a self,
+        timeout: Option<Duration>,
+        wrap: impl FnOnce(PodGuard<'a, T>) -> G,
+    ) -> Result<G, TryLockError<G>> {
+        let wait = match timeout {
+            Some(timeout) if !timeout.is_zero() => {
+                Wait::Until(crate::sys::time::deadline_after(timeout))
+            }
+            _ => Wait::Try,
+        };
+        match self.lock_as(wait, wrap) {
+            Some(guarded) => guarded.map_err(TryLockError::OwnerDied),
+            None => Err(TryLockError::WouldBlock),
+        }
     }
 
     /// Locks for one step, whether or not a holder died (the death stays

@@ -11,7 +11,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::arena::{self, Handle, KIND_VALUE};
 use super::error::{open_failed, AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
 use super::pod::{PodCells, PodGuard};
-use super::robust::Wait;
 
 /// A value shared by processes — Python's `multiprocessing.Value` — with
 /// its own robust lock: `value.lock()` gives a guard that derefs to `T`,
@@ -106,10 +105,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, OwnerDied<ValueGuard<'_, T>>> {
-        match self.cells.lock_as(Wait::Until(None), ValueGuard::new) {
-            Some(guarded) => guarded,
-            None => unreachable!("a wait without deadline ends holding the lock"),
-        }
+        self.cells.lock_wrapped(ValueGuard::new)
     }
 
     /// Locks the value if no live process holds it now.
@@ -125,7 +121,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        self.acquire_or_not(Wait::Try)
+        self.cells.try_lock_wrapped(None, ValueGuard::new)
     }
 
     /// Locks the value, waiting at most `timeout`.
@@ -145,19 +141,7 @@ impl<T: Pod> Value<T> {
         &self,
         timeout: Duration,
     ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        if timeout.is_zero() {
-            return self.try_lock();
-        }
-        self.acquire_or_not(Wait::Until(crate::sys::time::deadline_after(timeout)))
-    }
-    fn acquire_or_not(
-        &self,
-        wait: Wait,
-    ) -> Result<ValueGuard<'_, T>, TryLockError<ValueGuard<'_, T>>> {
-        match self.cells.lock_as(wait, ValueGuard::new) {
-            Some(guarded) => guarded.map_err(TryLockError::OwnerDied),
-            None => Err(TryLockError::WouldBlock),
-        }
+        self.cells.try_lock_wrapped(Some(timeout), ValueGuard::new)
     }
 
     /// Locks the value for one step, whether or not a holder died (the
