@@ -291,51 +291,77 @@ fn join_returns_only_after_the_last_task_done() {
 /// never the other. (Mutation testing: answering that race from a constant
 /// survived every other test; this catches either constant within about
 /// 15,000 rounds here, so it runs 40,000 per case.)
+///
+/// One racer is the test's own thread, the other is started once and meets
+/// it at a barrier every round: starting two threads per round made 160,000
+/// thread starts, which outlasted the watchdog on a slow CI machine.
 #[test]
 fn the_loser_of_a_race_for_the_last_item_is_told_the_queue_state() {
-    with_watchdog(PATIENCE, || {
+    use std::sync::{Arc, Barrier, Mutex};
+
+    type Queue = verisync::JoinableQueue<usize>;
+
+    with_watchdog(stress_limit(), || {
         let rounds = 2_000 * SCALE;
-        for lifo in [true, false] {
-            for shut in [false, true] {
-                for round in 0..rounds {
-                    let queue = if lifo {
-                        verisync::JoinableQueue::lifo()
-                    } else {
-                        verisync::JoinableQueue::priority()
-                    };
-                    queue.put(round).unwrap();
-                    if shut {
-                        queue.shutdown();
+        // The round's queue; `None` tells the other racer to stop.
+        let current: Mutex<Option<Arc<Queue>>> = Mutex::new(None);
+        let other_answer = Mutex::new(None);
+        // Twice a round: to start the race, and once both have answered.
+        let meeting = Barrier::new(2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| loop {
+                meeting.wait();
+                let Some(queue) = current.lock().unwrap().clone() else {
+                    return;
+                };
+                let answer = queue.try_get();
+                *other_answer.lock().unwrap() = Some(answer);
+                meeting.wait();
+            });
+            // A failed check stops the other racer before it is reported:
+            // a panic here would leave it waiting at the barrier forever.
+            let mut failure = None;
+            'cases: for lifo in [true, false] {
+                for shut in [false, true] {
+                    for round in 0..rounds {
+                        let queue = Arc::new(if lifo {
+                            Queue::lifo()
+                        } else {
+                            Queue::priority()
+                        });
+                        queue.put(round).unwrap();
+                        if shut {
+                            queue.shutdown();
+                        }
+                        *current.lock().unwrap() = Some(Arc::clone(&queue));
+                        meeting.wait(); // the race starts
+                        let answer = queue.try_get();
+                        meeting.wait(); // both have answered
+                        let results = [answer, other_answer.lock().unwrap().take().unwrap()];
+                        let expected = if shut {
+                            verisync::GetError::ShutDown
+                        } else {
+                            verisync::GetError::Empty
+                        };
+                        let losers: Vec<_> =
+                            results.iter().filter(|result| result.is_err()).collect();
+                        if losers != [&Err(expected)] {
+                            failure = Some(format!(
+                                "one item, two getters (lifo: {lifo}, shut down: {shut}, \
+                                 round {round}): exactly one must lose with {expected:?}, \
+                                 got {results:?}"
+                            ));
+                            break 'cases;
+                        }
                     }
-                    let start = std::sync::Barrier::new(2);
-                    let results = std::thread::scope(|scope| {
-                        let racers: Vec<_> = (0..2)
-                            .map(|_| {
-                                scope.spawn(|| {
-                                    start.wait();
-                                    queue.try_get()
-                                })
-                            })
-                            .collect();
-                        racers
-                            .into_iter()
-                            .map(|racer| racer.join().unwrap())
-                            .collect::<Vec<_>>()
-                    });
-                    let losers: Vec<_> = results.iter().filter(|result| result.is_err()).collect();
-                    assert_eq!(losers.len(), 1, "one item, two getters: {results:?}");
-                    let expected = if shut {
-                        verisync::GetError::ShutDown
-                    } else {
-                        verisync::GetError::Empty
-                    };
-                    assert_eq!(
-                        losers[0],
-                        &Err(expected),
-                        "lifo: {lifo}, shut down: {shut}, round {round}"
-                    );
                 }
             }
-        }
+            *current.lock().unwrap() = None;
+            meeting.wait();
+            join_scoped(other);
+            if let Some(failure) = failure {
+                panic!("{failure}");
+            }
+        });
     });
 }
