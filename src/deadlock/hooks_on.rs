@@ -244,10 +244,17 @@ impl LockTracking {
         let first = registry::with_local(|local| {
             let reentry = matches!(kind, LockKind::ReentrantLock) && local.holds(lock.id);
             if !reentry {
-                if let Some(violation) = check_order(local, &lock, site) {
-                    // Not while unwinding: a second panic would abort the
-                    // process (the violation is recorded all the same).
-                    if PANIC_ON_VIOLATION.load(Ordering::Relaxed) && !std::thread::panicking() {
+                // Not while unwinding: a second panic would abort the
+                // process (the violation is recorded all the same).
+                let panics =
+                    PANIC_ON_VIOLATION.load(Ordering::Relaxed) && !std::thread::panicking();
+                let closing = if panics {
+                    Closing::Refused
+                } else {
+                    Closing::Taken
+                };
+                if let Some(violation) = check_order(local, &lock, site, closing) {
+                    if panics {
                         return FirstStep::Violation(violation);
                     }
                 }
@@ -395,7 +402,7 @@ impl LockTracking {
             // Taking the lock again while holding others is an acquisition
             // like any: its order is recorded. (Recorded only, never a
             // panic here: the waiter's guard must get its lock back.)
-            let _ = check_order(local, &lock, site);
+            let _ = check_order(local, &lock, site, Closing::Taken);
             local.publish(Blocked {
                 operation: "Condition::wait (taking its lock again)",
                 name,
@@ -559,6 +566,18 @@ fn operation(kind: LockKind) -> &'static str {
     }
 }
 
+/// Whether the acquisition goes ahead when it closes a lock-order cycle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// It does: its edges are entered in the order graph like any.
+    Taken,
+    /// It panics instead (the panic switch): the edge that closes the
+    /// cycle is neither entered in the graph nor remembered as seen, so
+    /// the next acquisition in that order, by any thread, closes the cycle
+    /// again and panics again.
+    Refused,
+}
+
 /// Enters each new (held, `lock`) pair in the order graph; returns the
 /// first violation this acquisition closes, if any. A pair already seen by
 /// this thread costs one lookup in its seen-pairs cache.
@@ -567,6 +586,7 @@ fn check_order(
     local: &Local,
     lock: &LockInfo,
     site: &'static Location<'static>,
+    closing: Closing,
 ) -> Option<LockOrderViolation> {
     let mut new_pair = false;
     for index in 0..local.held_count() {
@@ -575,7 +595,7 @@ fn check_order(
         new_pair |= held_id != lock.id && local.first_time((held_id, lock.id));
     }
     if new_pair {
-        enter_pairs(local, lock, site)
+        enter_pairs(local, lock, site, closing)
     } else {
         None
     }
@@ -589,6 +609,7 @@ fn enter_pairs(
     local: &Local,
     lock: &LockInfo,
     site: &'static Location<'static>,
+    closing: Closing,
 ) -> Option<LockOrderViolation> {
     local.forget_dropped_locks();
     let mut found = None;
@@ -605,7 +626,11 @@ fn enter_pairs(
                 taken_at: site,
             },
         };
-        if let Some(violation) = order::add_edge(&step) {
+        let refused = closing == Closing::Refused;
+        if let Some(violation) = order::add_edge(&step, !refused) {
+            if refused {
+                local.forget_pair((step.first.lock.id, lock.id));
+            }
             found.get_or_insert(violation);
         }
     }

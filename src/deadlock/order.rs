@@ -23,7 +23,9 @@
 //! not one per request; without it they filled the list, capped at
 //! [`VIOLATIONS_LIMIT`], and an inversion elsewhere found later was never
 //! reported. The acquisition closing each cycle still sees its violation
-//! (the panic switch panics every time).
+//! (the panic switch panics every time: the edge of an acquisition it
+//! refuses is not entered, so the same inversion, by any thread, closes
+//! the cycle again).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::Location;
@@ -64,8 +66,10 @@ struct OrderGraph {
 }
 
 /// Enters the edge `step.first` → `step.then`; if it is new and closes a
-/// cycle, records and returns the violation.
-pub(crate) fn add_edge(step: &LockOrderStep) -> Option<LockOrderViolation> {
+/// cycle, records and returns the violation, and enters the edge only if
+/// `enter_closing` (the panic switch refuses the acquisition instead: an
+/// edge entered would make the next such acquisition look old and pass).
+pub(crate) fn add_edge(step: &LockOrderStep, enter_closing: bool) -> Option<LockOrderViolation> {
     let from = step.first.lock.id;
     let to = step.then.lock.id;
     let mut graph = lock(&ORDER);
@@ -80,12 +84,14 @@ pub(crate) fn add_edge(step: &LockOrderStep) -> Option<LockOrderViolation> {
         steps.push(step.clone());
         LockOrderViolation { steps }
     });
-    graph
-        .after
-        .entry(from)
-        .or_default()
-        .insert(to, step.clone());
-    graph.before.entry(to).or_default().insert(from);
+    if violation.is_none() || enter_closing {
+        graph
+            .after
+            .entry(from)
+            .or_default()
+            .insert(to, step.clone());
+        graph.before.entry(to).or_default().insert(from);
+    }
     let violation = violation?;
     if graph.violations.len() < VIOLATIONS_LIMIT && graph.kept.insert(sites(&violation)) {
         graph.violations.push(violation.clone());

@@ -86,8 +86,9 @@ pub(crate) struct Published {
     /// Locks dropped while this thread listed them as held (leaked
     /// guards), not yet removed from its thread-local list.
     dropped: Vec<LockId>,
-    /// The lock of the thread's latest wait, until it gets that lock (or
-    /// waits for anything else): see [`Blocked::episode`].
+    /// The lock of the thread's latest wait, until it gets that lock,
+    /// releases any lock or waits for anything else: see
+    /// [`Blocked::episode`].
     unanswered: Option<LockId>,
     /// How many waits the thread started that were not retries of an
     /// unanswered wait for the same lock (see [`Blocked::episode`]).
@@ -110,9 +111,11 @@ pub(crate) struct Blocked {
     /// Which of the thread's waits this is, set by [`Local::publish`]: a
     /// new number for each wait, except that a wait for a lock whose
     /// previous wait did not get it (a timed wait given up and retried)
-    /// keeps the number of that wait. So a deadlock whose threads retry
-    /// keeps its threads' numbers, and one that ended (a thread got its
-    /// lock, or waited for anything else) and formed again has new ones.
+    /// keeps the number of that wait, unless the thread released a lock in
+    /// between. So a deadlock whose threads retry while holding their
+    /// locks keeps its threads' numbers, and one that ended (a thread got
+    /// its lock, released one, or waited for anything else) and formed
+    /// again has new ones.
     pub(crate) episode: u64,
 }
 
@@ -285,8 +288,9 @@ impl Local {
         }
     }
 
-    /// The thread got the lock its latest wait was for (that wait, or a
-    /// later attempt, took it).
+    /// The thread's latest wait is over: it got the lock that wait was
+    /// for (that wait, or a later attempt, took it), or it released a lock
+    /// (so the deadlock that wait was part of, if any, dissolved).
     #[cold]
     pub(crate) fn answered(&self) {
         self.unanswered.set(NO_UNANSWERED_WAIT);
@@ -319,6 +323,12 @@ impl Local {
         }
         if self.published.get() {
             self.mirror_remove_one(lock);
+        }
+        // A release ends the episode of an unanswered wait: a deadlock its
+        // threads dissolve by letting go of their locks (giving up, backing
+        // off) and form again is a new one (see `Blocked::episode`).
+        if self.unanswered.get() != NO_UNANSWERED_WAIT {
+            self.answered();
         }
         held.iter().any(|held| held.lock.id == lock)
     }
@@ -362,6 +372,13 @@ impl Local {
         }
         seen.insert(pair);
         true
+    }
+
+    /// Forgets that the pair was checked (its edge was not entered: the
+    /// acquisition was refused by the panic switch).
+    #[cold]
+    pub(crate) fn forget_pair(&self, pair: (LockId, LockId)) {
+        self.seen_pairs.borrow_mut().remove(&pair);
     }
 
     /// Removes the locks dropped while this thread held them (leaked

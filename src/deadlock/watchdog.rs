@@ -12,11 +12,15 @@
 //! thread takes between two retries (a loaded machine may keep it off the
 //! processor for many periods, and a scan may find it between retries).
 //! A deadlock ends when one of its threads gets the lock it waited for
-//! (by that wait or any later acquisition), waits for anything else, or
-//! ends; if the same threads then deadlock on the same locks again, some
-//! episode is new: a new deadlock, reported again, even if no scan saw the
-//! gap. (Two threads that both give up and wait for the same locks again,
-//! with nothing else in between, are still the same deadlock.)
+//! (by that wait or any later acquisition), releases a lock, waits for
+//! anything else, or ends; if the same threads then deadlock on the same
+//! locks again, some episode is new: a new deadlock, reported again, even
+//! if no scan saw the gap. So threads that back off (give up, release
+//! what they hold, take it again and retry) form a new deadlock each time
+//! they meet again, and each is reported; threads that retry while
+//! holding their locks stay in one. (Two threads that both give up and
+//! wait for the same locks again, with nothing taken or released in
+//! between, are still the same deadlock.)
 //!
 //! The watchdog remembers the identities it reported until a scan does not
 //! find them and sees that they ended (`registry::unanswered_waits`), so
@@ -87,10 +91,11 @@ struct Shared {
 /// the watchdog (the handle can still be dropped).
 ///
 /// A deadlock is identified by its cycle (its threads and the locks they
-/// wait for), so threads that retry timed waits in a loop are reported
-/// once; the same threads deadlocking on the same locks are reported again
-/// only if the deadlock ended in between (one of its threads got the lock
-/// it waited for, or waited for anything else). A `period` shorter than 1 ms (`Duration::ZERO`
+/// wait for), so threads that retry timed waits in a loop, holding their
+/// locks, are reported once; the same threads deadlocking on the same
+/// locks are reported again only if the deadlock ended in between (one of
+/// its threads got the lock it waited for, released a lock, or waited for
+/// anything else). A `period` shorter than 1 ms (`Duration::ZERO`
 /// included) is taken as 1 ms, so the watchdog never spins; a period too
 /// long to add to an `Instant` (`Duration::MAX`) means it never scans.
 ///
