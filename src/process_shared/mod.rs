@@ -73,6 +73,8 @@
 mod arena;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod array;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod barrier;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod event;
@@ -97,6 +99,8 @@ mod value;
 pub(crate) use arena::{attach_inherited, pass_to_child};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use array::{Array, ArrayGuard};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use barrier::Barrier;
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
@@ -108,8 +112,8 @@ pub use lock::{__lock_words, Lock, LockGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Array, ArrayGuard, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value,
-    ValueGuard, ValueInteger,
+    __lock_words, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
+    Value, ValueGuard, ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};
