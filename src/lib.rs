@@ -116,7 +116,8 @@ pub use pool::{
 /// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
 /// [`process::Lock`] (robust: a holder's death is reported to the next
 /// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
-/// holder's permits come back), [`process::Event`], [`process::Value`] and
+/// holder's permits come back), [`process::Event`], [`process::Barrier`]
+/// (a party that dies while waiting breaks it), [`process::Value`] and
 /// [`process::Array`]. Create them before starting the processes that use
 /// them and pass them as task arguments.
 #[cfg(all(unix, not(verisync_loom)))]
