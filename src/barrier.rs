@@ -96,6 +96,15 @@ pub struct BarrierWaitResult {
 }
 
 impl BarrierWaitResult {
+    /// The result for a leader or not (for `process::Barrier`).
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
+    pub(crate) fn new(leader: bool) -> Self {
+        Self { leader }
+    }
+
     /// `true` for exactly one thread of each round (the last to arrive).
     ///
     /// ```

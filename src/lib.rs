@@ -97,10 +97,11 @@ pub use pool::process_unsupported::{
 /// and every process-shared object `SharedError::Unsupported`.
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub mod process {
+    pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
-        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, OwnerDied,
+        Semaphore, SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -115,15 +116,17 @@ pub use pool::{
 /// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
 /// [`process::Lock`] (robust: a holder's death is reported to the next
 /// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
-/// holder's permits come back), [`process::Event`], [`process::Value`] and
+/// holder's permits come back), [`process::Event`], [`process::Barrier`]
+/// (a party that dies while waiting breaks it), [`process::Value`] and
 /// [`process::Array`]. Create them before starting the processes that use
 /// them and pass them as task arguments.
 #[cfg(all(unix, not(verisync_loom)))]
 pub mod process {
+    pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Event, Lock, LockGuard, OwnerDied, Semaphore,
-        SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, OwnerDied,
+        Semaphore, SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
@@ -170,6 +173,13 @@ pub mod __loom {
     /// (`loom-tests/tests/process_event.rs`).
     pub mod process_event {
         pub use crate::raw::process_event::RawProcessEvent;
+    }
+
+    /// The process-shared barrier's state machine
+    /// (`loom-tests/tests/process_barrier.rs`).
+    pub mod process_barrier {
+        pub use crate::raw::process_barrier::{BarrierState, Broken, RawProcessBarrier};
+        pub use crate::raw::process_state::Holding;
     }
 
     /// The process-shared semaphore's state machine

@@ -94,6 +94,8 @@ pub(crate) const KIND_SEMAPHORE: u32 = 3;
 pub(crate) const KIND_EVENT: u32 = 4;
 /// An `Array<T>` (with `size_of::<T>() << 8`: `array.rs`).
 pub(crate) const KIND_ARRAY: u32 = 5;
+/// A `Barrier`.
+pub(crate) const KIND_BARRIER: u32 = 7;
 
 #[repr(C)]
 struct Header {

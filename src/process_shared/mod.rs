@@ -1,6 +1,6 @@
 //! Process-shared primitives: [`Lock`], [`Semaphore`], [`Event`],
-//! [`Value`] and [`Array`] (the rest of issue 14 — `Condition`, `Barrier`,
-//! `JoinableQueue` — builds on the same pieces).
+//! [`Barrier`], [`Value`] and [`Array`] (the rest of issue 14 —
+//! `Condition`, `JoinableQueue` — builds on the same pieces).
 //!
 //! # Implementation details
 //!
@@ -35,6 +35,20 @@
 //!   holder's permits are reclaimed by waiters (who look before each sleep,
 //!   so within about 10 ms) and by `available_permits`. Waiters sleep on a
 //!   futex sequence word; every release wakes them all.
+//! - **State-lock machines** (`raw/process_state.rs`): the semaphore and
+//!   the barrier keep their state under the robust lock as a *state lock*,
+//!   sleep on one futex sequence word (bumped under the lock by every
+//!   change, waking every sleeper after the unlock), and keep one record
+//!   per process-table slot naming its process, which is how a dead
+//!   process's share is found.
+//! - **The barrier** (`raw/process_barrier.rs`, layout in `barrier.rs`):
+//!   the thread `Barrier`'s phases (filling, draining, resetting, broken),
+//!   count and trip counter under the state lock, and per process how many
+//!   of its threads are inside `wait`. A waiter looks at those records
+//!   before each sleep and every `HOLDER_POLL` while asleep: a process that
+//!   died inside `wait` breaks the barrier (while filling) or just leaves
+//!   (a tripped round's party), so nobody waits for the dead. A party that
+//!   dies before it arrives cannot be seen (only timed waits end then).
 //! - **The event** (`raw/process_event.rs`): one futex word, a set flag
 //!   and a generation (so a set then clear still reports `true` to its
 //!   waiters); no owner, so nothing to recover.
@@ -73,6 +87,8 @@
 mod arena;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod array;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod barrier;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod event;
@@ -97,6 +113,8 @@ mod value;
 pub(crate) use arena::{attach_inherited, pass_to_child};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use array::{Array, ArrayGuard};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use barrier::Barrier;
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
@@ -108,8 +126,8 @@ pub use lock::{__lock_words, Lock, LockGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Array, ArrayGuard, Event, Lock, LockGuard, Semaphore, SemaphorePermit, Value,
-    ValueGuard, ValueInteger,
+    __lock_words, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
+    Value, ValueGuard, ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};

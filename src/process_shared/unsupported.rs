@@ -421,6 +421,98 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// A process-shared barrier (unsupported on this platform:
+/// [`Barrier::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Barrier::new(2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Barrier {
+    never: Infallible,
+}
+
+impl Barrier {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new(_parties: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait(&self) -> Result<crate::BarrierWaitResult, crate::BrokenBarrier> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_timeout(
+        &self,
+        _timeout: Duration,
+    ) -> Result<crate::BarrierWaitResult, crate::BrokenBarrier> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_until(
+        &self,
+        _deadline: Instant,
+    ) -> Result<crate::BarrierWaitResult, crate::BrokenBarrier> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn abort(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn reset(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_broken(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn n_waiting(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn parties(&self) -> usize {
+        match self.never {}
+    }
+}
+
+impl Serialize for Barrier {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Barrier {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
 /// A process-shared array (unsupported on this platform: [`Array::new`]
 /// returns [`SharedError::Unsupported`]).
 ///

@@ -6,11 +6,15 @@
 pub(crate) mod event;
 pub(crate) mod mutex;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod process_barrier;
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_event;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_lock;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_semaphore;
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod process_state;
 pub(crate) mod reentrant;
 pub(crate) mod semaphore;
 pub(crate) mod wait_list;

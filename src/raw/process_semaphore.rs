@@ -128,22 +128,17 @@
 
 use std::time::Instant;
 
-use super::process_lock::{slot_index, Acquired, Wait, HOLDER_MASK};
+use super::process_lock::{Acquired, Wait, HOLDER_MASK};
+use super::process_state::{self, dead_holdings, lock_state, mine, Held};
 use crate::sys::atomic::Ordering::Relaxed;
-use crate::sys::futex::{self, Wake, Word};
+use crate::sys::futex::{Wake, Word};
 
 pub use super::process_lock::StateLock;
+pub use super::process_state::Holding;
 pub use super::semaphore::TooManyReleases;
 
 /// The most permits a process-shared semaphore has in all (held or not).
 pub const MAX_PERMITS: u32 = (1 << 31) - 1;
-
-/// In `wake`: someone may sleep on it.
-const SLEEPERS: u32 = 1 << 31;
-/// In `wake`: the sequence number.
-const SEQUENCE: u32 = SLEEPERS - 1;
-/// "Every waiter" for `futex::wake` (the kernel takes an `int`).
-const EVERY_WAITER: u32 = i32::MAX as u32;
 
 /// A semaphore's counts and futex word (in shared memory).
 #[repr(C)]
@@ -180,49 +175,6 @@ impl Counts {
     }
 }
 
-/// The permits one process holds (in shared memory).
-#[repr(C)]
-pub struct Holding {
-    holder: Word,
-    count: Word,
-}
-
-impl Holding {
-    /// An empty holding, for the loom suite.
-    #[cfg(verisync_loom)]
-    pub fn new() -> Self {
-        Self {
-            holder: Word::new(0),
-            count: Word::new(0),
-        }
-    }
-
-    /// Its words `[holder, count]`, for the loom suite.
-    #[cfg(verisync_loom)]
-    pub fn words(&self) -> [&Word; 2] {
-        [&self.holder, &self.count]
-    }
-
-    /// Empties memory that holds a (garbage) holding.
-    pub fn reset(&self) {
-        self.holder.store(0, Relaxed);
-        self.count.store(0, Relaxed);
-    }
-
-    /// The permits it holds (a snapshot), for the loom suite.
-    #[cfg(verisync_loom)]
-    pub fn count(&self) -> u32 {
-        self.count.load(Relaxed)
-    }
-}
-
-#[cfg(verisync_loom)]
-impl Default for Holding {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The state machine over one semaphore's counts and holdings.
 pub struct RawProcessSemaphore<'a> {
     counts: &'a Counts,
@@ -231,17 +183,6 @@ pub struct RawProcessSemaphore<'a> {
     /// `limit` is a bound from the caller's own memory: the repair takes
     /// it, not the shared `T`, as the permits that exist.
     bounded: bool,
-}
-
-/// The state lock, held; released on drop.
-struct Held<'l, L: StateLock> {
-    lock: &'l L,
-}
-
-impl<L: StateLock> Drop for Held<'_, L> {
-    fn drop(&mut self) {
-        self.lock.unlock();
-    }
 }
 
 impl<'a> RawProcessSemaphore<'a> {
@@ -272,8 +213,7 @@ impl<'a> RawProcessSemaphore<'a> {
     /// Takes the state lock, repairing the state if its holder died or it
     /// is out of bounds; `None` if `wait` ran out.
     fn lock<'l, L: StateLock>(&self, lock: &'l L, wait: Wait) -> Option<Held<'l, L>> {
-        let acquired = lock.lock(wait)?;
-        let held = Held { lock };
+        let (held, acquired) = lock_state(lock, wait)?;
         let available = self.counts.available.load(Relaxed);
         let total = self.counts.total.load(Relaxed);
         if acquired == Acquired::OwnerDied
@@ -288,10 +228,7 @@ impl<'a> RawProcessSemaphore<'a> {
 
     /// The permits the holdings hold, together (under the lock).
     fn held(&self) -> u64 {
-        self.holdings
-            .iter()
-            .map(|holding| u64::from(holding.count.load(Relaxed)))
-            .sum()
+        process_state::total(self.holdings)
     }
 
     /// Repairs the state if it breaks `A + Σ count = T` (under the lock):
@@ -339,45 +276,32 @@ impl<'a> RawProcessSemaphore<'a> {
     /// Bumps `wake` (under the lock); `true` if sleepers must be woken
     /// (after unlocking: [`wake_sleepers`](Self::wake_sleepers)).
     fn bump(&self) -> bool {
-        let next = self.counts.wake.load(Relaxed).wrapping_add(1) & SEQUENCE;
-        self.counts.wake.swap(next, Relaxed) & SLEEPERS != 0
+        process_state::bump(&self.counts.wake)
     }
 
     /// Wakes every sleeper (the second half of a bump that found them).
     /// Public so the loom suite can let a process die before it.
     #[cold]
     pub fn wake_sleepers(&self) {
-        futex::wake(&self.counts.wake, EVERY_WAITER);
-    }
-
-    /// The caller's holding.
-    fn mine(&self, me: u32) -> &'a Holding {
-        let index = slot_index(me).expect("verisync: a process identity names a slot");
-        &self.holdings[index]
+        process_state::wake_sleepers(&self.counts.wake);
     }
 
     /// Takes `count` permits if `A ≥ count` (under the lock): `true` if it
     /// did. Bumps and reports sleepers through `woke` if it first reclaimed
     /// what an earlier process of its slot left.
     fn take(&self, count: u32, me: u32, woke: &mut bool) -> bool {
-        let mine = self.mine(me);
-        let left = mine.count.load(Relaxed);
-        if mine.holder.load(Relaxed) != me {
-            if left != 0 {
-                // An earlier process of this slot (dead: slots are reused
-                // only then) or garbage: its permits come back first.
-                mine.count.store(0, Relaxed);
-                self.make_available(left);
-                *woke |= self.bump();
-            }
-            mine.holder.store(me, Relaxed);
+        let mine = mine(self.holdings, me);
+        let left = mine.claim(me);
+        if left != 0 {
+            // An earlier process of this slot (dead: slots are reused only
+            // then) or garbage: its permits come back first.
+            self.make_available(left);
+            *woke |= self.bump();
         }
         if self.counts.available.load(Relaxed) < count {
             return false;
         }
-        let held = mine.count.load(Relaxed);
-        mine.count
-            .store(held.saturating_add(count).min(MAX_PERMITS), Relaxed);
+        mine.set_count(mine.count().saturating_add(count).min(MAX_PERMITS));
         let available = self.counts.available.load(Relaxed);
         self.counts.available.store(available - count, Relaxed);
         true
@@ -411,7 +335,7 @@ impl<'a> RawProcessSemaphore<'a> {
             // orders that before any later bump (module docs).
             let seen = match wait {
                 Wait::Try => 0,
-                Wait::Until(_) => self.counts.wake.fetch_or(SLEEPERS, Relaxed) | SLEEPERS,
+                Wait::Until(_) => process_state::announce_sleeper(&self.counts.wake),
             };
             drop(held);
             if woke {
@@ -443,8 +367,11 @@ impl<'a> RawProcessSemaphore<'a> {
     /// queuing (a death either shows or wakes this sleeper).
     #[cold]
     fn sleep(&self, seen: u32, deadline: Option<Instant>, lock: &impl StateLock) -> Wake {
-        futex::wait(&self.counts.wake, seen, deadline, || {
-            self.dead_holdings(lock).next().is_none() && !lock.held_by_the_dead()
+        process_state::sleep(&self.counts.wake, seen, deadline, || {
+            dead_holdings(self.holdings, lock.me(), lock)
+                .next()
+                .is_none()
+                && !lock.held_by_the_dead()
         })
     }
 
@@ -480,13 +407,12 @@ impl<'a> RawProcessSemaphore<'a> {
         let held = self
             .lock(lock, Wait::Until(None))
             .expect("a wait without deadline ends holding the lock");
-        let mine = self.mine(me);
-        if mine.holder.load(Relaxed) != me {
+        let mine = mine(self.holdings, me);
+        if mine.holder() != me {
             return false;
         }
-        let returned = mine.count.load(Relaxed).min(count);
-        mine.count
-            .store(mine.count.load(Relaxed) - returned, Relaxed);
+        let returned = mine.count().min(count);
+        mine.set_count(mine.count() - returned);
         self.make_available(returned);
         let woke = self.bump();
         drop(held);
@@ -500,17 +426,16 @@ impl<'a> RawProcessSemaphore<'a> {
         let _held = self
             .lock(lock, Wait::Until(None))
             .expect("a wait without deadline ends holding the lock");
-        let mine = self.mine(me);
-        if mine.holder.load(Relaxed) != me {
+        let mine = mine(self.holdings, me);
+        if mine.holder() != me {
             return;
         }
-        let forgotten = mine.count.load(Relaxed).min(count);
+        let forgotten = mine.count().min(count);
         let total = self.counts.total.load(Relaxed);
         self.counts
             .total
             .store(total.saturating_sub(forgotten), Relaxed);
-        mine.count
-            .store(mine.count.load(Relaxed) - forgotten, Relaxed);
+        mine.set_count(mine.count() - forgotten);
     }
 
     /// Adds `count` permits (nobody's): refused if `A` would pass `limit`
@@ -552,45 +477,18 @@ impl<'a> RawProcessSemaphore<'a> {
         self.counts.available.load(Relaxed).min(self.limit)
     }
 
-    /// The holdings (index, holder, count) with permits whose holder is
-    /// dead, or does not name the holding's slot (garbage): a scan outside
-    /// the state lock, to be checked again under it.
-    fn dead_holdings<'s>(
-        &'s self,
-        lock: &'s impl StateLock,
-    ) -> impl Iterator<Item = (usize, u32, u32)> + 's {
-        let me = lock.me();
-        self.holdings
-            .iter()
-            .enumerate()
-            .filter_map(move |(index, holding)| {
-                let count = holding.count.load(Relaxed);
-                if count == 0 {
-                    return None;
-                }
-                let holder = holding.holder.load(Relaxed);
-                let in_place = holder & !HOLDER_MASK == 0 && slot_index(holder) == Some(index);
-                let alive = in_place && (holder == me || lock.is_alive(holder));
-                (!alive).then_some((index, holder, count))
-            })
-    }
-
     /// Reclaims the permits of every holder that is dead (or garbage);
     /// `true` if any came back. Each reclaim takes the state lock and
     /// checks the holding is still what the scan saw.
     #[cold]
     pub fn reclaim_dead(&self, lock: &impl StateLock, wait: Wait) -> bool {
         let mut any = false;
-        for (index, holder, count) in self.dead_holdings(lock) {
-            let holding = &self.holdings[index];
+        for (index, holder, count) in dead_holdings(self.holdings, lock.me(), lock) {
             let Some(held) = self.lock(lock, wait) else {
                 return any;
             };
-            let unchanged =
-                holding.holder.load(Relaxed) == holder && holding.count.load(Relaxed) == count;
             let mut woke = false;
-            if unchanged {
-                holding.count.store(0, Relaxed);
+            if process_state::take_if_unchanged(self.holdings, index, holder, count) {
                 self.make_available(count);
                 woke = self.bump();
                 any = true;
