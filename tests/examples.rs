@@ -14,8 +14,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 9] = [
+const EXAMPLES: [&str; 10] = [
     "ticket_sale",
+    "shared_counter",
     "deadlock",
     "semaphore_parking",
     "event_traffic_light",
@@ -420,6 +421,61 @@ fn ticket_sale_with_processes_and_no_lock_oversells() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn shared_counter_loses_updates_without_the_lock_and_none_with_it() {
+    let run = run(
+        "shared_counter",
+        &["--processes", "4", "--increments", "500"],
+    );
+    run.assert_success()
+        .assert_prints("4 child processes each add 1 to a counter 500 times: 2000 increments")
+        .assert_prints("the children saw, each in its own copy: [500, 500, 500, 500]")
+        .assert_prints("main: PLAIN_COUNTER = 0")
+        .assert_prints("load() then store(seen + 1), no lock held")
+        .assert_prints("A yield_now() sits between load and store")
+        .assert_prints("main: the Value says 2000 of 2000 in ")
+        .assert_prints("every increment counts");
+    assert_eq!(run.table_number("expected"), 2000);
+    // (a) every process has its own memory: main's global is untouched.
+    assert_eq!(run.table_number("plain global, in main"), 0);
+    // (b) lost updates: never more than were made, and some lost. (With a
+    // yield between load and store, four children starting together lose
+    // most of theirs; none lost would mean the parts did not race.)
+    let unlocked = run.table_number("Value, load + store");
+    assert!(
+        (1..2000).contains(&unlocked),
+        "load + store counted {unlocked}"
+    );
+    run.assert_prints(&format!(
+        "main: the Value says {unlocked}, but 2000 increments were made: {} lost",
+        2000 - unlocked
+    ));
+    // (c), (d): exact.
+    assert_eq!(run.table_number("Value, lock()"), 2000);
+    assert_eq!(run.table_number("Value, fetch_add"), 2000);
+}
+
+#[test]
+fn shared_counter_help_and_bad_arguments() {
+    let help = run("shared_counter", &["--help"]);
+    help.assert_success()
+        .assert_prints("--processes")
+        .assert_prints("--increments");
+    assert!(!help.stdout.contains("Summary"), "--help must not count");
+    for bad in [
+        &["--processes", "1"][..],
+        &["--processes"],
+        &["--increments", "0"],
+        &["--increments", "lots"],
+        &["--frobnicate"],
+    ] {
+        let run = run("shared_counter", bad);
+        if run.status.code() != Some(2) || !run.stderr.contains("usage:") {
+            run.fail("a bad argument must exit with status 2 and print the usage");
+        }
+    }
 }
 
 #[test]
