@@ -184,8 +184,13 @@ impl TicketFile {
     /// killed between their write and their rename left behind; returns
     /// how many. Only for a lock holder: then no live writer has one.
     fn remove_scratch_files(&self) -> io::Result<usize> {
-        let (Some(directory), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+        let Some(name) = self.path.file_name() else {
             return Ok(0);
+        };
+        // A bare file name's parent is "": the current directory.
+        let directory = match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
         };
         let prefix = format!("{}.", name.to_string_lossy());
         let mut removed = 0;
