@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ratio table for the criterion benches (locks, queue, pool, process_pool) against the targets of issues 2–5 and 16.
+"""Ratio table for the criterion benches (locks, queue, pool, process_pool, process_shared) against the targets of issues 2–5, 14 and 16.
 
 Reads criterion's saved medians (target/criterion/<group>/<row>/new/estimates.json,
 named by the benchmark.json next to each) and prints a markdown table:
@@ -10,6 +10,7 @@ and the target with pass/fail. Then a table of every row's median (anchors too).
     cargo bench --bench queue && python3 benches/ratios.py
     cargo bench --bench pool && python3 benches/pool_python.py && python3 benches/ratios.py
     cargo bench --bench process_pool && python3 benches/process_pool.py && python3 benches/ratios.py
+    cargo bench --bench process_shared && python3 benches/process_shared.py && python3 benches/ratios.py
     python3 benches/ratios.py --criterion-dir path/to/target/criterion --strict
 
 The whole report (every bench N times, medians of the runs, BENCHMARKS.md and
@@ -115,6 +116,19 @@ ROWS = [
     ("process_pool_map", "verisync_map", "python_mp_pool_map_chunksize_1", None),
     # Issue 16: the chunked process map ≤ Python's default-chunksize Pool.map.
     ("process_pool_map", "verisync_map", "python_mp_pool_map_default_chunksize", ("time", 1.0)),
+    # Issue 14 (benches/process_shared.rs, benches/process_shared.py): the
+    # process-shared Lock and Value; time per lock+unlock / per operation of
+    # two contending processes together / per increment.
+    ("process_lock_uncontended", "verisync_process_lock", "verisync_mutex", ("time", 2.0)),
+    ("process_lock_uncontended", "verisync_process_lock", "python_mp_lock", None),
+    ("process_lock_uncontended", "verisync_process_lock", "python_mp_lock_with", None),
+    ("process_lock_contended_2", "verisync_process_lock_2_processes", "python_mp_lock_2_processes", None),
+    ("process_lock_contended_2", "verisync_process_lock_2_processes", "verisync_mutex_2_threads", None),
+    ("process_value_fetch_add", "verisync_fetch_add", "python_mp_value_with_lock", None),
+    ("process_value_fetch_add", "verisync_lock_increment", "python_mp_value_with_lock", None),
+    # QUEUE ROWS (issue 14): process::JoinableQueue between two processes
+    # against multiprocessing.Queue (throughput ≥ 20×) and a postcard pipe
+    # (≥ 2×), when the queue lands.
 ]
 
 # The Python halves: (script, JSON it writes, a criterion group whose presence
@@ -122,6 +136,7 @@ ROWS = [
 PYTHON_SCRIPTS = [
     ("pool_python.py", "pool_python.json", "tiny_tasks_20k"),
     ("process_pool.py", "process_pool.json", "process_pool_tiny_tasks"),
+    ("process_shared.py", "process_shared.json", "process_lock_uncontended"),
 ]
 
 

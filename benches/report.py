@@ -12,9 +12,10 @@ What it does:
    kernel (`uname -r`), `rustc -V`, Python, the date, the commit, and the
    load average before and after (a loaded machine's numbers say little).
 2. Runs, N times over, every bench in turn (`cargo bench --bench locks`,
-   `queue`, `pool`, `process_pool`, each a full criterion run saved with
-   `--save-baseline report-runK`), then the Python scripts beside them
-   (`pool_python.py`, `process_pool.py`; their JSON is copied into the run's
+   `queue`, `pool`, `process_pool`, `process_shared`, each a full criterion
+   run saved with `--save-baseline report-runK`), then the Python scripts
+   beside them (`pool_python.py`, `process_pool.py`, `process_shared.py`;
+   their JSON is copied into the run's
    folder). Every run's medians are kept in target/bench-report/runK.json.
 3. Takes each row's median over the N runs (of criterion's per-run median),
    and writes BENCHMARKS.md: the machine, the ratio table of
@@ -49,11 +50,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ratios  # noqa: E402  (beside this file)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHES = ["locks", "queue", "pool", "process_pool"]
+BENCHES = ["locks", "queue", "pool", "process_pool", "process_shared"]
 # The Python halves: which bench they belong to, and the JSON they write.
 PYTHON_SCRIPTS = {
     "pool": ("pool_python.py", "pool_python.json"),
     "process_pool": ("process_pool.py", "process_pool.json"),
+    "process_shared": ("process_shared.py", "process_shared.json"),
 }
 SMOKE_BANNER = "SMOKE RUN — not measurements"
 # Queue groups in the throughput plot: (panel title, group prefix).
@@ -65,6 +67,7 @@ PRIMITIVES = [
     ("semaphore", "Semaphore"), ("fifo", "JoinableQueue"), ("lifo", "JoinableQueue"),
     ("priority", "JoinableQueue"), ("tiny_tasks", "ThreadPool"), ("value_tasks", "ThreadPool"),
     ("map_1m", "ThreadPool"), ("process_pool", "ProcessPool"),
+    ("process_lock", "process::Lock"), ("process_value", "process::Value"),
 ]
 
 

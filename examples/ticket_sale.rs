@@ -12,7 +12,7 @@
 //! ```text
 //! cargo run --release --example ticket_sale               # with a Mutex: sells exactly the tickets there are
 //! cargo run --release --example ticket_sale -- --no-lock  # no lock: watch tickets being oversold
-//! cargo run --release --example ticket_sale -- --processes            # buyers are processes, OS file lock
+//! cargo run --release --example ticket_sale -- --processes            # buyers are processes, process::Lock
 //! cargo run --release --example ticket_sale -- --processes --no-lock  # the same race, across processes
 //! cargo run --release --example ticket_sale -- --help     # --buyers, --tickets, --delay-ms, --data-file
 //! ```
@@ -28,26 +28,31 @@
 //! With `--processes`, each buyer is a child process
 //! ([`verisync::process::spawn`], Python's `multiprocessing.Process`). A
 //! `Mutex` lives in one process's memory, so it cannot guard the file
-//! here; the operating system's file lock can ([`std::fs::File::lock`],
-//! `flock` on Linux — Python's `fcntl.flock`). It sits on a separate lock
-//! file, `<data file>.lock`, because every buy replaces the data file (a
-//! new file renamed over it), and a lock on a replaced file guards nothing.
-//! The kernel releases the lock when its holder's files close — even when
-//! the holder is killed. The sale shows that: buyer 1 takes the lock, its
-//! network call hangs, and it is killed with SIGKILL while holding the
-//! lock; the other buyers, who were waiting for it, carry on and sell
-//! exactly the tickets there are — no deadlock. With `--no-lock` the
-//! processes race just as the threads do (and nobody is killed). The
-//! buyers' own lines reach the terminal on stderr: verisync keeps a child's
-//! stdout for talking to its parent.
+//! here; a [`verisync::process::Lock`] can — Python's
+//! `multiprocessing.Lock`: main creates it before starting the buyers and
+//! hands each buyer a clone (it lives in memory the whole process tree
+//! shares). The sale then shows what happens when a buyer dies holding it:
+//! buyer 1 takes the lock, its network call hangs, and main kills it with
+//! SIGKILL. Python's `multiprocessing.Lock` would stay held for ever, and
+//! every other buyer would wait for ever. A `process::Lock` notices that
+//! its holder died: the next buyer gets the lock *and is told*
+//! (`lock()` returns `Err(OwnerDied)`), checks what the dead holder may
+//! have left half done (a scratch file it was writing; the data file itself
+//! is only ever replaced whole), acknowledges with `into_guard()`, and the
+//! sale goes on to sell exactly the tickets there are. The stock stays in
+//! the JSON file in this mode too, so threads and processes run the same
+//! sale, and `--data-file` keeps working. With `--no-lock` the processes
+//! race just as the threads do (and nobody is killed). The buyers' own
+//! lines reach the terminal on stderr: verisync keeps a child's stdout for
+//! talking to its parent.
 
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use std::{env, fs, io, thread};
 
 use serde::{Deserialize, Serialize};
+use verisync::process::{Event, Lock, LockGuard, OwnerDied};
 use verisync::Mutex;
 
 const USAGE: &str = "\
@@ -64,9 +69,10 @@ options:
   --data-file PATH  the JSON data file to use and keep
                     (default: a temporary file, removed at the end)
   --no-lock         no lock around query + buy: shows the race
-  --processes       each buyer is a child process, and the lock is
-                    the operating system's file lock; buyer 1 is
-                    killed while it holds the lock (not with --no-lock)
+  --processes       each buyer is a child process, and the lock is a
+                    verisync::process::Lock; buyer 1 is killed while
+                    it holds the lock, and the next buyer is told the
+                    owner died (not with --no-lock)
   --help            print this help";
 
 /// The most buyers (threads) the example starts.
@@ -85,8 +91,8 @@ enum Mode {
     ThreadsWithMutex,
     /// Buyers are processes; nothing stops two of them interleaving.
     ProcessesNoLock,
-    /// Buyers are processes; each holds the OS file lock across query and buy.
-    ProcessesWithFileLock,
+    /// Buyers are processes; each holds one `process::Lock` across query and buy.
+    ProcessesWithLock,
 }
 
 impl Mode {
@@ -95,7 +101,7 @@ impl Mode {
             (false, false) => Mode::ThreadsNoLock,
             (false, true) => Mode::ThreadsWithMutex,
             (true, false) => Mode::ProcessesNoLock,
-            (true, true) => Mode::ProcessesWithFileLock,
+            (true, true) => Mode::ProcessesWithLock,
         }
     }
 
@@ -104,12 +110,12 @@ impl Mode {
             Mode::ThreadsNoLock => "threads, no lock",
             Mode::ThreadsWithMutex => "threads, one Mutex around query + buy",
             Mode::ProcessesNoLock => "processes, no lock",
-            Mode::ProcessesWithFileLock => "processes, the OS file lock around query + buy",
+            Mode::ProcessesWithLock => "processes, one process::Lock around query + buy",
         }
     }
 
     fn locks(self) -> bool {
-        matches!(self, Mode::ThreadsWithMutex | Mode::ProcessesWithFileLock)
+        matches!(self, Mode::ThreadsWithMutex | Mode::ProcessesWithLock)
     }
 }
 
@@ -173,6 +179,35 @@ impl TicketFile {
         fs::write(&scratch, json)?;
         fs::rename(&scratch, &self.path)
     }
+
+    /// Removes the scratch files (`<data file>.<writer>.tmp`) that writers
+    /// killed between their write and their rename left behind; returns
+    /// how many. Only for a lock holder: then no live writer has one.
+    fn remove_scratch_files(&self) -> io::Result<usize> {
+        let Some(name) = self.path.file_name() else {
+            return Ok(0);
+        };
+        // A bare file name's parent is "": the current directory.
+        let directory = match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let prefix = format!("{}.", name.to_string_lossy());
+        let mut removed = 0;
+        for entry in fs::read_dir(directory)? {
+            let entry = entry?.file_name();
+            let entry = entry.to_string_lossy();
+            let is_scratch = entry
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|writer| writer.parse::<usize>().is_ok());
+            if is_scratch {
+                fs::remove_file(directory.join(&*entry))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
 }
 
 impl Drop for TicketFile {
@@ -189,6 +224,8 @@ struct Purchase {
     buyer: usize,
     saw: u32,
     bought: bool,
+    /// It got the lock from a holder that died (processes only).
+    told_owner_died: bool,
 }
 
 /// Prints a line stamped with the milliseconds since the sale opened. (A
@@ -214,6 +251,7 @@ fn buy_ticket(
             buyer,
             saw,
             bought: false,
+            told_owner_died: false,
         });
     }
     file.store(saw - 1, buyer)?;
@@ -225,6 +263,7 @@ fn buy_ticket(
         buyer,
         saw,
         bought: true,
+        told_owner_died: false,
     })
 }
 
@@ -233,7 +272,7 @@ fn run_sale(config: &Config, file: &TicketFile) -> io::Result<Vec<Purchase>> {
     let opened = SystemTime::now();
     let delay = config.delay;
     match config.mode {
-        Mode::ProcessesNoLock | Mode::ProcessesWithFileLock => {
+        Mode::ProcessesNoLock | Mode::ProcessesWithLock => {
             run_sale_in_processes(config, file, opened)
         }
         Mode::ThreadsNoLock => thread::scope(|scope| {
@@ -263,99 +302,128 @@ fn run_sale(config: &Config, file: &TicketFile) -> io::Result<Vec<Purchase>> {
 }
 
 /// What a buyer process is given: everything it needs, as a serde value
-/// (a child process shares no memory with main).
+/// (a child process shares no memory with main — except the objects made
+/// for sharing, like the lock, which cross as handles).
 #[derive(Serialize, Deserialize)]
 struct BuyerOrder {
     buyer: usize,
     data_file: PathBuf,
-    /// The file whose OS lock guards query + buy; `None`: no lock.
-    lock_file: Option<PathBuf>,
+    /// The lock held across query + buy; `None`: no lock.
+    lock: Option<Lock>,
     delay: Duration,
     opened: SystemTime,
-    /// Its network call hangs (for [`HANG`]) once it holds the lock.
-    hangs: bool,
+    /// Set once it holds the lock, if its network call is to hang (for
+    /// [`HANG`]): the buyer main kills.
+    hangs: Option<Event>,
 }
 
-/// One buyer in its own process: take the OS file lock (if there is one),
-/// then query and buy. Runs in the child; the result travels back to main.
+/// One buyer in its own process: take the lock (if there is one), then
+/// query and buy. Runs in the child; the result travels back to main.
 fn buyer_process(order: BuyerOrder) -> Result<Purchase, String> {
     let file = TicketFile {
         path: order.data_file,
         remove_at_end: false,
     };
     let buyer = order.buyer;
-    // The lock is released when `_lock` is dropped (its file closes) — or
-    // by the kernel, when this process dies holding it.
-    let _lock = match &order.lock_file {
-        Some(path) => {
-            let lock = open_lock_file(path).map_err(|error| error.to_string())?;
-            lock.lock().map_err(|error| error.to_string())?;
-            say(
-                order.opened,
-                &format!(
-                    "buyer {buyer:>2} (process {}) takes the file lock",
-                    std::process::id()
-                ),
-            );
-            Some(lock)
+    let me = std::process::id();
+    let mut told_owner_died = false;
+    // The lock is released when `_guard` is dropped, at the end of this
+    // function. If this process is killed first, nobody releases it: the
+    // next locker finds the holder dead and is told.
+    let _guard = match &order.lock {
+        Some(lock) => {
+            let guard = match lock.lock() {
+                Ok(guard) => {
+                    say(
+                        order.opened,
+                        &format!("buyer {buyer:>2} (process {me}) takes the lock"),
+                    );
+                    guard
+                }
+                Err(owner_died) => {
+                    told_owner_died = true;
+                    repair_after_dead_holder(buyer, &file, owner_died, order.opened)?
+                }
+            };
+            Some(guard)
         }
         None => None,
     };
-    let delay = if order.hangs { HANG } else { order.delay };
-    buy_ticket(buyer, &file, delay, order.opened).map_err(|error| error.to_string())
-}
-
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-}
-
-/// Waits until some process holds the lock on `lock` (main peeks with
-/// `try_lock`, letting go at once when it gets the lock itself).
-fn wait_until_locked(lock: &File) -> io::Result<()> {
-    let gave_up = Instant::now() + Duration::from_secs(10);
-    loop {
-        match lock.try_lock() {
-            Err(TryLockError::WouldBlock) => return Ok(()),
-            Err(TryLockError::Error(error)) => return Err(error),
-            Ok(()) => lock.unlock()?,
+    let delay = match &order.hangs {
+        Some(holding) => {
+            holding.set(); // main: "I hold it"; now the network call hangs
+            HANG
         }
-        if Instant::now() > gave_up {
-            return Err(io::Error::other("buyer 1 never took the file lock"));
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
+        None => order.delay,
+    };
+    let mut purchase =
+        buy_ticket(buyer, &file, delay, order.opened).map_err(|error| error.to_string())?;
+    purchase.told_owner_died = told_owner_died;
+    Ok(purchase)
 }
 
-/// Runs every buyer in its own process. With the file lock, buyer 1's
-/// network call hangs while it holds the lock, and main kills it (SIGKILL);
-/// the others must still get the lock. Returns what the buyers that
+/// The lock came with the news that its holder died holding it: the data
+/// it guards may be half-updated. Checks it, repairs it, and acknowledges
+/// the death (`into_guard`), so the next buyer is not told again.
+fn repair_after_dead_holder<'a>(
+    buyer: usize,
+    file: &TicketFile,
+    owner_died: OwnerDied<LockGuard<'a>>,
+    opened: SystemTime,
+) -> Result<LockGuard<'a>, String> {
+    say(
+        opened,
+        &format!(
+            "buyer {buyer:>2} (process {}) takes the lock and is told the owner died: \
+             \"{owner_died}\"",
+            std::process::id()
+        ),
+    );
+    // A buy writes a scratch file, then renames it over the data file: a
+    // holder killed in between leaves the scratch file (removed here), and
+    // the data file whole. Had it been damaged, the sale would stop here.
+    let removed = file
+        .remove_scratch_files()
+        .map_err(|error| format!("cannot clean up after the dead holder: {error}"))?;
+    let left = file.query().map_err(|error| {
+        format!("the data file is damaged after the holder died ({error}); not selling")
+    })?;
+    say(
+        opened,
+        &format!(
+            "buyer {buyer:>2} checks the data file: intact, {left} left ({removed} half-written \
+             scratch file(s) removed); acknowledges and goes on"
+        ),
+    );
+    Ok(owner_died.into_guard())
+}
+
+/// Runs every buyer in its own process. With the lock, buyer 1's network
+/// call hangs while it holds the lock, and main kills it (SIGKILL); the
+/// next buyer must get the lock and be told. Returns what the buyers that
 /// finished did, in buyer order (the killed one bought nothing).
 fn run_sale_in_processes(
     config: &Config,
     file: &TicketFile,
     opened: SystemTime,
 ) -> io::Result<Vec<Purchase>> {
-    let locking = config.mode == Mode::ProcessesWithFileLock;
-    let mut lock_path = file.path.clone().into_os_string();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    let lock = if locking {
-        Some(open_lock_file(&lock_path)?)
+    let lock = match config.mode {
+        Mode::ProcessesWithLock => Some(Lock::new().map_err(io::Error::other)?),
+        _ => None,
+    };
+    let kill_one = lock.is_some() && config.buyers >= 2;
+    let victim_holds = if kill_one {
+        Some(Event::new().map_err(io::Error::other)?)
     } else {
         None
     };
-    let kill_one = locking && config.buyers >= 2;
     let order = |buyer: usize| BuyerOrder {
         buyer,
         data_file: file.path.clone(),
-        lock_file: locking.then(|| lock_path.clone()),
+        lock: lock.clone(),
         delay: config.delay,
         opened,
-        hangs: kill_one && buyer == 1,
+        hangs: victim_holds.clone().filter(|_| buyer == 1),
     };
     let start = |buyer: usize| {
         let child =
@@ -368,12 +436,15 @@ fn run_sale_in_processes(
     };
 
     let mut victim = None;
-    if let (true, Some(lock)) = (kill_one, &lock) {
+    if let Some(holds) = &victim_holds {
         let child = start(1)?;
-        wait_until_locked(lock)?;
+        if !holds.wait_timeout(Duration::from_secs(30)) {
+            child.kill();
+            return Err(io::Error::other("buyer 1 never took the lock"));
+        }
         say(
             opened,
-            "main: buyer  1 holds the file lock, and its network call hangs",
+            "main: buyer  1 holds the lock, and its network call hangs",
         );
         victim = Some(child);
     }
@@ -412,7 +483,8 @@ fn run_sale_in_processes(
                 );
                 say(
                     opened,
-                    "main: its files closed with it, so the kernel released the lock",
+                    "main: it never released the lock; the next buyer to want it will find \
+                     its holder dead",
                 );
             }
             other => {
@@ -428,16 +500,14 @@ fn run_sale_in_processes(
         }
     }
 
-    let purchases = buyers
+    buyers
         .into_iter()
         .map(|child| match child.join() {
             Ok(Ok(purchase)) => Ok(purchase),
             Ok(Err(error)) => Err(io::Error::other(error)),
             Err(error) => Err(io::Error::other(error)),
         })
-        .collect();
-    let _ = fs::remove_file(&lock_path);
-    purchases
+        .collect()
 }
 
 /// "1, 2, 3" — at most `limit` buyer numbers, then "...".
@@ -498,14 +568,15 @@ fn explain_race(purchases: &[Purchase], tickets: u32, sold: usize, left: u32) {
     );
 }
 
-fn print_summary(config: &Config, sold: usize, left: u32, killed: usize) {
+fn print_summary(config: &Config, sold: usize, left: u32, killed: usize, told: usize) {
     let oversold = sold > config.tickets as usize;
     let mut rows = vec![
         ("tickets at start", config.tickets.to_string()),
         ("buyers", config.buyers.to_string()),
     ];
-    if config.mode == Mode::ProcessesWithFileLock {
+    if config.mode == Mode::ProcessesWithLock {
         rows.push(("killed holding lock", killed.to_string()));
+        rows.push(("told the owner died", told.to_string()));
     }
     rows.extend([
         ("tickets sold", sold.to_string()),
@@ -644,11 +715,21 @@ fn sell(config: &Config) -> io::Result<bool> {
     let purchases = run_sale(config, &file)?;
     let killed = config.buyers - purchases.len();
     let sold = purchases.iter().filter(|p| p.bought).count();
+    let told: Vec<usize> = purchases
+        .iter()
+        .filter(|p| p.told_owner_died)
+        .map(|p| p.buyer)
+        .collect();
     let left = file.query()?;
     println!();
 
+    // With the process lock, the buyer killed holding it is reported to
+    // exactly one buyer (who acknowledges it); to none if nobody was killed.
+    let told_right =
+        config.mode != Mode::ProcessesWithLock || told.len() == usize::from(killed > 0);
     let correct = sold == config.tickets.min(purchases.len() as u32) as usize
-        && sold + left as usize == config.tickets as usize;
+        && sold + left as usize == config.tickets as usize
+        && told_right;
     match config.mode {
         Mode::ThreadsNoLock | Mode::ProcessesNoLock => {
             explain_race(&purchases, config.tickets, sold, left)
@@ -658,28 +739,33 @@ fn sell(config: &Config) -> io::Result<bool> {
              the previous one left: {sold} sold, {} went home empty-handed, and the file agrees.",
             config.buyers - sold
         ),
-        Mode::ProcessesWithFileLock if correct => {
+        Mode::ProcessesWithLock if correct => {
             println!(
-                "With the OS file lock held across query and buy, each buyer process saw the\n\
+                "With the process::Lock held across query and buy, each buyer process saw the\n\
                  count the previous one left: {sold} sold, {} went home empty-handed, and the\n\
                  file agrees.",
                 purchases.len() - sold
             );
-            if killed > 0 {
+            if let [next] = told[..] {
                 println!(
-                    "Buyer 1 was killed while holding the lock. The kernel released it with the\n\
-                     dead process's files, so the others got it in turn: no deadlock, and the\n\
-                     ticket buyer 1 saw but never bought is still for sale."
+                    "Buyer 1 was killed while holding the lock, and never released it. Python's\n\
+                     multiprocessing.Lock would stay held for ever, and every buyer would wait\n\
+                     for ever. The process::Lock noticed its holder was dead: buyer {next} got the\n\
+                     lock and was told (OwnerDied), checked the data file, acknowledged, and\n\
+                     the sale went on: the ticket buyer 1 saw but never bought was sold to\n\
+                     someone else."
                 );
             }
         }
-        Mode::ThreadsWithMutex | Mode::ProcessesWithFileLock => eprintln!(
+        Mode::ThreadsWithMutex | Mode::ProcessesWithLock => eprintln!(
             "BUG: even with the lock, {sold} were sold and the file says {left} left \
-             (of {} tickets).",
-            config.tickets
+             (of {} tickets); {} buyer(s) killed holding the lock, {} told the owner died.",
+            config.tickets,
+            killed,
+            told.len()
         ),
     }
-    print_summary(config, sold, left, killed);
+    print_summary(config, sold, left, killed, told.len());
     show_kept_file(&file.path, temporary);
     Ok(!config.mode.locks() || correct)
 }

@@ -243,21 +243,22 @@ impl Semaphore {
         self.try_acquire_many(1)
     }
 
-    /// Takes `count` permits if they are free now.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_many`](Self::acquire_many).
+    /// Takes `count` permits if they are free now. A count the semaphore
+    /// could never hold (more than its bound) simply fails, as with the
+    /// thread [`Semaphore`](crate::Semaphore).
     ///
     /// ```
     /// verisync::process::init();
     /// let s = verisync::process::Semaphore::new(2)?;
     /// assert!(s.try_acquire_many(3).is_none());
     /// assert!(s.try_acquire_many(2).is_some());
+    /// assert!(verisync::process::Semaphore::bounded(0)?.try_acquire().is_none());
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
     pub fn try_acquire_many(&self, count: usize) -> Option<SemaphorePermit<'_>> {
-        let count = self.satisfiable(count);
+        let count = u32::try_from(count)
+            .ok()
+            .filter(|&count| count <= self.limit)?;
         self.raw()
             .acquire(count, Wait::Try, &self.robust)
             .then(|| self.permit(count))
@@ -296,6 +297,9 @@ impl Semaphore {
         timeout: Duration,
     ) -> Option<SemaphorePermit<'_>> {
         if timeout.is_zero() {
+            // Checked first: an unsatisfiable count panics here, as in
+            // every form that may wait.
+            self.satisfiable(count);
             return self.try_acquire_many(count);
         }
         self.acquire_until(count, deadline_after(timeout))
