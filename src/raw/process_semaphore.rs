@@ -209,6 +209,17 @@ impl Holding {
         self.count.store(0, Relaxed);
     }
 
+    /// Its holder word (the process-shared queue keeps its holdings of
+    /// taken tasks in the same shape: `raw/process_queue.rs`).
+    pub(crate) fn holder_word(&self) -> &Word {
+        &self.holder
+    }
+
+    /// Its count word.
+    pub(crate) fn count_word(&self) -> &Word {
+        &self.count
+    }
+
     /// The permits it holds (a snapshot), for the loom suite.
     #[cfg(verisync_loom)]
     pub fn count(&self) -> u32 {
