@@ -269,7 +269,9 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
         let max_items = match items {
             None => UNBOUNDED,
             Some(0) => zero_capacity(),
-            Some(items) => u32::try_from(items).unwrap_or(UNBOUNDED - 1).min(UNBOUNDED - 1),
+            Some(items) => u32::try_from(items)
+                .unwrap_or(UNBOUNDED - 1)
+                .min(UNBOUNDED - 1),
         };
         if bytes < MIN_BYTES {
             too_few_bytes(bytes);
@@ -833,8 +835,7 @@ impl<'de, T: Serialize + DeserializeOwned + 'static> Deserialize<'de> for Joinab
         let QueueHandle { handle, max_items } = QueueHandle::deserialize(deserializer)?;
         let capacity = handle.recorded();
         let bytes = capacity as usize;
-        if bytes < MIN_BYTES || max_items == 0 || bytes.saturating_add(RING_AT) > arena::ARENA_LEN
-        {
+        if bytes < MIN_BYTES || max_items == 0 || bytes.saturating_add(RING_AT) > arena::ARENA_LEN {
             return Err(open_failed(SharedError::InvalidHandle(format!(
                 "a queue of {bytes} bytes and {max_items} items cannot exist"
             ))));
@@ -913,7 +914,10 @@ impl<T: Serialize + DeserializeOwned + 'static> DerefMut for QueueTask<'_, T> {
 
 impl<T: Serialize + DeserializeOwned + 'static + fmt::Debug> fmt::Debug for QueueTask<'_, T> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_tuple("QueueTask").field(&self.item).finish()
+        formatter
+            .debug_tuple("QueueTask")
+            .field(&self.item)
+            .finish()
     }
 }
 

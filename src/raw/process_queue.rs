@@ -436,7 +436,8 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         }
         if let Some(write) = holding {
             let holding = &self.holdings[write.index];
-            if !store(holding.holder_word(), write.holder) || !store(holding.count_word(), write.count)
+            if !store(holding.holder_word(), write.holder)
+                || !store(holding.count_word(), write.count)
             {
                 return;
             }
@@ -453,7 +454,10 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     fn redo<L: StateLock>(&self, held: &mut Held<'_, L>) {
         let state = self.state;
         let fields = Fields::load(&state.shadow);
-        let [slot, holder, count] = state.shadow_holding.each_ref().map(|word| word.load(Relaxed));
+        let [slot, holder, count] = state
+            .shadow_holding
+            .each_ref()
+            .map(|word| word.load(Relaxed));
         let holding = match slot {
             0 => Some(None),
             slot => ((slot - 1) as usize)
@@ -826,7 +830,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         holdings: bool,
     ) -> Wake {
         futex::wait(word, seen, deadline, || {
-            !lock.held_by_the_dead() && !(holdings && self.dead_holdings(lock).next().is_some())
+            !(lock.held_by_the_dead() || (holdings && self.dead_holdings(lock).next().is_some()))
         })
     }
 
