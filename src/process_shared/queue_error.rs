@@ -127,6 +127,11 @@ pub struct Undecodable {
 }
 
 impl Undecodable {
+    // Unused where the queue is unsupported (no item is ever taken there).
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
     pub(crate) fn new(bytes: Vec<u8>, reason: String) -> Self {
         Self { bytes, reason }
     }
