@@ -100,8 +100,9 @@ pub mod process {
     pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, OwnerDied,
-        Semaphore, SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, GetError, JoinableQueue, Lock,
+        LockGuard, OwnerDied, PutError, QueueIter, QueueTask, Semaphore, SemaphorePermit,
+        SharedError, TasksLost, TryLockError, Undecodable, Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -117,16 +118,19 @@ pub use pool::{
 /// [`process::Lock`] (robust: a holder's death is reported to the next
 /// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
 /// holder's permits come back), [`process::Event`], [`process::Barrier`]
-/// (a party that dies while waiting breaks it), [`process::Value`] and
-/// [`process::Array`]. Create them before starting the processes that use
+/// (a party that dies while waiting breaks it), [`process::Value`],
+/// [`process::Array`] and [`process::JoinableQueue`] (items encoded with
+/// postcard in shared memory; a consumer's death is reported by `join`).
+/// Create them before starting the processes that use
 /// them and pass them as task arguments.
 #[cfg(all(unix, not(verisync_loom)))]
 pub mod process {
     pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, OwnerDied,
-        Semaphore, SemaphorePermit, SharedError, TryLockError, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, GetError, JoinableQueue, Lock,
+        LockGuard, OwnerDied, PutError, QueueIter, QueueTask, Semaphore, SemaphorePermit,
+        SharedError, TasksLost, TryLockError, Undecodable, Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
@@ -180,6 +184,14 @@ pub mod __loom {
     pub mod process_barrier {
         pub use crate::raw::process_barrier::{BarrierState, Broken, RawProcessBarrier};
         pub use crate::raw::process_state::Holding;
+    }
+
+    /// The process-shared queue's state machine
+    /// (`loom-tests/tests/process_queue.rs`).
+    pub mod process_queue {
+        pub use crate::raw::process_queue::{
+            GetRefused, Holding, Joined, PutRefused, QueueState, RawQueue, RingBytes,
+        };
     }
 
     /// The process-shared semaphore's state machine

@@ -72,9 +72,10 @@ use super::known;
 use super::robust::InProcessLock;
 use super::table::{self, Slot, SLOTS};
 
-/// The arena's size. Pages are only backed once touched, so most of it
-/// costs nothing.
-pub(crate) const ARENA_LEN: usize = 4 << 20;
+/// The arena's size: the bound on a process tree's shared objects (a
+/// queue's ring is most of its object). The memfd is sparse: pages are
+/// only backed once touched, so the unused part costs nothing.
+pub(crate) const ARENA_LEN: usize = 64 << 20;
 /// "VSARENA1".
 const MAGIC: u64 = u64::from_le_bytes(*b"VSARENA1");
 /// Objects are aligned to (and their state laid out in) 64-byte lines.
@@ -94,6 +95,8 @@ pub(crate) const KIND_SEMAPHORE: u32 = 3;
 pub(crate) const KIND_EVENT: u32 = 4;
 /// An `Array<T>` (with `size_of::<T>() << 8`: `array.rs`).
 pub(crate) const KIND_ARRAY: u32 = 5;
+/// A `JoinableQueue<T>`.
+pub(crate) const KIND_QUEUE: u32 = 6;
 /// A `Barrier`.
 pub(crate) const KIND_BARRIER: u32 = 7;
 

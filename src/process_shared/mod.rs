@@ -1,6 +1,6 @@
 //! Process-shared primitives: [`Lock`], [`Semaphore`], [`Event`],
-//! [`Barrier`], [`Value`] and [`Array`] (the rest of issue 14 —
-//! `Condition`, `JoinableQueue` — builds on the same pieces).
+//! [`Barrier`], [`Value`], [`Array`] and [`JoinableQueue`] (the rest of
+//! issue 14 — `Condition` — builds on the same pieces).
 //!
 //! # Implementation details
 //!
@@ -52,6 +52,20 @@
 //! - **The event** (`raw/process_event.rs`): one futex word, a set flag
 //!   and a generation (so a set then clear still reports `true` to its
 //!   waiters); no owner, so nothing to recover.
+//! - **The joinable queue** (`raw/process_queue.rs`, layout in
+//!   `queue.rs`): a ring of bytes in the queue's object holding records
+//!   (length, postcard bytes), its counts (head, used, items, unfinished,
+//!   lost, shut) and one holding of taken tasks per process-table slot,
+//!   all changed under a robust state lock and committed through a redo
+//!   journal, so a process killed at any instruction leaves either the old
+//!   state or (redone by the next locker) the new one. A put copies its
+//!   record past the committed ones and only then commits: a producer
+//!   killed before that delivers nothing. A consumer that dies holding
+//!   tasks makes them *lost* (found by waiters, as dead holders' permits
+//!   are), and `join` reports them instead of waiting for ever. Items are
+//!   encoded before the lock is taken and decoded after it is released, so
+//!   no user code runs under it. Three futex words (getters, putters,
+//!   joiners) with the semaphore's sequence-and-sleepers scheme.
 //! - **Values and arrays** (`pod.rs`): `len` plain-old-data elements after
 //!   the object's lock word; the length and element size come from the
 //!   handle (checked against the header and the arena's bounds) and live
@@ -81,7 +95,8 @@
 //!   program's own code, share the memory.
 //! - Limits: processes forked without `exec` share their parent's identity
 //!   (start them with `process::spawn` or a pool); 1024 processes at once
-//!   per tree; 4 MiB of objects per tree.
+//!   per tree; 64 MiB of objects per tree (a sparse memfd: untouched pages
+//!   cost nothing; a queue's ring is most of its object).
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod arena;
@@ -98,6 +113,9 @@ mod known;
 mod lock;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod pod;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod queue;
+mod queue_error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod robust;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
@@ -123,11 +141,14 @@ pub use event::Event;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use lock::{__lock_words, Lock, LockGuard};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use queue::{JoinableQueue, QueueIter, QueueTask};
+pub use queue_error::{GetError, PutError, TasksLost, Undecodable};
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Array, ArrayGuard, Barrier, Event, Lock, LockGuard, Semaphore, SemaphorePermit,
-    Value, ValueGuard, ValueInteger,
+    __lock_words, Array, ArrayGuard, Barrier, Event, JoinableQueue, Lock, LockGuard, QueueIter,
+    QueueTask, Semaphore, SemaphorePermit, Value, ValueGuard, ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};

@@ -48,7 +48,7 @@ const PAYLOAD_AT: usize = LINE;
 /// collision only lets a handle open as another type of the same size
 /// (checked apart from this), whose bytes are valid for it too (`Pod`).
 /// Never [`NO_ELEMENT`](arena::NO_ELEMENT).
-fn element_identity<T: Pod>() -> u32 {
+pub(crate) fn element_identity<T: ?Sized + 'static>() -> u32 {
     let mut hasher = std::hash::DefaultHasher::new();
     std::any::TypeId::of::<T>().hash(&mut hasher);
     let hash = hasher.finish();

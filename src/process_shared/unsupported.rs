@@ -649,3 +649,255 @@ impl<T: Pod> AcknowledgeOwnerDeath for ArrayGuard<'_, T> {
 pub fn __lock_words(lock: &Lock) -> &'static [std::sync::atomic::AtomicU32; 16] {
     match lock.never {}
 }
+
+/// A process-shared joinable queue (unsupported on this platform:
+/// [`JoinableQueue::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::JoinableQueue::<u64>::new();
+/// ```
+#[derive(Debug)]
+pub struct JoinableQueue<T> {
+    never: Infallible,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        match self.never {}
+    }
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned + 'static> JoinableQueue<T> {
+    /// The byte capacity of [`new`](Self::new) and
+    /// [`bounded`](Self::bounded) queues.
+    pub const DEFAULT_BYTES: usize = 1 << 20;
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new() -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn bounded(_items: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn with_capacity(_items: Option<usize>, _bytes: usize) -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn put(&self, _item: T) -> Result<(), super::PutError<T>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn put_timeout(&self, _item: T, _timeout: Duration) -> Result<(), super::PutError<T>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_put(&self, _item: T) -> Result<(), super::PutError<T>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn get(&self) -> Result<T, super::GetError> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn get_timeout(&self, _timeout: Duration) -> Result<T, super::GetError> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_get(&self) -> Result<T, super::GetError> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn get_task(&self) -> Result<QueueTask<'_, T>, super::GetError> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn task_done(&self) -> Result<(), crate::TaskDoneError> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn join(&self) -> Result<(), super::TasksLost> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn join_timeout(&self, _timeout: Duration) -> Result<bool, super::TasksLost> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn shutdown(&self) {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn shutdown_now(&self) -> Vec<Result<T, super::Undecodable>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn iter(&self) -> QueueIter<'_, T> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn len(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_empty(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_full(&self) -> bool {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn capacity(&self) -> Option<usize> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn byte_capacity(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn unfinished_tasks(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn lost_tasks(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn is_shut_down(&self) -> bool {
+        match self.never {}
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
+/// An item taken with [`JoinableQueue::get_task`] (never exists on this
+/// platform).
+#[derive(Debug)]
+pub struct QueueTask<'a, T> {
+    never: Infallible,
+    _queue: PhantomData<&'a JoinableQueue<T>>,
+}
+
+impl<T> QueueTask<'_, T> {
+    /// Never called.
+    pub fn into_inner(self) -> T {
+        match self.never {}
+    }
+}
+
+impl<T> std::ops::Deref for QueueTask<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self.never {}
+    }
+}
+
+impl<T> std::ops::DerefMut for QueueTask<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match self.never {}
+    }
+}
+
+/// The items of a [`JoinableQueue`] (never exists on this platform).
+#[derive(Debug)]
+pub struct QueueIter<'a, T> {
+    never: Infallible,
+    _queue: PhantomData<&'a JoinableQueue<T>>,
+}
+
+impl<T> Iterator for QueueIter<'_, T> {
+    type Item = Result<T, super::Undecodable>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.never {}
+    }
+}

@@ -12,6 +12,8 @@ pub(crate) mod process_event;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_lock;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod process_queue;
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_semaphore;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_state;

@@ -145,6 +145,17 @@ impl Holding {
         self.count.load(Relaxed)
     }
 
+    /// Its holder word (the process-shared queue keeps its holdings of
+    /// taken tasks in the same shape: `raw/process_queue.rs`).
+    pub(crate) fn holder_word(&self) -> &Word {
+        &self.holder
+    }
+
+    /// Its count word.
+    pub(crate) fn count_word(&self) -> &Word {
+        &self.count
+    }
+
     /// Sets the count (under the state lock).
     pub fn set_count(&self, count: u32) {
         self.count.store(count, Relaxed);

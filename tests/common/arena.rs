@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use super::{with_watchdog, PATIENCE};
 use verisync::process::{self, Lock};
 
-pub const ARENA_LEN: usize = 4 << 20;
+pub const ARENA_LEN: usize = 64 << 20;
 pub const ALLOCATION_POINTER_AT: usize = 24;
 pub const TABLE_START: usize = 64;
 pub const SLOTS: usize = 1024;

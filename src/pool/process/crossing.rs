@@ -86,7 +86,7 @@ pub(crate) fn decode_argument<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, Fa
 /// Decodes `bytes` as a `T`; the error text says why, including why a
 /// process-shared handle in it did not open (which postcard's own error
 /// drops: see `process_shared::error::open_failed`).
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     // Forget a failure from an earlier decode (whose error was handled).
     let _ = take_open_failure();
     postcard::from_bytes::<T>(bytes).map_err(|error| match take_open_failure() {

@@ -20,6 +20,10 @@ mod single;
 mod wire;
 mod worker;
 
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub(crate) use crossing::decode;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub(crate) use encode::encode;
 pub use map::{ProcessMap, ProcessMapUnordered};
 pub use pool::{ProcessPool, ProcessPoolBuilder};
 pub use single::{spawn, Process};

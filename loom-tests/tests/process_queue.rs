@@ -1,0 +1,245 @@
+//! The process-shared joinable queue (`raw/process_queue.rs`) under the
+//! loom model of the futex seam: threads play processes 1..=3, each with
+//! its own holding of taken tasks; a producer may die after reserving (its
+//! record written past the committed ones) or at any store of its commit,
+//! and a consumer may die holding a task (the seam's death step).
+
+use loom::sync::atomic::{AtomicU8, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use verisync::__loom::process_lock::{Wait, Word};
+use verisync::__loom::process_queue::{
+    GetRefused, Holding, Joined, QueueState, RawQueue, RingBytes,
+};
+use verisync_loom_tests::processes::{Processes, StateLockOf};
+
+/// The ring's length: room for three one-byte items (5 bytes each).
+const CAPACITY: u32 = 16;
+/// The stores of a put's commit: the shadow (6), its holding (3), the
+/// journal set, the live words (6), the journal cleared.
+const PUT_COMMIT_STORES: usize = 17;
+/// The store that sets the journal: a death before it leaves the old
+/// state, from it on the new one (redone).
+const JOURNAL_SET: usize = 10;
+
+/// The ring's bytes, as loom atomics.
+struct Bytes([AtomicU8; CAPACITY as usize]);
+
+impl RingBytes for Bytes {
+    fn write(&self, at: usize, data: &[u8]) {
+        for (offset, &byte) in data.iter().enumerate() {
+            self.0[at + offset].store(byte, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self, at: usize, out: &mut [u8]) {
+        for (offset, byte) in out.iter_mut().enumerate() {
+            *byte = self.0[at + offset].load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// A queue's shared state and the processes.
+struct World {
+    lock: Word,
+    state: QueueState,
+    holdings: [Holding; 3],
+    bytes: Bytes,
+    processes: Processes,
+    max_items: u32,
+}
+
+impl World {
+    fn new(max_items: u32) -> Arc<Self> {
+        Arc::new(Self {
+            lock: Word::new(0),
+            state: QueueState::new(max_items),
+            holdings: std::array::from_fn(|_| Holding::new()),
+            bytes: Bytes(std::array::from_fn(|_| AtomicU8::new(0))),
+            processes: Processes::new(),
+            max_items,
+        })
+    }
+
+    fn queue(&self) -> RawQueue<'_, Bytes> {
+        RawQueue::new(
+            &self.state,
+            &self.holdings,
+            &self.bytes,
+            CAPACITY,
+            self.max_items,
+        )
+    }
+
+    /// Process `me`'s view of the state lock.
+    fn process(&self, me: u32) -> StateLockOf<'_> {
+        StateLockOf {
+            me,
+            word: &self.lock,
+            processes: &self.processes,
+        }
+    }
+
+    fn put(&self, me: u32, item: u8) {
+        self.queue()
+            .put(&[item], Wait::Until(None), &self.process(me))
+            .expect("the queue is open");
+    }
+
+    fn get(&self, me: u32) -> Result<Vec<u8>, GetRefused> {
+        self.queue().get(Wait::Until(None), &self.process(me))
+    }
+}
+
+fn model(test: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(test);
+}
+
+#[test]
+fn a_blocked_getter_gets_every_item_once_in_order() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        let consumer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || [world.get(2), world.get(2)])
+        };
+        world.put(1, 1);
+        world.put(1, 2);
+        // A lost wake-up leaves the consumer parked: loom reports it.
+        let got = consumer.join().unwrap();
+        assert_eq!(got, [Ok(vec![1]), Ok(vec![2])]);
+        assert_eq!(world.queue().len(), 0);
+        assert_eq!(world.queue().unfinished(&world.process(1)), 2);
+    });
+}
+
+#[test]
+fn a_blocked_putter_wakes_when_a_get_makes_room() {
+    model(|| {
+        let world = World::new(1);
+        world.put(1, 1);
+        let putter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.put(1, 2))
+        };
+        assert_eq!(world.get(2), Ok(vec![1]));
+        putter.join().unwrap();
+        assert_eq!(world.get(2), Ok(vec![2]));
+    });
+}
+
+#[test]
+fn shutdown_wakes_a_blocked_getter() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        let getter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.get(2))
+        };
+        world.queue().shutdown(&world.process(1));
+        assert_eq!(getter.join().unwrap(), Err(GetRefused::ShutDown));
+    });
+}
+
+/// A producer (process 1) dies after `stores` stores of its put's commit
+/// (0: right after writing its record) while a consumer (process 2) gets
+/// with a timeout; then process 3 drains. The item is delivered, whole,
+/// exactly when the commit reached the journal, and exactly once.
+fn a_producer_dies_after(stores: usize) {
+    model(move || {
+        let world = World::new(u32::MAX);
+        let producer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world.queue().put_and_die(&[7], &world.process(1), stores);
+                world.processes.die(1);
+            })
+        };
+        let consumer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world.queue().get(
+                    Wait::Until(Some(std::time::Instant::now())),
+                    &world.process(2),
+                )
+            })
+        };
+        producer.join().unwrap();
+        let mut delivered = Vec::new();
+        if let Ok(item) = consumer.join().unwrap() {
+            delivered.push(item);
+        }
+        while let Ok(item) = world.queue().get(Wait::Try, &world.process(3)) {
+            delivered.push(item);
+        }
+        let expected = if stores >= JOURNAL_SET {
+            vec![vec![7]]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            delivered, expected,
+            "a producer killed after {stores} stores"
+        );
+        // The queue goes on: a put and a get by the survivors.
+        world.put(3, 8);
+        assert_eq!(world.queue().get(Wait::Try, &world.process(2)), Ok(vec![8]));
+    });
+}
+
+#[test]
+fn a_producer_that_dies_after_reserving_delivers_nothing() {
+    a_producer_dies_after(0);
+}
+
+#[test]
+fn a_producer_that_dies_before_the_journal_delivers_nothing() {
+    a_producer_dies_after(JOURNAL_SET - 1);
+}
+
+#[test]
+fn a_producer_that_dies_mid_commit_delivers_its_item_once_redone() {
+    for stores in [JOURNAL_SET, JOURNAL_SET + 2, PUT_COMMIT_STORES - 1] {
+        a_producer_dies_after(stores);
+    }
+}
+
+#[test]
+fn a_consumer_that_dies_holding_a_task_makes_join_report_it_lost() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        world.put(1, 1);
+        let consumer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                assert_eq!(world.get(2), Ok(vec![1]));
+                world.processes.die(2);
+            })
+        };
+        // A joiner asleep or not when the consumer dies: never a hang.
+        let joined = world.queue().join(Wait::Until(None), &world.process(1));
+        consumer.join().unwrap();
+        assert_eq!(joined, Joined::Done { lost: 1 });
+        assert_eq!(world.queue().unfinished(&world.process(1)), 0);
+    });
+}
+
+#[test]
+fn a_task_done_in_another_process_wakes_the_joiner() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        world.put(1, 1);
+        let consumer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                assert_eq!(world.get(2), Ok(vec![1]));
+                assert!(world.queue().task_done(&world.process(2)));
+            })
+        };
+        let joined = world.queue().join(Wait::Until(None), &world.process(1));
+        consumer.join().unwrap();
+        assert_eq!(joined, Joined::Done { lost: 0 });
+    });
+}
