@@ -24,7 +24,12 @@
 //! the lock is taken and popped before it is released), and a thread sets
 //! and clears its own entry, so a reported cycle is a real one. Nothing
 //! here is lock-free (the thread-local needs no synchronisation and the
-//! records are mutexes), so there is no race to model with loom.
+//! records are mutexes); what races is the order of the publications and
+//! clears with the locks' own acquire and release, modelled by the loom
+//! suite (`loom-tests/tests/deadlock_bookkeeping.rs`): there the
+//! thread-locals are loom's (`sys::thread::thread_local`, one per modelled
+//! thread) and each `std` mutex below is one atomic step (no loom operation
+//! runs while one is held, so loom never switches threads inside).
 //!
 //! Lock order (never taken the other way round): [`THREADS`], then records
 //! (a thread takes only its own; a report takes all, in list order), then
@@ -51,10 +56,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, ThreadId};
 use std::time::Instant;
 
-use super::report::{HeldLock, LockId, LockInfo, ThreadInfo};
+use super::report::{HeldLock, LockId, LockInfo, ThreadId, ThreadInfo};
+use crate::sys::thread;
 
 /// Every thread that has a record, in the order they registered.
 pub(crate) static THREADS: Mutex<Vec<Arc<ThreadRecord>>> = Mutex::new(Vec::new());
@@ -428,8 +433,11 @@ impl Drop for Local {
     }
 }
 
-thread_local! {
+thread::thread_local! {
     static LOCAL: Local = Local::register();
+}
+
+thread::thread_local! {
     /// Whether the diagnostics' own code is running on this thread (see
     /// [`as_tracker`]). Const-initialized and without a destructor, so
     /// reading it never allocates and works until the thread's very end.

@@ -75,6 +75,15 @@ pub(crate) mod model_futex {
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
+    // Only the deadlock diagnostics use 64-bit atomics (lock ids and
+    // holders); shuttle does not build them.
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    pub(crate) use loom::sync::atomic::AtomicU64;
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    pub(crate) use std::sync::atomic::AtomicU64;
     // shuttle runs every atomic access as `SeqCst` (shuttle's `sync::atomic`
     // docs, "Warning about relaxed behaviors"): it finds interleaving bugs,
     // not missing orderings; those are loom's job.
@@ -84,6 +93,25 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
+
+    /// The value of `word`, read through `&mut` (no other thread can touch
+    /// it): `get_mut` in a real build. Under loom it is a tracked
+    /// non-atomic read, so the model fails if some access by another
+    /// thread does not happen-before it.
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    #[inline]
+    pub(crate) fn read_exclusive(word: &mut AtomicU64) -> u64 {
+        *word.get_mut()
+    }
+
+    /// As in the real build, as a tracked non-atomic read.
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    pub(crate) fn read_exclusive(word: &mut AtomicU64) -> u64 {
+        word.with_mut(|value| *value)
+    }
 
     /// Nothing in a real build (and under shuttle, which makes every access
     /// `SeqCst`); `fence(SeqCst)` under loom.
@@ -248,6 +276,33 @@ pub(crate) mod thread {
 
     #[cfg(verisync_shuttle)]
     shuttle::thread_local!(static CURRENT_POOL: std::cell::Cell<usize> = std::cell::Cell::new(0));
+
+    /// `thread_local!` (one declaration per call) whose values the model
+    /// checker sees: std's in a real build; under loom, loom's, which gives
+    /// each modelled thread its own value (loom runs all of them on one OS
+    /// thread, which a std thread-local would share) and drops them when
+    /// the modelled thread ends, so every execution starts clean. Only the
+    /// deadlock diagnostics use it (shuttle does not build them).
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    macro_rules! model_thread_local {
+        ($($declaration:tt)*) => { std::thread_local! { $($declaration)* } };
+    }
+    /// As in the real build; loom has no `const { .. }` initializer form,
+    /// so it is dropped (the value is made on the thread's first use).
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    macro_rules! model_thread_local {
+        ($(#[$attribute:meta])* $visibility:vis static $name:ident: $type:ty = const { $init:expr } $(;)?) => {
+            loom::thread_local! { $(#[$attribute])* $visibility static $name: $type = $init; }
+        };
+        ($(#[$attribute:meta])* $visibility:vis static $name:ident: $type:ty = $init:expr $(;)?) => {
+            loom::thread_local! { $(#[$attribute])* $visibility static $name: $type = $init; }
+        };
+    }
+    #[cfg(feature = "deadlock-detection")]
+    pub(crate) use model_thread_local as thread_local;
 
     #[cfg(verisync_shuttle)]
     pub(crate) fn current_id() -> usize {

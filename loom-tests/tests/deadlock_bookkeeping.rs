@@ -1,0 +1,123 @@
+//! The deadlock diagnostics' bookkeeping (`src/deadlock/`), proven by loom.
+//!
+//! Run with the feature on (`cargo test --release --features
+//! deadlock-detection --test deadlock_bookkeeping`); this target requires it.
+//!
+//! # What is modelled
+//!
+//! - The lock-free words of each lock (`LockTracking` in
+//!   `src/deadlock/hooks_on.rs`): its lazily installed `id` (a
+//!   compare-exchange) and its `holder` (Relaxed stores by the holding
+//!   thread, read through `&mut` by the lock's drop, which loom checks as a
+//!   non-atomic access: it fails if a holder's store does not happen-before
+//!   the drop).
+//! - The thread-local bookkeeping (held list, seen pairs), as loom's
+//!   thread-locals: one per modelled thread, dropped when it ends (which
+//!   also removes its record), so each execution starts with no records.
+//! - The locks' own acquire, release, parking and wake-ups, and the timed
+//!   waits' timeouts (the parking seam's loom model).
+//!
+//! # What is treated as atomic
+//!
+//! The thread list, each thread's record ("blocked on X, holding Y") and
+//! the lock-order graph are `std` mutexes that no loom operation runs
+//! inside: loom cannot switch threads within one, so each publication,
+//! clear and report snapshot is a single step that loom places at every
+//! point between the modelled operations around it.
+//!
+//! # Global state
+//!
+//! Those `std` structures are process-wide: they outlive an execution, and
+//! every model in this binary shares them (and loom's thread ids repeat
+//! from one model to the next). So the models here run one at a time
+//! ([`one_model_at_a_time`]), every thread a model creates has ended when
+//! its execution does (its record goes with it), and lock ids keep counting
+//! across executions (a fresh lock never reuses one): each execution starts
+//! with no record and reports nothing but its own threads and locks.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use loom::sync::Arc;
+use loom::thread::{self, ThreadId};
+use verisync::deadlock::{blocked_threads, detect, BlockedThread, LockId, LockInfo};
+use verisync::{Event, Mutex};
+
+/// Runs the models of this binary one after the other (see "Global state").
+fn one_model_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static MODELS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MODELS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `thread`'s entry in `dump`, if it is blocked.
+fn entry_of(dump: &[BlockedThread], thread: ThreadId) -> Option<&BlockedThread> {
+    dump.iter().find(|blocked| blocked.thread.id == thread)
+}
+
+/// Every lock a report names: those waited for and those held.
+fn locks_named(dump: &[BlockedThread]) -> impl Iterator<Item = &LockInfo> {
+    dump.iter().flat_map(|blocked| {
+        blocked
+            .lock
+            .iter()
+            .chain(blocked.holds.iter().map(|held| &held.lock))
+    })
+}
+
+/// Two threads use one lock for the first time at once, so both may find
+/// it without an id and draw one: the compare-exchange installs one and the
+/// loser adopts it. A report taken while one holds the lock and the other
+/// waits for it names it by one id.
+#[test]
+fn two_first_uses_of_one_lock_agree_on_its_id() {
+    let _alone = one_model_at_a_time();
+    static BOTH_LISTED: AtomicUsize = AtomicUsize::new(0);
+    BOTH_LISTED.store(0, Relaxed);
+    loom::model(|| {
+        let lock = Arc::new(Mutex::with_name("first-used", ()));
+        let release = Arc::new(Event::new());
+        // Holds the lock while blocked in `Event::wait`: listed with it.
+        let holder = thread::spawn({
+            let (lock, release) = (Arc::clone(&lock), Arc::clone(&release));
+            move || {
+                let _held = lock.lock();
+                release.wait();
+            }
+        });
+        let observer = thread::spawn({
+            let release = Arc::clone(&release);
+            move || {
+                let dump = blocked_threads();
+                let cycles = detect();
+                release.set();
+                (dump, cycles)
+            }
+        });
+        // The main thread's first use races the holder's.
+        drop(lock.lock());
+        let main = thread::current().id();
+        let holder_id = holder.thread().id();
+        holder.join().unwrap();
+        let (dump, cycles) = observer.join().unwrap();
+
+        assert!(cycles.is_empty(), "a cycle where there is none: {cycles:?}");
+        let ids: HashSet<LockId> = locks_named(&dump).map(|lock| lock.id).collect();
+        assert!(
+            ids.len() <= 1,
+            "one lock under several ids {ids:?} in one report: {dump:#?}"
+        );
+        let holds = entry_of(&dump, holder_id).is_some_and(|entry| entry.holds.len() == 1);
+        let waits = entry_of(&dump, main).is_some_and(|entry| entry.lock.is_some());
+        if holds && waits {
+            BOTH_LISTED.fetch_add(1, Relaxed);
+        }
+    });
+    let both_listed = BOTH_LISTED.load(Relaxed);
+    eprintln!("executions reporting the holder and the waiter together: {both_listed}");
+    assert!(
+        both_listed > 0,
+        "loom never reported the holder and the waiter together: the ids were never compared"
+    );
+}
