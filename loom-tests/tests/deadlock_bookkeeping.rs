@@ -38,6 +38,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread::{self, ThreadId};
 use verisync::deadlock::{blocked_threads, detect, BlockedThread, LockId, LockInfo};
@@ -120,4 +121,68 @@ fn two_first_uses_of_one_lock_agree_on_its_id() {
         both_listed > 0,
         "loom never reported the holder and the waiter together: the ids were never compared"
     );
+}
+
+/// A waiter publishes "blocked on the lock" while the holder unlocks and
+/// wakes it: whichever comes first, once the waiter has its lock no report
+/// lists it as waiting (checked by the waiter itself, and by an observer
+/// that reads the waiter's "got it" flag before its report), and no report
+/// shows a cycle.
+#[test]
+fn a_waiter_that_got_its_lock_is_not_listed_as_waiting() {
+    let _alone = one_model_at_a_time();
+    static WAITER_LISTED: AtomicUsize = AtomicUsize::new(0);
+    WAITER_LISTED.store(0, Relaxed);
+    loom::model(|| {
+        let lock = Arc::new(Mutex::with_name("contended", ()));
+        let got_it = Arc::new(AtomicBool::new(false));
+        let held = lock.lock();
+        let waiter = thread::spawn({
+            let (lock, got_it) = (Arc::clone(&lock), Arc::clone(&got_it));
+            move || {
+                let guard = lock.lock();
+                let me = thread::current().id();
+                let dump = blocked_threads();
+                assert!(
+                    entry_of(&dump, me).is_none(),
+                    "the waiter has its lock but is listed as blocked: {dump:#?}"
+                );
+                assert!(detect().is_empty());
+                // Release: the observer that sees it sees the entry cleared.
+                got_it.store(true, Ordering::Release);
+                drop(guard);
+            }
+        });
+        let waiter_id = waiter.thread().id();
+        let observer = thread::spawn({
+            let got_it = Arc::clone(&got_it);
+            move || {
+                let had_it = got_it.load(Ordering::Acquire);
+                let dump = blocked_threads();
+                let cycles = detect();
+                assert!(cycles.is_empty(), "a cycle where there is none: {cycles:?}");
+                match entry_of(&dump, waiter_id) {
+                    Some(entry) => {
+                        assert!(!had_it, "stale entry: the waiter has its lock: {entry:#?}");
+                        assert_eq!(entry.operation, "Mutex::lock");
+                        let waits_for = entry.lock.as_ref().and_then(|lock| lock.name);
+                        assert_eq!(waits_for, Some("contended"));
+                        assert!(entry.holds.is_empty(), "holds nothing: {entry:#?}");
+                        WAITER_LISTED.fetch_add(1, Relaxed);
+                    }
+                    None => {}
+                }
+                // The holder never blocks: never listed.
+                assert!(dump.iter().all(|blocked| blocked.thread.id == waiter_id));
+            }
+        });
+        // The unlock and its wake-up race the waiter's publication.
+        drop(held);
+        waiter.join().unwrap();
+        observer.join().unwrap();
+        assert!(blocked_threads().is_empty());
+    });
+    let listed = WAITER_LISTED.load(Relaxed);
+    eprintln!("executions whose observer saw the waiter waiting: {listed}");
+    assert!(listed > 0, "loom never showed the waiter waiting");
 }
