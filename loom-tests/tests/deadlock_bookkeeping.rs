@@ -161,16 +161,13 @@ fn a_waiter_that_got_its_lock_is_not_listed_as_waiting() {
                 let dump = blocked_threads();
                 let cycles = detect();
                 assert!(cycles.is_empty(), "a cycle where there is none: {cycles:?}");
-                match entry_of(&dump, waiter_id) {
-                    Some(entry) => {
-                        assert!(!had_it, "stale entry: the waiter has its lock: {entry:#?}");
-                        assert_eq!(entry.operation, "Mutex::lock");
-                        let waits_for = entry.lock.as_ref().and_then(|lock| lock.name);
-                        assert_eq!(waits_for, Some("contended"));
-                        assert!(entry.holds.is_empty(), "holds nothing: {entry:#?}");
-                        WAITER_LISTED.fetch_add(1, Relaxed);
-                    }
-                    None => {}
+                if let Some(entry) = entry_of(&dump, waiter_id) {
+                    assert!(!had_it, "stale entry: the waiter has its lock: {entry:#?}");
+                    assert_eq!(entry.operation, "Mutex::lock");
+                    let waits_for = entry.lock.as_ref().and_then(|lock| lock.name);
+                    assert_eq!(waits_for, Some("contended"));
+                    assert!(entry.holds.is_empty(), "holds nothing: {entry:#?}");
+                    WAITER_LISTED.fetch_add(1, Relaxed);
                 }
                 // The holder never blocks: never listed.
                 assert!(dump.iter().all(|blocked| blocked.thread.id == waiter_id));
