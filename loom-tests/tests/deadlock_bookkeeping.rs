@@ -37,6 +37,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
@@ -182,4 +183,86 @@ fn a_waiter_that_got_its_lock_is_not_listed_as_waiting() {
     let listed = WAITER_LISTED.load(Relaxed);
     eprintln!("executions whose observer saw the waiter waiting: {listed}");
     assert!(listed > 0, "loom never showed the waiter waiting");
+}
+
+/// Two threads take two locks in opposite orders; the main thread's second
+/// acquisition is a timed wait, so every execution ends (loom explores its
+/// timeout at every point; when it gives up, it releases its first lock and
+/// the other thread gets it). A third thread's `detect()` finds nothing or
+/// exactly the real cycle: both threads, each waiting for the lock the
+/// other holds, each holding the one it took first. Never a false cycle
+/// (none at all once either thread is seen past its second acquisition:
+/// the deadlock is over then); and loom does reach the cycle.
+///
+/// Only one of the two waits is timed: loom runs a timed wait's "did the
+/// deadline pass" step right after it parks, so keeping a second timed
+/// waiter parked would cost a preemption more (a third, past the bound of
+/// 2) before the detector could see both.
+#[test]
+fn detect_reports_the_real_abba_cycle_or_nothing() {
+    let _alone = one_model_at_a_time();
+    static CYCLES_FOUND: AtomicUsize = AtomicUsize::new(0);
+    CYCLES_FOUND.store(0, Relaxed);
+    loom::model(|| {
+        let a = Arc::new(Mutex::with_name("A", ()));
+        let b = Arc::new(Mutex::with_name("B", ()));
+        // Set (Release) once each thread stops waiting for its second lock.
+        let main_done = Arc::new(AtomicBool::new(false));
+        let other_done = Arc::new(AtomicBool::new(false));
+        let other = thread::spawn({
+            let (a, b, done) = (Arc::clone(&a), Arc::clone(&b), Arc::clone(&other_done));
+            move || {
+                let _b = b.lock();
+                drop(a.lock());
+                done.store(true, Ordering::Release);
+            }
+        });
+        let detector = thread::spawn({
+            let (main_done, other_done) = (Arc::clone(&main_done), Arc::clone(&other_done));
+            move || {
+                let over = main_done.load(Ordering::Acquire) || other_done.load(Ordering::Acquire);
+                let cycles = detect();
+                assert!(
+                    !over || cycles.is_empty(),
+                    "a cycle reported after it ended: {cycles:#?}"
+                );
+                cycles
+            }
+        });
+        {
+            let _a = a.lock();
+            // Any timeout: the model has no clock, it explores both ways.
+            drop(b.try_lock_for(Duration::from_secs(1)));
+            main_done.store(true, Ordering::Release);
+        }
+        let (main_id, other_id) = (thread::current().id(), other.thread().id());
+        other.join().unwrap();
+        let cycles = detector.join().unwrap();
+
+        assert!(cycles.len() <= 1, "one cycle at most: {cycles:#?}");
+        if let Some(cycle) = cycles.first() {
+            let mut members: Vec<(ThreadId, &str, Vec<&str>)> = cycle
+                .threads
+                .iter()
+                .map(|member| {
+                    let holds = member.holds.iter().filter_map(|held| held.lock.name);
+                    (
+                        member.thread.id,
+                        member.waits_for.name.unwrap_or("?"),
+                        holds.collect(),
+                    )
+                })
+                .collect();
+            members.sort_by_key(|(thread, ..)| *thread == other_id);
+            assert_eq!(
+                members,
+                [(main_id, "B", vec!["A"]), (other_id, "A", vec!["B"])],
+                "not the real cycle: {cycle:#?}"
+            );
+            CYCLES_FOUND.fetch_add(1, Relaxed);
+        }
+    });
+    let found = CYCLES_FOUND.load(Relaxed);
+    eprintln!("executions whose detect() found the cycle: {found}");
+    assert!(found > 0, "loom never reached the deadlock");
 }

@@ -73,7 +73,10 @@
 //! execution starts with no records). The records, the thread list and the
 //! order graph are `std` mutexes, never held across a loom operation: loom
 //! treats each critical section as one atomic step, as it cannot switch
-//! threads inside one. [`NEXT_LOCK_ID`] and the thread serials stay `std`
+//! threads inside one; the registry enters each of its sections through
+//! `sys::before_std_lock`, a loom-visible step, so that loom explores where
+//! each publication, clear and report falls among the other threads' steps
+//! (the order graph's sections are not modelled). [`NEXT_LOCK_ID`] and the thread serials stay `std`
 //! counters: they only hand out distinct numbers, and keep counting across
 //! executions (an id is never reused).
 

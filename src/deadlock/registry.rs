@@ -29,7 +29,9 @@
 //! suite (`loom-tests/tests/deadlock_bookkeeping.rs`): there the
 //! thread-locals are loom's (`sys::thread::thread_local`, one per modelled
 //! thread) and each `std` mutex below is one atomic step (no loom operation
-//! runs while one is held, so loom never switches threads inside).
+//! runs while one is held, so loom never switches threads inside), which
+//! loom places among the other threads' steps because each is entered
+//! through `sys::before_std_lock` (never called with a registry lock held).
 //!
 //! Lock order (never taken the other way round): [`THREADS`], then records
 //! (a thread takes only its own; a report takes all, in list order), then
@@ -59,7 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::report::{HeldLock, LockId, LockInfo, ThreadId, ThreadInfo};
-use crate::sys::thread;
+use crate::sys::{before_std_lock, thread};
 
 /// Every thread that has a record, in the order they registered.
 pub(crate) static THREADS: Mutex<Vec<Arc<ThreadRecord>>> = Mutex::new(Vec::new());
@@ -182,6 +184,7 @@ impl Local {
                 episodes: 0,
             }),
         });
+        before_std_lock();
         lock(&THREADS).push(Arc::clone(&record));
         Self {
             record,
@@ -205,6 +208,7 @@ impl Local {
 
     /// The record's published state, locked.
     fn published(&self) -> MutexGuard<'_, Published> {
+        before_std_lock();
         lock(&self.record.published)
     }
 
@@ -429,6 +433,9 @@ impl Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // No `before_std_lock`: under loom the main thread's thread-locals
+        // are dropped after the execution's other state, and a thread's end
+        // needs no modelling (it is ordered by its join).
         lock(&THREADS).retain(|record| !Arc::ptr_eq(record, &self.record));
     }
 }
@@ -533,6 +540,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// copy at once. Nothing to do if the thread has ended.
 #[cold]
 pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
+    before_std_lock();
     let threads = lock(&THREADS);
     if let Some(record) = threads.iter().find(|record| record.serial == holder) {
         let mut published = lock(&record.published);
@@ -549,6 +557,7 @@ pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
 /// has none (or another).
 pub(crate) fn unanswered_waits() -> HashMap<ThreadId, (LockId, u64)> {
     as_tracker(|| {
+        before_std_lock();
         lock(&THREADS)
             .iter()
             .filter_map(|record| {
@@ -577,6 +586,7 @@ pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLo
 
 /// [`with_snapshot`], as the diagnostics' own work.
 fn snapshot_then<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
+    before_std_lock();
     let threads = lock(&THREADS);
     let guards: Vec<_> = threads
         .iter()

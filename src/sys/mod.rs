@@ -71,6 +71,37 @@ pub(crate) mod model_futex {
     pub use super::futex_loom::{process_died, Word};
 }
 
+/// Call right before taking a `std` mutex whose critical sections loom
+/// must order against other threads' (the deadlock diagnostics' records).
+///
+/// Nothing in a real build. Under loom, one `AcqRel` read-modify-write on a
+/// per-execution atomic: loom cannot see a `std` mutex, and a critical
+/// section with no loom operation is one step it never reorders against
+/// the other threads' (its exploration only reorders operations on a
+/// shared loom object). Every such section touching this one atomic first,
+/// loom explores their orders relative to each other and to the
+/// surrounding loom operations, with the happens-before a mutex gives.
+///
+/// Never call it while holding a `std` lock: loom may switch threads here,
+/// and another modelled thread taking that lock would block the one OS
+/// thread they all run on.
+#[cfg(all(feature = "deadlock-detection", verisync_loom))]
+pub(crate) fn before_std_lock() {
+    loom::lazy_static! {
+        static ref STD_LOCK_STEPS: loom::sync::atomic::AtomicUsize =
+            loom::sync::atomic::AtomicUsize::new(0);
+    }
+    STD_LOCK_STEPS.fetch_add(1, atomic::Ordering::AcqRel);
+}
+
+/// Nothing in a real build (see the loom version).
+#[cfg(all(
+    feature = "deadlock-detection",
+    not(any(verisync_loom, verisync_shuttle))
+))]
+#[inline(always)]
+pub(crate) fn before_std_lock() {}
+
 /// Atomic integers, pointers and orderings.
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
