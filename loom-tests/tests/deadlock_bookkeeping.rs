@@ -266,3 +266,87 @@ fn detect_reports_the_real_abba_cycle_or_nothing() {
     eprintln!("executions whose detect() found the cycle: {found}");
     assert!(found > 0, "loom never reached the deadlock");
 }
+
+/// The holder word: thread 1 takes the lock (racing the main thread's
+/// `try_lock`, whose release clears the word) and leaks the guard; the main
+/// thread then drops the lock, whose drop reads the word (loom checks that
+/// every holder's store happens-before that read) and tells thread 1. From
+/// then on no report lists the lock among thread 1's holds: neither its
+/// published copy (thread 1 blocked while the lock is dropped) nor its own
+/// held list (published again by its next wait).
+#[test]
+fn a_leaked_guard_of_a_dropped_lock_leaves_no_entry() {
+    let _alone = one_model_at_a_time();
+    static LISTED_WHILE_DROPPED: AtomicUsize = AtomicUsize::new(0);
+    static LISTED_AFTER: AtomicUsize = AtomicUsize::new(0);
+    LISTED_WHILE_DROPPED.store(0, Relaxed);
+    LISTED_AFTER.store(0, Relaxed);
+    loom::model(|| {
+        let lock = Arc::new(Mutex::with_name("leaked", ()));
+        let leaked = Arc::new(Event::new());
+        let dropped = Arc::new(Event::new());
+        let finish = Arc::new(Event::new());
+        let past_dropped = Arc::new(AtomicBool::new(false));
+        let leaker = thread::spawn({
+            let lock = Arc::clone(&lock);
+            let (leaked, dropped, finish) = (
+                Arc::clone(&leaked),
+                Arc::clone(&dropped),
+                Arc::clone(&finish),
+            );
+            let past_dropped = Arc::clone(&past_dropped);
+            move || {
+                std::mem::forget(lock.lock());
+                drop(lock);
+                leaked.set();
+                // Published, holding the leaked lock, until it is dropped.
+                dropped.wait();
+                past_dropped.store(true, Ordering::Release);
+                // Published again, from the thread-local held list.
+                finish.wait();
+            }
+        });
+        let leaker_id = leaker.thread().id();
+        // Races the leaker's acquisition: its release clears the holder.
+        drop(lock.try_lock());
+        leaked.wait();
+        let lock = Arc::try_unwrap(lock).ok();
+        drop(lock.expect("the leaker dropped its handle"));
+
+        let while_dropped = blocked_threads();
+        if let Some(entry) = entry_of(&while_dropped, leaker_id) {
+            assert!(
+                entry.holds.is_empty(),
+                "the dropped lock is still listed: {entry:#?}"
+            );
+            LISTED_WHILE_DROPPED.fetch_add(1, Relaxed);
+        }
+        dropped.set();
+        let past = past_dropped.load(Ordering::Acquire);
+        let after = blocked_threads();
+        if let Some(entry) = entry_of(&after, leaker_id) {
+            assert!(
+                entry.holds.is_empty(),
+                "the dropped lock is still listed: {entry:#?}"
+            );
+            if past {
+                LISTED_AFTER.fetch_add(1, Relaxed);
+            }
+        }
+        assert!(detect().is_empty());
+        finish.set();
+        leaker.join().unwrap();
+    });
+    let (while_dropped, after) = (
+        LISTED_WHILE_DROPPED.load(Relaxed),
+        LISTED_AFTER.load(Relaxed),
+    );
+    eprintln!(
+        "executions listing the leaker blocked while the lock was dropped: {while_dropped}, \
+         in its next wait: {after}"
+    );
+    assert!(
+        while_dropped > 0 && after > 0,
+        "loom never listed the leaker"
+    );
+}
