@@ -22,8 +22,12 @@
 //! The thread list, each thread's record ("blocked on X, holding Y") and
 //! the lock-order graph are `std` mutexes that no loom operation runs
 //! inside: loom cannot switch threads within one, so each publication,
-//! clear and report snapshot is a single step that loom places at every
-//! point between the modelled operations around it.
+//! clear and report snapshot is a single step. The registry enters each
+//! through `sys::before_std_lock`, one loom read-modify-write on a shared
+//! atomic (nothing in a real build): without it loom would not reorder
+//! these steps it cannot see (its search reorders only operations on a
+//! shared loom object), and the ABBA model never reached the cycle. The
+//! lock-order graph's sections are not modelled (no model here needs them).
 //!
 //! # Global state
 //!

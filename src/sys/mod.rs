@@ -2,7 +2,9 @@
 //! inside a model checker.
 //!
 //! Everything above this module uses `sys::atomic`, `sys::cell`, `sys::park`,
-//! `sys::thread` and `sys::spin` instead of `std`/`loom`/`shuttle` directly.
+//! `sys::thread` and `sys::spin` instead of `std`/`loom`/`shuttle` directly
+//! (and the deadlock diagnostics `sys::thread::thread_local!` and
+//! `sys::before_std_lock`).
 //! There are three backends, chosen by a `--cfg`:
 //!
 //! | cfg | backend | what runs the code |
