@@ -225,6 +225,8 @@ impl Condition {
     pub fn new() -> Self {
         Self {
             lock: AtomicUsize::new(0),
+            #[cfg(feature = "deadlock-detection")]
+            reported: true,
         }
     }
 

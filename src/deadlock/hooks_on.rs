@@ -61,19 +61,39 @@
 //! `Relaxed` stores, no read-modify-write), and the lock's own
 //! acquire/release order those writes from one holder to the next; the
 //! drop reads it through `&mut self`.
+//!
+//! # Under loom
+//!
+//! The loom suite (`loom-tests/tests/deadlock_bookkeeping.rs`, cargo
+//! feature `deadlock-detection` of `loom-tests`) models what is lock-free
+//! here: `id` and `holder` are `crate::sys` atomics (loom's, so it explores
+//! the id's install race and checks that the drop's read of `holder` comes
+//! after every holder's write), and the thread-local bookkeeping is loom's
+//! thread-local (one per modelled thread, dropped when it ends, so each
+//! execution starts with no records). The records, the thread list and the
+//! order graph are `std` mutexes, never held across a loom operation: loom
+//! treats each critical section as one atomic step, as it cannot switch
+//! threads inside one; the registry enters each of its sections through
+//! `sys::before_std_lock`, a loom-visible step, so that loom explores where
+//! each publication, clear and report falls among the other threads' steps
+//! (the order graph's sections are not modelled). [`NEXT_LOCK_ID`] and the thread serials stay `std`
+//! counters: they only hand out distinct numbers, and keep counting across
+//! executions (an id is never reused).
 
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::order;
 use super::registry::{self, Blocked, Local};
 pub(crate) use super::report::LockKind;
 use super::report::{HeldLock, LockId, LockInfo, LockOrderStep, LockOrderViolation};
+use crate::sys::atomic::{read_exclusive, AtomicU64, Ordering};
 use crate::sys::spin::SpinWait;
 
-/// The next lock id to give out (ids start at 1).
-static NEXT_LOCK_ID: AtomicU64 = AtomicU64::new(1);
+/// The next lock id to give out (ids start at 1). A plain `std` counter
+/// even under loom: it only hands out distinct numbers.
+static NEXT_LOCK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `id` of a lock that is never tracked (the crate's internal locks).
 const UNTRACKED: u64 = u64::MAX;
@@ -84,7 +104,8 @@ const NO_ID_YET: u64 = 0;
 /// `holder` of a lock no thread lists as held.
 const NO_HOLDER: u64 = 0;
 
-/// Whether a lock-order violation panics at the acquisition closing it.
+/// Whether a lock-order violation panics at the acquisition closing it (a
+/// `std` switch even under loom: the models never set it).
 pub(crate) static PANIC_ON_VIOLATION: AtomicBool = AtomicBool::new(false);
 
 /// What a lock knows about itself for the diagnostics.
@@ -135,6 +156,7 @@ enum FirstStep {
 
 impl LockTracking {
     /// Tracking for a lock created by the user, here.
+    #[cfg(not(verisync_loom))]
     #[track_caller]
     pub(crate) const fn new() -> Self {
         Self {
@@ -144,9 +166,32 @@ impl LockTracking {
         }
     }
 
+    /// As in the real build (loom's atomics are not `const`).
+    #[cfg(verisync_loom)]
+    #[track_caller]
+    pub(crate) fn new() -> Self {
+        Self {
+            id: AtomicU64::new(NO_ID_YET),
+            created_at: Location::caller(),
+            holder: AtomicU64::new(NO_HOLDER),
+        }
+    }
+
     /// No tracking: for the crate's own internal locks.
+    #[cfg(not(verisync_loom))]
     #[track_caller]
     pub(crate) const fn untracked() -> Self {
+        Self {
+            id: AtomicU64::new(UNTRACKED),
+            created_at: Location::caller(),
+            holder: AtomicU64::new(NO_HOLDER),
+        }
+    }
+
+    /// As in the real build (loom's atomics are not `const`).
+    #[cfg(verisync_loom)]
+    #[track_caller]
+    pub(crate) fn untracked() -> Self {
         Self {
             id: AtomicU64::new(UNTRACKED),
             created_at: Location::caller(),
@@ -180,7 +225,7 @@ impl LockTracking {
 
     #[cold]
     fn assign_id(&self) -> u64 {
-        let fresh = NEXT_LOCK_ID.fetch_add(1, Ordering::Relaxed);
+        let fresh = NEXT_LOCK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self
             .id
             .compare_exchange(NO_ID_YET, fresh, Ordering::Relaxed, Ordering::Relaxed)
@@ -429,11 +474,11 @@ impl LockTracking {
 
 impl Drop for LockTracking {
     fn drop(&mut self) {
-        let id = *self.id.get_mut();
+        let id = read_exclusive(&mut self.id);
         if id == UNTRACKED || id == NO_ID_YET {
             return;
         }
-        let holder = *self.holder.get_mut();
+        let holder = read_exclusive(&mut self.holder);
         // Not from inside the diagnostics' own work (a lock dropped by an
         // allocator they called): its registry locks may be held by this
         // thread. The lock's traces then stay (see the module's limits).

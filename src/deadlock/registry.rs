@@ -24,7 +24,14 @@
 //! the lock is taken and popped before it is released), and a thread sets
 //! and clears its own entry, so a reported cycle is a real one. Nothing
 //! here is lock-free (the thread-local needs no synchronisation and the
-//! records are mutexes), so there is no race to model with loom.
+//! records are mutexes); what races is the order of the publications and
+//! clears with the locks' own acquire and release, modelled by the loom
+//! suite (`loom-tests/tests/deadlock_bookkeeping.rs`): there the
+//! thread-locals are loom's (`sys::thread::thread_local`, one per modelled
+//! thread) and each `std` mutex below is one atomic step (no loom operation
+//! runs while one is held, so loom never switches threads inside), which
+//! loom places among the other threads' steps because each is entered
+//! through `sys::before_std_lock` (never called with a registry lock held).
 //!
 //! Lock order (never taken the other way round): [`THREADS`], then records
 //! (a thread takes only its own; a report takes all, in list order), then
@@ -51,10 +58,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, ThreadId};
 use std::time::Instant;
 
-use super::report::{HeldLock, LockId, LockInfo, ThreadInfo};
+use super::report::{HeldLock, LockId, LockInfo, ThreadId, ThreadInfo};
+use crate::sys::{before_std_lock, thread};
 
 /// Every thread that has a record, in the order they registered.
 pub(crate) static THREADS: Mutex<Vec<Arc<ThreadRecord>>> = Mutex::new(Vec::new());
@@ -180,6 +187,7 @@ impl Local {
                 episodes: 0,
             }),
         });
+        before_std_lock();
         lock(&THREADS).push(Arc::clone(&record));
         Self {
             record,
@@ -203,6 +211,7 @@ impl Local {
 
     /// The record's published state, locked.
     fn published(&self) -> MutexGuard<'_, Published> {
+        before_std_lock();
         lock(&self.record.published)
     }
 
@@ -441,12 +450,18 @@ impl Local {
 
 impl Drop for Local {
     fn drop(&mut self) {
+        // No `before_std_lock`: under loom the main thread's thread-locals
+        // are dropped after the execution's other state, and a thread's end
+        // needs no modelling (it is ordered by its join).
         lock(&THREADS).retain(|record| !Arc::ptr_eq(record, &self.record));
     }
 }
 
-thread_local! {
+thread::thread_local! {
     static LOCAL: Local = Local::register();
+}
+
+thread::thread_local! {
     /// Whether the diagnostics' own code is running on this thread (see
     /// [`as_tracker`]). Const-initialized and without a destructor, so
     /// reading it never allocates and works until the thread's very end.
@@ -542,6 +557,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// copy at once. Nothing to do if the thread has ended.
 #[cold]
 pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
+    before_std_lock();
     let threads = lock(&THREADS);
     if let Some(record) = threads.iter().find(|record| record.serial == holder) {
         let mut published = lock(&record.published);
@@ -558,6 +574,7 @@ pub(crate) fn forget_dropped_lock(holder: u64, lock_id: LockId) {
 /// has none (or another).
 pub(crate) fn unanswered_waits() -> HashMap<ThreadId, (LockId, u64)> {
     as_tracker(|| {
+        before_std_lock();
         lock(&THREADS)
             .iter()
             .filter_map(|record| {
@@ -586,6 +603,7 @@ pub(crate) fn with_snapshot<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLo
 
 /// [`with_snapshot`], as the diagnostics' own work.
 fn snapshot_then<R>(f: impl FnOnce(&[(&ThreadInfo, &Blocked, &[HeldLock])]) -> R) -> R {
+    before_std_lock();
     let threads = lock(&THREADS);
     let guards: Vec<_> = threads
         .iter()

@@ -2,8 +2,11 @@
 
 use std::fmt;
 use std::panic::Location;
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
+
+// A thread's id: std's (loom's under `--cfg verisync_loom`, where the
+// modelled threads all run on one OS thread).
+pub(crate) use crate::sys::thread::ThreadId;
 
 /// The stable identity of a tracked lock: a number from a global counter,
 /// given the first time the lock is used, never reused (so a lock created

@@ -36,17 +36,20 @@
 //! notifies, then joins the thread, so the handler is never called after
 //! the drop returns. These are `std` locks: the watchdog's own locks are
 //! not tracked.
+//!
+//! Not modelled under loom: the watchdog is a real thread, outside any
+//! model execution (the loom suite calls `detect` from modelled threads).
 
 use std::collections::HashSet;
 #[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::api::detect_with_episodes;
 use super::registry::{self, lock};
-use super::report::{Deadlock, LockId};
+use super::report::{Deadlock, LockId, ThreadId};
 
 /// The shortest period between two scans; a shorter one (zero included)
 /// is taken as this.

@@ -2,7 +2,9 @@
 //! inside a model checker.
 //!
 //! Everything above this module uses `sys::atomic`, `sys::cell`, `sys::park`,
-//! `sys::thread` and `sys::spin` instead of `std`/`loom`/`shuttle` directly.
+//! `sys::thread` and `sys::spin` instead of `std`/`loom`/`shuttle` directly
+//! (and the deadlock diagnostics `sys::thread::thread_local!` and
+//! `sys::before_std_lock`).
 //! There are three backends, chosen by a `--cfg`:
 //!
 //! | cfg | backend | what runs the code |
@@ -71,10 +73,50 @@ pub(crate) mod model_futex {
     pub use super::futex_loom::{process_died, Word};
 }
 
+/// Call right before taking a `std` mutex whose critical sections loom
+/// must order against other threads' (the deadlock diagnostics' records).
+///
+/// Nothing in a real build. Under loom, one `AcqRel` read-modify-write on a
+/// per-execution atomic: loom cannot see a `std` mutex, and a critical
+/// section with no loom operation is one step it never reorders against
+/// the other threads' (its exploration only reorders operations on a
+/// shared loom object). Every such section touching this one atomic first,
+/// loom explores their orders relative to each other and to the
+/// surrounding loom operations, with the happens-before a mutex gives.
+///
+/// Never call it while holding a `std` lock: loom may switch threads here,
+/// and another modelled thread taking that lock would block the one OS
+/// thread they all run on.
+#[cfg(all(feature = "deadlock-detection", verisync_loom))]
+pub(crate) fn before_std_lock() {
+    loom::lazy_static! {
+        static ref STD_LOCK_STEPS: loom::sync::atomic::AtomicUsize =
+            loom::sync::atomic::AtomicUsize::new(0);
+    }
+    STD_LOCK_STEPS.fetch_add(1, atomic::Ordering::AcqRel);
+}
+
+/// Nothing in a real build (see the loom version).
+#[cfg(all(
+    feature = "deadlock-detection",
+    not(any(verisync_loom, verisync_shuttle))
+))]
+#[inline(always)]
+pub(crate) fn before_std_lock() {}
+
 /// Atomic integers, pointers and orderings.
 pub(crate) mod atomic {
     #[cfg(verisync_loom)]
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
+    // Only the deadlock diagnostics use 64-bit atomics (lock ids and
+    // holders); shuttle does not build them.
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    pub(crate) use loom::sync::atomic::AtomicU64;
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    pub(crate) use std::sync::atomic::AtomicU64;
     // shuttle runs every atomic access as `SeqCst` (shuttle's `sync::atomic`
     // docs, "Warning about relaxed behaviors"): it finds interleaving bugs,
     // not missing orderings; those are loom's job.
@@ -84,6 +126,25 @@ pub(crate) mod atomic {
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize};
 
     pub(crate) use std::sync::atomic::Ordering;
+
+    /// The value of `word`, read through `&mut` (no other thread can touch
+    /// it): `get_mut` in a real build. Under loom it is a tracked
+    /// non-atomic read, so the model fails if some access by another
+    /// thread does not happen-before it.
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    #[inline]
+    pub(crate) fn read_exclusive(word: &mut AtomicU64) -> u64 {
+        *word.get_mut()
+    }
+
+    /// As in the real build, as a tracked non-atomic read.
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    pub(crate) fn read_exclusive(word: &mut AtomicU64) -> u64 {
+        word.with_mut(|value| *value)
+    }
 
     /// Nothing in a real build (and under shuttle, which makes every access
     /// `SeqCst`); `fence(SeqCst)` under loom.
@@ -248,6 +309,33 @@ pub(crate) mod thread {
 
     #[cfg(verisync_shuttle)]
     shuttle::thread_local!(static CURRENT_POOL: std::cell::Cell<usize> = std::cell::Cell::new(0));
+
+    /// `thread_local!` (one declaration per call) whose values the model
+    /// checker sees: std's in a real build; under loom, loom's, which gives
+    /// each modelled thread its own value (loom runs all of them on one OS
+    /// thread, which a std thread-local would share) and drops them when
+    /// the modelled thread ends, so every execution starts clean. Only the
+    /// deadlock diagnostics use it (shuttle does not build them).
+    #[cfg(all(
+        feature = "deadlock-detection",
+        not(any(verisync_loom, verisync_shuttle))
+    ))]
+    macro_rules! model_thread_local {
+        ($($declaration:tt)*) => { std::thread_local! { $($declaration)* } };
+    }
+    /// As in the real build; loom has no `const { .. }` initializer form,
+    /// so it is dropped (the value is made on the thread's first use).
+    #[cfg(all(feature = "deadlock-detection", verisync_loom))]
+    macro_rules! model_thread_local {
+        ($(#[$attribute:meta])* $visibility:vis static $name:ident: $type:ty = const { $init:expr } $(;)?) => {
+            loom::thread_local! { $(#[$attribute])* $visibility static $name: $type = $init; }
+        };
+        ($(#[$attribute:meta])* $visibility:vis static $name:ident: $type:ty = $init:expr $(;)?) => {
+            loom::thread_local! { $(#[$attribute])* $visibility static $name: $type = $init; }
+        };
+    }
+    #[cfg(feature = "deadlock-detection")]
+    pub(crate) use model_thread_local as thread_local;
 
     #[cfg(verisync_shuttle)]
     pub(crate) fn current_id() -> usize {
