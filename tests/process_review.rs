@@ -745,3 +745,190 @@ fn a_started_task_killed_for_another_tasks_garbage_is_not_run_again() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------
+// A worker that fails before any of its tasks started
+// ---------------------------------------------------------------------------
+
+/// The worker's pipe descriptor (not 0-2) open with access mode `mode`
+/// (0: the task pipe, read; 1: the result pipe, write), from /proc.
+fn worker_pipe(mode: u32) -> Option<i32> {
+    fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .find(|&fd: &i32| {
+            fd > 2
+                && fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .is_ok_and(|link| link.to_string_lossy().starts_with("pipe:"))
+                && fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).is_ok_and(|info| {
+                    info.lines()
+                        .find_map(|line| line.strip_prefix("flags:"))
+                        .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+                        .is_some_and(|flags| flags & 3 == mode)
+                })
+        })
+}
+
+/// Bytes this process has read so far (`rchar` in /proc/self/io).
+fn bytes_read() -> u64 {
+    fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("rchar:"))
+                .and_then(|count| count.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Records its run and returns at once (it is answered), leaving a thread
+/// behind: once the worker is reading the next task's frame (it has read
+/// another MiB), the thread swaps the task pipe for one that never
+/// delivers (so that task can never start here), then writes a complete
+/// frame of garbage to the parent.
+fn leaves_a_scribbler(path: String) -> u64 {
+    record_run(&path, 1);
+    let tasks = worker_pipe(0).expect("the task pipe");
+    let baseline = bytes_read();
+    thread::spawn(move || {
+        use std::os::fd::FromRawFd;
+        while bytes_read() < baseline + (1 << 20) {
+            thread::sleep(Duration::from_micros(200));
+        }
+        let (never, keeps_it_open) = std::io::pipe().unwrap();
+        std::mem::forget(keeps_it_open);
+        // SAFETY: the worker's task pipe descriptor, open (just found);
+        // never closed here (`ManuallyDrop`): `dup2` only replaces what it
+        // refers to.
+        let mut tasks =
+            std::mem::ManuallyDrop::new(unsafe { std::os::fd::OwnedFd::from_raw_fd(tasks) });
+        rustix::io::dup2(&never, &mut tasks).unwrap();
+        let mut garbage = b"vs".to_vec();
+        garbage.extend(4u32.to_le_bytes());
+        garbage.extend([0xFF; 4]);
+        verisync::process::__write_raw_to_parent(&garbage);
+        thread::sleep(Duration::from_secs(60));
+    });
+    1
+}
+
+/// Records its run; the padding makes its frame take a while to read.
+fn records_a_big_argument((path, padding): (String, Vec<u8>)) -> u64 {
+    record_run(&path, 2);
+    drop(padding);
+    2
+}
+
+/// A task whose frame the worker was still reading — it never started, its
+/// board cell says so — when garbage from a thread an earlier, answered
+/// task left behind arrived is sent again, and runs once. Before the fix
+/// the reader took the oldest unanswered task for the one running when no
+/// board showed a started task, so it failed with the other task's garbage
+/// ("garbage from worker ...: could not be decoded") and never ran.
+#[test]
+fn a_task_that_never_started_is_not_failed_for_another_tasks_garbage() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let log = std::env::temp_dir().join(format!(
+            "verisync-process-review-scribbler-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_file(&log);
+        let path = log.to_string_lossy().into_owned();
+        let pool = ProcessPool::new(1).unwrap();
+        let first_worker = pool.worker_pids();
+        assert_eq!(pool.submit(leaves_a_scribbler, path.clone()).join(), Ok(1));
+        let victim = pool
+            .submit(records_a_big_argument, (path.clone(), vec![7u8; 30 << 20]))
+            .join();
+        assert_ne!(
+            pool.worker_pids(),
+            first_worker,
+            "the scribbler's worker was replaced"
+        );
+        pool.shutdown();
+        let victim_runs = runs_of(&log, 2);
+        let _ = fs::remove_file(&log);
+        assert_eq!(
+            (victim_runs.len(), &victim),
+            (1, &Ok(2)),
+            "the task that never started ran {} times; its result: {victim:?}",
+            victim_runs.len()
+        );
+    });
+}
+
+/// The run log of [`small_address_space`]'s workers in this test process.
+fn small_workers_log(test_process: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "verisync-process-review-small-workers-{test_process}"
+    ))
+}
+
+/// An initializer that records the worker's start and limits its address
+/// space to what it uses now and 16 MiB more: reading a task frame of
+/// 40 MiB aborts the worker before the task starts.
+fn small_address_space() {
+    record_run(
+        &small_workers_log(std::os::unix::process::parent_id()).to_string_lossy(),
+        0,
+    );
+    let used: u64 = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmSize:"))
+        .and_then(|size| size.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize");
+    let limit = used * 1024 + (16 << 20);
+    rustix::process::setrlimit(
+        rustix::process::Resource::As,
+        rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        },
+    )
+    .unwrap();
+}
+
+fn length(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+/// A task whose frame kills every worker that reads it, before it can
+/// start, is put back only so often: at its third such death it fails with
+/// `WorkerDied`, and the pool carries on (it does not kill worker after
+/// worker). Tasks that fit run.
+#[test]
+fn a_task_whose_frame_kills_every_worker_before_it_starts_fails_at_the_third() {
+    let _processes = processes();
+    with_watchdog(LIMIT, || {
+        let log = small_workers_log(std::process::id());
+        let _ = fs::remove_file(&log);
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .initializer(small_address_space)
+            .build()
+            .unwrap();
+        assert_eq!(pool.submit(length, vec![1; 1000]).join(), Ok(1000));
+        let killer = pool.submit(length, vec![1; 40 << 20]).join();
+        assert!(
+            matches!(
+                killer,
+                Err(TaskError::WorkerDied {
+                    signal: Some(6),
+                    ..
+                })
+            ),
+            "{killer:?}"
+        );
+        assert_eq!(pool.submit(length, vec![1; 1000]).join(), Ok(1000));
+        pool.shutdown();
+        let workers = runs_of(&log, 0);
+        let _ = fs::remove_file(&log);
+        assert_eq!(
+            workers.len(),
+            4,
+            "workers started: the first, and one after each death: {workers:?}"
+        );
+    });
+}

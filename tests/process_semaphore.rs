@@ -511,3 +511,53 @@ fn an_available_count_written_low_is_found_by_a_waiters_audit() {
         }
     });
 }
+
+/// Writes this process's identity into the state lock word at `at` (as if
+/// it took the state lock), and exits: a process that died holding it.
+fn dies_holding_the_state_lock((lock, at): (Lock, usize)) {
+    let base = arena_base(&lock);
+    u32_at(base, at).store(my_identity(base), Ordering::SeqCst);
+}
+
+/// A bounded semaphore hands a permit over between processes as Python's
+/// does: one process holds the only permit, another `release`s one (the
+/// count goes 0 → 1, within the bound). Then a process dies holding the
+/// state lock, and the next caller repairs the counts. The released permit
+/// must survive the repair. It used to be lost while the holder lived: the
+/// repair counted `bound − Σ holdings` = 0 available (raw counts `(2, 1, 1)`
+/// before, `(1, 0, 1)` after), so the timed acquire timed out.
+#[test]
+fn a_permit_released_while_another_process_holds_one_survives_a_repair() {
+    with_watchdog(PATIENCE * 2, || {
+        let semaphore = Semaphore::bounded(1).unwrap();
+        let (_, at) = semaphore_memory(&semaphore);
+        let holder = a_holder_of(&semaphore, 1);
+        semaphore.release(1).expect("0 + 1 is within the bound");
+        let before = raw_counts(&semaphore);
+        assert_eq!(before, (2, 1, 1));
+        let dying = process::spawn(
+            dies_holding_the_state_lock,
+            (Lock::new().unwrap(), at + WORD_AT),
+        )
+        .unwrap();
+        assert_eq!(dying.join(), Ok(()));
+        // Takes the state lock: recovers it and repairs the counts.
+        let permit = semaphore.try_acquire_for(Duration::from_millis(200));
+        let repaired = raw_counts(&semaphore);
+        // The bound still holds: no second permit while the first is held.
+        let second = semaphore.try_acquire();
+        holder.kill();
+        assert!(holder.join().is_err());
+        assert_eq!(
+            (permit.as_ref().map(|p| p.count()), second.is_some()),
+            (Some(1), false),
+            "raw counts before the repair {before:?}, after {repaired:?}"
+        );
+        assert_eq!(repaired, (2, 0, 2));
+        drop(permit);
+        // The holder's permit comes back; the bound caps the count.
+        assert_eq!(semaphore.available_permits(), 1);
+        assert!(semaphore.release(1).is_err());
+        assert_eq!(raw_counts(&semaphore), (1, 1, 0));
+    });
+}

@@ -21,6 +21,8 @@ struct World {
     holdings: [Holding; 3],
     processes: Processes,
     limit: u32,
+    /// `limit` is a bound (`RawProcessSemaphore::bounded`).
+    bounded: bool,
     inside: AtomicUsize,
 }
 
@@ -32,12 +34,30 @@ impl World {
             holdings: std::array::from_fn(|_| Holding::new()),
             processes: Processes::new(),
             limit,
+            bounded: false,
+            inside: AtomicUsize::new(0),
+        })
+    }
+
+    /// A bounded semaphore of `bound` permits.
+    fn bounded(bound: u32) -> Arc<Self> {
+        Arc::new(Self {
+            lock: Word::new(0),
+            counts: Counts::new(bound),
+            holdings: std::array::from_fn(|_| Holding::new()),
+            processes: Processes::new(),
+            limit: bound,
+            bounded: true,
             inside: AtomicUsize::new(0),
         })
     }
 
     fn semaphore(&self) -> RawProcessSemaphore<'_> {
-        RawProcessSemaphore::new(&self.counts, &self.holdings, self.limit)
+        if self.bounded {
+            RawProcessSemaphore::bounded(&self.counts, &self.holdings, self.limit)
+        } else {
+            RawProcessSemaphore::new(&self.counts, &self.holdings, self.limit)
+        }
     }
 
     /// Process `me`'s view of the state lock.
@@ -317,6 +337,33 @@ fn a_waiter_gets_the_permits_of_two_deaths_a_holder_and_a_state_lock_holder_mid_
         holder.join().unwrap();
         cut.join().unwrap();
         assert_eq!(world.available(2), 2);
+        assert!(world.holdings.iter().all(|holding| holding.count() == 0));
+    });
+}
+
+/// A bounded semaphore (bound 1) hands a permit over: process 1 holds the
+/// only permit and a `release` adds one (`T = 2`, `A = 1`); then process 3
+/// dies holding the state lock. Process 2's acquire recovers the lock and
+/// repairs the counts, and gets the released permit while process 1 still
+/// holds its own (the repair used to count `bound - Σ holdings` = 0). Both
+/// give back, in either order: the bound caps the count at 1.
+#[test]
+fn a_bounded_repair_keeps_a_permit_released_while_another_was_held() {
+    loom::model(|| {
+        let world = World::bounded(1);
+        assert!(world.acquire(1, 1, Wait::Try));
+        assert!(world.semaphore().release(1, &world.process(1)).is_ok());
+        world.lock.store(3, Ordering::Relaxed); // held by process 3 ...
+        world.processes.die(3); // ... which is dead
+        assert!(world.acquire(2, 1, Wait::Try), "the released permit");
+        assert!(!world.acquire(2, 1, Wait::Try), "past the bound");
+        let first = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.give_back(1, 1))
+        };
+        world.give_back(2, 1);
+        first.join().unwrap();
+        assert_eq!(world.available(2), 1);
         assert!(world.holdings.iter().all(|holding| holding.count() == 0));
     });
 }

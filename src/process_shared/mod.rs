@@ -96,7 +96,14 @@
 //! - Limits: processes forked without `exec` share their parent's identity
 //!   (start them with `process::spawn` or a pool); 1024 processes at once
 //!   per tree; 64 MiB of objects per tree (a sparse memfd: untouched pages
-//!   cost nothing; a queue's ring is most of its object).
+//!   cost nothing; a queue's ring is most of its object). A dead holder
+//!   whose pid is reused by a process started in the same clock tick
+//!   (10 ms) as the holder looks alive until that process exits: a timed
+//!   lock (acquire, wait) times out, a blocking one waits for that
+//!   process's exit. The kernel's pid cycle makes that impossible in
+//!   practice unless something picks pids (`ns_last_pid`, `clone3`'s
+//!   `set_tid`: CRIU-style tools with `CAP_SYS_ADMIN`); `table.rs` says
+//!   more.
 
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod arena;

@@ -49,6 +49,26 @@
 //! as usual. Never a wrong answer for a live holder, and never memory
 //! unsafety; it takes 65 536 processes passing through one slot while the
 //! lock stays untouched.
+//!
+//! # Limit: a pid reused within the same clock tick
+//!
+//! The start time counts clock ticks (`USER_HZ`: 10 ms), so pid + start
+//! time tells a dead holder from a new process with its pid only if the
+//! two did not start in the same tick. A dead holder (of a lock, permits,
+//! a place in a barrier) whose pid goes to a process started within the
+//! tick the holder started in looks alive for as long as that process
+//! runs: a timed lock or acquire times out, a blocking one waits until
+//! that process exits (then the holder is recovered as dead, as usual),
+//! and its slot is not reclaimed meanwhile. Never a wrong answer for a
+//! live holder. The kernel hands out pids in a cycle through `pid_max`
+//! (32 768 at least, usually 4 194 304), so this takes the holder to start,
+//! take the lock, die and be reaped, and its pid to come round again, all
+//! within 10 ms: in practice only when something chooses pids — writing
+//! `/proc/sys/kernel/ns_last_pid` or `clone3`'s `set_tid` (CRIU-style
+//! tools; `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE` in the pid
+//! namespace). Telling the two apart regardless would take a liveness
+//! token the kernel drops with the process (an open-file-description lock
+//! per slot on the arena's memfd, say), not something `/proc` shows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

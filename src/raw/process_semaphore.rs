@@ -40,9 +40,17 @@
 //! | reclaim a dead holder's `c` | its holding `= 0`; `A += c` (as give back) |
 //!
 //! **Repair**: `A = min(E - Σ count, limit)`, `T = A + Σ count`, where
-//! `E`, the permits that exist, is `T` for an unbounded semaphore and the
-//! bound for a bounded one (from the caller's own memory: its handle; the
-//! shared `T` is not trusted for it). It runs when the state lock reports
+//! `E`, the permits that exist, is `T` for an unbounded semaphore and
+//! `max(T, bound)` for a bounded one (the bound from the caller's own
+//! memory: its handle). A bounded semaphore's `T` is trusted upwards only:
+//! below the bound it may be a scribbler's (counting from the bound then
+//! loses nothing for good); above it, it records permits that `release`
+//! added while others were held (bound 1, one held, `release(1)`: `T = 2`,
+//! `A = 1`; counting from the bound alone made `A = 0`, losing the
+//! released permit while the holder lived). Every state the rules reach
+//! has `A ≤ limit`, so `T ≤ limit + Σ count`: a `T` written high gives at
+//! most what a `release` could have (`A = limit`), never more than the
+//! bound available. It runs when the state lock reports
 //! that its holder died (mid-transition), whenever the counts break the
 //! invariant's bounds (`A > limit`, `A > T`, `T > MAX_PERMITS`: garbage),
 //! and when an audit finds `A + Σ count ≠ T` (below, "Garbage"). `E` and
@@ -50,9 +58,9 @@
 //! write is completed or undone by the repair (acquire: the holding says
 //! the permits were taken; forget: `T` says they are gone, and the dead
 //! process's holding is reclaimed anyway; release: `T` says they came).
-//! On a bounded semaphore a repair makes every permit that no holding
-//! holds available, so permits forgotten (and not released since) come
-//! back with it.
+//! On a bounded semaphore a repair makes at least `bound - Σ count`
+//! available, so permits forgotten (and not released since) come back
+//! with it.
 //!
 //! # Waiting, and who wakes whom
 //!
@@ -116,11 +124,15 @@
 //! exits). And:
 //!
 //! - A **bounded** semaphore's permits come back for good: a repair counts
-//!   from the bound, not the shared `T`, so whatever the scribbler wrote,
-//!   once it stops, the next repair or audit restores `bound - Σ count`
-//!   available (if it wrote a consistent state, `A + Σ count = T < bound`,
-//!   which looks like forgotten permits, they come back at the next repair
-//!   only: a holder's death mid-update, or out-of-bounds counts).
+//!   from at least the bound, not from a shared `T` below it, so whatever
+//!   the scribbler wrote, once it stops, the next repair or audit restores
+//!   at least `bound - Σ count` available (if it wrote a consistent state,
+//!   `A + Σ count = T < bound`, which looks like forgotten permits, they
+//!   come back at the next repair only: a holder's death mid-update, or
+//!   out-of-bounds counts). A `T` written high makes a repair hand out up
+//!   to the bound on top of what is held, as a `release` could have; the
+//!   give-backs' surplus past the bound is discarded, so that too ends
+//!   once the holders give back.
 //! - An **unbounded** semaphore has no bound to count from: `T` is the only
 //!   record of how many permits exist (`release` adds to it, `forget` takes
 //!   from it), so a scribbled `T` (with `A` to match) changes the number of
@@ -181,7 +193,7 @@ pub struct RawProcessSemaphore<'a> {
     holdings: &'a [Holding],
     limit: u32,
     /// `limit` is a bound from the caller's own memory: the repair takes
-    /// it, not the shared `T`, as the permits that exist.
+    /// it, or the shared `T` if larger, as the permits that exist.
     bounded: bool,
 }
 
@@ -202,7 +214,8 @@ impl<'a> RawProcessSemaphore<'a> {
 
     /// As [`new`](Self::new) with `bound` as the limit, for a bounded
     /// semaphore: `bound` (the caller's own copy, never the shared one) is
-    /// how many permits exist when the state is repaired (module docs).
+    /// the fewest permits that exist when the state is repaired (module
+    /// docs).
     pub fn bounded(counts: &'a Counts, holdings: &'a [Holding], bound: u32) -> Self {
         Self {
             bounded: true,
@@ -243,14 +256,18 @@ impl<'a> RawProcessSemaphore<'a> {
     }
 
     /// Restores the invariant from the holdings and `T` (a bounded
-    /// semaphore: its bound) (module docs).
+    /// semaphore: `T`, but at least its bound) (module docs).
     #[cold]
     fn repair(&self) {
         let held = self.held();
+        let shared_total = u64::from(self.counts.total.load(Relaxed));
         let total = if self.bounded {
-            u64::from(self.limit)
+            // Never fewer than the bound (a `T` written low loses nothing
+            // for good); more when `release`s added permits while others
+            // were held. `A` stays within the bound below, whatever `T`.
+            shared_total.max(u64::from(self.limit))
         } else {
-            u64::from(self.counts.total.load(Relaxed))
+            shared_total
         };
         let available = total.saturating_sub(held).min(u64::from(self.limit));
         self.counts.available.store(available as u32, Relaxed);

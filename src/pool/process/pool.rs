@@ -32,11 +32,14 @@
 //! garbage: kills and) reaps the worker — waiting for it to end without
 //! holding its lock, so the watcher and `terminate` can still kill a
 //! worker whose task closed the pipe and runs on — fails only the task it
-//! was running (the one its board shows started; else the head of its
-//! in-flight list) with
+//! was running (the one its board shows started) with
 //! `WorkerDied`, `TimedOut` or `Serialization`, puts the tasks queued
 //! behind it back on the pool's queue, starts a replacement, and only then
-//! reports the failure (so whoever sees it also sees the replacement). A
+//! reports the failure (so whoever sees it also sees the replacement). If
+//! no task on it had started, they all go back; the head of its in-flight
+//! list (the task it was reading, or waiting for) gets a strike, and at
+//! its `STRIKES_BEFORE_START`th it is taken for the cause and fails (a
+//! frame that kills whichever worker reads it must not kill them all). A
 //! worker that reaches `max_tasks_per_worker` exits cleanly and is
 //! replaced the same way. A replaced worker's threads are joined when the
 //! next worker is attached.
@@ -105,6 +108,10 @@ const MIN_IN_FLIGHT: usize = 2;
 const MAX_IN_FLIGHT: usize = 64;
 /// Tasks in flight per worker should take about this long in total.
 const IN_FLIGHT_WORK: Duration = Duration::from_millis(1);
+/// How many times a task may be next on a worker that dies (or sends
+/// garbage) before any task on it started: at this strike it fails with
+/// that death instead of going back on the queue (see `read_results`).
+const STRIKES_BEFORE_START: u8 = 3;
 
 /// A process pool task's shared state: its completion cell and, while it
 /// is sent to a worker, where to cancel it.
@@ -255,6 +262,10 @@ struct Job {
     function: i64,
     argument: Vec<u8>,
     handle: Arc<dyn Resolver>,
+    /// How many workers died (or sent garbage) while this task was next
+    /// on them and no task on them had started; at `STRIKES_BEFORE_START`
+    /// it fails instead of going back on the queue.
+    strikes: u8,
 }
 
 struct InFlight {
@@ -489,7 +500,12 @@ impl Shared {
 ///
 /// A worker that crashes, aborts, is killed, or exceeds the task timeout
 /// fails only the task it was running (`WorkerDied` / `TimedOut`); the
-/// pool starts a replacement and every other task completes. Workers exit
+/// pool starts a replacement and every other task completes. A task that
+/// had not started on it yet is sent again, to another worker — unless it
+/// was the next task on three workers that each died (or sent garbage)
+/// before any of their tasks started: then it is taken for the cause
+/// (say, its argument is too large for the worker's memory) and fails
+/// with that third worker's `WorkerDied` (or `Serialization`). Workers exit
 /// when the parent dies (Linux: parent-death signal; everywhere: their task
 /// pipe closes), and every child is reaped.
 ///
@@ -791,6 +807,7 @@ impl ProcessPool {
             function: prepared.function,
             argument: prepared.argument,
             handle: task,
+            strikes: 0,
         };
         self.enqueue(job);
         handle
@@ -1407,7 +1424,7 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
             }
         }
     };
-    let stranded = {
+    let mut stranded = {
         let mut flight = slot.flight.lock();
         slot.retired.store(true, Ordering::SeqCst);
         // Wake our writer if it waits for room; it sees `retired` and stops.
@@ -1427,25 +1444,38 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
         .lock()
         .retain(|other| !Arc::ptr_eq(other, slot));
 
-    // The task the worker was running: the one its board shows started
-    // (else the oldest unanswered, which may have killed it before its
-    // board said so — unless the garbage that ended it was another task's,
-    // already charged). It is to blame. Every other task whose board shows
-    // it started ran (part of) its course on the worker we killed for
-    // garbage (a worker answers before it starts the next task, so only a
-    // reader that stopped early on bad output strands two started tasks):
-    // it fails with the worker, and is never sent again — its side effects
-    // may have happened. Those cancelled on the board are resolved
-    // already; the rest never started and go back for the other workers
-    // first.
+    // The task the worker was running: the one its board shows started.
+    // It is to blame. Every other task whose board shows it started ran
+    // (part of) its course on the worker we killed for garbage (a worker
+    // answers before it starts the next task, so only a reader that
+    // stopped early on bad output strands two started tasks): it fails
+    // with the worker, and is never sent again — its side effects may have
+    // happened. Those cancelled on the board are resolved already; the
+    // rest never started and go back for the other workers first.
+    //
+    // When no board shows a started task (and the garbage is not charged
+    // already), the worker died or sent garbage before it started the
+    // oldest unanswered task: while it read that task's frame, or idle,
+    // or because of something an earlier, answered task left behind (a
+    // thread that writes garbage or kills the process). That task never
+    // ran, so it goes back too, with a strike; only at its
+    // `STRIKES_BEFORE_START`th strike is it taken for the cause (a frame
+    // that kills whichever worker reads it would otherwise kill worker
+    // after worker) and failed with the death or the garbage.
     let started_on_board = stranded
         .iter()
         .position(|job| slot.board.is_started(job.id));
     let culprit = if culprit_resolved {
         None
+    } else if started_on_board.is_some() {
+        started_on_board
     } else {
-        Some(started_on_board.unwrap_or(0))
+        stranded.front_mut().and_then(|next| {
+            next.job.strikes = next.job.strikes.saturating_add(1);
+            (next.job.strikes >= STRIKES_BEFORE_START).then_some(0)
+        })
     };
+    let struck_out = culprit.is_some() && started_on_board.is_none();
     let mut head = None;
     let mut killed_with_the_worker = Vec::new();
     for (index, waiting) in stranded.into_iter().enumerate() {
@@ -1491,7 +1521,16 @@ fn read_results(shared: &Arc<Shared>, slot: &Arc<Slot>, mut results: BufReader<C
             // leaves a frame cut short, but what happened is the timeout.
             TaskError::TimedOut
         } else if let Some(problem) = problem {
-            problem
+            match problem {
+                TaskError::Serialization(reason) if struck_out => {
+                    TaskError::Serialization(format!(
+                        "{reason}; this task had not started, but it was next on \
+                         {STRIKES_BEFORE_START} workers that failed so before they started it, \
+                         so it is taken for the cause and not sent again"
+                    ))
+                }
+                problem => problem,
+            }
         } else {
             worker_died(slot.pid, status)
         };
