@@ -328,10 +328,11 @@ where
     let mut values = Vec::with_capacity(chunk.0.len());
     let mut failures = VecDeque::new();
     let mut items = chunk;
+    // One `extend` of a trusted length (`&mut vec::IntoIter` mapped): no
+    // capacity check per item, and on a panic `extend` keeps the values it
+    // wrote, while the item that panicked was already taken out of `items`.
     while let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
-        for item in items.by_ref() {
-            values.push(function(item));
-        }
+        values.extend(items.0.by_ref().map(function));
     })) {
         let values_before = values.len();
         failures.push_back((
