@@ -63,6 +63,20 @@ fn map_verisync() {
     }
 }
 
+/// As `map_verisync`, the results taken by `for_each` (the map's `fold`).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_verisync_for_each() {
+    let (items, expected) = items_and_sum();
+    let pool = verisync::ThreadPool::new(WORKERS);
+    for _ in 0..rounds() {
+        let mut results = Vec::with_capacity(items.len());
+        pool.map(items.iter().copied(), cheap)
+            .for_each(|result| results.push(result.expect("a cheap item cannot fail")));
+        check(&results, expected);
+    }
+}
+
 #[test]
 #[ignore = "a workload for perf stat, not a test"]
 fn map_rayon() {
