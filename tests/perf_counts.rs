@@ -77,6 +77,25 @@ fn map_verisync_for_each() {
     }
 }
 
+/// As `map_verisync`, from an input without an exact length (every item
+/// passes the filter, so the counts compare with `map_verisync`'s).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_verisync_inexact_input() {
+    let (items, expected) = items_and_sum();
+    let pool = verisync::ThreadPool::new(WORKERS);
+    for _ in 0..rounds() {
+        let results: Vec<u64> = pool
+            .map(
+                items.iter().copied().filter(|&item| item < MAP_ITEMS),
+                cheap,
+            )
+            .collect::<Result<_, _>>()
+            .expect("a cheap item cannot fail");
+        check(&results, expected);
+    }
+}
+
 #[test]
 #[ignore = "a workload for perf stat, not a test"]
 fn map_rayon() {
