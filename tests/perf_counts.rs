@@ -31,6 +31,23 @@ fn rounds() -> usize {
         .unwrap_or(0)
 }
 
+/// Runs `round` `rounds()` times; with `VERISYNC_PERF_PRINT` set, prints
+/// the fastest round's time per unit (`units` per round) on stderr, for a
+/// rough wall-clock look (the fastest round is the least disturbed one on
+/// a shared machine).
+fn run_rounds(units: u64, mut round: impl FnMut()) {
+    let mut fastest = std::time::Duration::MAX;
+    for _ in 0..rounds() {
+        let start = std::time::Instant::now();
+        round();
+        fastest = fastest.min(start.elapsed());
+    }
+    if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && rounds() > 0 {
+        let per_unit = fastest.as_nanos() as f64 / units as f64;
+        eprintln!("fastest round: {per_unit:.2} ns per unit");
+    }
+}
+
 #[inline]
 fn cheap(item: u64) -> u64 {
     item.wrapping_mul(3) ^ 0x5555
@@ -54,13 +71,13 @@ fn check(results: &[u64], expected: u64) {
 fn map_verisync() {
     let (items, expected) = items_and_sum();
     let pool = verisync::ThreadPool::new(WORKERS);
-    for _ in 0..rounds() {
+    run_rounds(MAP_ITEMS, || {
         let results: Vec<u64> = pool
             .map(items.iter().copied(), cheap)
             .collect::<Result<_, _>>()
             .expect("a cheap item cannot fail");
         check(&results, expected);
-    }
+    });
 }
 
 /// As `map_verisync`, the results taken by `for_each` (the map's `fold`).
@@ -69,12 +86,12 @@ fn map_verisync() {
 fn map_verisync_for_each() {
     let (items, expected) = items_and_sum();
     let pool = verisync::ThreadPool::new(WORKERS);
-    for _ in 0..rounds() {
+    run_rounds(MAP_ITEMS, || {
         let mut results = Vec::with_capacity(items.len());
         pool.map(items.iter().copied(), cheap)
             .for_each(|result| results.push(result.expect("a cheap item cannot fail")));
         check(&results, expected);
-    }
+    });
 }
 
 /// As `map_verisync`, from an input without an exact length (every item
@@ -84,7 +101,7 @@ fn map_verisync_for_each() {
 fn map_verisync_inexact_input() {
     let (items, expected) = items_and_sum();
     let pool = verisync::ThreadPool::new(WORKERS);
-    for _ in 0..rounds() {
+    run_rounds(MAP_ITEMS, || {
         let results: Vec<u64> = pool
             .map(
                 items.iter().copied().filter(|&item| item < MAP_ITEMS),
@@ -93,7 +110,7 @@ fn map_verisync_inexact_input() {
             .collect::<Result<_, _>>()
             .expect("a cheap item cannot fail");
         check(&results, expected);
-    }
+    });
 }
 
 #[test]
@@ -104,18 +121,18 @@ fn map_rayon() {
         .num_threads(WORKERS)
         .build()
         .expect("a rayon pool");
-    for _ in 0..rounds() {
+    run_rounds(MAP_ITEMS, || {
         let results: Vec<u64> =
             pool.install(|| items.par_iter().map(|&item| cheap(item)).collect());
         check(&results, expected);
-    }
+    });
 }
 
 #[test]
 #[ignore = "a workload for perf stat, not a test"]
 fn scope_verisync() {
     let pool = verisync::ThreadPool::new(WORKERS);
-    for _ in 0..rounds() {
+    run_rounds(SCOPE_TASKS, || {
         pool.scope(|scope| {
             for index in 0..SCOPE_TASKS {
                 drop(scope.submit(move || {
@@ -123,7 +140,7 @@ fn scope_verisync() {
                 }));
             }
         });
-    }
+    });
 }
 
 #[test]
@@ -133,7 +150,7 @@ fn scope_rayon() {
         .num_threads(WORKERS)
         .build()
         .expect("a rayon pool");
-    for _ in 0..rounds() {
+    run_rounds(SCOPE_TASKS, || {
         pool.scope(|scope| {
             for index in 0..SCOPE_TASKS {
                 scope.spawn(move |_| {
@@ -141,5 +158,5 @@ fn scope_rayon() {
                 });
             }
         });
-    }
+    });
 }
