@@ -221,32 +221,62 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     /// Waits for every task, also those submitted meanwhile, then closes
-    /// the scope (step 2 of the module docs). Runs no user code that may
-    /// unwind: tasks run inline catch their panics.
-    fn wait_for_every_task(&self) {
+    /// the scope (step 2 of the module docs), and returns what each task
+    /// left behind. Runs no user code that may unwind: tasks run inline
+    /// catch their panics.
+    fn wait_for_every_task(&self) -> Leftovers {
         match &self.signal {
             None => self.wait_in_turn(),
-            Some(signal) => self.help_until_every_task_is_resolved(signal),
+            Some(signal) => {
+                self.help_until_every_task_is_resolved(signal);
+                self.note_leftovers_of_every_task()
+            }
         }
     }
 
-    /// Off the pool's workers: waits for each task in turn.
-    fn wait_in_turn(&self) {
+    /// Off the pool's workers: waits for each task in turn, and notes what
+    /// it left behind while its memory is at hand (one walk over the tasks
+    /// for both). The list is read a batch at a time: every task listed
+    /// since the last look, under one lock, as plain pointers (no count
+    /// to raise and lower on each task's memory).
+    fn wait_in_turn(&self) -> Leftovers {
+        let mut leftovers = Leftovers::default();
+        let mut batch: Vec<*const dyn ScopedTask> = Vec::new();
         let mut waited = 0;
         loop {
-            let next = {
+            {
                 let mut tasks = self.tasks.lock();
-                match tasks.all.get(waited) {
-                    Some(task) => Arc::clone(task),
-                    None => {
-                        tasks.closed = true;
-                        return;
-                    }
+                if tasks.all.len() == waited {
+                    tasks.closed = true;
+                    return leftovers;
                 }
-            };
-            next.wait_done();
-            waited += 1;
+                batch.extend(tasks.all[waited..].iter().map(Arc::as_ptr));
+            }
+            for task in batch.drain(..) {
+                // SAFETY: the list holds an `Arc` of every task it ever
+                // listed until `drop_leftovers`, which this thread runs
+                // after this wait: the task is alive. (A longer list moves
+                // the `Arc`s, not the tasks.)
+                let task = unsafe { &*task };
+                task.wait_done();
+                leftovers.note(waited, task);
+                waited += 1;
+            }
         }
+    }
+
+    /// On one of the pool's workers, once every task is resolved and the
+    /// scope closed: waits for each task's callbacks (the helping scope's
+    /// own) to finish, so that it is done, and notes what it left behind.
+    #[cold]
+    fn note_leftovers_of_every_task(&self) -> Leftovers {
+        let mut leftovers = Leftovers::default();
+        let tasks = self.tasks.lock();
+        for (index, task) in tasks.all.iter().enumerate() {
+            task.wait_done();
+            leftovers.note(index, &**task);
+        }
+        leftovers
     }
 
     /// On one of the pool's workers: runs the unstarted tasks inline and
@@ -292,31 +322,74 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
     /// Drops every task's leftovers (step 3): the closures that never ran,
     /// then the results nobody joined whose handle is gone, then those
-    /// whose handle still lives, newest first (see `scoped_task.rs`). The scope is
-    /// closed, so the list no longer changes, and every task is resolved:
-    /// nothing else runs that could touch them. The list is taken out of
-    /// the lock first: a leftover's `Drop` may submit (and be refused).
-    fn drop_leftovers(&self) {
+    /// whose handle still lives, newest first (see `scoped_task.rs`). The
+    /// scope is closed, so the list no longer changes, and every task is
+    /// done: nothing else runs that could touch them. The list is taken out
+    /// of the lock first: a leftover's `Drop` may submit (and be refused).
+    ///
+    /// Only the tasks `leftovers` names are visited, and a task is let go
+    /// of as soon as nothing of it is left to drop, so that a scope of many
+    /// tasks walks its tasks' memory twice (this and the wait), not once a
+    /// pass.
+    fn drop_leftovers(&self, leftovers: &Leftovers) {
         let all = mem::take(&mut self.tasks.lock().all);
-        for task in &all {
-            // Resolved already; this waits for the callbacks (the helping
-            // scope's own) to finish, so that the task is done.
-            task.wait_done();
+        for &index in &leftovers.unrun_closures {
+            // SAFETY: each task is done, seen on this thread (the wait);
+            // no more can start, so only this thread (and the `Drop`s it
+            // runs here, one at a time) touches their closures and results.
+            unsafe { all[index].drop_unrun_closure() };
         }
-        for task in &all {
-            // SAFETY: each task is done, seen on this thread just now; no
-            // more can start, so only this thread (and the `Drop`s it runs
-            // here, one at a time) touches their closures and results.
-            unsafe { task.drop_unrun_closure() };
+        let mut all: Vec<Option<Arc<dyn ScopedTask>>> = all.into_iter().map(Some).collect();
+        for &index in &leftovers.results_of_gone_handles {
+            if let Some(task) = all[index].take() {
+                // SAFETY: as above. Its handle is gone and its closure
+                // dropped: nothing of it is left for a later pass.
+                unsafe { task.drop_result_if_handle_gone() };
+            }
         }
-        for task in &all {
-            // SAFETY: as above.
-            unsafe { task.drop_result_if_handle_gone() };
+        for &index in leftovers.results_of_live_handles.iter().rev() {
+            if let Some(task) = &all[index] {
+                // SAFETY: as above; the body and every task have finished,
+                // so a live handle is reachable only from the leftovers
+                // dropped here. A handle such a `Drop` lets go of drops its
+                // task's result itself (the task is done), so the task's
+                // turn here, if it comes later, finds nothing.
+                unsafe { task.drop_result_even_with_a_live_handle() };
+            }
         }
-        for task in all.iter().rev() {
-            // SAFETY: as above; the body and every task have finished, so a
-            // live handle is reachable only from the leftovers dropped here.
-            unsafe { task.drop_result_even_with_a_live_handle() };
+    }
+}
+
+/// What the scope's tasks left behind, noted once each task is done:
+/// indices into the scope's list, each in submission order. A result is
+/// noted under the handle's state at that moment: one whose handle goes
+/// later (dropped by a task still running, or by a leftover's `Drop`) is
+/// dropped by that handle (the task is done), so the scope finds it gone.
+#[derive(Default)]
+struct Leftovers {
+    /// Tasks whose closure never ran (cancelled or refused).
+    unrun_closures: Vec<usize>,
+    /// Tasks whose handle is gone: their result, if still there, is the
+    /// scope's to drop.
+    results_of_gone_handles: Vec<usize>,
+    /// Tasks whose handle still lives (forgotten, or held in a leftover).
+    results_of_live_handles: Vec<usize>,
+}
+
+impl Leftovers {
+    /// Notes what `task`, number `index` of the list, left behind.
+    fn note(&mut self, index: usize, task: &dyn ScopedTask) {
+        // SAFETY: `task` is done, seen on this thread just now (both
+        // callers waited for it); its closure is then touched by nobody
+        // but this scope.
+        let left = unsafe { task.left_behind() };
+        if left.unrun_closure {
+            self.unrun_closures.push(index);
+        }
+        if left.handle_gone {
+            self.results_of_gone_handles.push(index);
+        } else {
+            self.results_of_live_handles.push(index);
         }
     }
 }
@@ -352,8 +425,8 @@ where
         env: PhantomData,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| body(&scope)));
-    scope.wait_for_every_task();
-    scope.drop_leftovers();
+    let leftovers = scope.wait_for_every_task();
+    scope.drop_leftovers(&leftovers);
     match outcome {
         Ok(value) => value,
         Err(panic) => resume_unwind(panic),

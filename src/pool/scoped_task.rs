@@ -127,6 +127,15 @@ pub(super) trait ScopedTask: Send + Sync {
     /// Waits until the task is done: resolved, and its callbacks ran.
     fn wait_done(&self);
 
+    /// What the task left for its scope to drop: whether its closure never
+    /// ran, and whether its handle is gone (see the module docs).
+    ///
+    /// # Safety
+    ///
+    /// The calling thread has seen the task done ([`wait_done`](Self::wait_done)
+    /// returned). Other threads may still drop its handle.
+    unsafe fn left_behind(&self) -> LeftBehind;
+
     /// Drops the closure if it never ran; a panicking `Drop` is reported
     /// and ignored.
     ///
@@ -176,6 +185,17 @@ where
         self.task.completion().wait_done();
     }
 
+    unsafe fn left_behind(&self) -> LeftBehind {
+        LeftBehind {
+            // SAFETY: done and seen (the caller's contract): the closure was
+            // taken before the task was resolved, if it ever was, and only
+            // the scope touches it from now on.
+            unrun_closure: unsafe { self.task.has_leftover_task() },
+            // Acquire: pairs with the handle's Release (see the module docs).
+            handle_gone: self.handle_gone.load(Ordering::Acquire),
+        }
+    }
+
     unsafe fn drop_unrun_closure(&self) {
         // SAFETY: the caller's contract is the callee's. Taken out first,
         // so nothing of the task is borrowed while its `Drop` runs (which
@@ -203,6 +223,14 @@ where
         let result = unsafe { self.task.completion().take_leftover_result() };
         drop_reporting_panics(result, LEFTOVER_AT_SCOPE_END);
     }
+}
+
+/// What a done task left for its scope ([`ScopedTask::left_behind`]).
+pub(super) struct LeftBehind {
+    /// The closure never ran (the task was cancelled or refused).
+    pub(super) unrun_closure: bool,
+    /// The task's one handle is gone (dropped or joined).
+    pub(super) handle_gone: bool,
 }
 
 /// A scoped task's handle's view of it.

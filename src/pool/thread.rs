@@ -113,6 +113,19 @@ impl<F, R> ThreadTask<F, R> {
         &self.completion
     }
 
+    /// Whether the closure is still there (the task never ran: it was
+    /// cancelled or refused).
+    ///
+    /// # Safety
+    ///
+    /// The cell is resolved and the calling thread has seen it done; no
+    /// other thread takes the closure meanwhile.
+    pub(crate) unsafe fn has_leftover_task(&self) -> bool {
+        // SAFETY: resolved, so no claimant will take it; the caller is the
+        // only one that may.
+        self.task.with(|task| unsafe { (*task).is_some() })
+    }
+
     /// Takes the closure if it never ran (the task was cancelled or
     /// refused), for a scope that must drop it before the data it borrows
     /// goes away.

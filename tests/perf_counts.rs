@@ -1,0 +1,162 @@
+//! Workloads for counting instructions (`perf stat`), not tests: each is
+//! `#[ignore]`d and runs one benchmark shape of `benches/pool.rs` a number
+//! of times (`VERISYNC_PERF_ROUNDS`, default 0: only the set-up), so that
+//! the count of a run with N rounds minus the count with 0 rounds, divided
+//! by the items (or tasks), is the cost of one item (or task), free of the
+//! wall-clock noise of a shared machine.
+//!
+//! ```text
+//! cargo test --release --test perf_counts --no-run
+//! VERISYNC_PERF_ROUNDS=20 perf stat -e instructions,task-clock \
+//!     target/release/deps/perf_counts-* --ignored --exact map_verisync
+//! ```
+//!
+//! `map_*`: `pool.map` of 1,000,000 `u64`s by a cheap function, collected
+//! into a `Vec` (the `map_1m` group); `scope_*`: 100,000 tiny tasks in one
+//! scope, each handle dropped (the `tiny_tasks` group's `*_scope` rows).
+//! Every round checks its results, so a count of a broken run is not taken.
+
+use std::hint::black_box;
+
+use rayon::prelude::*;
+
+const WORKERS: usize = 2;
+const MAP_ITEMS: u64 = 1_000_000;
+const SCOPE_TASKS: u64 = 100_000;
+
+fn rounds() -> usize {
+    std::env::var("VERISYNC_PERF_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `round` `rounds()` times; with `VERISYNC_PERF_PRINT` set, prints
+/// the fastest round's time per unit (`units` per round) on stderr, for a
+/// rough wall-clock look (the fastest round is the least disturbed one on
+/// a shared machine).
+fn run_rounds(units: u64, mut round: impl FnMut()) {
+    let mut fastest = std::time::Duration::MAX;
+    for _ in 0..rounds() {
+        let start = std::time::Instant::now();
+        round();
+        fastest = fastest.min(start.elapsed());
+    }
+    if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && rounds() > 0 {
+        let per_unit = fastest.as_nanos() as f64 / units as f64;
+        eprintln!("fastest round: {per_unit:.2} ns per unit");
+    }
+}
+
+#[inline]
+fn cheap(item: u64) -> u64 {
+    item.wrapping_mul(3) ^ 0x5555
+}
+
+fn items_and_sum() -> (Vec<u64>, u64) {
+    let items: Vec<u64> = (0..MAP_ITEMS).collect();
+    let sum = items
+        .iter()
+        .fold(0u64, |sum, &item| sum.wrapping_add(cheap(item)));
+    (items, sum)
+}
+
+fn check(results: &[u64], expected: u64) {
+    let sum = results.iter().fold(0u64, |sum, &r| sum.wrapping_add(r));
+    assert_eq!((results.len() as u64, sum), (MAP_ITEMS, expected));
+}
+
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_verisync() {
+    let (items, expected) = items_and_sum();
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(MAP_ITEMS, || {
+        let results: Vec<u64> = pool
+            .map(items.iter().copied(), cheap)
+            .collect::<Result<_, _>>()
+            .expect("a cheap item cannot fail");
+        check(&results, expected);
+    });
+}
+
+/// As `map_verisync`, the results taken by `for_each` (the map's `fold`).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_verisync_for_each() {
+    let (items, expected) = items_and_sum();
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(MAP_ITEMS, || {
+        let mut results = Vec::with_capacity(items.len());
+        pool.map(items.iter().copied(), cheap)
+            .for_each(|result| results.push(result.expect("a cheap item cannot fail")));
+        check(&results, expected);
+    });
+}
+
+/// As `map_verisync`, from an input without an exact length (every item
+/// passes the filter, so the counts compare with `map_verisync`'s).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_verisync_inexact_input() {
+    let (items, expected) = items_and_sum();
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(MAP_ITEMS, || {
+        let results: Vec<u64> = pool
+            .map(
+                items.iter().copied().filter(|&item| item < MAP_ITEMS),
+                cheap,
+            )
+            .collect::<Result<_, _>>()
+            .expect("a cheap item cannot fail");
+        check(&results, expected);
+    });
+}
+
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_rayon() {
+    let (items, expected) = items_and_sum();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .expect("a rayon pool");
+    run_rounds(MAP_ITEMS, || {
+        let results: Vec<u64> =
+            pool.install(|| items.par_iter().map(|&item| cheap(item)).collect());
+        check(&results, expected);
+    });
+}
+
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn scope_verisync() {
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(SCOPE_TASKS, || {
+        pool.scope(|scope| {
+            for index in 0..SCOPE_TASKS {
+                drop(scope.submit(move || {
+                    black_box(index);
+                }));
+            }
+        });
+    });
+}
+
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn scope_rayon() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .expect("a rayon pool");
+    run_rounds(SCOPE_TASKS, || {
+        pool.scope(|scope| {
+            for index in 0..SCOPE_TASKS {
+                scope.spawn(move |_| {
+                    black_box(index);
+                });
+            }
+        });
+    });
+}
