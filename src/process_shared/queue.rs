@@ -131,7 +131,12 @@ impl RingBytes for Ring {
 ///   at any point. A consumer that exits or is killed holding tasks (got
 ///   with `get`, not yet marked done) cannot mark them done: instead of
 ///   hanging, [`join`](Self::join) returns [`TasksLost`] once every other
-///   task is done. So `join` returns a `Result`.
+///   task is done. So `join` returns a `Result`. Another process may mark
+///   them done instead, before or after they are counted lost.
+/// - **`task_done` marks a taken task**: one the caller took, else one of
+///   another process's (see [`task_done`](Self::task_done)); a task still
+///   queued cannot be marked done, so a `task_done` before the `get` is
+///   refused with [`TaskDoneError`] (the thread queue accepts it).
 /// - FIFO only; `T: Serialize + DeserializeOwned`.
 /// - The try forms do not wait for items or room, but do wait (at most
 ///   100 ms) for the queue's internal lock, which whoever updates it holds
@@ -528,9 +533,17 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// Marks one task done (an item taken with `get`, by any process of
     /// the tree). When every task is done, [`join`](Self::join) returns.
     ///
+    /// The task marked is the calling process's own if it holds one (took
+    /// it and has not marked it); else one held by a process that has
+    /// ended; else one already counted lost (see [`TasksLost`]); else one
+    /// held by another live process, which then holds one fewer. Unlike
+    /// the thread queue, a task still queued (not yet got) is never
+    /// marked, so an item's own `task_done` after its `get` always counts.
+    ///
     /// # Errors
     ///
-    /// [`TaskDoneError`] if no task is unfinished; nothing changes.
+    /// [`TaskDoneError`] if there is no such task (every unfinished task
+    /// is still queued); nothing changes.
     ///
     /// ```
     /// verisync::process::init();
@@ -554,8 +567,9 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// # Errors
     ///
     /// [`TasksLost`] if tasks were lost with processes that took them and
-    /// exited or died before marking them done (since the queue was
-    /// created), once every other task is done.
+    /// exited or died before anyone marked them done (since the queue was
+    /// created, less those marked done later), once every other task is
+    /// done: none is queued or held by a live process.
     ///
     /// ```
     /// verisync::process::init();
