@@ -143,8 +143,21 @@ impl RingBytes for Ring {
 ///   for a copy.
 /// - A process that writes garbage over the queue's memory can lose items
 ///   (the queue then resets, counting them lost) or make them undecodable;
-///   never undefined behaviour, an out-of-bounds access, an allocation
-///   larger than the byte capacity, or a hang past a timeout.
+///   never undefined behaviour, an out-of-bounds access, or a hang past a
+///   timeout *under the queue's lock*. The record a get copies out is at
+///   most the byte capacity. Decoding it (after the lock is released, so
+///   outside any timeout) trusts its lengths as serde does:
+///   - a garbage sequence or map length makes serde preallocate at most
+///     1 MiB of elements for each collection being decoded at once (one
+///     per level of nesting in `T`; a `HashMap`'s table for that many is
+///     about twice that), whatever the byte capacity, before the decode
+///     fails at the record's end;
+///   - a sequence whose elements take no bytes (`Vec<()>`, a `Vec` of a
+///     unit struct or of `PhantomData`, a map of such keys and values) is
+///     decoded element by element for as long as its garbage length says,
+///     up to 2^64: the get does not return (and spins a core). Types
+///     without such sequences consume at least one byte per element, so
+///     their decode ends within the record's length.
 ///
 /// ```
 /// verisync::process::init();

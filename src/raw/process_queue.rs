@@ -119,7 +119,7 @@
 //! length against `used`. A state that fails is reset: the ring emptied,
 //! its `items` (at most `unfinished`) counted lost. Lengths are read from
 //! the ring only after they are checked, copies go through [`RingBytes`],
-//! which checks its own bounds, and nothing is allocated beyond
+//! which checks its own bounds, and nothing is allocated here beyond
 //! `capacity`, which comes from the caller's own memory. The capacity and
 //! the item bound are the caller's (`RawQueue::new`), never read from the
 //! shared state.
