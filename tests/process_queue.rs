@@ -441,6 +441,89 @@ fn a_consumer_killed_holding_a_task_makes_join_report_it_lost() {
     });
 }
 
+fn get_and_exit(queue: JoinableQueue<u64>) -> u64 {
+    queue.get().unwrap()
+}
+
+/// A child gets item 1 and exits; the parent marks it done (any process
+/// may). Item 2, still queued, stays unfinished: the child's ended holding
+/// is not counted lost, and item 2's own task_done counts.
+#[test]
+fn a_task_marked_done_for_an_exited_process_is_not_lost_and_a_queued_one_stays_unfinished() {
+    with_watchdog(PATIENCE * 2, || {
+        let queue = JoinableQueue::<u64>::with_capacity(None, SMALL).unwrap();
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        let child = process::spawn(get_and_exit, queue.clone()).unwrap();
+        assert_eq!(child.join(), Ok(1));
+        queue.task_done().unwrap();
+        assert_eq!(queue.lost_tasks(), 0, "item 1 was marked done");
+        assert_eq!(queue.unfinished_tasks(), 1, "item 2 is queued");
+        assert_eq!(queue.join_timeout(Duration::from_millis(50)), Ok(false));
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.get(), Ok(2));
+        assert_eq!(queue.task_done(), Ok(()), "item 2's own task_done");
+        assert_eq!(queue.join(), Ok(()));
+    });
+}
+
+/// As above, but the child's task is counted lost (by `lost_tasks`)
+/// before the parent marks it done: the mark turns the lost task done,
+/// and item 2 stays unfinished.
+#[test]
+fn a_task_marked_done_after_it_was_counted_lost_turns_done() {
+    with_watchdog(PATIENCE * 2, || {
+        let queue = JoinableQueue::<u64>::with_capacity(None, SMALL).unwrap();
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        let child = process::spawn(get_and_exit, queue.clone()).unwrap();
+        assert_eq!(child.join(), Ok(1));
+        assert_eq!(queue.lost_tasks(), 1, "the child ended holding item 1");
+        queue.task_done().unwrap();
+        assert_eq!(queue.lost_tasks(), 0, "item 1 was marked done after all");
+        assert_eq!(queue.unfinished_tasks(), 1, "item 2 is queued");
+        assert_eq!(queue.get(), Ok(2));
+        assert_eq!(queue.task_done(), Ok(()), "item 2's own task_done");
+        assert_eq!(queue.join(), Ok(()));
+    });
+}
+
+/// The parent marks done the task a live child holds; the child is then
+/// killed: nothing is lost, and item 2 (queued) stays unfinished.
+#[test]
+fn a_task_marked_done_for_a_live_process_is_taken_from_its_holding() {
+    with_watchdog(PATIENCE * 2, || {
+        let queue = JoinableQueue::<u64>::with_capacity(None, SMALL).unwrap();
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        let holding = Value::new(0u32).unwrap();
+        let consumer = process::spawn(hold_a_task, (queue.clone(), holding.clone())).unwrap();
+        wait_for("the consumer to hold its task", || holding.load() == 1);
+        queue.task_done().unwrap();
+        consumer.kill();
+        assert!(consumer.join().is_err());
+        assert_eq!(queue.lost_tasks(), 0, "item 1 was marked done");
+        assert_eq!(queue.unfinished_tasks(), 1, "item 2 is queued");
+        assert_eq!(queue.get(), Ok(2));
+        queue.task_done().unwrap();
+        assert_eq!(queue.join(), Ok(()));
+    });
+}
+
+/// A task still queued cannot be marked done: `task_done` before any
+/// `get` is refused and changes nothing.
+#[test]
+fn task_done_for_a_task_nobody_took_is_refused() {
+    let queue = JoinableQueue::<u64>::with_capacity(None, SMALL).unwrap();
+    queue.put(1).unwrap();
+    assert!(queue.task_done().is_err());
+    assert_eq!(queue.unfinished_tasks(), 1);
+    assert_eq!(queue.lost_tasks(), 0);
+    assert_eq!(queue.get(), Ok(1));
+    assert_eq!(queue.task_done(), Ok(()));
+    assert_eq!(queue.join_timeout(PATIENCE), Ok(true));
+}
+
 /// Puts items for ever (until killed), counting acknowledged puts.
 fn put_for_ever((queue, producer, acknowledged): (JoinableQueue<Item>, u32, Value<u32>)) {
     let mut sequence = 0;
@@ -751,6 +834,8 @@ proptest! {
     fn behaves_as_the_thread_queue(bound in 1usize..5, ops in proptest::collection::vec(op(), 0..40)) {
         let model = verisync::JoinableQueue::<u16>::bounded(bound);
         let queue = JoinableQueue::<u16>::with_capacity(Some(bound), 256).unwrap();
+        // Items got and not yet marked done.
+        let mut taken = 0usize;
         for op in ops {
             match op {
                 Op::Put(item) => {
@@ -770,9 +855,21 @@ proptest! {
                         verisync::GetError::Empty => GetError::Empty,
                         verisync::GetError::ShutDown => GetError::ShutDown,
                     });
-                    prop_assert_eq!(queue.try_get(), expected);
+                    let actual = queue.try_get();
+                    taken += usize::from(actual.is_ok());
+                    prop_assert_eq!(actual, expected);
                 }
-                Op::TaskDone => prop_assert_eq!(queue.task_done(), model.task_done()),
+                Op::TaskDone if taken == 0 => {
+                    // Unlike the thread queue, a task still queued (or
+                    // none) cannot be marked done (raw/process_queue.rs,
+                    // "Whose task `task_done` marks"): refused, nothing
+                    // changes (the counts are compared below).
+                    prop_assert!(queue.task_done().is_err());
+                }
+                Op::TaskDone => {
+                    prop_assert_eq!(queue.task_done(), model.task_done());
+                    taken -= 1;
+                }
                 Op::Shutdown => {
                     model.shutdown();
                     queue.shutdown();

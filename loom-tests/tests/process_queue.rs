@@ -243,3 +243,38 @@ fn a_task_done_in_another_process_wakes_the_joiner() {
         assert_eq!(joined, Joined::Done { lost: 0 });
     });
 }
+
+/// Process 2 gets item 1 and dies; process 3 marks it done while process
+/// 1 reclaims dead holdings and joins: whichever comes first, item 1 ends
+/// done (not lost), item 2 (queued) stays unfinished, so the join does not
+/// return, and item 2's own task_done counts.
+#[test]
+fn a_task_done_for_a_dead_process_races_its_reclaim_and_nothing_is_lost() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        world.put(1, 1);
+        world.put(1, 2);
+        let consumer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                assert_eq!(world.get(2), Ok(vec![1]));
+                world.processes.die(2);
+            })
+        };
+        consumer.join().unwrap();
+        let marker = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.queue().task_done(&world.process(3))))
+        };
+        let me = world.process(1);
+        let lost_meanwhile = world.queue().lost(&me);
+        assert!(lost_meanwhile <= 1);
+        assert_eq!(world.queue().join(Wait::Try, &me), Joined::TimedOut);
+        marker.join().unwrap();
+        assert_eq!(world.queue().lost(&me), 0, "item 1 was marked done");
+        assert_eq!(world.queue().unfinished(&me), 1, "item 2 is queued");
+        assert_eq!(world.get(1), Ok(vec![2]));
+        assert!(world.queue().task_done(&me));
+        assert_eq!(world.queue().join(Wait::Try, &me), Joined::Done { lost: 0 });
+    });
+}

@@ -64,7 +64,13 @@
 //!   tasks makes them *lost* (found by waiters, as dead holders' permits
 //!   are), and `join` reports them instead of waiting for ever. Items are
 //!   encoded before the lock is taken and decoded after it is released, so
-//!   no user code runs under it. Three futex words (getters, putters,
+//!   no user code runs under it. A record (at most the byte capacity) is
+//!   decoded trusting its lengths as serde does: garbage can make a get
+//!   preallocate about 1 MiB per collection being decoded (serde's
+//!   cautious size hint), and a garbage length of a sequence of elements
+//!   that take no bytes (`Vec<()>`) makes the decode loop that many times,
+//!   unbounded by any timeout (documented on `JoinableQueue`; a counting
+//!   deserializer would bound it at a cost on every decode). Three futex words (getters, putters,
 //!   joiners) with the semaphore's sequence-and-sleepers scheme.
 //! - **Values and arrays** (`pod.rs`): `len` plain-old-data elements after
 //!   the object's lock word; the length and element size come from the

@@ -131,15 +131,33 @@ impl RingBytes for Ring {
 ///   at any point. A consumer that exits or is killed holding tasks (got
 ///   with `get`, not yet marked done) cannot mark them done: instead of
 ///   hanging, [`join`](Self::join) returns [`TasksLost`] once every other
-///   task is done. So `join` returns a `Result`.
+///   task is done. So `join` returns a `Result`. Another process may mark
+///   them done instead, before or after they are counted lost.
+/// - **`task_done` marks a taken task**: one the caller took, else one of
+///   another process's (see [`task_done`](Self::task_done)); a task still
+///   queued cannot be marked done, so a `task_done` before the `get` is
+///   refused with [`TaskDoneError`] (the thread queue accepts it).
 /// - FIFO only; `T: Serialize + DeserializeOwned`.
 /// - The try forms do not wait for items or room, but do wait (at most
 ///   100 ms) for the queue's internal lock, which whoever updates it holds
 ///   for a copy.
 /// - A process that writes garbage over the queue's memory can lose items
 ///   (the queue then resets, counting them lost) or make them undecodable;
-///   never undefined behaviour, an out-of-bounds access, an allocation
-///   larger than the byte capacity, or a hang past a timeout.
+///   never undefined behaviour, an out-of-bounds access, or a hang past a
+///   timeout *under the queue's lock*. The record a get copies out is at
+///   most the byte capacity. Decoding it (after the lock is released, so
+///   outside any timeout) trusts its lengths as serde does:
+///   - a garbage sequence or map length makes serde preallocate at most
+///     1 MiB of elements for each collection being decoded at once (one
+///     per level of nesting in `T`; a `HashMap`'s table for that many is
+///     about twice that), whatever the byte capacity, before the decode
+///     fails at the record's end;
+///   - a sequence whose elements take no bytes (`Vec<()>`, a `Vec` of a
+///     unit struct or of `PhantomData`, a map of such keys and values) is
+///     decoded element by element for as long as its garbage length says,
+///     up to 2^64: the get does not return (and spins a core). Types
+///     without such sequences consume at least one byte per element, so
+///     their decode ends within the record's length.
 ///
 /// ```
 /// verisync::process::init();
@@ -528,9 +546,17 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// Marks one task done (an item taken with `get`, by any process of
     /// the tree). When every task is done, [`join`](Self::join) returns.
     ///
+    /// The task marked is the calling process's own if it holds one (took
+    /// it and has not marked it); else one held by a process that has
+    /// ended; else one already counted lost (see [`TasksLost`]); else one
+    /// held by another live process, which then holds one fewer. Unlike
+    /// the thread queue, a task still queued (not yet got) is never
+    /// marked, so an item's own `task_done` after its `get` always counts.
+    ///
     /// # Errors
     ///
-    /// [`TaskDoneError`] if no task is unfinished; nothing changes.
+    /// [`TaskDoneError`] if there is no such task (every unfinished task
+    /// is still queued); nothing changes.
     ///
     /// ```
     /// verisync::process::init();
@@ -554,8 +580,9 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// # Errors
     ///
     /// [`TasksLost`] if tasks were lost with processes that took them and
-    /// exited or died before marking them done (since the queue was
-    /// created), once every other task is done.
+    /// exited or died before anyone marked them done (since the queue was
+    /// created, less those marked done later), once every other task is
+    /// done: none is queued or held by a live process.
     ///
     /// ```
     /// verisync::process::init();

@@ -228,11 +228,14 @@ impl fmt::Display for GetError {
 
 impl std::error::Error for GetError {}
 
-/// [`join`](super::JoinableQueue::join) found every task done or lost, and
-/// some lost: taken by a process that exited or was killed before marking
-/// them done (or discarded with garbage found in the queue's memory).
-/// `lost` counts every task lost since the queue was created, so every
-/// later join reports them too.
+/// [`join`](super::JoinableQueue::join) found every task done or lost
+/// (none queued or held by a live process), and some lost: taken by a
+/// process that exited or was killed before anyone marked them done (or
+/// discarded with garbage found in the queue's memory). `lost` counts
+/// every task lost since the queue was created, less one for each later
+/// [`task_done`](super::JoinableQueue::task_done) that found no other task
+/// to mark (it marks a lost one done), so every later join reports them
+/// too.
 ///
 /// ```
 /// verisync::process::init();
@@ -245,7 +248,7 @@ impl std::error::Error for GetError {}
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TasksLost {
-    /// Tasks lost since the queue was created.
+    /// Tasks lost since the queue was created and not marked done since.
     pub lost: usize,
 }
 

@@ -24,8 +24,9 @@
 //!   exactly when `used == 0`).
 //! - **unfinished**: tasks put and not yet marked done (the thread queue's
 //!   `put - done`). **lost**: tasks that can never be marked done: taken
-//!   by a process that exited or died before marking them, or discarded
-//!   with garbage found in the ring. It only grows; `join` reports it.
+//!   by a process that exited or died before they were marked, or
+//!   discarded with garbage found in the ring; a `task_done` that finds no
+//!   held task marks one of these instead (below). `join` reports it.
 //! - **shut**: `shutdown` was called.
 //! - **holding** of slot `s`: the tasks the process of slot `s` (named by
 //!   its identity, as in `raw/process_semaphore.rs`) took with `get` and has
@@ -38,7 +39,8 @@
 //! |-----------|-------|-----------|
 //! | put (record of `r = 4 + len` bytes) | open, `items < max_items`, `used + r ≤ capacity` | record written at `head + used`; then `used += r`, `items += 1`, `unfinished += 1` |
 //! | get | `items > 0` | record copied out; then `head += r`, `used -= r`, `items -= 1`, my holding `+= 1` |
-//! | task_done | `unfinished > 0` | `unfinished -= 1`, my holding `-= 1` (if it has any) |
+//! | task_done of a held task | `unfinished > 0`, the holding chosen below has a task | `unfinished -= 1`, that holding `-= 1` |
+//! | task_done of a lost task | no holding has a task but live ones, `lost > 0` | `lost -= 1` |
 //! | reclaim a dead holding of `c` | its holder is dead | `k = min(c, unfinished)`: `unfinished -= k`, `lost += k`, holding `= 0` |
 //! | shutdown | | `shut = 1` |
 //! | shutdown_now | | `shut = 1`, every record copied out, ring empty, `unfinished -= min(n, unfinished)` |
@@ -46,6 +48,30 @@
 //! A process that takes a holding for its slot first reclaims what an
 //! earlier process of that slot left there (slots are reused only after
 //! their process died), in the same commit.
+//!
+//! # Whose task `task_done` marks
+//!
+//! Any process may mark a task done, also one another process took, so
+//! the caller's own holding may be empty. Without garbage the counts keep
+//! `puts = done + lost + unfinished` and `unfinished = items + Σ holdings`
+//! (each task queued, held, done or lost), and `task_done` keeps both by
+//! marking, in this order:
+//!
+//! 1. a task of the caller's own holding;
+//! 2. else one of a holding whose process has ended (or garbage): the
+//!    caller finishes it for the process that took it, which can no
+//!    longer; had a reclaim come first, that task would be lost, so
+//! 3. else one already counted lost turns done (`lost -= 1`): the state
+//!    is the same whether or not the reclaim came before the `task_done`;
+//! 4. else one of a live process's holding (which may then find its own
+//!    empty, and fall to the rules above);
+//! 5. else none: refused. A task still queued is never marked done, so an
+//!    item's own `task_done` after its `get` is never refused.
+//!
+//! So `lost`, which `join` reports once `unfinished` is 0, is the number of
+//! tasks whose processes ended holding them, plus those discarded as
+//! garbage, minus the `task_done` calls that found no holding with a task
+//! (each marks one of them done). A reclaim never moves a queued task.
 //!
 //! **The write of a put** goes to bytes outside the committed records
 //! (`head + used` on), which nobody reads; only the commit makes them an
@@ -93,7 +119,7 @@
 //! length against `used`. A state that fails is reset: the ring emptied,
 //! its `items` (at most `unfinished`) counted lost. Lengths are read from
 //! the ring only after they are checked, copies go through [`RingBytes`],
-//! which checks its own bounds, and nothing is allocated beyond
+//! which checks its own bounds, and nothing is allocated here beyond
 //! `capacity`, which comes from the caller's own memory. The capacity and
 //! the item bound are the caller's (`RawQueue::new`), never read from the
 //! shared state.
@@ -269,6 +295,16 @@ struct HoldingWrite {
     index: usize,
     holder: u32,
     count: u32,
+}
+
+/// The task a `task_done` marks (module docs).
+#[derive(Clone, Copy, Debug)]
+enum Marked {
+    /// One of a holding's tasks: `unfinished -= 1`, and the holding, as
+    /// written here, one task fewer.
+    Held(HoldingWrite),
+    /// One already counted lost (its holder ended first): `lost -= 1`.
+    Lost,
 }
 
 /// The futex words, by name.
@@ -673,40 +709,84 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         }
     }
 
-    /// Marks one task done for process `lock.me()`: `false` (changing
-    /// nothing) if no task is unfinished.
+    /// Marks one task done for process `lock.me()`, choosing whose task as
+    /// the module docs say ("Whose task `task_done` marks"): `false`
+    /// (changing nothing) if there is none to mark.
     pub fn task_done(&self, lock: &impl StateLock) -> bool {
-        let me = lock.me();
         let mut held = self
             .lock(lock, Wait::Until(None))
             .expect("a wait without deadline ends holding the lock");
-        let before = held.fields.unfinished;
         let mut fields = held.fields;
-        let (index, count) = self.mine(me, &mut fields);
-        if fields.unfinished == 0 {
-            if fields.unfinished != before {
-                // The earlier process's tasks were lost: commit that.
-                let holding = HoldingWrite {
-                    index,
-                    holder: me,
-                    count: 0,
-                };
-                self.commit(&mut held, fields, Some(holding));
-                held.bump(Sleepers::Joiners);
+        let holding = match self.task_to_mark(lock, &fields) {
+            None => return false,
+            Some(Marked::Held(write)) => {
+                fields.unfinished -= 1;
+                Some(write)
             }
-            return false;
-        }
-        fields.unfinished -= 1;
-        let holding = HoldingWrite {
-            index,
-            holder: me,
-            count: count.saturating_sub(1),
+            Some(Marked::Lost) => {
+                fields.lost -= 1;
+                None
+            }
         };
-        self.commit(&mut held, fields, Some(holding));
+        self.commit(&mut held, fields, holding);
         if fields.unfinished == 0 {
             held.bump(Sleepers::Joiners);
         }
         true
+    }
+
+    /// Which task a `task_done` by `lock.me()` marks (under the state
+    /// lock): its own holding's, else a dead process's holding's, else one
+    /// already counted lost, else a live process's holding's (module docs).
+    fn task_to_mark(&self, lock: &impl StateLock, fields: &Fields) -> Option<Marked> {
+        let me = lock.me();
+        let index = slot_index(me).expect("verisync: a process identity names a slot");
+        let own = &self.holdings[index];
+        let count = own.count_word().load(Relaxed);
+        if fields.unfinished > 0 && own.holder_word().load(Relaxed) == me && count > 0 {
+            return Some(Marked::Held(HoldingWrite {
+                index,
+                holder: me,
+                count: count - 1,
+            }));
+        }
+        self.task_to_mark_elsewhere(lock, fields)
+    }
+
+    /// [`task_to_mark`](Self::task_to_mark) when the caller holds none: a
+    /// scan of every holding, checking liveness (`/proc`) under the lock.
+    #[cold]
+    fn task_to_mark_elsewhere(&self, lock: &impl StateLock, fields: &Fields) -> Option<Marked> {
+        let mut live = None;
+        if fields.unfinished > 0 {
+            for (index, holding) in self.holdings.iter().enumerate() {
+                let count = holding.count_word().load(Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let holder = holding.holder_word().load(Relaxed);
+                let write = HoldingWrite {
+                    index,
+                    holder,
+                    count: count - 1,
+                };
+                if !self.is_held_by_the_living(lock, index, holder) {
+                    return Some(Marked::Held(write));
+                }
+                live.get_or_insert(write);
+            }
+        }
+        if fields.lost > 0 {
+            return Some(Marked::Lost);
+        }
+        live.map(Marked::Held)
+    }
+
+    /// Whether holding `index`, naming `holder`, belongs to a live process
+    /// (the caller's own counts as live): not a dead one's, nor garbage.
+    fn is_held_by_the_living(&self, lock: &impl StateLock, index: usize, holder: u32) -> bool {
+        let in_place = holder & !HOLDER_MASK == 0 && slot_index(holder) == Some(index);
+        in_place && (holder == lock.me() || lock.is_alive(holder))
     }
 
     /// Waits until no task is unfinished (reclaiming dead processes'
@@ -841,7 +921,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         &'s self,
         lock: &'s impl StateLock,
     ) -> impl Iterator<Item = (usize, u32, u32)> + 's {
-        let me = lock.me();
         self.holdings
             .iter()
             .enumerate()
@@ -851,8 +930,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
                     return None;
                 }
                 let holder = holding.holder_word().load(Relaxed);
-                let in_place = holder & !HOLDER_MASK == 0 && slot_index(holder) == Some(index);
-                let alive = in_place && (holder == me || lock.is_alive(holder));
+                let alive = self.is_held_by_the_living(lock, index, holder);
                 (!alive).then_some((index, holder, count))
             })
     }
