@@ -104,6 +104,8 @@ mod arena;
 mod array;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod barrier;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod condition;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod event;
@@ -133,6 +135,8 @@ pub(crate) use arena::{attach_inherited, pass_to_child};
 pub use array::{Array, ArrayGuard};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use barrier::Barrier;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use condition::{Condition, OwnerDiedWhileWaiting};
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
@@ -147,8 +151,9 @@ pub use queue_error::{GetError, PutError, TasksLost, Undecodable};
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Array, ArrayGuard, Barrier, Event, JoinableQueue, Lock, LockGuard, QueueIter,
-    QueueTask, Semaphore, SemaphorePermit, Value, ValueGuard, ValueInteger,
+    __lock_words, Array, ArrayGuard, Barrier, Condition, Event, JoinableQueue, Lock, LockGuard,
+    OwnerDiedWhileWaiting, QueueIter, QueueTask, Semaphore, SemaphorePermit, Value, ValueGuard,
+    ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};
