@@ -119,7 +119,9 @@ pub use pool::{
 /// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
 /// [`process::Lock`] (robust: a holder's death is reported to the next
 /// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
-/// holder's permits come back), [`process::Event`], [`process::Barrier`]
+/// holder's permits come back), [`process::Event`], [`process::Condition`]
+/// (used with a `process::Lock` guard; a notification handed to a waiter
+/// that dies passes to a live one), [`process::Barrier`]
 /// (a party that dies while waiting breaks it), [`process::Value`],
 /// [`process::Array`] and [`process::JoinableQueue`] (items encoded with
 /// postcard in shared memory; a consumer's death is reported by `join`).
