@@ -47,6 +47,21 @@ const CONDITION_SIZE: usize = GRANTED_AT + SLOTS * std::mem::size_of::<Holding>(
 
 /// What a wait hands back when the lock's holder died while this thread
 /// waited for it: the caller's guard (it holds the lock again).
+///
+/// ```
+/// use std::time::Duration;
+/// verisync::process::init();
+/// let (lock, ready) = (verisync::process::Lock::new()?, verisync::process::Condition::new()?);
+/// let mut guard = lock.lock().unwrap();
+/// match ready.wait_timeout(&mut guard, Duration::from_millis(1)) {
+///     Ok(result) => assert!(result.timed_out()),
+///     Err(owner_died) => {
+///         // Repair the data the lock guards, then mark it consistent:
+///         owner_died.into_guard();
+///     }
+/// }
+/// # Ok::<(), verisync::process::SharedError>(())
+/// ```
 pub type OwnerDiedWhileWaiting<'g, 'l> = OwnerDied<&'g mut LockGuard<'l>>;
 
 /// A condition variable for processes — Python's
