@@ -176,6 +176,12 @@ impl<T: ?Sized> private::Sealed for ReentrantLockGuard<'_, T> {
 pub struct WaitTimeoutResult(bool);
 
 impl WaitTimeoutResult {
+    /// The result of a wait that timed out (`true`) or was notified.
+    #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+    pub(crate) fn new(timed_out: bool) -> Self {
+        Self(timed_out)
+    }
+
     /// `true` if the wait timed out (for the `_while` forms: and the
     /// condition still held when it did).
     ///

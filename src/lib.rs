@@ -98,11 +98,13 @@ pub use pool::process_unsupported::{
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub mod process {
     pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
+    pub use crate::condition::WaitTimeoutResult;
     pub use crate::pool::process_unsupported::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, GetError, JoinableQueue, Lock,
-        LockGuard, OwnerDied, PutError, QueueIter, QueueTask, Semaphore, SemaphorePermit,
-        SharedError, TasksLost, TryLockError, Undecodable, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Condition, Event, GetError,
+        JoinableQueue, Lock, LockGuard, OwnerDied, OwnerDiedWhileWaiting, PutError, QueueIter,
+        QueueTask, Semaphore, SemaphorePermit, SharedError, TasksLost, TryLockError, Undecodable,
+        Value, ValueGuard, ValueInteger,
     };
 }
 pub use pool::{
@@ -117,7 +119,9 @@ pub use pool::{
 /// Process-shared primitives (Linux; elsewhere `SharedError::Unsupported`):
 /// [`process::Lock`] (robust: a holder's death is reported to the next
 /// locker as [`process::OwnerDied`]), [`process::Semaphore`] (a dead
-/// holder's permits come back), [`process::Event`], [`process::Barrier`]
+/// holder's permits come back), [`process::Event`], [`process::Condition`]
+/// (used with a `process::Lock` guard; a notification handed to a waiter
+/// that dies passes to a live one), [`process::Barrier`]
 /// (a party that dies while waiting breaks it), [`process::Value`],
 /// [`process::Array`] and [`process::JoinableQueue`] (items encoded with
 /// postcard in shared memory; a consumer's death is reported by `join`).
@@ -126,11 +130,13 @@ pub use pool::{
 #[cfg(all(unix, not(verisync_loom)))]
 pub mod process {
     pub use crate::barrier::{BarrierWaitResult, BrokenBarrier};
+    pub use crate::condition::WaitTimeoutResult;
     pub use crate::pool::process::{init, spawn, Process};
     pub use crate::process_shared::{
-        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Event, GetError, JoinableQueue, Lock,
-        LockGuard, OwnerDied, PutError, QueueIter, QueueTask, Semaphore, SemaphorePermit,
-        SharedError, TasksLost, TryLockError, Undecodable, Value, ValueGuard, ValueInteger,
+        AcknowledgeOwnerDeath, Array, ArrayGuard, Barrier, Condition, Event, GetError,
+        JoinableQueue, Lock, LockGuard, OwnerDied, OwnerDiedWhileWaiting, PutError, QueueIter,
+        QueueTask, Semaphore, SemaphorePermit, SharedError, TasksLost, TryLockError, Undecodable,
+        Value, ValueGuard, ValueInteger,
     };
 
     /// Test support, outside semver: see `write_raw_to_parent` in the source.
@@ -183,6 +189,15 @@ pub mod __loom {
     /// (`loom-tests/tests/process_barrier.rs`).
     pub mod process_barrier {
         pub use crate::raw::process_barrier::{BarrierState, Broken, RawProcessBarrier};
+        pub use crate::raw::process_state::Holding;
+    }
+
+    /// The process-shared condition's state machine
+    /// (`loom-tests/tests/process_condition.rs`).
+    pub mod process_condition {
+        pub use crate::raw::process_condition::{
+            ConditionState, LocalWaiters, OtherLock, RawProcessCondition, Registered,
+        };
         pub use crate::raw::process_state::Holding;
     }
 

@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::arena::{arena_base, my_identity, offset_of, u32_at, WORD_AT};
+use common::arena::{arena_base, my_identity, offset_of, scribble_in_child, u32_at, WORD_AT};
 use common::{wait_for, with_watchdog, PATIENCE};
 use verisync::process::{self, Lock, Semaphore, Value};
 
@@ -336,17 +336,6 @@ fn a_process_that_died_mid_update_holding_the_state_lock_is_repaired() {
         assert_eq!(semaphore.try_acquire_many(3).map(|p| p.count()), Some(3));
         assert!(semaphore.release(Semaphore::MAX_PERMITS - 2).is_err());
     });
-}
-
-/// What a scribbling child writes: `value` at `at` in the arena.
-fn write_word((lock, at, value): (Lock, usize, u32)) {
-    u32_at(arena_base(&lock), at).store(value, Ordering::SeqCst);
-}
-
-/// Has a child write `value` at `at` in the arena, and waits until it did.
-fn scribble_in_child(at: usize, value: u32) {
-    let child = process::spawn(write_word, (Lock::new().unwrap(), at, value)).unwrap();
-    assert_eq!(child.join(), Ok(()));
 }
 
 /// The semaphore's state lock word naming this process (garbage a child

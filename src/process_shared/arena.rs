@@ -99,6 +99,8 @@ pub(crate) const KIND_ARRAY: u32 = 5;
 pub(crate) const KIND_QUEUE: u32 = 6;
 /// A `Barrier`.
 pub(crate) const KIND_BARRIER: u32 = 7;
+/// A `Condition`.
+pub(crate) const KIND_CONDITION: u32 = 8;
 
 #[repr(C)]
 struct Header {
@@ -153,6 +155,11 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
+    /// The object's offset in the arena (unique in the tree, non-zero).
+    pub(crate) fn offset(&self) -> u32 {
+        self.offset
+    }
+
     /// What it says the object's header records (untrusted).
     pub(crate) fn recorded(&self) -> u32 {
         self.recorded

@@ -243,7 +243,43 @@ impl<'a> LockGuard<'a> {
     }
 }
 
+impl LockGuard<'_> {
+    /// Names its lock for a `Condition` (the lock object's offset: unique
+    /// in the tree's arena, and non-zero).
+    pub(crate) fn lock_id(&self) -> u32 {
+        self.lock.robust.object().handle().offset()
+    }
+
+    /// Releases the lock for a `Condition`'s wait, keeping the guard: the
+    /// caller takes it again with [`relock`](Self::relock) before the guard
+    /// is used or dropped.
+    pub(crate) fn unlock_for_wait(&mut self) {
+        self.lock.robust.release(self.keep_owner_died);
+    }
+
+    /// Takes the lock again after [`unlock_for_wait`](Self::unlock_for_wait);
+    /// how it got it (a holder that died meanwhile: the guard keeps the
+    /// death unacknowledged, as a fresh locker's would).
+    pub(crate) fn relock(&mut self) -> Acquired {
+        let acquired = self
+            .lock
+            .robust
+            .acquire(Wait::Until(None))
+            .expect("a wait without deadline ends holding the lock");
+        self.keep_owner_died = acquired == Acquired::OwnerDied;
+        acquired
+    }
+}
+
 impl AcknowledgeOwnerDeath for LockGuard<'_> {
+    fn acknowledge_owner_death(&mut self) {
+        self.keep_owner_died = false;
+    }
+}
+
+/// What a `Condition`'s wait hands back when the lock's holder died while
+/// it waited: the caller's guard, acknowledged through it.
+impl AcknowledgeOwnerDeath for &mut LockGuard<'_> {
     fn acknowledge_owner_death(&mut self) {
         self.keep_owner_died = false;
     }

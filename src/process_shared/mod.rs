@@ -1,6 +1,5 @@
 //! Process-shared primitives: [`Lock`], [`Semaphore`], [`Event`],
-//! [`Barrier`], [`Value`], [`Array`] and [`JoinableQueue`] (the rest of
-//! issue 14 — `Condition` — builds on the same pieces).
+//! [`Condition`], [`Barrier`], [`Value`], [`Array`] and [`JoinableQueue`].
 //!
 //! # Implementation details
 //!
@@ -49,6 +48,18 @@
 //!   died inside `wait` breaks the barrier (while filling) or just leaves
 //!   (a tripped round's party), so nobody waits for the dead. A party that
 //!   dies before it arrives cannot be seen (only timed waits end then).
+//! - **The condition** (`raw/process_condition.rs`, layout in
+//!   `condition.rs`): per process-table slot, how many of its threads wait
+//!   and how many notifications it was handed, under the state lock; per
+//!   process, in its own memory, which of its threads wait, oldest first
+//!   (so its own records are restored from trusted memory whenever one of
+//!   its threads looks). A waiter registers while it holds the user's
+//!   `Lock`, then releases it: no lost wake-up. `notify` reaps dead
+//!   processes' records first and hands notifications round robin to the
+//!   live ones; a process that dies holding notifications has them passed
+//!   to live waiters (found before each sleep and every `HOLDER_POLL`).
+//!   Taking the user's lock back can find its holder died: the wait
+//!   returns [`OwnerDied`] carrying the caller's guard.
 //! - **The event** (`raw/process_event.rs`): one futex word, a set flag
 //!   and a generation (so a set then clear still reports `true` to its
 //!   waiters); no owner, so nothing to recover.
@@ -117,6 +128,8 @@ mod arena;
 mod array;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod barrier;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+mod condition;
 mod error;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 mod event;
@@ -146,6 +159,8 @@ pub(crate) use arena::{attach_inherited, pass_to_child};
 pub use array::{Array, ArrayGuard};
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use barrier::Barrier;
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
+pub use condition::{Condition, OwnerDiedWhileWaiting};
 #[cfg(unix)]
 pub(crate) use error::take_open_failure;
 pub use error::{AcknowledgeOwnerDeath, OwnerDied, SharedError, TryLockError};
@@ -160,8 +175,9 @@ pub use queue_error::{GetError, PutError, TasksLost, Undecodable};
 pub use semaphore::{Semaphore, SemaphorePermit};
 #[cfg(not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))))]
 pub use unsupported::{
-    __lock_words, Array, ArrayGuard, Barrier, Event, JoinableQueue, Lock, LockGuard, QueueIter,
-    QueueTask, Semaphore, SemaphorePermit, Value, ValueGuard, ValueInteger,
+    __lock_words, Array, ArrayGuard, Barrier, Condition, Event, JoinableQueue, Lock, LockGuard,
+    OwnerDiedWhileWaiting, QueueIter, QueueTask, Semaphore, SemaphorePermit, Value, ValueGuard,
+    ValueInteger,
 };
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub use value::{Value, ValueGuard, ValueInteger};

@@ -513,6 +513,130 @@ impl<'de> Deserialize<'de> for Barrier {
     }
 }
 
+/// What a [`Condition`]'s wait hands back when the lock's holder died
+/// (never, on this platform).
+pub type OwnerDiedWhileWaiting<'g, 'l> = OwnerDied<&'g mut LockGuard<'l>>;
+
+impl AcknowledgeOwnerDeath for &mut LockGuard<'_> {
+    fn acknowledge_owner_death(&mut self) {
+        match self.never {}
+    }
+}
+
+/// A process-shared condition variable (unsupported on this platform:
+/// [`Condition::new`] returns [`SharedError::Unsupported`]).
+///
+/// ```
+/// let _maybe = verisync::process::Condition::new();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Condition {
+    never: Infallible,
+}
+
+impl Condition {
+    /// [`SharedError::Unsupported`] on this platform.
+    ///
+    /// # Errors
+    ///
+    /// Always, here.
+    pub fn new() -> Result<Self, SharedError> {
+        Err(SharedError::Unsupported)
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait<'g, 'l>(
+        &self,
+        _guard: &'g mut LockGuard<'l>,
+    ) -> Result<(), OwnerDiedWhileWaiting<'g, 'l>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_timeout<'g, 'l>(
+        &self,
+        _guard: &'g mut LockGuard<'l>,
+        _timeout: Duration,
+    ) -> Result<crate::WaitTimeoutResult, OwnerDiedWhileWaiting<'g, 'l>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_until<'g, 'l>(
+        &self,
+        _guard: &'g mut LockGuard<'l>,
+        _deadline: Instant,
+    ) -> Result<crate::WaitTimeoutResult, OwnerDiedWhileWaiting<'g, 'l>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_while<'g, 'l>(
+        &self,
+        _guard: &'g mut LockGuard<'l>,
+        _condition: impl FnMut() -> bool,
+    ) -> Result<(), OwnerDiedWhileWaiting<'g, 'l>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn wait_timeout_while<'g, 'l>(
+        &self,
+        _guard: &'g mut LockGuard<'l>,
+        _timeout: Duration,
+        _condition: impl FnMut() -> bool,
+    ) -> Result<crate::WaitTimeoutResult, OwnerDiedWhileWaiting<'g, 'l>> {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn notify_one(&self) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn notify(&self, _count: usize) -> usize {
+        match self.never {}
+    }
+
+    /// Never called.
+    pub fn notify_all(&self) -> usize {
+        match self.never {}
+    }
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        match self.never {}
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        Err(open_failed(SharedError::Unsupported))
+    }
+}
+
 /// A process-shared array (unsupported on this platform: [`Array::new`]
 /// returns [`SharedError::Unsupported`]).
 ///

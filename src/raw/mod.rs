@@ -8,6 +8,8 @@ pub(crate) mod mutex;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_barrier;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
+pub(crate) mod process_condition;
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_event;
 #[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 pub(crate) mod process_lock;

@@ -83,3 +83,15 @@ pub fn my_identity(base: *mut u8) -> u32 {
         })
         .expect("this process has a slot in the process table")
 }
+
+/// What a scribbling child writes: `value` at `at` in the arena.
+fn write_word((lock, at, value): (Lock, usize, u32)) {
+    u32_at(arena_base(&lock), at).store(value, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Has a child write `value` at `at` in the arena (as a buggy or hostile
+/// process of the tree could), and waits until it did.
+pub fn scribble_in_child(at: usize, value: u32) {
+    let child = process::spawn(write_word, (Lock::new().unwrap(), at, value)).unwrap();
+    assert_eq!(child.join(), Ok(()));
+}
