@@ -1,0 +1,76 @@
+//! What one uncontended `process::Lock` lock + unlock costs, in
+//! instructions, against the thread `Mutex` (issue 14's target: at most
+//! twice its time). Ignored: a measuring harness, not a check. Count with
+//! callgrind, which sees only the two loops below:
+//!
+//! ```text
+//! cargo test --release --test process_lock_cost --no-run   # prints the binary
+//! VERISYNC_COST_ITERATIONS=1000000 valgrind --tool=callgrind \
+//!     --toggle-collect='*process_lock_loop*' --toggle-collect='*mutex_loop*' \
+//!     target/release/deps/process_lock_cost-... --ignored --test-threads=1
+//! callgrind_annotate callgrind.out.<pid>   # Ir per loop / iterations
+//! ```
+//!
+//! Or time it on a quiet machine: each test prints nanoseconds per
+//! operation (`--nocapture`).
+#![cfg(target_os = "linux")]
+
+verisync::process_test_support!();
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use verisync::process::Lock;
+use verisync::Mutex;
+
+/// Lock + unlock operations per loop (`VERISYNC_COST_ITERATIONS`; 10
+/// million by default).
+fn iterations() -> u64 {
+    std::env::var("VERISYNC_COST_ITERATIONS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+#[inline(never)]
+fn process_lock_loop(lock: &Lock, iterations: u64) {
+    for _ in 0..iterations {
+        let guard = lock.lock().expect("nobody dies here");
+        black_box(&guard);
+    }
+}
+
+#[inline(never)]
+fn mutex_loop(mutex: &Mutex<()>, iterations: u64) {
+    for _ in 0..iterations {
+        let guard = mutex.lock();
+        black_box(&guard);
+    }
+}
+
+fn report(what: &str, iterations: u64, started: Instant) {
+    let nanos = started.elapsed().as_nanos() as f64 / iterations as f64;
+    println!("{what}: {iterations} lock + unlock, {nanos:.1} ns each");
+}
+
+#[test]
+#[ignore = "a measuring harness: run it under callgrind or on a quiet machine"]
+fn process_lock_uncontended_cost() {
+    let lock = Lock::new().unwrap();
+    let iterations = iterations();
+    let started = Instant::now();
+    process_lock_loop(&lock, iterations);
+    report("process::Lock", iterations, started);
+    assert!(lock.try_lock().is_ok(), "the loop left it unlocked");
+}
+
+#[test]
+#[ignore = "a measuring harness: run it under callgrind or on a quiet machine"]
+fn mutex_uncontended_cost() {
+    let mutex = Mutex::new(());
+    let iterations = iterations();
+    let started = Instant::now();
+    mutex_loop(&mutex, iterations);
+    report("Mutex", iterations, started);
+    assert!(mutex.try_lock().is_some(), "the loop left it unlocked");
+}
