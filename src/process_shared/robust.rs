@@ -102,9 +102,8 @@ impl Drop for InProcessHold<'_> {
 }
 
 /// The robust lock of one object, with what its uncontended path needs
-/// resolved once, when the handle is made: the word's address, this
-/// process's identity and the object's in-process lock (all fixed for the
-/// life of the process).
+/// resolved once, when the handle is made: the word's address and this
+/// process's identity (both fixed for the life of the process).
 #[derive(Clone, Copy)]
 pub(crate) struct RobustLock {
     object: Object,
@@ -112,8 +111,6 @@ pub(crate) struct RobustLock {
     word: &'static AtomicU32,
     /// This process's holder identity (`object.arena().me()`).
     me: u32,
-    /// The object's in-process lock (`object.in_process_lock()`).
-    in_process: &'static InProcessLock,
 }
 
 impl RobustLock {
@@ -122,7 +119,6 @@ impl RobustLock {
             object,
             word: object.word(WORD_AT),
             me: object.arena().me(),
-            in_process: object.in_process_lock(),
         }
     }
 
@@ -153,11 +149,11 @@ impl RobustLock {
     #[inline]
     pub(crate) fn acquire(&self, wait: Wait) -> Option<Acquired> {
         let thread = thread::current_id();
-        let in_process = self.in_process;
+        let in_process = self.object.in_process_lock();
         if in_process.holder.load(Relaxed) == thread {
             refuse_relock();
         }
-        if !in_process.mutex.try_lock() {
+        if !in_process.mutex.try_lock_uncontended() {
             return self.acquire_slow(thread, wait);
         }
         in_process.holder.store(thread, Relaxed);
@@ -171,7 +167,7 @@ impl RobustLock {
     /// the in-process lock: waits for it, then for the word.
     #[cold]
     fn acquire_slow(&self, thread: usize, wait: Wait) -> Option<Acquired> {
-        let in_process = self.in_process;
+        let in_process = self.object.in_process_lock();
         let taken = match wait {
             Wait::Try => in_process.mutex.try_lock(),
             Wait::Until(deadline) => in_process.mutex.try_lock_until(deadline),
@@ -189,7 +185,7 @@ impl RobustLock {
     #[cold]
     fn acquire_word_slow(&self, wait: Wait) -> Option<Acquired> {
         let hold = InProcessHold {
-            lock: self.in_process,
+            lock: self.object.in_process_lock(),
         };
         let arena = self.object.arena();
         let acquired = match wait {
@@ -206,7 +202,7 @@ impl RobustLock {
         self.raw().unlock(self.me, keep_owner_died);
         // SAFETY: only a guard calls this, on the thread that acquired it
         // (guards are not `Send`), and the guard holds the in-process lock.
-        unsafe { self.in_process.release() };
+        unsafe { self.object.in_process_lock().release() };
     }
 }
 

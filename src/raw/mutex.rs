@@ -88,6 +88,17 @@ impl RawMutex {
         }
     }
 
+    /// Takes the lock if nobody holds it and nobody is parked: one
+    /// compare-exchange, for a caller's fast path; `false` says nothing
+    /// (it may be free with threads parked): fall back to
+    /// [`try_lock`](Self::try_lock) or [`try_lock_until`](Self::try_lock_until).
+    #[inline]
+    pub(crate) fn try_lock_uncontended(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Takes the lock if it is free; never blocks.
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {
