@@ -24,6 +24,16 @@
 //! `process_shared`.) Timeouts cover both steps: `Try` tries each once,
 //! and a deadline bounds the wait for both together.
 //!
+//! # The uncontended path
+//!
+//! Inline, and four atomic read-modify-writes in all: a compare-exchange
+//! taking each lock (in-process, then the word) and one freeing each (the
+//! word, then in-process), with the word's address and this process's
+//! identity kept in the handle. Anything else (a lock held, sleepers to
+//! wake, a death to report or keep) leaves it for the `#[cold]` paths.
+//! (`tests/process_lock_cost.rs` counts and times it against the thread
+//! `Mutex`.)
+//!
 //! # Relocking
 //!
 //! The in-process lock records its holder's thread (`sys::thread::current_id`,

@@ -92,6 +92,11 @@ impl RawMutex {
     /// compare-exchange, for a caller's fast path; `false` says nothing
     /// (it may be free with threads parked): fall back to
     /// [`try_lock`](Self::try_lock) or [`try_lock_until`](Self::try_lock_until).
+    // Only `process_shared/robust.rs` uses it: unused where that is not built.
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
     #[inline]
     pub(crate) fn try_lock_uncontended(&self) -> bool {
         self.state

@@ -54,7 +54,8 @@
 //!   reports `OwnerDied`. Nobody wakes sleepers when a process dies: each
 //!   sleeper's wait returns within `HOLDER_POLL` (production) or at the
 //!   model's death step (loom), and it checks again.
-//! - **unlock**: CAS `me | bits → 0` (or `→ OWNER_DIED` if the death was not
+//! - **unlock** (fast path: CAS `me → 0`, the word exactly `me`; else
+//!   `#[cold]`): CAS `me | bits → 0` (or `→ OWNER_DIED` if the death was not
 //!   acknowledged); if the old word had `WAITERS`, wake one sleeper. If the
 //!   word no longer names this process (someone scribbled over it), unlock
 //!   leaves it alone: the next locker recovers it as a dead holder's.
