@@ -7,7 +7,8 @@
 //! cargo test --release --test process_lock_cost --no-run   # prints the binary
 //! VERISYNC_COST_ITERATIONS=1000000 valgrind --tool=callgrind \
 //!     --toggle-collect='*process_lock_loop*' --toggle-collect='*mutex_loop*' \
-//!     target/release/deps/process_lock_cost-... --ignored --test-threads=1
+//!     target/release/deps/process_lock_cost-... --ignored --test-threads=1 \
+//!     --skip uncontended_ratio
 //! callgrind_annotate callgrind.out.<pid>   # Ir per loop / iterations
 //! ```
 //!
