@@ -547,6 +547,7 @@ impl Object {
     }
 
     /// The lock that excludes this process's threads from the object.
+    #[inline]
     pub(crate) fn in_process_lock(&self) -> &'static InProcessLock {
         self.in_process_lock
     }

@@ -108,6 +108,7 @@ impl Lock {
     /// drop(guard); // unlocks
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>, OwnerDied<LockGuard<'_>>> {
         match self.robust.acquire(Wait::Until(None)) {
             Some(acquired) => guard_result(LockGuard::new(self, acquired), acquired),
@@ -133,6 +134,7 @@ impl Lock {
     /// drop(held);
     /// # Ok::<(), verisync::process::SharedError>(())
     /// ```
+    #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
         self.acquire_or_not(Wait::Try)
     }
@@ -167,6 +169,7 @@ impl Lock {
         self.acquire_or_not(Wait::Until(crate::sys::time::deadline_after(timeout)))
     }
 
+    #[inline]
     fn acquire_or_not(&self, wait: Wait) -> Result<LockGuard<'_>, TryLockError<LockGuard<'_>>> {
         match self.robust.acquire(wait) {
             Some(acquired) => guard_result(LockGuard::new(self, acquired), acquired)
@@ -177,6 +180,7 @@ impl Lock {
 }
 
 /// `Ok(guard)`, or `Err(OwnerDied(guard))` if a holder died.
+#[inline]
 pub(crate) fn guard_result<G>(guard: G, acquired: Acquired) -> Result<G, OwnerDied<G>> {
     match acquired {
         Acquired::Clean => Ok(guard),
@@ -234,6 +238,7 @@ pub struct LockGuard<'a> {
 }
 
 impl<'a> LockGuard<'a> {
+    #[inline]
     fn new(lock: &'a Lock, acquired: Acquired) -> Self {
         Self {
             lock,
@@ -286,6 +291,7 @@ impl AcknowledgeOwnerDeath for &mut LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.robust.release(self.keep_owner_died);
     }

@@ -24,6 +24,16 @@
 //! `process_shared`.) Timeouts cover both steps: `Try` tries each once,
 //! and a deadline bounds the wait for both together.
 //!
+//! # The uncontended path
+//!
+//! Inline, and four atomic read-modify-writes in all: a compare-exchange
+//! taking each lock (in-process, then the word) and one freeing each (the
+//! word, then in-process), with the word's address and this process's
+//! identity kept in the handle. Anything else (a lock held, sleepers to
+//! wake, a death to report or keep) leaves it for the `#[cold]` paths.
+//! (`tests/process_lock_cost.rs` counts and times it against the thread
+//! `Mutex`.)
+//!
 //! # Relocking
 //!
 //! The in-process lock records its holder's thread (`sys::thread::current_id`,
@@ -33,7 +43,7 @@
 //! a thread only ever compares it with its own id, and always sees its own
 //! latest store (as in `raw/reentrant.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::arena::{Arena, Object};
@@ -72,6 +82,7 @@ impl InProcessLock {
     /// # Safety
     ///
     /// The calling thread holds it.
+    #[inline]
     unsafe fn release(&self) {
         self.holder.store(0, Relaxed);
         // SAFETY: the caller holds it.
@@ -93,29 +104,41 @@ impl InProcessHold<'_> {
 }
 
 impl Drop for InProcessHold<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: constructed only by `acquire` right after it took `mutex`.
         unsafe { self.lock.release() };
     }
 }
 
-/// The robust lock of one object.
+/// The robust lock of one object, with what its uncontended path needs
+/// resolved once, when the handle is made: the word's address and this
+/// process's identity (both fixed for the life of the process).
 #[derive(Clone, Copy)]
 pub(crate) struct RobustLock {
     object: Object,
+    /// The object's lock word (`object.word(WORD_AT)`).
+    word: &'static AtomicU32,
+    /// This process's holder identity (`object.arena().me()`).
+    me: u32,
 }
 
 impl RobustLock {
     pub(crate) fn new(object: Object) -> Self {
-        Self { object }
+        Self {
+            object,
+            word: object.word(WORD_AT),
+            me: object.arena().me(),
+        }
     }
 
     pub(crate) fn object(&self) -> &Object {
         &self.object
     }
 
+    #[inline]
     fn raw(&self) -> RawProcessLock<'static> {
-        RawProcessLock::new(self.object.word(WORD_AT))
+        RawProcessLock::new(self.word)
     }
 
     /// A freshly allocated object's word: it starts free.
@@ -126,17 +149,35 @@ impl RobustLock {
     }
 
     /// Takes the lock; `None` if it did not (`Try`, or the deadline passed).
+    /// The uncontended path (both locks free) is inline: one compare-exchange
+    /// on each lock; anything else goes to [`acquire_slow`](Self::acquire_slow).
     ///
     /// # Panics
     ///
     /// If this thread holds it already (the lock is not reentrant; waiting
     /// would hang forever).
+    #[inline]
     pub(crate) fn acquire(&self, wait: Wait) -> Option<Acquired> {
+        let thread = thread::current_id();
         let in_process = self.object.in_process_lock();
-        let me = thread::current_id();
-        if in_process.holder.load(Relaxed) == me {
+        if in_process.holder.load(Relaxed) == thread {
             refuse_relock();
         }
+        if !in_process.mutex.try_lock_uncontended() {
+            return self.acquire_slow(thread, wait);
+        }
+        in_process.holder.store(thread, Relaxed);
+        if self.raw().try_lock_uncontended(self.me) {
+            return Some(Acquired::Clean);
+        }
+        self.acquire_word_slow(wait)
+    }
+
+    /// [`acquire`](Self::acquire) when another thread of this process holds
+    /// the in-process lock: waits for it, then for the word.
+    #[cold]
+    fn acquire_slow(&self, thread: usize, wait: Wait) -> Option<Acquired> {
+        let in_process = self.object.in_process_lock();
         let taken = match wait {
             Wait::Try => in_process.mutex.try_lock(),
             Wait::Until(deadline) => in_process.mutex.try_lock_until(deadline),
@@ -144,20 +185,31 @@ impl RobustLock {
         if !taken {
             return None;
         }
-        in_process.holder.store(me, Relaxed);
-        let hold = InProcessHold { lock: in_process };
+        in_process.holder.store(thread, Relaxed);
+        self.acquire_word_slow(wait)
+    }
+
+    /// [`acquire`](Self::acquire) holding the in-process lock, once the
+    /// word was not free: takes it (waiting as `wait` says), or releases
+    /// the in-process lock and returns `None`.
+    #[cold]
+    fn acquire_word_slow(&self, wait: Wait) -> Option<Acquired> {
+        let hold = InProcessHold {
+            lock: self.object.in_process_lock(),
+        };
         let arena = self.object.arena();
         let acquired = match wait {
-            Wait::Try => self.raw().try_lock(arena.me(), arena),
-            Wait::Until(deadline) => self.raw().lock(arena.me(), arena, deadline),
+            Wait::Try => self.raw().try_lock(self.me, arena),
+            Wait::Until(deadline) => self.raw().lock(self.me, arena, deadline),
         }?;
         hold.keep();
         Some(acquired)
     }
 
     /// Releases the lock; `keep_owner_died`: the death was not acknowledged.
+    #[inline]
     pub(crate) fn release(&self, keep_owner_died: bool) {
-        self.raw().unlock(self.object.arena().me(), keep_owner_died);
+        self.raw().unlock(self.me, keep_owner_died);
         // SAFETY: only a guard calls this, on the thread that acquired it
         // (guards are not `Send`), and the guard holds the in-process lock.
         unsafe { self.object.in_process_lock().release() };
@@ -177,7 +229,7 @@ const STATE_LOCK_PATIENCE: Duration = Duration::from_millis(100);
 /// acknowledges the death).
 impl StateLock for RobustLock {
     fn me(&self) -> u32 {
-        self.object.arena().me()
+        self.me
     }
 
     fn lock(&self, wait: Wait) -> Option<Acquired> {

@@ -88,6 +88,22 @@ impl RawMutex {
         }
     }
 
+    /// Takes the lock if nobody holds it and nobody is parked: one
+    /// compare-exchange, for a caller's fast path; `false` says nothing
+    /// (it may be free with threads parked): fall back to
+    /// [`try_lock`](Self::try_lock) or [`try_lock_until`](Self::try_lock_until).
+    // Only `process_shared/robust.rs` uses it: unused where that is not built.
+    #[cfg_attr(
+        not(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle)))),
+        allow(dead_code)
+    )]
+    #[inline]
+    pub(crate) fn try_lock_uncontended(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Takes the lock if it is free; never blocks.
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {

@@ -54,7 +54,8 @@
 //!   reports `OwnerDied`. Nobody wakes sleepers when a process dies: each
 //!   sleeper's wait returns within `HOLDER_POLL` (production) or at the
 //!   model's death step (loom), and it checks again.
-//! - **unlock**: CAS `me | bits → 0` (or `→ OWNER_DIED` if the death was not
+//! - **unlock** (fast path: CAS `me → 0`, the word exactly `me`; else
+//!   `#[cold]`): CAS `me | bits → 0` (or `→ OWNER_DIED` if the death was not
 //!   acknowledged); if the old word had `WAITERS`, wake one sleeper. If the
 //!   word no longer names this process (someone scribbled over it), unlock
 //!   leaves it alone: the next locker recovers it as a dead holder's.
@@ -163,11 +164,20 @@ impl<'word> RawProcessLock<'word> {
         Self { word }
     }
 
+    /// The fast path of every lock: takes the lock if the word is exactly 0
+    /// (free, nobody asleep, no death to report): one CAS. `false` leaves
+    /// the word alone; [`try_lock`](Self::try_lock) and
+    /// [`lock`](Self::lock) then look closer.
+    #[inline]
+    pub fn try_lock_uncontended(&self, me: u32) -> bool {
+        debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
+        self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok()
+    }
+
     /// Takes the lock if it is free (or its holder is dead) right now.
     #[inline]
     pub fn try_lock(&self, me: u32, holders: &impl Holders) -> Option<Acquired> {
-        debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
-        if self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+        if self.try_lock_uncontended(me) {
             return Some(Acquired::Clean);
         }
         self.try_lock_slow(me, holders)
@@ -200,8 +210,7 @@ impl<'word> RawProcessLock<'word> {
         holders: &impl Holders,
         deadline: Option<Instant>,
     ) -> Option<Acquired> {
-        debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
-        if self.word.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+        if self.try_lock_uncontended(me) {
             return Some(Acquired::Clean);
         }
         self.lock_contended(me, holders, deadline)
@@ -278,9 +287,18 @@ impl<'word> RawProcessLock<'word> {
 
     /// Releases the lock held by `me`. `keep_owner_died`: the locker was
     /// told a holder died and did not acknowledge it, so the next locker
-    /// is told too.
+    /// is told too. Fast path: the word is exactly `me` (nobody asleep, no
+    /// death kept): one CAS to 0.
     #[inline]
     pub fn unlock(&self, me: u32, keep_owner_died: bool) {
+        if keep_owner_died || self.word.compare_exchange(me, 0, Release, Relaxed).is_err() {
+            self.unlock_slow(me, keep_owner_died);
+        }
+    }
+
+    /// [`unlock`](Self::unlock) when the word is not exactly `me`.
+    #[cold]
+    fn unlock_slow(&self, me: u32, keep_owner_died: bool) {
         if self.release(me, keep_owner_died) {
             self.wake_one();
         }
