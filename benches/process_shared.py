@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Python's multiprocessing.Lock and Value on the workloads of `benches/process_shared.rs`.
+"""Python's multiprocessing.Lock, Value, Queue and JoinableQueue on the workloads of `benches/process_shared.rs`.
 
 Python 3's `multiprocessing` with the fork start method requested explicitly
 (`multiprocessing.get_context("fork")`), on the same machine and the same
-workloads as verisync's `process::Lock` and `process::Value`:
+workloads as verisync's `process::Lock`, `process::Value` and
+`process::JoinableQueue`:
 
 | group                     | row                          | one sample |
 |---------------------------|------------------------------|------------|
@@ -11,14 +12,17 @@ workloads as verisync's `process::Lock` and `process::Value`:
 | process_lock_uncontended  | python_mp_lock_with          | 200,000 `with lock: pass`; per pair |
 | process_lock_contended_2  | python_mp_lock_2_processes   | 2 processes × 20,000 acquire/release at once (started, then released by an Event; timed from the `set` until both report done on a Semaphore); per operation of both together |
 | process_value_fetch_add   | python_mp_value_with_lock    | 200,000 `with v.get_lock(): v.value += 1` on `Value('Q', 0)`; per increment |
+| process_queue_u64         | python_mp_queue              | 20,000 `q.put(i)` by this process, `q.get()` by a child (started and ready first), timed until the child has got them all and sent back their sum (a `SimpleQueue`); per message |
+| process_queue_u64         | python_mp_joinable_queue     | the same with `JoinableQueue`: the child calls `task_done()` after each get, timed until `q.join()` returns; per message |
+| process_queue_1k          | python_mp_queue, python_mp_joinable_queue | the same with 1 KiB `bytes` messages |
 
 Each row reports the median of its timed samples (one warm-up first), and
 counts are checked. Python's loop overhead is part of every Python row, as
 it is part of every Python program.
 
-QUEUE ROWS: `multiprocessing.Queue` / `JoinableQueue` messages per second
-between two processes (u64 and 1 KiB items, with task_done) belong here, in
-a group `process_queue_*`, when verisync's process::JoinableQueue lands.
+The queue rows match `benches/process_shared.rs`'s `process_queue_*` groups
+(a producer process and a consumer process, u64 and 1 KiB items); the
+consumer adds up what it got and the sum is checked.
 
 One command runs both halves and the table:
 
@@ -42,6 +46,8 @@ CONTENDED_ROUND = 20_000
 CONTENDERS = 2
 SAMPLES = 10
 CONTENDED_SAMPLES = 10
+QUEUE_ROUND = 20_000
+QUEUE_SAMPLES = 5
 
 
 def fmt(ns):
@@ -72,6 +78,33 @@ def contend(lock, entries, ready, go, done):
     with entries.get_lock():
         entries.value += inside
     done.release()
+
+
+def make_u64(i):
+    return i
+
+
+def make_1k(i):
+    return bytes((i & 255,)) * 1024
+
+
+def weigh_u64(item):
+    return item
+
+
+def weigh_1k(item):
+    return len(item) + item[0]
+
+
+def consume_queue(q, weigh, joinable, ready, done):
+    ready.release()
+    weight = 0
+    get = q.get
+    for _ in range(QUEUE_ROUND):
+        weight += weigh(get())
+        if joinable:
+            q.task_done()
+    done.put(weight)
 
 
 def main():
@@ -149,7 +182,37 @@ def main():
     record("process_value_fetch_add", "python_mp_value_with_lock",
            "multiprocessing.Value: with get_lock(): value += 1", value_increment, SAMPLES)
 
-    # QUEUE ROWS: the process_queue_* groups go here.
+    # -- queues: messages from this process to a child ---------------------
+    def queue_round(make, weigh, joinable):
+        q = ctx.JoinableQueue() if joinable else ctx.Queue()
+        ready, done = ctx.Semaphore(0), ctx.SimpleQueue()
+        child = ctx.Process(target=consume_queue, args=(q, weigh, joinable, ready, done))
+        child.start()
+        assert ready.acquire(timeout=60), "the consumer did not start"
+        expected = sum(weigh(make(i)) for i in range(QUEUE_ROUND))
+        put = q.put
+        start = time.perf_counter_ns()
+        for i in range(QUEUE_ROUND):
+            put(make(i))
+        if joinable:
+            q.join()
+            elapsed = time.perf_counter_ns() - start
+            weight = done.get()
+        else:
+            weight = done.get()
+            elapsed = time.perf_counter_ns() - start
+        child.join()
+        assert child.exitcode == 0
+        assert weight == expected, (weight, expected)
+        return elapsed / QUEUE_ROUND
+
+    for group, make, weigh, what in [("process_queue_u64", make_u64, weigh_u64, "u64"),
+                                      ("process_queue_1k", make_1k, weigh_1k, "1 KiB")]:
+        record(group, "python_mp_queue", f"multiprocessing.Queue, {what} messages",
+               lambda: queue_round(make, weigh, False), QUEUE_SAMPLES)
+        record(group, "python_mp_joinable_queue",
+               f"multiprocessing.JoinableQueue + task_done, {what} messages",
+               lambda: queue_round(make, weigh, True), QUEUE_SAMPLES)
 
     path = output_path()
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -159,7 +222,7 @@ def main():
             "python": platform.python_version(),
             "start_method": "fork",
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "unit": "ns per lock+unlock / per operation / per increment (median of samples)",
+            "unit": "ns per lock+unlock / per operation / per increment / per message (median of samples)",
             "groups": results,
             "samples": samples,
         }, f, indent=2)

@@ -126,9 +126,18 @@ ROWS = [
     ("process_lock_contended_2", "verisync_process_lock_2_processes", "verisync_mutex_2_threads", None),
     ("process_value_fetch_add", "verisync_fetch_add", "python_mp_value_with_lock", None),
     ("process_value_fetch_add", "verisync_lock_increment", "python_mp_value_with_lock", None),
-    # QUEUE ROWS (issue 14): process::JoinableQueue between two processes
-    # against multiprocessing.Queue (throughput ≥ 20×) and a postcard pipe
-    # (≥ 2×), when the queue lands.
+    # Issue 14: process::JoinableQueue, one producer process and one consumer
+    # process (get + task_done), u64 and 1 KiB messages; time per message.
+    # Targets: ≥ 20× multiprocessing.Queue's throughput, ≥ 2× a pipe with
+    # postcard frames (what the process pool uses).
+    ("process_queue_u64", "verisync_process_queue", "python_mp_queue", ("throughput", 20.0)),
+    ("process_queue_u64", "verisync_process_queue", "postcard_pipe", ("throughput", 2.0)),
+    ("process_queue_u64", "verisync_process_queue", "python_mp_joinable_queue", None),
+    ("process_queue_u64", "verisync_process_queue", "verisync_thread_queue_2_threads", None),
+    ("process_queue_1k", "verisync_process_queue", "python_mp_queue", ("throughput", 20.0)),
+    ("process_queue_1k", "verisync_process_queue", "postcard_pipe", ("throughput", 2.0)),
+    ("process_queue_1k", "verisync_process_queue", "python_mp_joinable_queue", None),
+    ("process_queue_1k", "verisync_process_queue", "verisync_thread_queue_2_threads", None),
 ]
 
 # The Python halves: (script, JSON it writes, a criterion group whose presence

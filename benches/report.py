@@ -68,6 +68,7 @@ PRIMITIVES = [
     ("priority", "JoinableQueue"), ("tiny_tasks", "ThreadPool"), ("value_tasks", "ThreadPool"),
     ("map_1m", "ThreadPool"), ("process_pool", "ProcessPool"),
     ("process_lock", "process::Lock"), ("process_value", "process::Value"),
+    ("process_queue", "process::JoinableQueue"),
 ]
 
 

@@ -769,6 +769,178 @@ fn producer_consumer_eats_every_dish_before_shutting_down() {
     assert_eq!(eaten, 12);
 }
 
+/// The milliseconds stamp of a `[  12 ms] ...` line.
+fn stamp(line: &str) -> u64 {
+    line.trim_start_matches('[')
+        .split(" ms]")
+        .next()
+        .and_then(|ms| ms.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no [.. ms] stamp on {line:?}"))
+}
+
+/// The dishes named after `verb` in `text` ("... puts soup #1.2 on the
+/// pass", "... takes soup #1.2"), sorted.
+fn dishes_after(text: &str, verb: &str) -> Vec<String> {
+    let mut dishes: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.split(verb).nth(1))
+        .map(|rest| rest.split(" on the pass").next().unwrap().to_string())
+        .collect();
+    dishes.sort_unstable();
+    dishes
+}
+
+#[test]
+fn producer_consumer_with_processes_eats_every_dish_exactly_once() {
+    let run = run("producer_consumer", &["--processes"]);
+    run.assert_success()
+        .assert_prints(
+            "2 cook processes make 6 dishes each; 2 eater processes eat them; \
+             the pass (a process::JoinableQueue) holds 3.",
+        )
+        .assert_prints("main: joined both cook processes")
+        .assert_prints("main: join() returned Ok: 0 unfinished, 0 lost")
+        .assert_prints(
+            "cooked 12, eaten 12, each exactly once; left on the pass 0, \
+             unfinished tasks 0, lost tasks 0",
+        )
+        .assert_prints("Every dish cooked was eaten exactly once, and every process went home.");
+    assert!(!run.stdout.contains("SIGKILL"), "nobody is killed");
+    assert_eq!(run.lines_containing("main: cook "), 2);
+    assert_eq!(run.lines_containing("main: eater "), 2);
+    // The cooks and eaters print on stderr (a child's stdout is its pipe
+    // to main): every dish put was taken once and finished once.
+    let children = &run.stderr;
+    assert_eq!(
+        count_lines(children, " on the pass (waiting: "),
+        12,
+        "{children}"
+    );
+    assert_eq!(count_lines(children, "is done cooking"), 2, "{children}");
+    assert_eq!(
+        count_lines(children, "goes home: the kitchen is shut"),
+        2,
+        "{children}"
+    );
+    let put = dishes_after(children, " puts ");
+    let mut distinct = put.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 12, "{children}");
+    assert_eq!(dishes_after(children, " takes "), put, "{children}");
+    assert_eq!(dishes_after(children, " finished "), put, "{children}");
+    let eaten: usize = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("eater "))
+        .filter_map(|rest| rest.split(" ate ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(eaten, 12);
+    // join() returned only after the last dish was finished, and the
+    // eaters went home only after the shutdown. The two streams are
+    // compared by their wall-clock stamps (each line is printed before the
+    // step that lets the next one happen, so ≤ holds on any timing).
+    let main_stamp = |text: &str| {
+        run.stdout
+            .lines()
+            .find(|line| line.contains(text))
+            .map(stamp)
+            .unwrap_or_else(|| run.fail(&format!("no line containing {text:?}")))
+    };
+    let last_finished = children
+        .lines()
+        .filter(|line| line.contains(" finished "))
+        .map(stamp)
+        .max()
+        .unwrap();
+    assert!(last_finished <= main_stamp("main: join() returned"));
+    let first_home = children
+        .lines()
+        .filter(|line| line.contains("goes home"))
+        .map(stamp)
+        .min()
+        .unwrap();
+    assert!(main_stamp("main: shutdown()") <= first_home);
+}
+
+#[test]
+fn producer_consumer_with_a_killed_eater_reports_its_task_lost_instead_of_hanging() {
+    let run = run("producer_consumer", &["--kill-an-eater"]);
+    run.assert_success()
+        .assert_prints("Eater 1 will choke on its first dish, and main will kill it (SIGKILL).")
+        .assert_prints("main: eater 1 hangs holding a dish; kill it (SIGKILL to process ")
+        .assert_prints(", killed by signal 9")
+        .assert_prints(
+            "main: join() returned Err(TasksLost { lost: 1 }): 1 task(s) can never be marked done",
+        )
+        .assert_prints("eater 1 was killed holding a dish")
+        .assert_prints("eater 2 ate 11 dishes")
+        .assert_prints(
+            "cooked 12, eaten 11, each exactly once; left on the pass 0, \
+             unfinished tasks 0, lost tasks 1",
+        )
+        .assert_prints("JoinableQueue.join() would wait for it for ever");
+    let children = &run.stderr;
+    // Eater 1 took exactly one dish, choked on it and never finished it;
+    // main names that dish as the one lost. Every other dish was taken
+    // once and finished once, all by eater 2.
+    let taken_by_1: Vec<&str> = children
+        .lines()
+        .filter_map(|line| line.split("eater 1 takes ").nth(1))
+        .collect();
+    assert_eq!(taken_by_1.len(), 1, "{children}");
+    let lost = taken_by_1[0];
+    assert_eq!(
+        count_lines(children, &format!("eater 1 chokes on {lost}: it hangs")),
+        1,
+        "{children}"
+    );
+    assert_eq!(count_lines(children, "eater 1 finished"), 0, "{children}");
+    assert_eq!(count_lines(children, "eater 1 goes home"), 0, "{children}");
+    run.assert_prints(&format!("the dish lost with eater 1: {lost}"));
+    let put = dishes_after(children, " puts ");
+    assert_eq!(put.len(), 12, "{children}");
+    assert_eq!(dishes_after(children, " takes "), put, "{children}");
+    let finished = dishes_after(children, "eater 2 finished ");
+    let mut expected: Vec<String> = put.iter().filter(|dish| *dish != lost).cloned().collect();
+    expected.sort_unstable();
+    assert_eq!(finished, expected, "{children}");
+    // The kill came before join(), and join() ended after eater 2's last
+    // dish: it did not hang on the lost one.
+    let main_stamp = |text: &str| {
+        run.stdout
+            .lines()
+            .find(|line| line.contains(text))
+            .map(stamp)
+            .unwrap_or_else(|| run.fail(&format!("no line containing {text:?}")))
+    };
+    assert!(
+        main_stamp("main: eater 1 hangs holding a dish") <= main_stamp("main: join() returned")
+    );
+    let last_finished = children
+        .lines()
+        .filter(|line| line.contains(" finished "))
+        .map(stamp)
+        .max()
+        .unwrap();
+    assert!(last_finished <= main_stamp("main: join() returned"));
+}
+
+#[test]
+fn producer_consumer_help_and_bad_arguments() {
+    let help = run("producer_consumer", &["--help"]);
+    help.assert_success()
+        .assert_prints("--processes")
+        .assert_prints("--kill-an-eater");
+    assert!(!help.stdout.contains("cooked"), "--help must not cook");
+    for bad in [&["--frobnicate"][..], &["--processes=2"], &["--kill"]] {
+        let run = run("producer_consumer", bad);
+        if run.status.code() != Some(2) || !run.stderr.contains("usage:") {
+            run.fail("a bad argument must exit with status 2 and print the usage");
+        }
+    }
+}
+
 #[test]
 fn thread_pool_reports_every_task_once_and_the_panic_alone() {
     let run = run("thread_pool", &[]);

@@ -27,6 +27,7 @@
 //! holds up or corrupts the queue. The copy into and out of the ring is a
 //! `memcpy` under the lock.
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -43,7 +44,7 @@ use super::queue_error::{GetError, PutError, TasksLost, Undecodable};
 use super::robust::{RobustLock, Wait};
 use super::table::SLOTS;
 use crate::panic_payload::take_panic_message;
-use crate::pool::process::{decode, encode};
+use crate::pool::process::{decode, encode_into};
 use crate::queue::TaskDoneError;
 use crate::raw::process_queue::{
     GetRefused, Holding, Joined, PutRefused, QueueState, RawQueue, RingBytes, RECORD_HEADER,
@@ -60,6 +61,16 @@ const RING_AT: usize = HOLDINGS_AT + SLOTS * std::mem::size_of::<Holding>();
 const UNBOUNDED: u32 = u32::MAX;
 /// The smallest byte capacity.
 const MIN_BYTES: usize = 16;
+
+/// The largest encode buffer a thread keeps between puts (one that grew
+/// past it for a large item is freed after that put).
+const KEPT_ENCODE_BUFFER: usize = 64 << 10;
+
+thread_local! {
+    /// This thread's encode buffer for puts, reused so that a put of a
+    /// small item allocates nothing (`put_waiting`).
+    static ENCODE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 const _STATE_FITS: () = assert!(STATE_AT + std::mem::size_of::<QueueState>() <= HOLDINGS_AT);
 
@@ -396,8 +407,20 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     }
 
     fn put_waiting(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
-        let encoded = match catch_unwind(AssertUnwindSafe(|| encode(&item))) {
-            Ok(Ok(encoded)) => encoded,
+        // This thread's buffer, taken for the put (a put from inside a
+        // `Serialize`, or from a thread-local destructor, finds none and
+        // starts a fresh one) and kept afterwards unless it grew large.
+        let mut buffer = ENCODE_BUFFER.try_with(Cell::take).unwrap_or_default();
+        let result = self.put_encoding(item, wait, &mut buffer);
+        if buffer.capacity() <= KEPT_ENCODE_BUFFER {
+            let _ = ENCODE_BUFFER.try_with(|kept| kept.set(buffer));
+        }
+        result
+    }
+
+    fn put_encoding(&self, item: T, wait: Wait, buffer: &mut Vec<u8>) -> Result<(), PutError<T>> {
+        match catch_unwind(AssertUnwindSafe(|| encode_into(&item, buffer))) {
+            Ok(Ok(())) => {}
             Ok(Err(reason)) => return Err(PutError::Unserializable { item, reason }),
             Err(payload) => {
                 let reason = format!(
@@ -407,7 +430,8 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
                 );
                 return Err(PutError::Unserializable { item, reason });
             }
-        };
+        }
+        let encoded = buffer.as_slice();
         let raw = self.raw();
         if raw.record_size(encoded.len()).is_none() {
             return Err(PutError::TooLarge {
@@ -416,7 +440,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
                 capacity: self.capacity as usize,
             });
         }
-        match raw.put(&encoded, wait, &self.robust) {
+        match raw.put(encoded, wait, &self.robust) {
             Ok(()) => Ok(()),
             Err(PutRefused::Full) => Err(PutError::Full(item)),
             Err(PutRefused::ShutDown) => Err(PutError::ShutDown(item)),

@@ -20,6 +20,39 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String
     postcard::to_allocvec(value).map_err(|error| encode_failed(value, &error))
 }
 
+/// As [`encode`], into `buffer` (cleared first), reusing its memory: the
+/// process queue's puts encode into one buffer per thread.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buffer: &mut Vec<u8>,
+) -> Result<(), String> {
+    buffer.clear();
+    postcard::serialize_with_flavor(value, Appending(buffer))
+        .map_err(|error| encode_failed(value, &error))
+}
+
+/// A postcard output that appends to a borrowed `Vec` (postcard's own
+/// `AllocVec` owns a fresh one).
+struct Appending<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Appending<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 #[cold]
 fn encode_failed<T: Serialize + ?Sized>(value: &T, error: &postcard::Error) -> String {
     let own_message = catch_unwind(AssertUnwindSafe(|| value.serialize(Probe))).ok();

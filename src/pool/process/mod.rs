@@ -23,7 +23,7 @@ mod worker;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 pub(crate) use crossing::decode;
 #[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
-pub(crate) use encode::encode;
+pub(crate) use encode::encode_into;
 pub use map::{ProcessMap, ProcessMapUnordered};
 pub use pool::{ProcessPool, ProcessPoolBuilder};
 pub use single::{spawn, Process};
