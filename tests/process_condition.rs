@@ -290,6 +290,39 @@ fn a_notification_for_a_waiter_killed_before_it_took_it_passes_to_a_live_waiter(
     });
 }
 
+#[test]
+fn a_dead_waiters_notification_is_dropped_by_a_notify_that_finds_nobody_waiting() {
+    with_watchdog(PATIENCE * 2, || {
+        let (lock, condition, arrived) = (
+            Lock::new().unwrap(),
+            Condition::new().unwrap(),
+            Value::new(0u32).unwrap(),
+        );
+        let shared = (lock.clone(), condition.clone(), arrived.clone());
+        let doomed = process::spawn(wait_until_killed, shared).unwrap();
+        let guard = until_registered(&lock, &arrived, 1);
+        // Stopped, it is alive but cannot take what it is handed.
+        signal(doomed.pid(), "-STOP");
+        assert_eq!(condition.notify_one(), 1, "the stopped waiter is alive");
+        drop(guard);
+        doomed.kill();
+        assert!(doomed.join().is_err());
+        // The dead process's notification has nobody to pass to: this
+        // notify reaps it first and drops it, as a notify of nobody is.
+        assert_eq!(condition.notify_all(), 0, "nobody waits");
+        // So a wait that starts after that is not handed it.
+        let mut guard = lock.lock().unwrap();
+        let result = condition
+            .wait_timeout(&mut guard, Duration::from_millis(300))
+            .unwrap();
+        assert!(
+            result.timed_out(),
+            "a wait started after a notify_all that found nobody waiting was handed the dead \
+             waiter's stale notification"
+        );
+    });
+}
+
 /// Takes the lock, notifies, and dies holding the lock.
 fn notify_and_die_holding_the_lock((lock, condition): (Lock, Condition)) {
     let guard = lock.lock().unwrap();

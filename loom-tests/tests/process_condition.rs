@@ -5,7 +5,8 @@
 //! releases it after; a notify under that lock is never lost; a timeout
 //! racing a notify gives the notifier's count and the waiter's answer
 //! together; and a notification handed to a process that dies before its
-//! thread takes it (the seam's death step) passes to a live waiter.
+//! thread takes it (the seam's death step) passes to a live waiter, or is
+//! dropped by a notify that finds nobody waiting.
 
 use std::time::Instant;
 
@@ -225,6 +226,38 @@ fn a_notification_held_by_a_process_that_died_passes_to_a_live_waiter() {
         assert!(
             survivor.join().unwrap(),
             "the survivor's untimed wait returned unnotified"
+        );
+        assert_eq!(world.notify(3, 1), 0, "nobody is left waiting");
+    });
+}
+
+#[test]
+fn a_notification_held_by_a_dead_process_is_dropped_by_a_notify_of_nobody() {
+    loom::model(|| {
+        let world = World::new();
+        // Process 1 registers, is handed the notification and dies with it.
+        let _doomed = world
+            .condition(1)
+            .register(USER_LOCK, &world.state_lock(1))
+            .expect("one lock only");
+        assert_eq!(world.notify(3, 1), 1, "a live waiter was there to wake");
+        world.processes.die(1);
+        // A notify that finds nobody waiting drops it, as a notify of
+        // nobody is...
+        assert_eq!(world.notify(3, u64::MAX), 0, "nobody waits");
+        // ...so a thread that starts waiting after it is not handed it.
+        let registered = world
+            .condition(2)
+            .register(USER_LOCK, &world.state_lock(2))
+            .expect("one lock only");
+        let notified = world.condition(2).await_notification(
+            registered,
+            Some(Instant::now()),
+            &world.state_lock(2),
+        );
+        assert!(
+            !notified,
+            "a later waiter was handed the dead process's notification"
         );
         assert_eq!(world.notify(3, 1), 0, "nobody is left waiting");
     });

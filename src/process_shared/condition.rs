@@ -45,8 +45,12 @@ const GRANTED_AT: usize = WAITING_AT + SLOTS * std::mem::size_of::<Holding>();
 /// The object's extent.
 const CONDITION_SIZE: usize = GRANTED_AT + SLOTS * std::mem::size_of::<Holding>();
 
-/// What a wait hands back when the lock's holder died while this thread
-/// waited for it: the caller's guard (it holds the lock again).
+/// What a wait hands back when the lock it takes back is marked: a holder
+/// died holding it, while this thread waited or before the wait, and
+/// nobody acknowledged that yet (a guard reached through
+/// [`OwnerDied::get_mut`] keeps the mark). It carries the caller's guard
+/// (it holds the lock again); [`into_guard`](OwnerDied::into_guard)
+/// acknowledges the death.
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,13 +79,17 @@ pub type OwnerDiedWhileWaiting<'g, 'l> = OwnerDied<&'g mut LockGuard<'l>>;
 /// woke), with these differences:
 ///
 /// - **The lock's holder may die while you wait.** Each wait takes the
-///   lock again before it returns; if its holder died meanwhile, the wait
-///   returns [`OwnerDied`] carrying your guard (you hold the lock): repair
+///   lock again before it returns; if the lock is marked then (a holder
+///   died holding it, meanwhile or before the wait, and nobody
+///   acknowledged it yet), the wait returns [`OwnerDied`] carrying your
+///   guard (you hold the lock): repair
 ///   the data, then [`into_guard`](OwnerDied::into_guard) it to mark the
 ///   lock consistent, as after [`Lock::lock`](super::Lock::lock). Whether
 ///   that wait was notified or timed out is not reported then: look at the
 ///   data. The `_while` forms return it at once, without calling the
-///   predicate over half-updated data.
+///   predicate over half-updated data; while the mark stays (a guard of
+///   [`OwnerDied::get_mut`]), every wait returns it, so a `_while` form
+///   returns it after its first wait.
 /// - **No spurious wake-ups**: a wait returns notified only when a
 ///   notification was handed to it, and timed out only when none was by
 ///   its deadline. Every wake-up a notify counts is taken by exactly one
@@ -104,7 +112,14 @@ pub type OwnerDiedWhileWaiting<'g, 'l> = OwnerDied<&'g mut LockGuard<'l>>;
 /// Create it before starting the processes that use it and pass it to them
 /// as a task argument; clones name the same condition. A process that
 /// writes garbage over the condition's shared memory can lose or add
-/// notifications, never anything unsafe, never a hang past a deadline.
+/// notifications, never anything unsafe, never a hang past a deadline —
+/// but for one write, as for the [`Barrier`](super::Barrier): a *live*
+/// process writing its own identity into the condition's internal state
+/// lock word makes that lock look held by it, and every call takes that
+/// lock without a deadline (a timed waiter that gave up on it could not
+/// deregister), so every call, timed waits past their deadline and
+/// notifies included, waits until that process next calls the condition
+/// or exits.
 ///
 /// ```
 /// verisync::process::init();
@@ -182,8 +197,12 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`OwnerDied`] (carrying the guard: you hold the lock) if a holder of
-    /// the lock died holding it while this thread waited.
+    /// [`OwnerDied`] (carrying the guard: you hold the lock) if the lock
+    /// is marked when the wait takes it back: a holder died holding it,
+    /// during the wait or before it, and nobody acknowledged that yet (a
+    /// guard reached through [`OwnerDied::get_mut`] keeps the mark, so
+    /// every wait with it returns this). Acknowledge it with
+    /// [`into_guard`](OwnerDied::into_guard).
     ///
     /// # Panics
     ///
@@ -284,7 +303,9 @@ impl Condition {
     /// # Errors
     ///
     /// As [`wait`](Self::wait), returned at once (the predicate is not
-    /// called again over data its holder may have half-updated).
+    /// called again over data its holder may have half-updated). While
+    /// the mark stays unacknowledged, that is after the first wait, every
+    /// time.
     ///
     /// # Panics
     ///

@@ -95,6 +95,12 @@
 //!   none of them holds the word). A process that writes *another* live
 //!   process's identity into a free lock word makes it look held by that
 //!   process: a timed lock then times out; nothing reads out of bounds.
+//!   The barrier and the condition take their *state* lock without a
+//!   deadline in every call, timed waits included (a timed caller that gave
+//!   up on it could not deregister: `raw/process_barrier.rs`), so a live
+//!   process's identity written into a state lock's word holds their
+//!   callers, past any deadline, until that process next calls the object
+//!   (its own identity there is recovered as garbage) or exits.
 //! - **What keeps this process sound lives in its own memory**
 //!   (`known.rs`): the objects it created or opened, which never overlap
 //!   (a scribbled allocation pointer or a handle forged into a value's

@@ -31,7 +31,7 @@
 //! | operation | writes |
 //! |-----------|--------|
 //! | register (a thread of `P`, holding the user's lock) | local: a new entry, last; `waiting[P] += 1`; `waiting += 1`; `lock = L` |
-//! | notify `n` | after reaping the dead: up to `n` times, round robin over the slots from `cursor`, a live `P` with `waiting[P] > 0`: `waiting[P] -= 1`, `granted[P] += 1`, `waiting -= 1` |
+//! | notify `n` | after reaping the dead (always, even with nobody waiting): up to `n` times, round robin over the slots from `cursor`, a live `P` with `waiting[P] > 0`: `waiting[P] -= 1`, `granted[P] += 1`, `waiting -= 1` |
 //! | settle (a thread of `P`) | local: the oldest `granted[P]` entries not yet notified become notified; `granted[P] = 0`; `waiting[P]` = the entries not notified |
 //! | take (a notified thread) | local: its entry leaves |
 //! | time out (a thread not notified) | local: its entry leaves; `waiting[P] -= 1`; `waiting -= 1` |
@@ -71,7 +71,9 @@
 //!   asleep; in the model, at the death step) finds its record dead; the
 //!   waiter reaps it and hands its notifications to live waiters — which
 //!   may have started waiting after the `notify` (documented on the type).
-//!   Nobody waiting: they are dropped, as a notify of nobody is.
+//!   Every `notify` reaps first too, waiters or not, so a notify that
+//!   finds nobody waiting drops them, as a notify of nobody is: a thread
+//!   that starts waiting after it is not handed them.
 //! - **A process dies holding the state lock** (mid-transition): the next
 //!   locker is told (`OwnerDied`) and repairs: reaps the dead, recounts
 //!   `waiting` from the records. A notifier that died between taking a
@@ -483,17 +485,14 @@ impl<'a> RawProcessCondition<'a> {
     /// how many it handed out (each is taken by exactly one wait, passed
     /// on if its process dies first).
     pub fn notify(&self, count: u64, lock: &impl StateLock) -> u64 {
-        if count == 0 {
-            return 0;
-        }
         let (held, mut woke) = self.lock(lock);
-        let mut handed = 0;
-        if self.total() > 0 {
-            woke |= self.reap(lock);
-            handed = self.hand_out(count);
-            if handed > 0 {
-                woke |= process_state::bump(&self.state.wake);
-            }
+        // Always, even with nobody waiting: a dead process's notifications
+        // pass to live waiters, or are dropped if there are none, rather
+        // than kept for a thread that starts waiting after this notify.
+        woke |= self.reap(lock);
+        let handed = self.hand_out(count);
+        if handed > 0 {
+            woke |= process_state::bump(&self.state.wake);
         }
         drop(held);
         if woke {
