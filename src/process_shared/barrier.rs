@@ -64,8 +64,11 @@ const BARRIER_SIZE: usize = INSIDE_AT + SLOTS * std::mem::size_of::<Holding>();
 ///   happen: it breaks the barrier at the deadline, as any timeout does.
 ///
 /// A process that writes garbage over the barrier's shared memory can break
-/// it or make a round trip early or late, never anything unsafe, never a
-/// hang past a deadline.
+/// it or make a round trip early or late, never anything unsafe, and no
+/// hang past a deadline, with one exception: a *live* process that writes
+/// its own identity into the barrier's internal state-lock word holds
+/// every call (timed ones past their deadline) until it next uses the
+/// barrier or exits, since the internal lock is taken without a deadline.
 ///
 /// ```
 /// verisync::process::init();
