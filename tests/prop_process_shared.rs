@@ -10,10 +10,14 @@
 //!   `wait_timeout` zero and short;
 //! - `process::Lock` against `verisync::Mutex`: try_lock, `lock_timeout`
 //!   (zero and short) and unlock from two threads of this process, one
-//!   operation at a time in a random order.
+//!   operation at a time in a random order;
+//! - `process::Value<u8>` and `process::Array<u8>` against a
+//!   `verisync::Mutex` of the same data: load, store, `fetch_add` (wrapping),
+//!   a read-modify-write through the guard, and out-of-bounds indexes (both
+//!   panic, neither changes anything).
 //!
 //! Every process-shared object lives in the process tree's shared memory
-//! for good (4 MiB; a semaphore takes 8 KiB), hence the modest case counts.
+//! for good (64 MiB; a semaphore takes 8 KiB), hence the modest case counts.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -425,5 +429,124 @@ proptest! {
         ops in prop::collection::vec(lock_op(), 1..40),
     ) {
         with_watchdog(CASE_PATIENCE, move || locks_agree(&ops))?;
+    }
+}
+
+// ------------------------------------------------------------ Value, Array
+
+/// One operation on a `Value<u8>` (and on the `Mutex<u8>` model).
+#[derive(Clone, Copy, Debug)]
+enum ValueOp {
+    Load,
+    Store(u8),
+    FetchAdd(u8),
+    /// `*guard = guard.wrapping_mul(factor)` under `lock()`.
+    MultiplyLocked(u8),
+}
+
+fn value_op() -> impl Strategy<Value = ValueOp> {
+    prop_oneof![
+        Just(ValueOp::Load),
+        any::<u8>().prop_map(ValueOp::Store),
+        any::<u8>().prop_map(ValueOp::FetchAdd),
+        any::<u8>().prop_map(ValueOp::MultiplyLocked),
+    ]
+}
+
+/// One operation on an `Array<u8>` of `len` elements (and on the
+/// `Mutex<Vec<u8>>` model); indexes may be out of bounds.
+#[derive(Clone, Copy, Debug)]
+enum ArrayOp {
+    Load(usize),
+    Store(usize, u8),
+    /// `guard[index] = guard[index].wrapping_add(delta)` under `lock()`.
+    AddLocked(usize, u8),
+    ToVec,
+}
+
+fn array_op() -> impl Strategy<Value = ArrayOp> {
+    // Indexes up to 9 over arrays of 1 to 8 elements: some out of bounds.
+    prop_oneof![
+        (0..10usize).prop_map(ArrayOp::Load),
+        (0..10usize, any::<u8>()).prop_map(|(index, value)| ArrayOp::Store(index, value)),
+        (0..10usize, any::<u8>()).prop_map(|(index, delta)| ArrayOp::AddLocked(index, delta)),
+        Just(ArrayOp::ToVec),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn process_value_agrees_with_a_mutex(
+        initial in any::<u8>(),
+        ops in prop::collection::vec(value_op(), 1..40),
+    ) {
+        let value = process::Value::new(initial).unwrap();
+        let model = verisync::Mutex::new(initial);
+        for (step, op) in ops.iter().enumerate() {
+            let (by_model, by_value) = match *op {
+                ValueOp::Load => (*model.lock(), value.load()),
+                ValueOp::Store(new) => {
+                    *model.lock() = new;
+                    value.store(new);
+                    (new, value.load())
+                }
+                ValueOp::FetchAdd(delta) => {
+                    let mut guard = model.lock();
+                    let previous = *guard;
+                    *guard = previous.wrapping_add(delta);
+                    (previous, value.fetch_add(delta))
+                }
+                ValueOp::MultiplyLocked(factor) => {
+                    let mut guard = model.lock();
+                    *guard = guard.wrapping_mul(factor);
+                    let mut shared = value.lock().unwrap();
+                    *shared = shared.wrapping_mul(factor);
+                    (*guard, *shared)
+                }
+            };
+            prop_assert_eq!(by_model, by_value, "step {}: {:?}", step, op);
+        }
+        prop_assert_eq!(*model.lock(), value.load(), "the final values");
+    }
+
+    #[test]
+    fn process_array_agrees_with_a_mutex_of_a_vec(
+        initial in prop::collection::vec(any::<u8>(), 1..8),
+        ops in prop::collection::vec(array_op(), 1..40),
+    ) {
+        let array = process::Array::from_slice(&initial).unwrap();
+        prop_assert_eq!(array.len(), initial.len());
+        let model = verisync::Mutex::new(initial);
+        for (step, op) in ops.iter().enumerate() {
+            let (by_model, by_array) = match *op {
+                ArrayOp::Load(index) => (
+                    outcome(|| model.lock()[index]).map(|element| vec![element]),
+                    outcome(|| array.load(index)).map(|element| vec![element]),
+                ),
+                ArrayOp::Store(index, value) => (
+                    outcome(|| model.lock()[index] = value).map(|()| Vec::new()),
+                    outcome(|| array.store(index, value)).map(|()| Vec::new()),
+                ),
+                ArrayOp::AddLocked(index, delta) => (
+                    outcome(|| {
+                        let mut guard = model.lock();
+                        guard[index] = guard[index].wrapping_add(delta);
+                        vec![guard[index]]
+                    }),
+                    outcome(|| {
+                        let mut guard = array.lock().unwrap();
+                        guard[index] = guard[index].wrapping_add(delta);
+                        vec![guard[index]]
+                    }),
+                ),
+                ArrayOp::ToVec => (Ok(model.lock().clone()), Ok(array.to_vec())),
+            };
+            prop_assert_eq!(&by_model, &by_array, "step {}: {:?}", step, op);
+            // A panic (an index out of bounds) changed nothing, and left
+            // neither lock held.
+            prop_assert_eq!(&*model.lock(), &array.to_vec(), "step {}: {:?}", step, op);
+        }
     }
 }
