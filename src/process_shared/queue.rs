@@ -575,7 +575,13 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     /// ended; else one already counted lost (see [`TasksLost`]); else one
     /// held by another live process, which then holds one fewer. Unlike
     /// the thread queue, a task still queued (not yet got) is never
-    /// marked, so an item's own `task_done` after its `get` always counts.
+    /// marked. The queue counts how many tasks each process holds, not
+    /// which: a task marked done twice can use up a live process's task
+    /// (whose own `task_done` is then refused), and marking done for a
+    /// live process while one that died still holds a task charges the
+    /// dead one, so `join` waits until the live one exits. Mark each task
+    /// done once, in the process that took it (as [`get_task`](Self::get_task)
+    /// does), and every count is the task's own.
     ///
     /// # Errors
     ///

@@ -65,8 +65,18 @@
 //!    is the same whether or not the reclaim came before the `task_done`;
 //! 4. else one of a live process's holding (which may then find its own
 //!    empty, and fall to the rules above);
-//! 5. else none: refused. A task still queued is never marked done, so an
-//!    item's own `task_done` after its `get` is never refused.
+//! 5. else none: refused. A task still queued is never marked done.
+//!
+//! The counts say how many tasks each process holds, not which: when
+//! processes mark tasks done for others, the rule above may charge the
+//! wrong holder. Two cases (review 12), both keeping the totals exact:
+//! a task marked done twice (once by its taker, once by another process)
+//! takes a task of a third, live process by rule 4, and that process's own
+//! `task_done` is then refused; and a process marking done for a live
+//! worker while another worker that died still holds a task charges the
+//! dead one (rule 2), so the live worker still counts as holding a task
+//! and `join` waits until it exits (then reports one lost). Mark each task
+//! done once, in the process that took it, and neither happens.
 //!
 //! So `lost`, which `join` reports once `unfinished` is 0, is the number of
 //! tasks whose processes ended holding them, plus those discarded as
