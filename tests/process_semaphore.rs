@@ -409,6 +409,25 @@ fn raw_counts(semaphore: &Semaphore) -> (u32, u32, u64) {
     (word(TOTAL_AT), word(AVAILABLE_AT), held)
 }
 
+/// Both permits of a two-permit semaphore are back: counted available,
+/// taken together, and the raw counts say so (total, available, held).
+fn assert_both_permits_back(semaphore: &Semaphore) {
+    assert_eq!(
+        semaphore.available_permits(),
+        2,
+        "raw {:?}",
+        raw_counts(semaphore)
+    );
+    let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
+    assert_eq!(
+        both.map(|p| p.count()),
+        Some(2),
+        "raw {:?}",
+        raw_counts(semaphore)
+    );
+    assert_eq!(raw_counts(semaphore), (2, 2, 0));
+}
+
 /// One in-range write of the available count (the bound, while every
 /// permit is held) by a process that then exits: once the holders give
 /// back, a bounded semaphore has all its permits again. It used to lose
@@ -429,20 +448,7 @@ fn an_in_range_write_of_the_available_count_loses_no_bounded_permit_for_good() {
         drop(extra);
         drop(first);
         drop(second);
-        assert_eq!(
-            semaphore.available_permits(),
-            2,
-            "raw {:?}",
-            raw_counts(&semaphore)
-        );
-        let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
-        assert_eq!(
-            both.map(|p| p.count()),
-            Some(2),
-            "raw {:?}",
-            raw_counts(&semaphore)
-        );
-        assert_eq!(raw_counts(&semaphore), (2, 2, 0));
+        assert_both_permits_back(&semaphore);
     });
 }
 
@@ -459,20 +465,7 @@ fn a_scribbled_total_loses_no_bounded_permit_for_good() {
         let permit = semaphore.acquire();
         scribble_in_child(at + TOTAL_AT, 0);
         drop(permit);
-        assert_eq!(
-            semaphore.available_permits(),
-            2,
-            "raw {:?}",
-            raw_counts(&semaphore)
-        );
-        let both = semaphore.try_acquire_many_for(2, NOTICE_DEATH);
-        assert_eq!(
-            both.map(|p| p.count()),
-            Some(2),
-            "raw {:?}",
-            raw_counts(&semaphore)
-        );
-        assert_eq!(raw_counts(&semaphore), (2, 2, 0));
+        assert_both_permits_back(&semaphore);
     });
 }
 
