@@ -271,6 +271,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[cold]
     fn note_leftovers_of_every_task(&self) -> Leftovers {
         let mut leftovers = Leftovers::default();
+        // `wait_done` under the list's lock: the only callbacks left to
+        // finish are the helping scope's own, which raise its signal and
+        // never take this lock. A callback that took it would deadlock here.
         let tasks = self.tasks.lock();
         for (index, task) in tasks.all.iter().enumerate() {
             task.wait_done();
