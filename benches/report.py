@@ -122,15 +122,19 @@ def load_average():
         return "?"
 
 
-def measure(runs, benches, smoke, report_dir, criterion_dir, target_dir):
-    """Runs the benches `runs` times; returns each run's medians."""
-    # Nothing of an earlier report may pass for this one's.
-    for name in os.listdir(report_dir):
-        path = os.path.join(report_dir, name)
-        if name.startswith("run"):
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    for group in glob.glob(os.path.join(criterion_dir, "*", "*", "report-run*")):
-        shutil.rmtree(group)
+def measure(runs, benches, smoke, report_dir, criterion_dir, target_dir, merge=False):
+    """Runs the benches `runs` times; returns each run's medians.
+
+    With `merge`, the saved runs are kept and each run's new medians replace
+    theirs row by row (the benches not named keep their earlier figures)."""
+    if not merge:
+        # Nothing of an earlier report may pass for this one's.
+        for name in os.listdir(report_dir):
+            path = os.path.join(report_dir, name)
+            if name.startswith("run"):
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        for group in glob.glob(os.path.join(criterion_dir, "*", "*", "report-run*")):
+            shutil.rmtree(group)
     criterion_args = ["--noplot"] + (["--quick"] if smoke else [])
     per_run = []
     for k in range(1, runs + 1):
@@ -149,6 +153,12 @@ def measure(runs, benches, smoke, report_dir, criterion_dir, target_dir):
             shutil.copy(os.path.join(target_dir, "python-bench", written), run_dir)
         medians = ratios.load_medians(criterion_dir, baseline)
         ratios.load_python(run_dir, medians, "never")
+        saved = os.path.join(report_dir, f"run{k}.json")
+        if merge and os.path.exists(saved):
+            with open(saved) as f:
+                merged = decode(json.load(f))
+            merged.update(medians)
+            medians = merged
         per_run.append(medians)
         with open(os.path.join(report_dir, f"run{k}.json"), "w") as f:
             json.dump(encode(medians), f, indent=1)
@@ -270,8 +280,10 @@ def write_markdown(path, per_run, info, smoke, plots_dir, command):
         f"({'criterion --quick' if smoke else 'full criterion runs'}); each figure is the median "
         "over the runs of criterion's median time per iteration, and each ratio is verisync's "
         "figure over its competitor's (below 1×, verisync is faster). The Python figures come "
-        "from `benches/pool_python.py` and `benches/process_pool.py`, run after the Rust "
-        "benches in each run.",
+        "from `benches/pool_python.py`, `benches/process_pool.py` and "
+        "`benches/process_shared.py`, run after the Rust benches in each run. What each row "
+        "measures, and why some rows are what they are, is under \"About the rows\" at the end "
+        "(from `benches/NOTES.md`).",
         "",
         "## Machine",
         "",
@@ -286,6 +298,15 @@ def write_markdown(path, per_run, info, smoke, plots_dir, command):
         f"| load average (1, 5, 15 min) before / after | {info['load_before']} / "
         f"{info.get('load_after', '?')} |",
         "",
+    ]
+    parts = info.get("parts") or []
+    if len(parts) > 1:
+        lines += ["The benches were measured in parts (`--merge`), all on this machine:", "",
+                  "| benches | date | commit | load before / after |", "|---|---|---|---|"]
+        lines += [f"| {', '.join(part['benches'])} | {part['date']} | {part['commit']} "
+                  f"| {part['load_before']} / {part.get('load_after', '?')} |" for part in parts]
+        lines += [""]
+    lines += [
         "## Ratios and targets",
         "",
         f"{len(ratios.ROWS)} compared rows, targets from issues 2–5 and 16 "
@@ -309,6 +330,10 @@ def write_markdown(path, per_run, info, smoke, plots_dir, command):
         *ratios.all_rows_table(medians),
         "",
     ]
+    notes = os.path.join(REPO, "benches", "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += ["## About the rows", "", f.read().strip(), ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return missed
@@ -327,6 +352,9 @@ def main():
     parser.add_argument("--out", help="default BENCHMARKS.md (smoke: target/bench-report/)")
     parser.add_argument("--plots-dir", help="default benches/plots (smoke: target/bench-report/)")
     parser.add_argument("--no-plots", action="store_true", help="skip drawing the SVGs")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the saved runs and replace only the rows of --benches "
+                             "(each part's machine state is recorded in the report)")
     args = parser.parse_args()
 
     target_dir = ratios.default_target_dir()
@@ -354,10 +382,26 @@ def main():
         command = "python3 benches/report.py " + (
             "--quick-smoke" if smoke else f"--runs {runs}")
         info = machine()
-        per_run = measure(runs, benches, smoke, report_dir, criterion_dir, target_dir)
+        parts = []
+        if args.merge:
+            if smoke or not os.path.exists(meta_path):
+                sys.exit("--merge needs the saved full runs of an earlier report")
+            with open(meta_path) as f:
+                meta = json.load(f)
+            if len(load_saved(report_dir)) != runs:
+                sys.exit(f"--merge: the saved report has a different number of runs than {runs}")
+            parts = meta.get("parts") or [dict(meta["machine"], benches=BENCHES)]
+        per_run = measure(runs, benches, smoke, report_dir, criterion_dir, target_dir, args.merge)
         info["load_after"] = load_average()
+        info["benches"] = benches
+        # A bench measured again replaces its earlier part.
+        parts = [dict(part, benches=[b for b in part["benches"] if b not in benches])
+                 for part in parts]
+        parts = [part for part in parts if part["benches"]] + [info]
+        info = dict(info, parts=parts)
         with open(meta_path, "w") as f:
-            json.dump({"machine": info, "smoke": smoke, "command": command}, f, indent=1)
+            json.dump({"machine": info, "smoke": smoke, "command": command, "parts": parts},
+                      f, indent=1)
 
     default_out = os.path.join(report_dir, "BENCHMARKS.smoke.md") if smoke \
         else os.path.join(REPO, "BENCHMARKS.md")
