@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `map_*`: `pool.map` of 1,000,000 `u64`s by a cheap function, collected
-//! into a `Vec` (the `map_1m` group); `scope_*`: 100,000 tiny tasks in one
+//! into a `Vec` (the `map_1m` group), against rayon and against the same
+//! collect with no pool at all (`map_serial_collect_floor`); `scope_*`: 100,000 tiny tasks in one
 //! scope, each handle dropped (the `tiny_tasks` group's `*_scope` rows).
 //! Every round checks its results, so a count of a broken run is not taken.
 
@@ -107,6 +108,25 @@ fn map_verisync_inexact_input() {
                 items.iter().copied().filter(|&item| item < MAP_ITEMS),
                 cheap,
             )
+            .collect::<Result<_, _>>()
+            .expect("a cheap item cannot fail");
+        check(&results, expected);
+    });
+}
+
+/// The floor under any `map` whose results are collected as
+/// `map_verisync` collects them: no pool at all, the caller's thread alone
+/// reads each input, applies the function and hands out an `Ok` to the
+/// same `collect::<Result<Vec<_>, _>>()`, whose loop calls `next` once per
+/// item and, its size hint being `(0, _)`, grows the `Vec` by doubling.
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn map_serial_collect_floor() {
+    let (items, expected) = items_and_sum();
+    run_rounds(MAP_ITEMS, || {
+        let results: Vec<u64> = items
+            .iter()
+            .map(|&item| Ok::<u64, verisync::TaskError>(cheap(item)))
             .collect::<Result<_, _>>()
             .expect("a cheap item cannot fail");
         check(&results, expected);

@@ -272,3 +272,41 @@ fn a_trusted_length_input_that_panics_mid_chunk_keeps_the_items_read_before_it()
         assert_eq!(got, expected);
     });
 }
+
+/// The caller runs a chunk that no worker has started when it needs its
+/// results, rather than wait idle for it: a map makes progress while
+/// every worker is busy — here with a task that waits for the caller
+/// itself, which without it would deadlock. Each item still runs once,
+/// on the caller's thread, and a panic still fails only its own item.
+#[test]
+fn a_map_runs_its_chunks_on_the_caller_while_every_worker_is_busy() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(verisync::Event::new());
+        let busy = {
+            let gate = Arc::clone(&gate);
+            pool.submit(move || gate.wait())
+        };
+        let caller = std::thread::current().id();
+        let results: Vec<Result<(usize, bool), TaskError>> = pool
+            .map(0..1_000usize, move |n| {
+                if n % 100 == 7 {
+                    panic!("deliberate panic on item {n}");
+                }
+                (n, std::thread::current().id() == caller)
+            })
+            .collect();
+        gate.set();
+        assert_eq!(busy.join(), Ok(()));
+        assert_eq!(results.len(), 1_000);
+        for (n, result) in results.into_iter().enumerate() {
+            if n % 100 == 7 {
+                let expected = format!("deliberate panic on item {n}");
+                assert_eq!(result, Err(TaskError::Panicked(expected)));
+            } else {
+                assert_eq!(result, Ok((n, true)), "item {n}");
+            }
+        }
+    });
+}
