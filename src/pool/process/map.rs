@@ -217,6 +217,9 @@ where
             .saturating_sub(MESSAGE_OVERHEAD)
             .saturating_sub(self.function.as_ref().map_or(0, |f| f.prefix.len()));
         let mut items: Vec<Vec<u8>> = self.carried.take().into_iter().collect();
+        // `chunk_argument_size(&items)`, kept as items come (recounting
+        // the whole chunk for each item made a chunk cost its size squared).
+        let mut encoded_size = chunk_argument_size(&items);
         let mut read = items.len();
         while read < size {
             let input = match catch_unwind(AssertUnwindSafe(|| self.inputs.next())) {
@@ -250,8 +253,14 @@ where
                 )));
                 continue;
             }
+            if items.is_empty() {
+                // (A failed item above sent the items before it.)
+                encoded_size = chunk_argument_size(&[]);
+            }
+            encoded_size +=
+                chunk_argument_size(std::slice::from_ref(&bytes)) - chunk_argument_size(&[]);
             items.push(bytes);
-            if chunk_argument_size(&items) > room {
+            if encoded_size > room {
                 self.carried = items.pop();
                 break;
             }
