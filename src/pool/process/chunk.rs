@@ -69,13 +69,19 @@ pub(crate) struct ChunkItems {
 impl ChunkItems {
     /// No items yet, for a function with `prefix` (see `function.rs`).
     pub(crate) fn new(prefix: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(prefix.len() + BUDGET_SIZE);
-        bytes.extend_from_slice(prefix);
-        bytes.extend_from_slice(&[0; BUDGET_SIZE]);
+        Self::with_capacity(prefix, 0, 0)
+    }
+
+    /// As [`new`](Self::new), with room for `items` items of `bytes`
+    /// encoded bytes in all (an estimate: more may come).
+    pub(crate) fn with_capacity(prefix: &[u8], items: usize, bytes: usize) -> Self {
+        let mut buffer = Vec::with_capacity(prefix.len() + BUDGET_SIZE + bytes);
+        buffer.extend_from_slice(prefix);
+        buffer.extend_from_slice(&[0; BUDGET_SIZE]);
         ChunkItems {
-            bytes,
+            bytes: buffer,
             budget_at: prefix.len(),
-            starts: Vec::new(),
+            starts: Vec::with_capacity(items),
         }
     }
 
@@ -127,7 +133,11 @@ impl ChunkItems {
 
     /// A chunk of the items from the `first`th on (each encoded as here).
     pub(crate) fn rest(&self, first: usize) -> ChunkItems {
-        let mut rest = ChunkItems::new(&self.bytes[..self.budget_at]);
+        let mut rest = ChunkItems::with_capacity(
+            &self.bytes[..self.budget_at],
+            self.len().saturating_sub(first),
+            self.bytes.len() - self.starts.get(first).copied().unwrap_or(self.bytes.len()),
+        );
         if let Some(&from) = self.starts.get(first) {
             let moved = rest.bytes.len() as isize - from as isize;
             rest.starts.extend(
@@ -155,31 +165,64 @@ pub(crate) struct ChunkOutcome {
 impl ChunkOutcome {
     /// Each item's outcome, in item order: its encoded result, or why there
     /// is none; or why these are not outcomes (a worker that does not run
-    /// this executable's code).
-    pub(crate) fn items(&self) -> Result<Vec<Result<&[u8], Failure>>, String> {
-        let mut items = Vec::new();
+    /// this executable's code). All are checked before the first is given.
+    pub(crate) fn items(&self) -> Result<ItemOutcomes<'_>, String> {
+        let mut count = 0;
         let mut rest = self.outcomes.as_slice();
         while let Some((&kind, after_kind)) = rest.split_first() {
-            let (payload, after) = take_sized(after_kind)
-                .ok_or_else(|| format!("outcome {} is cut short", items.len()))?;
+            if kind > KIND_SERIALIZATION {
+                return Err(format!("outcome {count} has kind {kind}"));
+            }
+            let (_, after) =
+                take_sized(after_kind).ok_or_else(|| format!("outcome {count} is cut short"))?;
             rest = after;
-            let message = || String::from_utf8_lossy(payload).into_owned();
-            items.push(match kind {
-                KIND_RESULT => Ok(payload),
-                KIND_PANICKED => Err(Failure::Panicked(message())),
-                KIND_SERIALIZATION => Err(Failure::Serialization(message())),
-                other => return Err(format!("outcome {} has kind {other}", items.len())),
-            });
+            count += 1;
         }
-        Ok(items)
+        Ok(ItemOutcomes {
+            rest: &self.outcomes,
+            left: count,
+        })
     }
 }
 
+/// The outcomes of a chunk, checked: from [`ChunkOutcome::items`].
+#[derive(Clone, Debug)]
+pub(crate) struct ItemOutcomes<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for ItemOutcomes<'a> {
+    type Item = Result<&'a [u8], Failure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Checked in `items`: every step succeeds until `rest` is empty.
+        let (&kind, after_kind) = self.rest.split_first()?;
+        let (payload, after) = take_sized(after_kind)?;
+        self.rest = after;
+        self.left -= 1;
+        let message = || String::from_utf8_lossy(payload).into_owned();
+        Some(match kind {
+            KIND_RESULT => Ok(payload),
+            KIND_PANICKED => Err(Failure::Panicked(message())),
+            _ => Err(Failure::Serialization(message())),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for ItemOutcomes<'_> {}
+
 /// The size of `value` as a varint (LEB128, as postcard writes integers).
+#[inline]
 fn varint_length(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+#[inline]
 fn push_varint(bytes: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         bytes.push(value as u8 | 0x80);
@@ -189,7 +232,17 @@ fn push_varint(bytes: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Splits a varint off the front of `bytes`.
+#[inline]
 fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    match bytes.split_first() {
+        // One byte: lengths below 128, the common case.
+        Some((&byte, rest)) if byte < 0x80 => Some((u64::from(byte), rest)),
+        _ => take_long_varint(bytes),
+    }
+}
+
+/// [`take_varint`] of two bytes or more.
+fn take_long_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut value = 0u64;
     for (index, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f).checked_shl(7 * index as u32)?;
@@ -201,6 +254,7 @@ fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 /// Splits a length-prefixed run of bytes off the front of `bytes`.
+#[inline]
 fn take_sized(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let (length, rest) = take_varint(bytes)?;
     let length = usize::try_from(length).ok()?;
@@ -318,10 +372,8 @@ mod tests {
         let answer = answer.expect("the chunk ran");
         let outcome = postcard::from_bytes::<ChunkOutcome>(&answer).expect("a chunk outcome");
         let items = outcome.items().expect("well-formed outcomes");
-        items
-            .into_iter()
-            .map(|item| item.map(<[u8]>::to_vec))
-            .collect()
+        assert_eq!(items.len(), items.clone().count());
+        items.map(|item| item.map(<[u8]>::to_vec)).collect()
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub(crate) const ADAPTIVE_TARGET: Duration = Duration::from_millis(2);
 /// The most items in an adaptive chunk.
 pub(crate) const ADAPTIVE_MAX: usize = 4096;
 
+/// The most a chunk's buffers reserve before its items come.
+const PREALLOCATED_BYTES: usize = 1 << 20;
+
 /// Chunks in flight per worker while chunks have one item...
 const SINGLE_ITEM_CHUNKS_PER_WORKER: usize = 16;
 /// ...and while they have more.
@@ -188,6 +191,9 @@ struct Feeder<'a, I> {
     /// Where each item is encoded before it joins its chunk (kept, so
     /// items are not each allocated).
     encoded: Vec<u8>,
+    /// Bytes per item in the last chunk sent, to size the next one's
+    /// buffer.
+    bytes_per_item: usize,
     /// The input has ended, or the pool was found closed.
     done: bool,
     /// Why the rest of the input was not run; reported once, last.
@@ -220,7 +226,14 @@ where
         let room = (self.pool.max_frame() as usize)
             .saturating_sub(MESSAGE_OVERHEAD)
             .saturating_sub(self.prefix().len());
-        let mut items = ChunkItems::new(self.prefix());
+        // Room for as many bytes per item as the last chunk took, within
+        // reason (a chunk may end early; its size may be any the user set).
+        let mut items = ChunkItems::with_capacity(
+            self.prefix(),
+            size.min(PREALLOCATED_BYTES / size_of::<usize>()),
+            size.saturating_mul(self.bytes_per_item)
+                .min(PREALLOCATED_BYTES),
+        );
         if let Some(carried) = self.carried.take() {
             items.push(&carried);
         }
@@ -272,11 +285,12 @@ where
     }
 
     /// Sends `items` (if any) as one chunk, leaving `items` empty.
-    fn send(&self, items: &mut ChunkItems, put: &mut impl FnMut(Entry)) {
+    fn send(&mut self, items: &mut ChunkItems, put: &mut impl FnMut(Entry)) {
         if items.is_empty() {
             return;
         }
         let items = std::mem::replace(items, ChunkItems::new(self.prefix()));
+        self.bytes_per_item = items.size() / items.len();
         put(Entry::Chunk(self.send_chunk(items)));
     }
 
@@ -315,7 +329,7 @@ where
             let outcomes = answer.items().map_err(|why| {
                 TaskError::Serialization(format!("a worker answered a chunk with garbage: {why}"))
             })?;
-            if outcomes.is_empty() || outcomes.len() > items.len() {
+            if outcomes.len() == 0 || outcomes.len() > items.len() {
                 // Not what a worker running this executable sends.
                 return Err(TaskError::Serialization(format!(
                     "a worker answered {} results for a chunk of {} items",
@@ -360,6 +374,7 @@ impl<'a, I> Feeder<'a, I> {
             },
             carried: None,
             encoded: Vec::new(),
+            bytes_per_item: 0,
             done: false,
             refusal: None,
         }
