@@ -46,9 +46,10 @@
 //! - The rest of a chunk cut short that way is new work for the pool: if
 //!   the pool is shut down meanwhile, those items (which never ran) get
 //!   `ShutDown` like any task submitted after the shutdown.
-//! - A chunk of one item carries a few dozen bytes of framing more than a
-//!   task from `submit`: an argument or result within that much of the
-//!   frame limit passes `submit` and fails in a map.
+//! - A chunk of one item carries up to about two dozen bytes of framing
+//!   more than a task from `submit` (`chunk.rs`): an argument or result
+//!   within that much of the frame limit passes `submit` and fails in a
+//!   map.
 
 use std::collections::VecDeque;
 use std::fmt;
