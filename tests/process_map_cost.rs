@@ -1,20 +1,23 @@
 //! Where a process map's time goes: an ignored workload of the
 //! `process_pool_map` benchmark's shape (`pool.map(tiny, 0..5000)` collected
 //! on a 2-worker pool built once), run `VERISYNC_PERF_ROUNDS` times
-//! (default 0: only the set-up), for callgrind, `strace -c -f` or a rough
+//! (default 0: only the set-up), for `strace -c -f`, callgrind or a rough
 //! wall-clock look (`--nocapture` prints the fastest and median round per
 //! item). Ignored: a measuring harness, not a check.
 //!
 //! ```text
 //! cargo test --release --test process_map_cost --no-run   # prints the binary
-//! VERISYNC_PERF_ROUNDS=200 valgrind --tool=callgrind --trace-children=yes \
-//!     target/release/deps/process_map_cost-... --ignored --test-threads=1
+//! VERISYNC_PERF_ROUNDS=300 target/release/deps/process_map_cost-... --ignored --nocapture
 //! VERISYNC_PERF_ROUNDS=200 strace -c -f target/release/deps/process_map_cost-... --ignored
 //! ```
 //!
-//! The count of a run with N rounds minus the count with 0 rounds, divided
-//! by N × 5,000, is the cost of one item, per process (the parent, each
-//! worker). Every round checks its results.
+//! Under valgrind the pool cannot start its workers as it is: it starts
+//! them from `/proc/self/exe`, which names valgrind's own tool there. With
+//! `child.rs` changed locally to start them from `std::env::current_exe()`,
+//! `valgrind --tool=callgrind` (without `--trace-children`: a worker under
+//! valgrind crashes) counts the parent; the count of a run with N rounds
+//! minus the count with 0 rounds, divided by N × 5,000, is the parent's
+//! cost of one item. Every round checks its results.
 
 verisync::process_test_support!();
 
