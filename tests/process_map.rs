@@ -607,3 +607,73 @@ fn a_panicking_input_iterator_loses_no_item_already_read() {
         pool.shutdown();
     });
 }
+
+/// A string of `length` bytes, the item's own; panics for every seventh
+/// length, after building the string (so a result half-made is dropped).
+fn sized_text(length: usize) -> String {
+    let text: String = (0..length)
+        .map(|index| char::from(b'a' + ((index + length) % 26) as u8))
+        .collect();
+    assert!(length % 7 != 3, "length {length} panicked on purpose");
+    text
+}
+
+fn expected_text(length: usize) -> Result<String, String> {
+    if length % 7 == 3 {
+        Err(format!("length {length} panicked on purpose"))
+    } else {
+        Ok((0..length)
+            .map(|index| char::from(b'a' + ((index + length) % 26) as u8))
+            .collect())
+    }
+}
+
+/// Items and results of every size (lengths across the boundaries of
+/// their encoded length prefixes: 127/128 and 16383/16384 bytes), some
+/// failing, travel in chunks of many items and come back whole, each at
+/// its place — for a `fn` item and for a function pointer (whose identity
+/// goes in front of every chunk, also a chunk sent again after a budget
+/// stopped it).
+#[test]
+fn items_and_results_of_every_size_cross_in_chunks() {
+    with_watchdog(LIMIT, || {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .max_frame_size(64 << 10)
+            .build()
+            .unwrap();
+        let lengths: Vec<usize> = [0, 1, 2, 126, 127, 128, 129, 300, 16_383, 16_384, 16_385]
+            .into_iter()
+            .cycle()
+            .take(44)
+            .enumerate()
+            .map(|(index, length)| length + index / 11)
+            .collect();
+        let pointer: fn(usize) -> String = sized_text;
+        for chunk_size in [1, 5, 44] {
+            let by_item: Vec<_> = pool
+                .map_with_chunksize(sized_text, lengths.clone(), chunk_size)
+                .collect();
+            let by_pointer: Vec<_> = pool
+                .map_with_chunksize(pointer, lengths.clone(), chunk_size)
+                .collect();
+            for results in [by_item, by_pointer] {
+                assert_eq!(results.len(), lengths.len());
+                for (result, &length) in results.into_iter().zip(&lengths) {
+                    match (result, expected_text(length)) {
+                        (Ok(text), Ok(expected)) => {
+                            assert!(text == expected, "length {length}, chunks of {chunk_size}")
+                        }
+                        (Err(TaskError::Panicked(message)), Err(expected)) => {
+                            assert!(message.contains(&expected), "{message}")
+                        }
+                        (result, expected) => panic!(
+                            "length {length}, chunks of {chunk_size}: {result:?} for {expected:?}"
+                        ),
+                    }
+                }
+            }
+        }
+        pool.shutdown();
+    });
+}

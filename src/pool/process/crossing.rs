@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::encode::encode;
+use super::encode::encode_into;
 use super::wire::{Failure, MESSAGE_OVERHEAD};
 use crate::panic_payload::{drop_panic_payload, take_panic_message};
 use crate::pool::task::TaskError;
@@ -22,8 +22,20 @@ use crate::process_shared::take_open_failure;
 
 /// Encodes a task's argument in the parent (`submit`, `spawn`).
 pub(crate) fn encode_argument<A: Serialize>(argument: &A) -> Result<Vec<u8>, TaskError> {
-    match catch_unwind(AssertUnwindSafe(|| encode(argument))) {
-        Ok(Ok(bytes)) => Ok(bytes),
+    let mut bytes = Vec::new();
+    encode_argument_into(argument, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// As [`encode_argument`], into `bytes` (cleared first), reusing its
+/// memory: a map encodes each of its items so. On an error `bytes` holds
+/// no meaning.
+pub(crate) fn encode_argument_into<A: Serialize>(
+    argument: &A,
+    bytes: &mut Vec<u8>,
+) -> Result<(), TaskError> {
+    match catch_unwind(AssertUnwindSafe(|| encode_into(argument, bytes))) {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(TaskError::Serialization(format!(
             "could not encode the argument {reason}"
         ))),
@@ -52,8 +64,12 @@ pub(crate) fn check_argument_size(argument: &[u8], max_frame: u32) -> Result<(),
 pub(crate) fn decode_result<R: DeserializeOwned>(
     outcome: Result<Vec<u8>, TaskError>,
 ) -> Result<R, TaskError> {
-    let bytes = outcome?;
-    match catch_unwind(AssertUnwindSafe(|| decode::<R>(&bytes))) {
+    decode_result_from(&outcome?)
+}
+
+/// Decodes a task's result from its encoded `bytes` in the parent.
+pub(crate) fn decode_result_from<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, TaskError> {
+    match catch_unwind(AssertUnwindSafe(|| decode::<R>(bytes))) {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(error)) => Err(TaskError::Serialization(format!(
             "the parent could not decode the result as `{}`: {error}",
@@ -95,12 +111,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     })
 }
 
-/// Encodes a task's result in the worker, then drops it. A panic in the
-/// result's `Drop` is reported on stderr by the panic hook and otherwise
-/// ignored: the result was computed and encoded, and the parent gets it.
-pub(crate) fn encode_result<R: Serialize>(result: R) -> Result<Vec<u8>, Failure> {
-    let encoded = match catch_unwind(AssertUnwindSafe(|| encode(&result))) {
-        Ok(Ok(bytes)) => Ok(bytes),
+/// Encodes a task's result in the worker into `bytes` (cleared first,
+/// its memory reused: a chunk encodes each of its results so), then drops
+/// it. A panic in the result's `Drop` is reported on stderr by the panic
+/// hook and otherwise ignored: the result was computed and encoded, and
+/// the parent gets it. On an error `bytes` holds no meaning.
+pub(crate) fn encode_result_into<R: Serialize>(
+    result: R,
+    bytes: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    let encoded = match catch_unwind(AssertUnwindSafe(|| encode_into(&result, bytes))) {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(Failure::Serialization(format!(
             "the worker could not encode the result {reason}"
         ))),

@@ -15,13 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::ser::{self, Serialize};
 
-/// `value` in postcard's encoding, or why not: "`T`: reason".
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(value).map_err(|error| encode_failed(value, &error))
-}
-
-/// As [`encode`], into `buffer` (cleared first), reusing its memory: the
-/// process queue's puts encode into one buffer per thread.
+/// `value` in postcard's encoding into `buffer` (cleared first), reusing
+/// its memory, or why not: "`T`: reason". (The process queue's puts encode
+/// into one buffer per thread; a map encodes each item into one buffer.)
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     buffer: &mut Vec<u8>,
@@ -251,6 +247,11 @@ impl ser::SerializeStructVariant for Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+        let mut buffer = vec![7; 3];
+        encode_into(value, &mut buffer).map(|()| buffer)
+    }
 
     struct Refuses;
 

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::chunk::run_chunk;
-use super::crossing::{decode_argument, encode_argument, encode_result};
+use super::crossing::{decode_argument, encode_argument, encode_result_into};
 use super::wire::Failure;
 use crate::panic_payload::take_panic_message;
 use crate::pool::task::TaskError;
@@ -298,14 +298,27 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
+    let mut result = Vec::new();
+    run_item_into::<F, A, R>(argument, &mut result)?;
+    Ok(result)
+}
+
+/// [`run_item`] encoding the result into `result` (cleared first): a
+/// chunk runs its items so, with one buffer for them all.
+fn run_item_into<F, A, R>(argument: &[u8], result: &mut Vec<u8>) -> Result<(), Failure>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
     let argument: A = decode_argument(argument)?;
     // SAFETY: `F` is zero-sized (`prepare_task` sends this trampoline only
     // then) and a function or capture-free closure: it has no bytes and no
     // invariants, so a value of it can be made from nothing.
     let function: F = unsafe { std::mem::zeroed() };
-    let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
+    let value = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(take_panic_message(payload)))?;
-    encode_result(result)
+    encode_result_into(value, result)
 }
 
 /// The trampoline of function pointers `fn(A) -> R`: the pointer's
@@ -316,7 +329,9 @@ where
     R: Serialize + DeserializeOwned,
 {
     let (identity, argument) = take_identity(bytes)?;
-    call_pointer::<A, R>(identity, argument)
+    let mut result = Vec::new();
+    call_pointer_into::<A, R>(identity, argument, &mut result)?;
+    Ok(result)
 }
 
 /// The chunk trampoline of a zero-sized function type `F`.
@@ -326,7 +341,7 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    run_chunk(bytes, run_item::<F, A, R>)
+    run_chunk(bytes, run_item_into::<F, A, R>)
 }
 
 /// The chunk trampoline of function pointers `fn(A) -> R`: the pointer's
@@ -337,7 +352,9 @@ where
     R: Serialize + DeserializeOwned,
 {
     let (identity, chunk) = take_identity(bytes)?;
-    run_chunk(chunk, |argument| call_pointer::<A, R>(identity, argument))
+    run_chunk(chunk, |argument, result| {
+        call_pointer_into::<A, R>(identity, argument, result)
+    })
 }
 
 /// Splits a function pointer's identity off the front of `bytes`.
@@ -349,8 +366,13 @@ fn take_identity(bytes: &[u8]) -> Result<(i64, &[u8]), Failure> {
     })
 }
 
-/// Calls the `fn(A) -> R` with `identity` on the encoded `argument`.
-fn call_pointer<A, R>(identity: i64, argument: &[u8]) -> Result<Vec<u8>, Failure>
+/// Calls the `fn(A) -> R` with `identity` on the encoded `argument`, and
+/// encodes the result into `result` (cleared first).
+fn call_pointer_into<A, R>(
+    identity: i64,
+    argument: &[u8],
+    result: &mut Vec<u8>,
+) -> Result<(), Failure>
 where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
@@ -363,9 +385,9 @@ where
     // worker runs the same executable, so the same address holds the same
     // function.
     let function = unsafe { std::mem::transmute::<usize, fn(A) -> R>(address) };
-    let result = catch_unwind(AssertUnwindSafe(|| function(argument)))
+    let value = catch_unwind(AssertUnwindSafe(|| function(argument)))
         .map_err(|payload| Failure::Panicked(take_panic_message(payload)))?;
-    encode_result(result)
+    encode_result_into(value, result)
 }
 
 #[cfg(test)]

@@ -46,9 +46,10 @@
 //! - The rest of a chunk cut short that way is new work for the pool: if
 //!   the pool is shut down meanwhile, those items (which never ran) get
 //!   `ShutDown` like any task submitted after the shutdown.
-//! - A chunk of one item carries a few dozen bytes of framing more than a
-//!   task from `submit`: an argument or result within that much of the
-//!   frame limit passes `submit` and fails in a map.
+//! - A chunk of one item carries up to about two dozen bytes of framing
+//!   more than a task from `submit` (`chunk.rs`): an argument or result
+//!   within that much of the frame limit passes `submit` and fails in a
+//!   map.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -60,8 +61,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::chunk::{chunk_argument_size, encode_chunk, ChunkOutcome, UNLIMITED};
-use super::crossing::{decode_result, encode_argument};
+use super::chunk::{ChunkItems, ChunkOutcome, UNLIMITED};
+use super::crossing::{decode_result_from, encode_argument_into};
 use super::function::{prepare_chunk_function, PreparedChunkFunction, PreparedTask};
 use super::pool::ProcessPool;
 use super::wire::MESSAGE_OVERHEAD;
@@ -77,6 +78,9 @@ pub(crate) const ADAPTIVE_TARGET: Duration = Duration::from_millis(2);
 
 /// The most items in an adaptive chunk.
 pub(crate) const ADAPTIVE_MAX: usize = 4096;
+
+/// The most a chunk's buffers reserve before its items come.
+const PREALLOCATED_BYTES: usize = 1 << 20;
 
 /// Chunks in flight per worker while chunks have one item...
 const SINGLE_ITEM_CHUNKS_PER_WORKER: usize = 16;
@@ -138,11 +142,12 @@ impl Sizer {
         }
     }
 
-    fn learn(&mut self, outcome: &ChunkOutcome) {
-        if outcome.outcomes.is_empty() {
+    /// Learns from a chunk that ran `items` items in `nanos`.
+    fn learn(&mut self, nanos: u64, items: usize) {
+        if items == 0 {
             return;
         }
-        let sample = outcome.nanos as f64 / outcome.outcomes.len() as f64;
+        let sample = nanos as f64 / items as f64;
         self.nanos_per_item = Some(match self.nanos_per_item {
             None => sample,
             Some(before) => (before + sample) / 2.0,
@@ -172,7 +177,7 @@ enum Entry {
 /// ones the worker did not run, see `chunk.rs`).
 struct Chunk {
     handle: TaskHandle<ChunkOutcome>,
-    items: Vec<Vec<u8>>,
+    items: ChunkItems,
 }
 
 /// Reads the input and sends chunks: what both maps share.
@@ -184,6 +189,12 @@ struct Feeder<'a, I> {
     /// An item read and encoded that did not fit the last chunk's frame:
     /// the first of the next chunk.
     carried: Option<Vec<u8>>,
+    /// Where each item is encoded before it joins its chunk (kept, so
+    /// items are not each allocated).
+    encoded: Vec<u8>,
+    /// Bytes per item in the last chunk sent, to size the next one's
+    /// buffer.
+    bytes_per_item: usize,
     /// The input has ended, or the pool was found closed.
     done: bool,
     /// Why the rest of the input was not run; reported once, last.
@@ -215,8 +226,18 @@ where
         // What one chunk may carry and still fit a frame.
         let room = (self.pool.max_frame() as usize)
             .saturating_sub(MESSAGE_OVERHEAD)
-            .saturating_sub(self.function.as_ref().map_or(0, |f| f.prefix.len()));
-        let mut items: Vec<Vec<u8>> = self.carried.take().into_iter().collect();
+            .saturating_sub(self.prefix().len());
+        // Room for as many bytes per item as the last chunk took, within
+        // reason (a chunk may end early; its size may be any the user set).
+        let mut items = ChunkItems::with_capacity(
+            self.prefix(),
+            size.min(PREALLOCATED_BYTES / size_of::<usize>()),
+            size.saturating_mul(self.bytes_per_item)
+                .min(PREALLOCATED_BYTES),
+        );
+        if let Some(carried) = self.carried.take() {
+            items.push(&carried);
+        }
         let mut read = items.len();
         while read < size {
             let input = match catch_unwind(AssertUnwindSafe(|| self.inputs.next())) {
@@ -231,43 +252,50 @@ where
                 }
             };
             read += 1;
-            let encoded = encode_argument(&input);
+            let encoded = encode_argument_into(&input, &mut self.encoded);
             drop_reporting_panics(input, "an input of a process map");
             let function_error = self.function.as_ref().err().cloned();
-            let bytes = match (function_error, encoded) {
-                (Some(error), _) | (None, Err(error)) => {
-                    self.send(&mut items, &mut put);
-                    put(Entry::Failed(error));
-                    continue;
-                }
-                (None, Ok(bytes)) => bytes,
-            };
-            if chunk_argument_size(std::slice::from_ref(&bytes)) > room {
+            if let Some(error) = function_error.or(encoded.err()) {
+                self.send(&mut items, &mut put);
+                put(Entry::Failed(error));
+                continue;
+            }
+            let length = self.encoded.len();
+            if ChunkItems::size_alone(length) > room {
                 self.send(&mut items, &mut put);
                 put(Entry::Failed(too_large_argument(
-                    bytes.len(),
+                    length,
                     self.pool.max_frame(),
                 )));
                 continue;
             }
-            items.push(bytes);
-            if chunk_argument_size(&items) > room {
-                self.carried = items.pop();
+            if items.size_with(length) > room {
+                self.carried = Some(self.encoded.clone());
                 break;
             }
+            items.push(&self.encoded);
         }
         self.send(&mut items, &mut put);
     }
 
+    /// The bytes every chunk's argument starts with.
+    fn prefix(&self) -> &[u8] {
+        self.function
+            .as_ref()
+            .map_or(&[], |function| &function.prefix)
+    }
+
     /// Sends `items` (if any) as one chunk, leaving `items` empty.
-    fn send(&self, items: &mut Vec<Vec<u8>>, put: &mut impl FnMut(Entry)) {
+    fn send(&mut self, items: &mut ChunkItems, put: &mut impl FnMut(Entry)) {
         if items.is_empty() {
             return;
         }
-        put(Entry::Chunk(self.send_chunk(std::mem::take(items))));
+        let items = std::mem::replace(items, ChunkItems::new(self.prefix()));
+        self.bytes_per_item = items.size() / items.len();
+        put(Entry::Chunk(self.send_chunk(items)));
     }
 
-    fn send_chunk(&self, items: Vec<Vec<u8>>) -> Chunk {
+    fn send_chunk(&self, items: ChunkItems) -> Chunk {
         let function = self
             .function
             .as_ref()
@@ -281,7 +309,7 @@ where
         };
         let prepared = PreparedTask {
             function: function.function,
-            argument: encode_chunk(&function.prefix, budget, &items),
+            argument: items.argument(budget),
         };
         Chunk {
             handle: self.pool.submit_prepared(Ok(prepared)),
@@ -296,32 +324,34 @@ where
         chunk: Chunk,
         ready: &mut VecDeque<Result<R, TaskError>>,
     ) -> Option<Chunk> {
-        let Chunk { handle, mut items } = chunk;
-        let outcome = match handle.join() {
-            Ok(outcome) if outcome.outcomes.is_empty() || outcome.outcomes.len() > items.len() => {
+        let Chunk { handle, items } = chunk;
+        let answer = handle.join();
+        let outcomes = answer.as_ref().map_err(Clone::clone).and_then(|answer| {
+            let outcomes = answer.items().map_err(|why| {
+                TaskError::Serialization(format!("a worker answered a chunk with garbage: {why}"))
+            })?;
+            if outcomes.len() == 0 || outcomes.len() > items.len() {
                 // Not what a worker running this executable sends.
-                Err(TaskError::Serialization(format!(
+                return Err(TaskError::Serialization(format!(
                     "a worker answered {} results for a chunk of {} items",
-                    outcome.outcomes.len(),
+                    outcomes.len(),
                     items.len()
-                )))
+                )));
             }
-            outcome => outcome,
-        };
-        match outcome {
-            Ok(outcome) => {
-                self.sizer.learn(&outcome);
-                let rest = items.split_off(outcome.outcomes.len());
-                ready.extend(
-                    outcome
-                        .outcomes
-                        .into_iter()
-                        .map(|outcome| decode_result(outcome.map_err(TaskError::from))),
-                );
-                (!rest.is_empty()).then(|| self.send_chunk(rest))
+            Ok((answer.nanos, outcomes))
+        });
+        match outcomes {
+            Ok((nanos, outcomes)) => {
+                let ran = outcomes.len();
+                self.sizer.learn(nanos, ran);
+                ready.extend(outcomes.into_iter().map(|outcome| match outcome {
+                    Ok(bytes) => decode_result_from(bytes),
+                    Err(failure) => Err(TaskError::from(failure)),
+                }));
+                (ran < items.len()).then(|| self.send_chunk(items.rest(ran)))
             }
             Err(error) => {
-                ready.extend(items.iter().map(|_| Err(error.clone())));
+                ready.extend((0..items.len()).map(|_| Err(error.clone())));
                 None
             }
         }
@@ -344,6 +374,8 @@ impl<'a, I> Feeder<'a, I> {
                 nanos_per_item: None,
             },
             carried: None,
+            encoded: Vec::new(),
+            bytes_per_item: 0,
             done: false,
             refusal: None,
         }
@@ -597,13 +629,6 @@ impl<F, I: Iterator, R> fmt::Debug for ProcessMapUnordered<'_, F, I, R> {
 mod tests {
     use super::*;
 
-    fn outcome(items: usize, nanos: u64) -> ChunkOutcome {
-        ChunkOutcome {
-            outcomes: (0..items).map(|_| Ok(Vec::new())).collect(),
-            nanos,
-        }
-    }
-
     #[test]
     fn an_adaptive_chunk_aims_at_the_target_time() {
         let mut sizer = Sizer {
@@ -612,20 +637,20 @@ mod tests {
         };
         assert_eq!(sizer.next_size(), 1, "one item until something came back");
         // 5 ms per item: one per chunk.
-        sizer.learn(&outcome(1, 5_000_000));
+        sizer.learn(5_000_000, 1);
         assert_eq!(sizer.next_size(), 1);
         // Then 100 ns per item, smoothed: (5 ms + 100 ns) / 2 per item.
-        sizer.learn(&outcome(10, 1_000));
+        sizer.learn(1_000, 10);
         assert_eq!(sizer.next_size(), 1);
         // Again: about 1.25 ms per item, so 2 ms is one item...
-        sizer.learn(&outcome(10, 1_000));
+        sizer.learn(1_000, 10);
         assert_eq!(sizer.next_size(), 1);
         // ...then 0.63 ms: three.
-        sizer.learn(&outcome(10, 1_000));
+        sizer.learn(1_000, 10);
         assert_eq!(sizer.next_size(), 3);
         // 1 µs per item, long enough to forget the rest: about 2000.
         for _ in 0..40 {
-            sizer.learn(&outcome(100, 100_000));
+            sizer.learn(100_000, 100);
         }
         assert!(
             (1990..=2000).contains(&sizer.next_size()),
@@ -634,12 +659,12 @@ mod tests {
         );
         // Free items: capped.
         for _ in 0..60 {
-            sizer.learn(&outcome(100, 0));
+            sizer.learn(0, 100);
         }
         assert_eq!(sizer.next_size(), ADAPTIVE_MAX);
         // A chunk that ran nothing teaches nothing.
         let before = sizer.nanos_per_item;
-        sizer.learn(&outcome(0, 5));
+        sizer.learn(5, 0);
         assert_eq!(sizer.nanos_per_item, before);
     }
 

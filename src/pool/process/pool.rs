@@ -92,7 +92,8 @@ use super::crossing::{check_argument_size, decode_result};
 use super::function::{identity_of_initializer, prepare_task, PreparedTask};
 use super::map::{ChunkSize, ProcessMap, ProcessMapUnordered};
 use super::wire::{
-    read_body, read_header, write_frame, FromWorker, ReadError, ToWorker, DEFAULT_MAX_FRAME,
+    read_body, read_header, write_frame, write_task_frame, FromWorker, ReadError, ToWorker,
+    DEFAULT_MAX_FRAME,
 };
 use super::worker::refuse_nested_start;
 use crate::condition::Condition;
@@ -1265,6 +1266,7 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
         return; // the worker is gone; the reader replaces it
     }
     let mut written = 0u64;
+    let mut frame = Vec::new();
     loop {
         if shared
             .config
@@ -1315,11 +1317,13 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             shared.job_left();
             continue;
         }
-        let frame = ToWorker::Task {
-            id,
-            function: job.function,
-            argument: job.argument.clone(),
-        };
+        // The frame, made while the job is ours (the reader owns it once
+        // it is in flight), in a buffer kept from task to task.
+        frame.clear();
+        // Cannot fail: integers and bytes always encode, a `Vec` takes any
+        // write, and `submit` refused an argument over the frame limit.
+        write_task_frame(&mut frame, id, job.function, &job.argument)
+            .expect("a task frame of a checked size always encodes");
         let became_head = {
             let mut flight = slot.flight.lock();
             // Checked under the flight lock, which the reader holds when it
@@ -1351,7 +1355,7 @@ fn write_tasks(shared: &Shared, slot: &Slot, mut tasks: BufWriter<ChildStdin>) {
             }
         }
         written += 1;
-        if write_frame(&mut tasks, &frame).is_err() {
+        if tasks.write_all(&frame).is_err() {
             break; // the worker is gone; the reader requeues what it held
         }
     }

@@ -74,8 +74,42 @@ pub(crate) enum ToWorker {
     Task {
         id: u64,
         function: i64,
+        #[serde(with = "super::byte_string")]
         argument: Vec<u8>,
     },
+}
+
+/// [`ToWorker`] borrowing a task's argument, so the writer sends it
+/// without copying it first: the same bytes on the wire.
+#[derive(Serialize)]
+#[serde(rename = "ToWorker")]
+enum ToWorkerRef<'a> {
+    /// Never written through here; it holds `Board`'s place (variant 0).
+    #[allow(dead_code)]
+    Board { name: &'a str },
+    Task {
+        id: u64,
+        function: i64,
+        #[serde(serialize_with = "super::byte_string::serialize")]
+        argument: &'a [u8],
+    },
+}
+
+/// Writes the frame of [`ToWorker::Task`] (not flushed).
+pub(crate) fn write_task_frame(
+    writer: &mut impl Write,
+    id: u64,
+    function: i64,
+    argument: &[u8],
+) -> io::Result<()> {
+    write_frame(
+        writer,
+        &ToWorkerRef::Task {
+            id,
+            function,
+            argument,
+        },
+    )
 }
 
 /// Why a task produced no result bytes, as reported by the worker.
@@ -104,6 +138,7 @@ pub(crate) enum FromWorker {
     /// Task `id` finished with the encoded result, or a failure.
     Done {
         id: u64,
+        #[serde(with = "super::byte_string::outcome")]
         outcome: Result<Vec<u8>, Failure>,
     },
     /// Task `id` was cancelled on the board before it started; it never ran.
@@ -194,22 +229,24 @@ pub(crate) fn read_body<M: for<'de> Deserialize<'de>>(
     length: u32,
     mut progress: impl FnMut(),
 ) -> Result<M, ReadError> {
+    /// The most the buffer grows by before bytes arrive to fill it.
+    const STEP: usize = 64 * 1024;
     let length = length as usize;
     let mut body = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
     while body.len() < length {
-        let wanted = (length - body.len()).min(chunk.len());
-        match reader.read(&mut chunk[..wanted]) {
+        // Read straight into the body, zeroing only the part a read may
+        // fill (not a whole step for a small frame).
+        let filled = body.len();
+        body.resize(filled + (length - filled).min(STEP), 0);
+        let read = reader.read(&mut body[filled..]);
+        body.truncate(filled + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => {
                 return Err(ReadError::Garbled(format!(
-                    "a frame of {length} bytes was cut short after {} bytes",
-                    body.len()
+                    "a frame of {length} bytes was cut short after {filled} bytes"
                 )))
             }
-            Ok(read) => {
-                body.extend_from_slice(&chunk[..read]);
-                progress();
-            }
+            Ok(_) => progress(),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => {
                 return Err(ReadError::Garbled(format!(
@@ -238,6 +275,71 @@ mod tests {
         assert!(
             matches!(read, FromWorker::Done { id: 7, outcome: Ok(bytes) } if bytes == [1, 2, 3])
         );
+    }
+
+    #[test]
+    fn a_task_frame_written_from_a_borrowed_argument_is_a_task_frame() {
+        let mut borrowed = Vec::new();
+        write_task_frame(&mut borrowed, 300, -5, &[9; 200]).unwrap();
+        let mut owned = Vec::new();
+        let task = ToWorker::Task {
+            id: 300,
+            function: -5,
+            argument: vec![9; 200],
+        };
+        write_frame(&mut owned, &task).unwrap();
+        assert_eq!(borrowed, owned);
+        let read: ToWorker = read_frame(&mut borrowed.as_slice(), DEFAULT_MAX_FRAME).unwrap();
+        assert!(matches!(
+            read,
+            ToWorker::Task { id: 300, function: -5, argument } if argument == [9; 200]
+        ));
+    }
+
+    /// A body that arrives in pieces (and one read interrupted) is read
+    /// whole; one that ends early is garbled.
+    #[test]
+    fn a_body_read_in_pieces_is_whole() {
+        struct Trickle<'a> {
+            bytes: &'a [u8],
+            calls: usize,
+        }
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+                self.calls += 1;
+                if self.calls.is_multiple_of(3) {
+                    return Err(io::Error::from(io::ErrorKind::Interrupted));
+                }
+                let count = buffer.len().min(self.bytes.len()).min(7);
+                buffer[..count].copy_from_slice(&self.bytes[..count]);
+                self.bytes = &self.bytes[count..];
+                Ok(count)
+            }
+        }
+        let message = FromWorker::Done {
+            id: 1,
+            outcome: Ok((0..=255).collect()),
+        };
+        let body = encode_message(&message).unwrap();
+        let mut progress = 0;
+        let mut reader = Trickle {
+            bytes: &body,
+            calls: 0,
+        };
+        let read: FromWorker =
+            read_body(&mut reader, body.len() as u32, || progress += 1).expect("the whole body");
+        assert!(
+            matches!(read, FromWorker::Done { id: 1, outcome: Ok(bytes) } if bytes.len() == 256)
+        );
+        assert_eq!(progress, body.len().div_ceil(7));
+        let mut short = Trickle {
+            bytes: &body[..body.len() - 1],
+            calls: 0,
+        };
+        assert!(matches!(
+            read_body::<FromWorker>(&mut short, body.len() as u32, || {}),
+            Err(ReadError::Garbled(_))
+        ));
     }
 
     #[test]
