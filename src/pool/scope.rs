@@ -179,8 +179,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// (`Err(TaskError::ShutDown)`; it never runs).
     ///
     /// The scope's own clean-up is the one other refusal: once every task
-    /// has finished, the scope drops what nobody joined; a `Drop` of such a
-    /// leftover that submits to the scope gets a handle resolved to
+    /// has finished, the scope drops what is left (closures of cancelled
+    /// tasks, results of forgotten handles); a `Drop` of such a leftover
+    /// that submits to the scope gets a handle resolved to
     /// `Err(TaskError::ShutDown)` at once.
     ///
     /// ```

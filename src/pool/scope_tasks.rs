@@ -49,6 +49,8 @@
 
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 use super::scoped_task::ScopedTask;
 use crate::mutex::Mutex;
 use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,8 +75,10 @@ pub(super) struct LeftForScope {
 
 /// A scope's account of its tasks (see the module docs).
 pub(super) struct ScopeTasks {
-    /// Unsettled tasks × 2, plus `WAITING`.
-    unsettled: AtomicUsize,
+    /// Unsettled tasks × 2, plus `WAITING`. On a cache line of its own: the
+    /// workers' decrements move it between cores, and the submitting
+    /// thread's reads of `closed` and `submitted` should not follow it.
+    unsettled: CachePadded<AtomicUsize>,
     /// How many tasks were submitted: the next one's number.
     submitted: AtomicUsize,
     /// What settled tasks left for the scope, in the order they settled.
@@ -89,7 +93,7 @@ pub(super) struct ScopeTasks {
 impl ScopeTasks {
     pub(super) fn new() -> Self {
         Self {
-            unsettled: AtomicUsize::new(0),
+            unsettled: CachePadded::new(AtomicUsize::new(0)),
             submitted: AtomicUsize::new(0),
             left: Mutex::new_untracked(Vec::new()),
             closed: AtomicBool::new(false),

@@ -650,11 +650,13 @@ impl ThreadPool {
     ///   An inlined task shares the scope's thread and stack, as for an
     ///   inline [`join`](TaskHandle::join) (thread-locals, name, held locks;
     ///   nested scopes and joins recurse).
-    /// - A result nobody joined is dropped when its handle is dropped (if
-    ///   the task finished by then), or by the scope before it returns —
-    ///   results whose handle is already gone first, so a result whose
-    ///   `Drop` joins another handle it holds gets that result; those of
-    ///   handles still alive (forgotten) last, newest task first.
+    /// - A result nobody joined is dropped when its handle is dropped, if
+    ///   the task finished by then, else as the task finishes, by the
+    ///   thread that ran it (usually a worker) — in either case while its
+    ///   handle is gone, so a result whose `Drop` joins another handle it
+    ///   holds gets that result. The results of handles that outlive every
+    ///   task (forgotten) are dropped by the scope before it returns,
+    ///   newest task first, as are the closures of cancelled tasks.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);
