@@ -323,7 +323,8 @@ fn a_cancelled_scoped_tasks_closure_is_dropped_before_scope_returns() {
 
 /// A leftover result whose `Drop` submits to the scope (it holds the
 /// scope): the scope has closed, so the task is refused at once and its
-/// closure dropped, never run after the scope ended.
+/// closure dropped, never run after the scope ended. (A result is left for
+/// the scope's end only if its handle outlives every task: forgotten here.)
 struct SubmitsOnDrop<'scope, 'env> {
     scope: &'scope Scope<'scope, 'env>,
     ran: &'env AtomicBool,
@@ -347,14 +348,43 @@ fn a_submit_from_a_leftovers_drop_after_the_scope_closed_is_refused() {
         let refused = AtomicBool::new(false);
         pool.scope(|s| {
             let (ran, refused) = (&ran, &refused);
-            s.submit(move || SubmitsOnDrop {
+            std::mem::forget(s.submit(move || SubmitsOnDrop {
                 scope: s,
                 ran,
                 refused,
-            });
+            }));
         });
         assert!(refused.load(SeqCst));
         assert!(!ran.load(SeqCst));
+    });
+}
+
+/// A result whose handle was dropped before the task finished is dropped
+/// as the task finishes, by the thread that ran it, inside the scope: a
+/// `Drop` that submits to the scope then is accepted, and its task runs
+/// before the scope returns (a one-worker pool: joined inline).
+#[test]
+fn a_submit_from_the_drop_of_a_result_whose_handle_went_first_runs_in_the_scope() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(1);
+        let ran = AtomicBool::new(false);
+        let refused = AtomicBool::new(true);
+        let gate = Event::new();
+        pool.scope(|s| {
+            let (ran, refused, gate) = (&ran, &refused, &gate);
+            let handle = s.submit(move || {
+                gate.wait();
+                SubmitsOnDrop {
+                    scope: s,
+                    ran,
+                    refused,
+                }
+            });
+            drop(handle); // before the task finishes: the gate holds it
+            gate.set();
+        });
+        assert!(!refused.load(SeqCst), "the late submit was refused");
+        assert!(ran.load(SeqCst), "the late task never ran");
     });
 }
 

@@ -1,6 +1,7 @@
-//! What a scope's tasks leave behind is noted as the scope waits for each
-//! task (`scope.rs`, `Leftovers`), under the task's handle state at that
-//! moment, and dropped after the wait. These tests mix every kind of
+//! What a scope's tasks leave behind is settled as each task finishes
+//! (`scoped_task.rs`: dropped by the handle or the settling thread, or left
+//! with the scope under the task's handle state at that moment) and the
+//! rest dropped after the scope's wait. These tests mix every kind of
 //! leftover in one scope — unrun closures (cancelled), unjoined results
 //! whose handle is gone, results whose handle lives (forgotten), results
 //! whose handle a running task drops while the scope already waits — and

@@ -5,7 +5,10 @@
 //! own task keeps that task's result; a task run inline by a worker that
 //! joins it (issue 16) still runs at most once, and `cancel` agrees; a
 //! scope returns only after its task ran or was cancelled, also when it
-//! waits on a worker of its pool while its task runs on another.
+//! waits on a worker of its pool while its task runs on another; the
+//! scope's settle count (issue 16, item 3) is never read as 0 too early nor
+//! slept through, with tasks submitting while the scope waits, a handle
+//! dropped while its task settles, and a panicking task.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -335,4 +338,105 @@ fn a_scope_helping_on_a_worker_never_misses_its_task_finishing_elsewhere() {
     });
     assert!(SAW_INLINE.load(std::sync::atomic::Ordering::Relaxed));
     assert!(SAW_ELSEWHERE.load(std::sync::atomic::Ordering::Relaxed));
+}
+
+// ---------------------------------------------------------------------------
+// The scope's settle count (issue 16, item 3): `scope_tasks.rs`,
+// `scoped_task.rs`.
+// ---------------------------------------------------------------------------
+
+/// Submits racing the scope's wait: a task submits a second task while
+/// the body may already be waiting for the count. The scope returns only
+/// after both tasks' writes (loom checks the unsynchronised counter's
+/// accesses), and never sleeps through the last settle (loom would report
+/// the deadlock).
+#[test]
+fn a_scope_waits_for_a_task_submitted_by_a_task_while_it_waits() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(2);
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let later = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let (runs, later) = (&runs, &later);
+            s.submit(move || {
+                runs.add_one();
+                s.submit(move || later.add_one());
+            });
+        });
+        assert_eq!((runs.get(), later.get()), (1, 1));
+    });
+}
+
+/// A handle dropped by the body while a worker finishes its task: the
+/// result (which borrows the scope's stack) is dropped exactly once — by
+/// the handle if the task settled first, else by the worker as it settles
+/// — and before `scope` returns (loom checks the counter's accesses). Both
+/// orders are explored (checked after the model).
+#[test]
+fn a_dropped_handle_racing_its_task_drops_the_result_exactly_once() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let drops = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let body = thread::current().id();
+        pool.scope(|s| {
+            let drops = &drops;
+            let handle = s.submit(move || DropsWhere(CountsDrop(drops), body));
+            drop(handle);
+        });
+        assert_eq!(
+            drops.get(),
+            1,
+            "the unjoined result was not dropped exactly once"
+        );
+    });
+    assert!(
+        DROPPED_BY_BODY.load(std::sync::atomic::Ordering::Relaxed),
+        "never dropped by the handle"
+    );
+    assert!(
+        DROPPED_ELSEWHERE.load(std::sync::atomic::Ordering::Relaxed),
+        "never dropped by the worker"
+    );
+}
+
+/// A panicking task, its handle dropped at once, settles like any other:
+/// its closure's capture is dropped (during the unwinding) before `scope`
+/// returns (loom checks the counter's accesses), and the scope does not
+/// wait forever for it (loom would report the deadlock).
+#[test]
+fn a_panicking_task_settles_before_its_scope_returns() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let drops = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let guard = CountsDrop(&drops);
+            drop(s.submit(move || -> u32 {
+                let _guard = guard;
+                panic!("boom")
+            }));
+        });
+        assert_eq!(
+            drops.get(),
+            1,
+            "the panicking task's capture was not dropped once"
+        );
+    });
+}
+
+static DROPPED_BY_BODY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static DROPPED_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A result that records whether it was dropped on the scope's body
+/// thread (by its handle) or elsewhere (by the worker that settled it).
+struct DropsWhere<'a>(#[allow(dead_code)] CountsDrop<'a>, thread::ThreadId);
+
+impl Drop for DropsWhere<'_> {
+    fn drop(&mut self) {
+        let flag = if thread::current().id() == self.1 {
+            &DROPPED_BY_BODY
+        } else {
+            &DROPPED_ELSEWHERE
+        };
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

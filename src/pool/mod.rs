@@ -9,6 +9,7 @@ pub(crate) mod process;
 #[cfg(all(not(unix), not(verisync_loom)))]
 pub(crate) mod process_unsupported;
 mod scope;
+mod scope_tasks;
 mod scoped_task;
 mod task;
 mod thread;

@@ -5,110 +5,249 @@
 //! # Implementation
 //!
 //! A scoped task is the pool's ordinary job ([`ThreadTask`]: closure and
-//! completion cell in one allocation) plus one flag: whether its one handle
-//! is gone (dropped, or consumed by `join`). The flag decides who drops a
-//! result nobody joined — always after the task is done, and never while
-//! someone could still join it:
+//! completion cell in one allocation) plus what ties it to its scope: a
+//! pointer to the scope's account ([`ScopeTasks`]), its submission number,
+//! and an ownership word saying whether its one handle is gone (dropped,
+//! or consumed by `join`) and whether the task has settled. Whoever resolves
+//! the task (a worker, an inline run, a `cancel`, a refusing pool) then
+//! **settles** it, on its own thread, before it lets go of the scope:
+//!
+//! 1. sets `SETTLED` in the ownership word; if the handle was gone by then,
+//!    drops the result itself (nobody can join it any more);
+//! 2. leaves the task with the scope if anything of it must outlive this
+//!    moment for the scope's end: its closure if it never ran (cancelled or
+//!    refused; dropped when the scope ends, as `cancel` promises), or its
+//!    result if the handle was still alive;
+//! 3. counts the task settled in the scope's account — the last touch of
+//!    the scope (see `scope_tasks.rs`).
+//!
+//! The handle, as it goes, sets `HANDLE_GONE`; if the task had settled, it
+//! drops the result itself. Exactly one of the two sees the other's bit, so
+//! exactly one may drop the result:
+//!
+//! ```text
+//!  ownership:  0 ──handle goes──▶ HANDLE_GONE ──task settles──▶ both (the settling thread drops the result)
+//!              └──task settles──▶ SETTLED ─────handle goes──▶ both (the handle drops the result)
+//! ```
 //!
 //! | the handle goes away...                  | the unjoined result is dropped by...       |
 //! |------------------------------------------|--------------------------------------------|
-//! | after the task finished                  | the handle, as it goes                     |
-//! | before the task finished                 | the scope, when it ends                    |
+//! | before the task settled                  | the thread that settles it (a worker, usually) |
+//! | after the task settled                   | the handle, as it goes                     |
 //! | not before the scope ends (forgotten, or held in another such result) | the scope, last, newest task first |
 //!
-//! So a result whose `Drop` joins another handle of the scope held in it
-//! finds that handle's result still there: the scope drops the results of
-//! gone handles first, and a chain of such results is dropped link by link
-//! as each `Drop` lets go of the next handle (whose own drop then takes
-//! its result, or leaves it to the scope's pass). What is left has a live
-//! handle nobody can reach but those leftovers' `Drop`s: a forgotten one,
-//! or one held in a result of that same last pass. That pass goes newest
-//! task first, as a handle can be captured only by tasks submitted after
-//! it; only a cycle (or a handle passed back to an older task) can still
-//! make such a `Drop` join a result already dropped, which panics there
-//! ("a task's result is taken once") and is reported like any other
-//! leftover's panic.
+//! So no result waits for the scope's end unless its handle outlives the
+//! task, and a scope whose handles are dropped at once keeps nothing per
+//! task: a task in flight is one allocation and one count.
 //!
-//! **Memory ordering.** The handle stores the flag with `Release` after it
-//! took what it drops; the scope loads it with `Acquire`, only once every
-//! task is done — by then every thread that could hold a handle (the
-//! scope's body, its tasks) has finished with it, ordered before the scope
-//! by the tasks' `done` events; the scope's own thread drops leftovers one
-//! at a time.
+//! A result whose `Drop` joins another handle of the scope held in it finds
+//! that handle's result still there: every result but those of the last
+//! pass is dropped while its own handle is gone, and a chain of such
+//! results is dropped link by link as each `Drop` lets go of the next
+//! handle. What is left at the scope's end has a live handle nobody can
+//! reach but those leftovers' `Drop`s: a forgotten one, or one held in a
+//! result of that same last pass. That pass goes newest task first, as a
+//! handle can be captured only by tasks submitted after it; only a cycle
+//! (or a handle passed back to an older task) can still make such a `Drop`
+//! join a result already dropped, which panics there ("a task's result is
+//! taken once") and is reported like any other leftover's panic.
+//!
+//! **Memory ordering.** Both sides set their bit with an `AcqRel`
+//! read-modify-write: the one that sees the other's bit has seen
+//! everything the other did before (the task's result stored, or a `join`
+//! that took it), so its `take` of the result slot is ordered after every
+//! other access. The scope reads the word (`Acquire`) only once every task
+//! settled — every thread that could hold a handle then (the scope's body,
+//! its tasks) is done with it, ordered before by the settle count — and
+//! its own thread drops leftovers one at a time.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::scope_tasks::{LeftForScope, ScopeTasks};
 use super::task::{Completion, HoldsCompletion, TaskError};
 use super::thread::{JobAction, Runnable, ThreadPool, ThreadTask};
 use crate::panic_payload::drop_reporting_panics;
-use crate::sys::atomic::{AtomicBool, Ordering};
+use crate::sys::atomic::{AtomicU8, Ordering};
 use crate::sys::time::deadline_after;
 
-/// A scoped task's job: the pool's [`ThreadTask`], and whether its handle
-/// is gone (see the module docs).
-pub(super) struct ScopedThreadTask<F, R> {
+/// The task's one handle is gone (dropped, or consumed by `join`).
+const HANDLE_GONE: u8 = 1;
+/// The task is resolved and settled with its scope (see the module docs).
+const SETTLED: u8 = 2;
+
+/// Raised after each task of a scope helping on a worker settles (see
+/// `scope.rs`).
+pub(super) type SettleSignal = Arc<dyn Fn() + Send + Sync>;
+
+/// A scoped task's job: the pool's [`ThreadTask`] and what ties it to its
+/// scope (see the module docs). Always in an `Arc` (see [`new`](Self::new)).
+pub(super) struct ScopedThreadTask<'scope, F, R> {
     task: ThreadTask<F, R>,
-    /// The task's one handle was dropped (or joined): the scope may drop
-    /// the result if it is still there.
-    handle_gone: AtomicBool,
+    /// `HANDLE_GONE` and `SETTLED` (see the module docs).
+    ownership: AtomicU8,
+    /// The scope's account. A pointer, not a reference: the scope may be
+    /// gone once the task settled, while the task's memory lives on.
+    scope: *const ScopeTasks,
+    /// The submission number (the scope's last pass goes newest first).
+    number: usize,
+    /// A scope helping on a worker is told after each settle.
+    settled_signal: Option<SettleSignal>,
+    lifetime: PhantomData<&'scope ()>,
 }
 
-impl<F, R> ScopedThreadTask<F, R>
+// SAFETY: `scope` is only dereferenced by the thread that settles the task,
+// while the scope waits for that settle (the account outlives it, and it
+// is `Sync`); the rest is `ThreadTask` (`Sync` for `F, R: Send`), an atomic
+// and `Send + Sync` values.
+unsafe impl<F: Send, R: Send> Send for ScopedThreadTask<'_, F, R> {}
+// SAFETY: as above.
+unsafe impl<F: Send, R: Send> Sync for ScopedThreadTask<'_, F, R> {}
+
+impl<'scope, F, R> ScopedThreadTask<'scope, F, R>
 where
-    F: FnOnce() -> R + Send,
-    R: Send,
+    F: FnOnce() -> R + Send + 'scope,
+    R: Send + 'scope,
 {
-    pub(super) fn new(pool: &ThreadPool, task: F) -> Self {
-        Self {
+    /// A task of the scope whose account is `scope`, numbered `number`.
+    /// The scope must have counted it ([`ScopeTasks::add`]) if it will be
+    /// queued.
+    pub(super) fn new(
+        pool: &ThreadPool,
+        task: F,
+        scope: &ScopeTasks,
+        number: usize,
+        settled_signal: Option<SettleSignal>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             task: ThreadTask::new(pool, task),
-            handle_gone: AtomicBool::new(false),
-        }
+            ownership: AtomicU8::new(0),
+            scope,
+            number,
+            settled_signal,
+            lifetime: PhantomData,
+        })
     }
 
-    /// Resolves a task that was never queued as refused and drops its
-    /// closure (a `submit` after the scope closed).
+    /// Resolves a task that was never queued (nor counted) as refused and
+    /// drops its closure (a `submit` after the scope closed).
     ///
     /// # Safety
     ///
     /// The task was never queued, and its handle is not handed out yet.
     pub(super) unsafe fn refuse_unqueued(&self) {
-        self.task.perform(JobAction::Refuse);
+        self.task.resolve(JobAction::Refuse);
+        // Relaxed: nobody else has the task yet. Settled without the
+        // scope: the handle drops the result (`Err(ShutDown)`) as it goes.
+        self.ownership.store(SETTLED, Ordering::Relaxed);
         // SAFETY: resolved on this thread just now; never queued, and the
         // handle is not handed out (the caller's contract): nobody else
-        // touches the closure. The result stays for that handle: it is
-        // `Err(ShutDown)`, which borrows nothing.
+        // touches the closure.
         drop_reporting_panics(
             unsafe { self.task.take_leftover_task() },
             LEFTOVER_AT_SCOPE_END,
         );
     }
-}
 
-impl<F, R> Runnable for ScopedThreadTask<F, R>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    fn perform(&self, action: JobAction) -> bool {
-        self.task.perform(action)
+    /// Carries out `action`; if that resolved the task, settles it (see the
+    /// module docs). Returns whether this call resolved it.
+    #[inline]
+    fn resolve_and_settle(&self, action: JobAction) -> bool {
+        if !self.task.resolve(action) {
+            return false;
+        }
+        self.settle_leftovers();
+        // SAFETY: this task is counted (it was queued) and resolved here,
+        // once: it settles now, and touches the scope no more.
+        unsafe { ScopeTasks::settle(self.scope) };
+        if let Some(signal) = &self.settled_signal {
+            // Its own `Arc`, alive while this task is: not the scope's memory.
+            signal();
+        }
+        true
+    }
+
+    /// Steps 1–2 of settling (see the module docs), on the thread that
+    /// resolved the task, which is the only one to touch its closure now.
+    fn settle_leftovers(&self) {
+        // SAFETY: resolved by this thread just now: the claim made it the
+        // one party that touches the closure until the scope's end, which
+        // waits for this settle.
+        let unrun_closure = unsafe { self.task.has_leftover_task() };
+        // AcqRel: see the module docs ("Memory ordering").
+        let before = self.ownership.fetch_or(SETTLED, Ordering::AcqRel);
+        if before & HANDLE_GONE != 0 {
+            // SAFETY: done (resolved on this thread), and the handle is
+            // gone: this thread is the one party entitled to the result.
+            let result = unsafe { self.task.completion().take_leftover_result() };
+            drop_reporting_panics(result, RESULT_OF_GONE_HANDLE);
+            if unrun_closure {
+                self.leave_for_scope();
+            }
+        } else {
+            self.leave_for_scope();
+        }
+    }
+
+    /// Hands the scope a share of this task, for its end.
+    #[cold]
+    fn leave_for_scope(&self) {
+        let this: *const Self = self;
+        // SAFETY: every `ScopedThreadTask` lives in an `Arc` (`new`), and
+        // `self` keeps that one alive: one more share of it.
+        let task: Arc<Self> = unsafe {
+            Arc::increment_strong_count(this);
+            Arc::from_raw(this)
+        };
+        let task: Arc<dyn ScopedTask + 'scope> = task;
+        // SAFETY: only the lifetime changes (same fat pointer). The scope
+        // takes its leftovers and lets go of these shares before it returns
+        // (or unwinds), after dropping what borrows from `'scope`.
+        let task =
+            unsafe { mem::transmute::<Arc<dyn ScopedTask + 'scope>, Arc<dyn ScopedTask>>(task) };
+        // SAFETY: the task has not settled yet, so the scope is alive.
+        let scope = unsafe { &*self.scope };
+        scope.leave(LeftForScope {
+            number: self.number,
+            task,
+        });
     }
 }
 
-impl<F, R> HoldsCompletion<R> for ScopedThreadTask<F, R>
+impl<'scope, F, R> Runnable for ScopedThreadTask<'scope, F, R>
 where
-    F: FnOnce() -> R + Send,
-    R: Send,
+    F: FnOnce() -> R + Send + 'scope,
+    R: Send + 'scope,
+{
+    fn perform(&self, action: JobAction) -> bool {
+        let resolved_here = self.resolve_and_settle(action);
+        matches!(action, JobAction::Run) || resolved_here
+    }
+}
+
+impl<'scope, F, R> HoldsCompletion<R> for ScopedThreadTask<'scope, F, R>
+where
+    F: FnOnce() -> R + Send + 'scope,
+    R: Send + 'scope,
 {
     fn completion(&self) -> &Completion<R> {
         self.task.completion()
     }
 
+    fn cancel(&self) -> bool {
+        // The cell's own `cancel` after a lost claim: `true` if another
+        // party cancelled it.
+        self.resolve_and_settle(JobAction::Cancel) || self.task.completion().cancel()
+    }
+
     #[inline]
     fn run_inline_if_unstarted_here(&self) {
-        self.task.run_inline_if_unstarted_here();
+        if self.task.is_on_own_worker() {
+            self.resolve_and_settle(JobAction::Run);
+        }
     }
 }
 
@@ -118,40 +257,24 @@ pub(super) trait ScopedTask: Send + Sync {
     /// started; elsewhere does nothing.
     fn run_if_unstarted_here(&self);
 
-    /// Whether the task's result is stored (its callbacks may still run).
-    fn is_resolved(&self) -> bool;
-
-    /// Runs `notify` once the task is resolved (at once, here, if it is).
-    fn notify_when_resolved(&self, notify: Box<dyn FnOnce() + Send>);
-
-    /// Waits until the task is done: resolved, and its callbacks ran.
-    fn wait_done(&self);
-
-    /// What the task left for its scope to drop: whether its closure never
-    /// ran, and whether its handle is gone (see the module docs).
-    ///
-    /// # Safety
-    ///
-    /// The calling thread has seen the task done ([`wait_done`](Self::wait_done)
-    /// returned). Other threads may still drop its handle.
-    unsafe fn left_behind(&self) -> LeftBehind;
+    /// Whether the task has settled with its scope (see the module docs).
+    fn is_settled(&self) -> bool;
 
     /// Drops the closure if it never ran; a panicking `Drop` is reported
     /// and ignored.
     ///
     /// # Safety
     ///
-    /// The calling thread has seen the task done ([`wait_done`](Self::wait_done)
-    /// returned), and no other thread touches the task any more.
+    /// The task settled, seen by the calling thread (through the scope's
+    /// count), and no other thread touches the task any more.
     unsafe fn drop_unrun_closure(&self);
 
-    /// Drops the result if nobody joined it and its handle is gone (see the
-    /// module docs); a panicking `Drop` is reported and ignored.
+    /// Whether the task's handle is still alive (see the module docs).
     ///
     /// # Safety
     ///
     /// As for [`drop_unrun_closure`](Self::drop_unrun_closure).
-    unsafe fn drop_result_if_handle_gone(&self);
+    unsafe fn handle_is_alive(&self) -> bool;
 
     /// Drops the result if nobody joined it, though its handle may be alive
     /// (the scope's last pass, see the module docs).
@@ -164,36 +287,19 @@ pub(super) trait ScopedTask: Send + Sync {
     unsafe fn drop_result_even_with_a_live_handle(&self);
 }
 
-impl<F, R> ScopedTask for ScopedThreadTask<F, R>
+impl<'scope, F, R> ScopedTask for ScopedThreadTask<'scope, F, R>
 where
-    F: FnOnce() -> R + Send,
-    R: Send,
+    F: FnOnce() -> R + Send + 'scope,
+    R: Send + 'scope,
 {
     fn run_if_unstarted_here(&self) {
-        self.task.run_inline_if_unstarted_here();
+        self.run_inline_if_unstarted_here();
     }
 
-    fn is_resolved(&self) -> bool {
-        self.task.completion().is_resolved()
-    }
-
-    fn notify_when_resolved(&self, notify: Box<dyn FnOnce() + Send>) {
-        self.task.completion().notify_when_resolved(notify);
-    }
-
-    fn wait_done(&self) {
-        self.task.completion().wait_done();
-    }
-
-    unsafe fn left_behind(&self) -> LeftBehind {
-        LeftBehind {
-            // SAFETY: done and seen (the caller's contract): the closure was
-            // taken before the task was resolved, if it ever was, and only
-            // the scope touches it from now on.
-            unrun_closure: unsafe { self.task.has_leftover_task() },
-            // Acquire: pairs with the handle's Release (see the module docs).
-            handle_gone: self.handle_gone.load(Ordering::Acquire),
-        }
+    fn is_settled(&self) -> bool {
+        // Acquire: pairs with the settle's AcqRel (the helping scope then
+        // runs nothing of the task's; this only orders its look).
+        self.ownership.load(Ordering::Acquire) & SETTLED != 0
     }
 
     unsafe fn drop_unrun_closure(&self) {
@@ -204,60 +310,43 @@ where
         drop_reporting_panics(closure, LEFTOVER_AT_SCOPE_END);
     }
 
-    unsafe fn drop_result_if_handle_gone(&self) {
-        // Acquire: pairs with the handle's Release (see the module docs).
-        if !self.handle_gone.load(Ordering::Acquire) {
-            return;
-        }
-        // SAFETY: done and seen (the caller's contract); the handle is gone,
-        // so the scope is the one party entitled to the result now, and
-        // only this thread touches it.
-        let result = unsafe { self.task.completion().take_leftover_result() };
-        drop_reporting_panics(result, LEFTOVER_AT_SCOPE_END);
+    unsafe fn handle_is_alive(&self) -> bool {
+        // Acquire: see the module docs ("Memory ordering").
+        self.ownership.load(Ordering::Acquire) & HANDLE_GONE == 0
     }
 
     unsafe fn drop_result_even_with_a_live_handle(&self) {
-        // SAFETY: done and seen (the caller's contract); a live handle is
-        // reachable only from `Drop`s this thread runs one at a time, so
-        // nothing touches the slot concurrently.
+        // SAFETY: settled and seen (the caller's contract); a live handle
+        // is reachable only from `Drop`s this thread runs one at a time,
+        // so nothing touches the slot concurrently.
         let result = unsafe { self.task.completion().take_leftover_result() };
         drop_reporting_panics(result, LEFTOVER_AT_SCOPE_END);
     }
-}
-
-/// What a done task left for its scope ([`ScopedTask::left_behind`]).
-pub(super) struct LeftBehind {
-    /// The closure never ran (the task was cancelled or refused).
-    pub(super) unrun_closure: bool,
-    /// The task's one handle is gone (dropped or joined).
-    pub(super) handle_gone: bool,
 }
 
 /// A scoped task's handle's view of it.
 pub(super) trait ScopedHolder<R>: HoldsCompletion<R> {
     /// The task's one handle is going away: drops the result now if the
-    /// task is done (nobody can join it any more), else leaves it to the
-    /// scope (see the module docs).
+    /// task settled (nobody can join it any more), else leaves it to the
+    /// thread that settles it (see the module docs).
     fn release_handle(&self);
 }
 
-impl<F, R> ScopedHolder<R> for ScopedThreadTask<F, R>
+impl<'scope, F, R> ScopedHolder<R> for ScopedThreadTask<'scope, F, R>
 where
-    F: FnOnce() -> R + Send,
-    R: Send,
+    F: FnOnce() -> R + Send + 'scope,
+    R: Send + 'scope,
 {
     fn release_handle(&self) {
-        let completion = self.task.completion();
-        if completion.is_done() {
-            // SAFETY: done, seen just now; the handle (going away here) is
-            // the one party entitled to the result until the flag below is
-            // set, and the scope looks only after that.
-            let result = unsafe { completion.take_leftover_result() };
-            self.handle_gone.store(true, Ordering::Release);
+        // AcqRel: see the module docs ("Memory ordering").
+        let before = self.ownership.fetch_or(HANDLE_GONE, Ordering::AcqRel);
+        if before & SETTLED != 0 {
+            // SAFETY: settled (so done), seen by the read-modify-write
+            // just now; the handle (going away here) is the one party
+            // entitled to the result: the settling thread left it, and the
+            // scope looks only if the handle was alive.
+            let result = unsafe { self.task.completion().take_leftover_result() };
             drop_reporting_panics(result, RESULT_WITH_ITS_HANDLE);
-        } else {
-            // Release: the scope that sees the flag sees the handle gone.
-            self.handle_gone.store(true, Ordering::Release);
         }
     }
 }
@@ -268,6 +357,8 @@ const LEFTOVER_AT_SCOPE_END: &str =
      scope";
 const RESULT_WITH_ITS_HANDLE: &str =
     "a scoped task's result nobody joined, as its handle was dropped";
+const RESULT_OF_GONE_HANDLE: &str =
+    "a scoped task's result nobody joined, as the task finished after its handle was dropped";
 
 /// A scoped task's future result: [`TaskHandle`](crate::TaskHandle)'s
 /// methods, for a task that may borrow from the caller's stack. It cannot
@@ -278,8 +369,9 @@ const RESULT_WITH_ITS_HANDLE: &str =
 /// [`TaskHandle::join`](crate::TaskHandle::join) (with the same limits).
 ///
 /// A result nobody joins is dropped when the handle is dropped, if the task
-/// has finished by then, else by the scope before it returns (see
-/// [`ThreadPool::scope`](crate::ThreadPool::scope)).
+/// has finished by then, else as the task finishes, by the thread that ran
+/// it; a result whose handle outlives every task (forgotten) is dropped by
+/// the scope before it returns (see [`ThreadPool::scope`](crate::ThreadPool::scope)).
 ///
 /// ```
 /// let pool = verisync::ThreadPool::new(2);

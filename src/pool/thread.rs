@@ -141,6 +141,42 @@ impl<F, R> ThreadTask<F, R> {
     }
 }
 
+impl<F, R> ThreadTask<F, R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    /// Carries out `action` (see [`Runnable::perform`]) and returns whether
+    /// this call resolved the cell: it won the claim, and the result is
+    /// stored, the callbacks ran and `done` is set. A scoped task settles
+    /// with its scope after exactly such a call (see `scoped_task.rs`).
+    #[inline]
+    pub(crate) fn resolve(&self, action: JobAction) -> bool {
+        match action {
+            JobAction::Run => {
+                if !self.completion.claim() {
+                    return false;
+                }
+                // SAFETY: the claim makes this thread the only one that
+                // ever touches `task`.
+                let task = self.task.with_mut(|task| unsafe { (*task).take() });
+                let task = task.expect("a claimed task still has its closure");
+                self.completion.run_claimed(task);
+                true
+            }
+            JobAction::Cancel => self.completion.resolve_unstarted(TaskError::Cancelled),
+            JobAction::Refuse => self.completion.resolve_unstarted(TaskError::ShutDown),
+        }
+    }
+
+    /// Whether the calling thread is a worker of the task's pool (which
+    /// may run it inline, see the module docs).
+    #[inline]
+    pub(crate) fn is_on_own_worker(&self) -> bool {
+        thread::current_pool() == self.pool
+    }
+}
+
 impl<F, R> HoldsCompletion<R> for ThreadTask<F, R>
 where
     F: FnOnce() -> R + Send,
@@ -152,7 +188,7 @@ where
 
     #[inline]
     fn run_inline_if_unstarted_here(&self) {
-        if thread::current_pool() == self.pool {
+        if self.is_on_own_worker() {
             self.perform(JobAction::Run);
         }
     }
@@ -174,20 +210,8 @@ where
     R: Send,
 {
     fn perform(&self, action: JobAction) -> bool {
-        match action {
-            JobAction::Run => {
-                if self.completion.claim() {
-                    // SAFETY: the claim makes this thread the only one that
-                    // ever touches `task`.
-                    let task = self.task.with_mut(|task| unsafe { (*task).take() });
-                    let task = task.expect("a claimed task still has its closure");
-                    self.completion.run_claimed(task);
-                }
-                true
-            }
-            JobAction::Cancel => self.completion.resolve_unstarted(TaskError::Cancelled),
-            JobAction::Refuse => self.completion.resolve_unstarted(TaskError::ShutDown),
-        }
+        let resolved_here = self.resolve(action);
+        matches!(action, JobAction::Run) || resolved_here
     }
 }
 
@@ -637,11 +661,13 @@ impl ThreadPool {
     ///   An inlined task shares the scope's thread and stack, as for an
     ///   inline [`join`](TaskHandle::join) (thread-locals, name, held locks;
     ///   nested scopes and joins recurse).
-    /// - A result nobody joined is dropped when its handle is dropped (if
-    ///   the task finished by then), or by the scope before it returns —
-    ///   results whose handle is already gone first, so a result whose
-    ///   `Drop` joins another handle it holds gets that result; those of
-    ///   handles still alive (forgotten) last, newest task first.
+    /// - A result nobody joined is dropped when its handle is dropped, if
+    ///   the task finished by then, else as the task finishes, by the
+    ///   thread that ran it (usually a worker) — in either case while its
+    ///   handle is gone, so a result whose `Drop` joins another handle it
+    ///   holds gets that result. The results of handles that outlive every
+    ///   task (forgotten) are dropped by the scope before it returns,
+    ///   newest task first, as are the closures of cancelled tasks.
     ///
     /// ```
     /// let pool = verisync::ThreadPool::new(2);
