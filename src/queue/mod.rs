@@ -319,7 +319,27 @@ impl<T> JoinableQueue<T> {
 
     /// Puts, waiting for room until `deadline`; `waiting` marks the thread
     /// blocked (for the deadlock diagnostics) once it is about to park.
+    #[inline]
     fn put_until(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        waiting: BlockedIn,
+    ) -> Result<(), PutError<T>> {
+        // The first attempt inline, the waiting loop out of line: a put
+        // that finds room runs no more than `push`.
+        match self.push(item) {
+            Ok(()) => Ok(()),
+            Err(PushError::ShutDown(refused)) => Err(PutError::ShutDown(refused)),
+            Err(PushError::Full(refused)) => self.put_waiting(refused, deadline, waiting),
+        }
+    }
+
+    /// `put_until` after an attempt found the queue full: spins, then
+    /// sleeps, retrying after each.
+    #[cold]
+    #[inline(never)]
+    fn put_waiting(
         &self,
         mut item: T,
         deadline: Option<Instant>,
@@ -328,21 +348,21 @@ impl<T> JoinableQueue<T> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
+            // The last attempt found the queue full.
+            if timed_out {
+                return Err(PutError::Full(item));
+            }
+            if !spin.spin() {
+                waiting.mark();
+                if !self.wait_while_full(deadline) {
+                    // Re-try once: a wake-up may have raced with the timeout.
+                    timed_out = true;
+                }
+            }
             match self.push(item) {
                 Ok(()) => return Ok(()),
                 Err(PushError::ShutDown(refused)) => return Err(PutError::ShutDown(refused)),
                 Err(PushError::Full(refused)) => item = refused,
-            }
-            if timed_out {
-                return Err(PutError::Full(item));
-            }
-            if spin.spin() {
-                continue;
-            }
-            waiting.mark();
-            if !self.wait_while_full(deadline) {
-                // Re-try once: a wake-up may have raced with the timeout.
-                timed_out = true;
             }
         }
     }
@@ -434,7 +454,25 @@ impl<T> JoinableQueue<T> {
     /// Gets, waiting for an item until `deadline`; `waiting` marks the
     /// thread blocked (for the deadlock diagnostics) once it is about to
     /// park.
+    #[inline]
     pub(crate) fn get_until(
+        &self,
+        deadline: Option<Instant>,
+        waiting: BlockedIn,
+    ) -> Result<T, GetError> {
+        // The first attempt inline, the waiting loop out of line: a get
+        // that finds an item runs no more than `pop`.
+        match self.pop() {
+            Err(GetError::Empty) => self.get_waiting(deadline, waiting),
+            result => result,
+        }
+    }
+
+    /// `get_until` after an attempt found the queue empty: spins, then
+    /// sleeps, retrying after each.
+    #[cold]
+    #[inline(never)]
+    fn get_waiting(
         &self,
         deadline: Option<Instant>,
         mut waiting: BlockedIn,
@@ -442,20 +480,20 @@ impl<T> JoinableQueue<T> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
-            match self.pop() {
-                Err(GetError::Empty) => {}
-                result => return result,
-            }
+            // The last attempt found the queue empty.
             if timed_out {
                 return Err(GetError::Empty);
             }
-            if spin.spin() {
-                continue;
+            if !spin.spin() {
+                waiting.mark();
+                if !self.wait_while_empty(deadline) {
+                    // Re-try once: a wake-up may have raced with the timeout.
+                    timed_out = true;
+                }
             }
-            waiting.mark();
-            if !self.wait_while_empty(deadline) {
-                // Re-try once: a wake-up may have raced with the timeout.
-                timed_out = true;
+            match self.pop() {
+                Err(GetError::Empty) => {}
+                result => return result,
             }
         }
     }
