@@ -19,8 +19,12 @@ fn bounded_model(test: impl Fn() + Sync + Send + 'static) {
     builder.check(test);
 }
 
-/// The locked orders, unbounded and bounded (`None`: unbounded).
-fn locked_queues() -> [(&'static str, fn(Option<usize>) -> JoinableQueue<u32>); 2] {
+/// Makes a queue of one locked order, bounded to the capacity given (or
+/// unbounded for `None`).
+type MakeQueue = fn(Option<usize>) -> JoinableQueue<u32>;
+
+/// The locked orders, by name.
+fn locked_queues() -> [(&'static str, MakeQueue); 2] {
     [
         ("lifo", |capacity| match capacity {
             None => JoinableQueue::lifo(),
