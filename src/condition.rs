@@ -216,14 +216,39 @@ impl Condition {
     /// A condition whose waits the deadlock diagnostics do not list: for
     /// the pools' own threads (a process pool's writer waiting for room,
     /// its watcher waiting for a deadline), whose waits are the crate's
-    /// business, not a hang of the user's program.
-    #[cfg(all(unix, not(verisync_loom)))]
+    /// business, not a hang of the user's program, and for primitives
+    /// built on it that mark their own waits (`JoinableQueue`'s LIFO and
+    /// priority orders).
+    #[cfg(not(verisync_loom))]
     pub(crate) const fn new_unreported() -> Self {
         Self {
             lock: AtomicUsize::new(0),
             #[cfg(feature = "deadlock-detection")]
             reported: false,
         }
+    }
+
+    /// As in the real build (loom's atomics are not `const`).
+    #[cfg(verisync_loom)]
+    pub(crate) fn new_unreported() -> Self {
+        Self {
+            lock: AtomicUsize::new(0),
+            #[cfg(feature = "deadlock-detection")]
+            reported: false,
+        }
+    }
+
+    /// Whether some thread may be waiting: read it while holding the lock
+    /// the waiters use, then notify after unlocking only if it says so.
+    ///
+    /// Exact for waiters that parked before the caller took the lock (a
+    /// waiter sets it while still holding that lock, so the caller's
+    /// acquisition orders the `Relaxed` load after the store); it may still
+    /// say `true` for a waiter an unpark or timeout is just removing, which
+    /// costs one `notify_one` that finds nobody.
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.lock.load(Ordering::Relaxed) != 0
     }
 
     /// A condition nobody waits on.

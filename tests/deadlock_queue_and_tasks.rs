@@ -222,6 +222,68 @@ fn a_join_whose_consumer_died_and_every_queue_wait_are_explained() {
     });
 }
 
+/// The LIFO and priority orders sleep on their own lock (a condition
+/// variable's protocol, not the wait lists of the FIFO orders): their
+/// blocked puts and gets are listed all the same, with the user's call
+/// site and no lock (their internal mutex is not the user's), and leave
+/// the list when a shutdown releases them.
+#[test]
+fn lifo_and_priority_waits_are_explained() {
+    with_watchdog(PATIENCE, || {
+        let empty_lifo = Arc::new(JoinableQueue::<u32>::lifo());
+        let full_lifo = Arc::new(JoinableQueue::<u32>::lifo_bounded(1));
+        let empty_priority = Arc::new(JoinableQueue::<u32>::priority());
+        let full_priority = Arc::new(JoinableQueue::<u32>::priority_bounded(1));
+        full_lifo.put(0).unwrap();
+        full_priority.put(0).unwrap();
+        let (said, hear) = mpsc::channel::<Expected>();
+        let threads = vec![
+            spawn_blocker(&said, "ldump-lifo-get", "JoinableQueue::get", {
+                let empty = Arc::clone(&empty_lifo);
+                move |at| {
+                    at(line!() + 1);
+                    assert!(empty.get().is_err(), "released by the shutdown");
+                }
+            }),
+            spawn_blocker(&said, "ldump-lifo-put", "JoinableQueue::put_timeout", {
+                let full = Arc::clone(&full_lifo);
+                move |at| {
+                    at(line!() + 1);
+                    let refused = full.put_timeout(1, LONG);
+                    assert_eq!(refused, Err(verisync::PutError::ShutDown(1)));
+                }
+            }),
+            spawn_blocker(&said, "ldump-priority-get", "JoinableQueue::get_timeout", {
+                let empty = Arc::clone(&empty_priority);
+                move |at| {
+                    at(line!() + 1);
+                    let got = empty.get_timeout(LONG);
+                    assert_eq!(got, Err(verisync::GetError::ShutDown));
+                }
+            }),
+            spawn_blocker(&said, "ldump-priority-put", "JoinableQueue::put", {
+                let full = Arc::clone(&full_priority);
+                move |at| {
+                    at(line!() + 1);
+                    assert!(full.put(2).is_err(), "released by the shutdown");
+                }
+            }),
+        ];
+        let expected: Vec<Expected> = hear.iter().take(threads.len()).collect();
+
+        check_listed("ldump-", &expected);
+
+        empty_lifo.shutdown();
+        full_lifo.shutdown();
+        empty_priority.shutdown();
+        full_priority.shutdown();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        check_none_listed("ldump-");
+    });
+}
+
 #[test]
 fn thread_pool_task_handle_waits_are_explained_and_idle_workers_are_not() {
     with_watchdog(PATIENCE, || {

@@ -10,12 +10,15 @@
 //! - LIFO and priority: a `Vec` or min-heap behind this crate's `Mutex`
 //!   ([`locked`], [`heap`]).
 //!
-//! Blocking: three wait lists ([`WaitList`]) — getters wait while the
-//! storage is empty and open, putters while it is full and open, joiners
-//! while tasks are unfinished. Every put wakes one getter, every get wakes
-//! one putter, the last `task_done` wakes every joiner, and a shutdown
-//! wakes everyone. A woken thread retries its operation, so a wake-up that
-//! another thread "stole" costs a retry, never an item.
+//! Blocking: getters wait while the storage is empty and open, putters
+//! while it is full and open, joiners while tasks are unfinished. Every put
+//! wakes one getter, every get wakes one putter, the last `task_done` wakes
+//! every joiner, and a shutdown wakes everyone. A woken thread retries its
+//! operation, so a wake-up that another thread "stole" costs a retry, never
+//! an item. The lock-free storages and the joiners wait on wait lists
+//! ([`WaitList`]); the locked storages check and sleep under their own
+//! mutex, as with a condition variable, so their puts and gets need no
+//! `SeqCst` handshake ([`locked`]).
 //!
 //! Counting ([`tasks`]): a put is counted when it claims its slot, before
 //! the item becomes visible to getters, so `task_done` can never run ahead
@@ -66,24 +69,6 @@ enum Storage<T> {
 }
 
 impl<T> Storage<T> {
-    #[inline]
-    fn push(&self, item: T, claimed: impl FnOnce()) -> Result<(), PushError<T>> {
-        match self {
-            Storage::Ring(ring) => ring.push(item, claimed),
-            Storage::List(list) => list.push(item, claimed),
-            Storage::Locked(locked) => locked.push(item, claimed),
-        }
-    }
-
-    #[inline]
-    fn pop(&self) -> Result<T, PopError> {
-        match self {
-            Storage::Ring(ring) => ring.pop(),
-            Storage::List(list) => list.pop(),
-            Storage::Locked(locked) => locked.pop(),
-        }
-    }
-
     fn shut_down(&self) {
         match self {
             Storage::Ring(ring) => ring.shut_down(),
@@ -128,21 +113,14 @@ impl<T> Storage<T> {
     /// the storage is empty afterwards.
     fn take_all(&self) -> Drained<T> {
         match self {
-            Storage::Ring(_) | Storage::List(_) => {
-                Drained::InGetOrder(std::iter::from_fn(|| self.pop().ok()).collect())
+            Storage::Ring(ring) => {
+                Drained::InGetOrder(std::iter::from_fn(|| ring.pop().ok()).collect())
+            }
+            Storage::List(list) => {
+                Drained::InGetOrder(std::iter::from_fn(|| list.pop().ok()).collect())
             }
             Storage::Locked(locked) => locked.take_all(),
         }
-    }
-}
-
-/// Wakes one waiter of a wait list if dropped, which only happens while
-/// unwinding (the normal path forgets it).
-struct NotifyOneOnUnwind<'a>(&'a WaitList);
-
-impl Drop for NotifyOneOnUnwind<'_> {
-    fn drop(&mut self) {
-        self.0.notify_one();
     }
 }
 
@@ -187,11 +165,14 @@ impl Drop for NotifyOneOnUnwind<'_> {
 /// ```
 pub struct JoinableQueue<T> {
     storage: Storage<T>,
-    /// Whether puts can wait for room (a capacity was given).
-    bounded: bool,
+    /// Whether a get must wake the `putters` wait list: puts can wait for
+    /// room (a bounded ring). A locked storage wakes its own putters.
+    putters_wait_here: bool,
     // Each on a cache line of its own: producers and consumers touch
     // different ones on every put and get.
     tasks: TaskCount,
+    /// Getters and putters waiting on a lock-free storage (a locked storage
+    /// has its own, see `locked`'s module docs).
     getters: CachePadded<WaitList>,
     putters: CachePadded<WaitList>,
     joiners: WaitList,
@@ -208,14 +189,10 @@ fn check_capacity(capacity: usize) {
 
 impl<T> JoinableQueue<T> {
     fn with_storage(storage: Storage<T>) -> Self {
-        let bounded = match &storage {
-            Storage::Ring(_) => true,
-            Storage::List(_) => false,
-            Storage::Locked(locked) => locked.capacity().is_some(),
-        };
+        let putters_wait_here = matches!(storage, Storage::Ring(_));
         Self {
             storage,
-            bounded,
+            putters_wait_here,
             tasks: TaskCount::new(),
             getters: CachePadded::new(WaitList::new()),
             putters: CachePadded::new(WaitList::new()),
@@ -342,7 +319,27 @@ impl<T> JoinableQueue<T> {
 
     /// Puts, waiting for room until `deadline`; `waiting` marks the thread
     /// blocked (for the deadlock diagnostics) once it is about to park.
+    #[inline]
     fn put_until(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        waiting: BlockedIn,
+    ) -> Result<(), PutError<T>> {
+        // The first attempt inline, the waiting loop out of line: a put
+        // that finds room runs no more than `push`.
+        match self.push(item) {
+            Ok(()) => Ok(()),
+            Err(PushError::ShutDown(refused)) => Err(PutError::ShutDown(refused)),
+            Err(PushError::Full(refused)) => self.put_waiting(refused, deadline, waiting),
+        }
+    }
+
+    /// `put_until` after an attempt found the queue full: spins, then
+    /// sleeps, retrying after each.
+    #[cold]
+    #[inline(never)]
+    fn put_waiting(
         &self,
         mut item: T,
         deadline: Option<Instant>,
@@ -351,23 +348,34 @@ impl<T> JoinableQueue<T> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
+            // The last attempt found the queue full.
+            if timed_out {
+                return Err(PutError::Full(item));
+            }
+            if !spin.spin() {
+                waiting.mark();
+                if !self.wait_while_full(deadline) {
+                    // Re-try once: a wake-up may have raced with the timeout.
+                    timed_out = true;
+                }
+            }
             match self.push(item) {
                 Ok(()) => return Ok(()),
                 Err(PushError::ShutDown(refused)) => return Err(PutError::ShutDown(refused)),
                 Err(PushError::Full(refused)) => item = refused,
             }
-            if timed_out {
-                return Err(PutError::Full(item));
-            }
-            if spin.spin() {
-                continue;
-            }
-            let storage = &self.storage;
-            let still_full = || storage.is_full() && !storage.is_shut_down();
-            waiting.mark();
-            if !self.putters.wait(still_full, deadline) {
-                // Re-try once: a wake-up may have raced with the timeout.
-                timed_out = true;
+        }
+    }
+
+    /// Sleeps while the queue is full and open, until woken or `deadline`;
+    /// `false` only on a timeout.
+    #[cold]
+    fn wait_while_full(&self, deadline: Option<Instant>) -> bool {
+        match &self.storage {
+            Storage::Locked(locked) => locked.wait_while_full(deadline),
+            storage => {
+                let still_full = || storage.is_full() && !storage.is_shut_down();
+                self.putters.wait(still_full, deadline)
             }
         }
     }
@@ -375,12 +383,16 @@ impl<T> JoinableQueue<T> {
     /// One attempt to put; wakes a getter on success.
     #[inline]
     fn push(&self, item: T) -> Result<(), PushError<T>> {
-        // A priority push runs the item's `Ord`, which may panic; the heap
-        // keeps the item then, so a getter must still be woken for it.
-        let wake_a_getter = NotifyOneOnUnwind(&self.getters);
         // Counted before the item is visible, so task_done can't run ahead.
-        let pushed = self.storage.push(item, || self.tasks.put_one());
-        std::mem::forget(wake_a_getter);
+        let pushed = match &self.storage {
+            Storage::Ring(ring) => ring.push(item, || self.tasks.put_one()),
+            Storage::List(list) => list.push(item, || self.tasks.put_one()),
+            // Wakes its own getters (`locked`'s module docs); its pushes
+            // all hold its lock, so the count needs no read-modify-write.
+            Storage::Locked(locked) => {
+                return locked.push(item, || self.tasks.put_one_serialized())
+            }
+        };
         pushed?;
         self.getters.notify_one();
         Ok(())
@@ -442,7 +454,25 @@ impl<T> JoinableQueue<T> {
     /// Gets, waiting for an item until `deadline`; `waiting` marks the
     /// thread blocked (for the deadlock diagnostics) once it is about to
     /// park.
+    #[inline]
     pub(crate) fn get_until(
+        &self,
+        deadline: Option<Instant>,
+        waiting: BlockedIn,
+    ) -> Result<T, GetError> {
+        // The first attempt inline, the waiting loop out of line: a get
+        // that finds an item runs no more than `pop`.
+        match self.pop() {
+            Err(GetError::Empty) => self.get_waiting(deadline, waiting),
+            result => result,
+        }
+    }
+
+    /// `get_until` after an attempt found the queue empty: spins, then
+    /// sleeps, retrying after each.
+    #[cold]
+    #[inline(never)]
+    fn get_waiting(
         &self,
         deadline: Option<Instant>,
         mut waiting: BlockedIn,
@@ -450,22 +480,33 @@ impl<T> JoinableQueue<T> {
         let mut spin = SpinWait::default();
         let mut timed_out = false;
         loop {
+            // The last attempt found the queue empty.
+            if timed_out {
+                return Err(GetError::Empty);
+            }
+            if !spin.spin() {
+                waiting.mark();
+                if !self.wait_while_empty(deadline) {
+                    // Re-try once: a wake-up may have raced with the timeout.
+                    timed_out = true;
+                }
+            }
             match self.pop() {
                 Err(GetError::Empty) => {}
                 result => return result,
             }
-            if timed_out {
-                return Err(GetError::Empty);
-            }
-            if spin.spin() {
-                continue;
-            }
-            let storage = &self.storage;
-            let still_empty = || storage.is_empty() && !storage.is_shut_down();
-            waiting.mark();
-            if !self.getters.wait(still_empty, deadline) {
-                // Re-try once: a wake-up may have raced with the timeout.
-                timed_out = true;
+        }
+    }
+
+    /// Sleeps while the queue is empty and open, until woken or
+    /// `deadline`; `false` only on a timeout.
+    #[cold]
+    fn wait_while_empty(&self, deadline: Option<Instant>) -> bool {
+        match &self.storage {
+            Storage::Locked(locked) => locked.wait_while_empty(deadline),
+            storage => {
+                let still_empty = || storage.is_empty() && !storage.is_shut_down();
+                self.getters.wait(still_empty, deadline)
             }
         }
     }
@@ -473,17 +514,17 @@ impl<T> JoinableQueue<T> {
     /// One attempt to get; wakes a putter on success.
     #[inline]
     fn pop(&self) -> Result<T, GetError> {
-        // A priority pop runs the items' `Ord`, which may panic; the heap
-        // keeps the item then, and the wake-up this getter may have been
-        // given for it must go on to another getter, or one could sleep
-        // beside a queued item.
-        let pass_wake_up_on = NotifyOneOnUnwind(&self.getters);
-        let popped = self.storage.pop();
-        std::mem::forget(pass_wake_up_on);
+        let popped = match &self.storage {
+            Storage::Ring(ring) => ring.pop(),
+            Storage::List(list) => list.pop(),
+            // Wakes its own putters (`locked`'s module docs).
+            Storage::Locked(locked) => locked.pop(),
+        };
         match popped {
             Ok(item) => {
-                // Putters only ever wait on a bounded queue.
-                if self.bounded {
+                // Putters only ever wait on a bounded queue, and those of a
+                // locked storage were woken by it.
+                if self.putters_wait_here {
                     self.putters.notify_one();
                 }
                 Ok(item)

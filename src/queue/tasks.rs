@@ -69,6 +69,19 @@ impl TaskCount {
         self.put.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// As [`put_one`](Self::put_one), for a storage whose every put holds
+    /// one lock while it counts (the locked storages): a load and a store
+    /// instead of a read-modify-write, which on x86 is a locked instruction
+    /// on every put. The lock orders each holder's store before the next
+    /// holder's load, so no count is lost; readers that do not hold the
+    /// lock (`task_done`, `unfinished`) see each store whole, as with
+    /// `fetch_add`.
+    #[inline]
+    pub(crate) fn put_one_serialized(&self) {
+        let put = self.put.load(Ordering::Relaxed);
+        self.put.store(put + 1, Ordering::Relaxed);
+    }
+
     /// Counts one task done. `Ok(true)` if it was the last unfinished one;
     /// `Err` (and nothing counted) if every task put was already done.
     ///

@@ -22,8 +22,10 @@
 //! does not park; otherwise the notifier sees the sleeper and wakes it. So
 //! a change is never missed. **Every caller must keep its half:** the
 //! watched state is changed with a `SeqCst` store or read-modify-write
-//! (a ring's claiming CAS, a `SeqCst` store of a length, the task
-//! counter's `fetch_add`) and `still_blocked` reads it with `SeqCst` loads.
+//! (a ring's or list's claiming CAS, the task counter's `fetch_add`) and
+//! `still_blocked` reads it with `SeqCst` loads. (The LIFO and priority
+//! orders' getters and putters use no wait list: they check and sleep
+//! under the queue's own mutex, see `queue/locked.rs`.)
 //!
 //! No fence is needed for that in a real build; this used to run a
 //! `fence(SeqCst)` on both sides, and the notifier's fence — one per put
