@@ -145,6 +145,7 @@ use super::process_lock::{slot_index, StateLock, Wait, HOLDER_MASK};
 pub use super::process_state::Holding;
 use crate::sys::atomic::Ordering::Relaxed;
 use crate::sys::futex::{self, Wake, Word};
+use crate::sys::spin;
 
 /// Bytes before each record's postcard bytes: its length (`u32`, LE).
 pub const RECORD_HEADER: u32 = 4;
@@ -296,6 +297,12 @@ impl Fields {
             && (self.items == 0) == (self.used == 0)
     }
 
+    /// Whether a record of `size` bytes fits now (of words read unlocked:
+    /// a hint; `used` may be garbage, so it is clamped).
+    fn has_room<B: RingBytes>(&self, queue: &RawQueue<'_, B>, size: u32) -> bool {
+        self.items < queue.max_items && queue.capacity - self.used.min(queue.capacity) >= size
+    }
+
     /// Moves `count` (at most `unfinished`) tasks from unfinished to lost.
     fn lose(&mut self, count: u32) {
         let lost = count.min(self.unfinished);
@@ -380,6 +387,12 @@ impl<L: StateLock> Drop for Held<'_, L> {
             }
         }
     }
+}
+
+/// `position % capacity`, for [`RawQueue::advance`]'s impossible case.
+#[cold]
+fn wrap_slowly(position: u64, capacity: u64) -> u32 {
+    (position % capacity) as u32
 }
 
 /// Lengthens `buffer` to `len` bytes (zeros): the first get of an item this
@@ -590,9 +603,19 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         }
     }
 
-    /// `at + by`, wrapped into the ring.
+    /// `at + by`, wrapped into the ring. Every caller's `at` is below
+    /// `capacity` and its `by` at most `capacity` (positions and sizes of
+    /// checked records), so one subtraction wraps it: no division under the
+    /// lock. (Anything larger is a bug here; it still wraps, by division.)
     fn advance(&self, at: u32, by: u32) -> u32 {
-        ((u64::from(at) + u64::from(by)) % u64::from(self.capacity)) as u32
+        let capacity = u64::from(self.capacity);
+        let sum = u64::from(at) + u64::from(by);
+        let wrapped = if sum >= capacity { sum - capacity } else { sum };
+        if wrapped < capacity {
+            wrapped as u32
+        } else {
+            wrap_slowly(wrapped, capacity)
+        }
     }
 
     /// The caller's holding (slot index, count), after moving what an
@@ -634,6 +657,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         let size = self
             .record_size(record.len())
             .expect("verisync: the caller checked that the record fits the ring");
+        let mut spun = false;
         loop {
             let Some(mut held) = self.lock(lock, wait) else {
                 return Err(PutRefused::Full);
@@ -665,6 +689,14 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
             let Wait::Until(deadline) = wait else {
                 return Err(PutRefused::Full);
             };
+            if !spun {
+                // A get is likely under way: wait for it a little, unlocked
+                // and unannounced (so the getter has no wake to pay).
+                spun = true;
+                drop(held);
+                self.spin_until(|live| live.shut || live.has_room(self, size));
+                continue;
+            }
             let seen = held.announce(Sleepers::Putters);
             drop(held);
             if self.sleep(&self.state.putters, seen, deadline, lock, false) == Wake::TimedOut {
@@ -707,6 +739,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     ) -> Result<usize, GetRefused> {
         let me = lock.me();
         debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
+        let mut spun = false;
         loop {
             let Some(mut held) = self.lock(lock, wait) else {
                 return Err(GetRefused::Empty);
@@ -755,6 +788,14 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
             let Wait::Until(deadline) = wait else {
                 return Err(GetRefused::Empty);
             };
+            if !spun {
+                // A put is likely under way: wait for it a little, unlocked
+                // and unannounced (so the putter has no wake to pay).
+                spun = true;
+                drop(held);
+                self.spin_until(|live| live.shut || live.items != 0);
+                continue;
+            }
             let seen = held.announce(Sleepers::Getters);
             drop(held);
             if self.sleep(&self.state.getters, seen, deadline, lock, false) == Wake::TimedOut {
@@ -949,6 +990,16 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     pub fn lost(&self, lock: &impl StateLock) -> u32 {
         self.reclaim_dead(lock, Wait::Try);
         self.state.live[4].load(Relaxed)
+    }
+
+    /// Polls the live words, unlocked, a few microseconds at most (in the
+    /// model: once), until `ready` says the caller may proceed: a hint,
+    /// which the caller checks again under the state lock. The waiting
+    /// before a sleep, which a transition of another process then need not
+    /// pay a wake for (module docs).
+    #[cold]
+    fn spin_until(&self, ready: impl Fn(&Fields) -> bool) -> bool {
+        spin::spin_until(|| ready(&Fields::load(&self.state.live)))
     }
 
     /// Sleeps on `word` unless it changed since `seen`, or the state lock's

@@ -97,3 +97,44 @@ impl Backoff {
         shuttle::thread::yield_now();
     }
 }
+
+/// Polls of [`spin_until`] in production before it gives up.
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+const POLLS: u32 = 64;
+/// The most pauses between two polls of [`spin_until`] (the pause doubles
+/// from 1 up to this).
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+const MOST_PAUSES: u32 = 16;
+
+/// Waiting a little for another process to change shared state it is
+/// about to change (a process-shared queue's next item, or room), before
+/// sleeping on a futex: polls `ready` (a relaxed read, a hint to be
+/// checked again under the state's lock) up to 64 times with pauses
+/// doubling from 1 to 16 `spin_loop`s between polls, about 1000 pauses
+/// (a few microseconds: a futex sleep and wake cost more) in all; `true`
+/// as soon as it says so. No yield: a yield would give away the core the
+/// other side may need.
+///
+/// Under loom and shuttle, one poll: the read is a branch point already,
+/// so the model explores "ready" and "not ready, sleep" without a loop.
+#[inline]
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    {
+        let mut pauses = 1;
+        for _ in 0..POLLS {
+            if ready() {
+                return true;
+            }
+            for _ in 0..pauses {
+                core::hint::spin_loop();
+            }
+            pauses = (pauses * 2).min(MOST_PAUSES);
+        }
+        false
+    }
+    #[cfg(any(verisync_loom, verisync_shuttle))]
+    {
+        ready()
+    }
+}
