@@ -125,9 +125,29 @@ fn consume_loop<T: Message>(queue: &JoinableQueue<T>, messages: u64) -> u64 {
     weight
 }
 
-fn consume<T: Message>(order: Consumer<T>) -> u64 {
+/// The calling thread's time on a CPU so far (`/proc/thread-self/schedstat`).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux");
+    let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok());
+    Duration::from_nanos(nanos.expect("schedstat starts with the time on a CPU"))
+}
+
+/// With `VERISYNC_COST_PIN` set, pins the calling thread to core `index`
+/// (the producer to the first, the consumer to the second).
+fn pin(index: usize) {
+    if std::env::var_os("VERISYNC_COST_PIN").is_some() {
+        let cores = core_affinity::get_core_ids().expect("cores");
+        assert!(core_affinity::set_for_current(cores[index % cores.len()]));
+    }
+}
+
+/// The consumer: the sum of what it got, and its time on a CPU.
+fn consume<T: Message>(order: Consumer<T>) -> (u64, Duration) {
+    pin(1);
     order.ready.release(1).expect("unbounded");
-    consume_loop(&order.queue, order.messages)
+    let started = cpu_time();
+    let weight = consume_loop(&order.queue, order.messages);
+    (weight, cpu_time() - started)
 }
 
 #[inline(never)]
@@ -143,7 +163,8 @@ fn measure<T: Message>(what: &str) {
     let ready = Semaphore::new(0).unwrap();
     let messages = messages();
     let expected: u64 = (0..messages).map(|i| T::make(i).weigh()).sum();
-    let mut fastest = Duration::MAX;
+    let (mut fastest, mut producer_cpu, mut consumer_cpu) =
+        (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..rounds() {
         let order = Consumer {
             queue: queue.clone(),
@@ -155,14 +176,24 @@ fn measure<T: Message>(what: &str) {
             .try_acquire_for(Duration::from_secs(60))
             .expect("the consumer started")
             .forget();
-        let started = Instant::now();
+        pin(0);
+        let (started, cpu) = (Instant::now(), cpu_time());
         produce_loop(&queue, messages);
         queue.join().expect("nobody dies here");
         fastest = fastest.min(started.elapsed());
-        assert_eq!(child.join(), Ok(expected));
+        producer_cpu = producer_cpu.min(cpu_time() - cpu);
+        let (weight, cpu) = child.join().expect("the consumer ends");
+        assert_eq!(weight, expected);
+        consumer_cpu = consumer_cpu.min(cpu);
     }
-    let nanos = fastest.as_nanos() as f64 / messages as f64;
-    println!("{what}: {messages} messages, fastest round {nanos:.1} ns each");
+    let per_message = |time: Duration| time.as_nanos() as f64 / messages as f64;
+    println!(
+        "{what}: {messages} messages, fastest round {:.1} ns each; least time on a CPU per \
+         message: producer {:.1} ns, consumer {:.1} ns",
+        per_message(fastest),
+        per_message(producer_cpu),
+        per_message(consumer_cpu)
+    );
 }
 
 /// Messages per batch of the `*_batches` tests.
