@@ -119,6 +119,13 @@
 //! between a bump and its wake wakes nobody; the sleepers' waits end
 //! within `HOLDER_POLL` (the model: at the death step) and they look again.
 //!
+//! A getter that finds the queue empty (a putter: full) first polls the
+//! live words for a few microseconds, unlocked and unannounced
+//! (`sys::spin::spin_until`; one poll in the model), then locks and looks
+//! again, and announces itself and sleeps only if that look fails too: an
+//! item (room) that comes within the poll costs neither side a futex call.
+//! The poll only reads (a hint); every decision is taken under the lock.
+//!
 //! Before it sleeps, a waiter checks (as the futex's `still_valid`, so in
 //! the model atomically with queuing) that the state lock is not held by a
 //! dead process, and a joiner also that no holding belongs to a dead
@@ -726,11 +733,12 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         Ok(buffer)
     }
 
-    /// As [`get`](Self::get), copying the bytes into `buffer[..len]` and
-    /// returning `len`. `buffer` is only ever lengthened (with zeros, under
-    /// the state lock, to at most `capacity` bytes), so a caller that keeps
-    /// it between gets neither allocates nor zeroes once it is long enough:
-    /// the lock is held for the copy alone.
+    /// Takes the oldest item's postcard bytes for process `lock.me()`,
+    /// waiting as `wait` says (the caller now holds its task), copying them
+    /// into `buffer[..len]` and returning `len`. `buffer` is only ever
+    /// lengthened (with zeros, under the state lock, to at most `capacity`
+    /// bytes), so a caller that keeps it between gets neither allocates nor
+    /// zeroes once it is long enough: the lock is held for the copy alone.
     pub fn get_into(
         &self,
         wait: Wait,
