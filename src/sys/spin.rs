@@ -99,11 +99,11 @@ impl Backoff {
 }
 
 /// Polls of [`spin_until`] in production before it gives up.
-#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 const POLLS: u32 = 64;
 /// The most pauses between two polls of [`spin_until`] (the pause doubles
 /// from 1 up to this).
-#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+#[cfg(all(target_os = "linux", not(any(verisync_loom, verisync_shuttle))))]
 const MOST_PAUSES: u32 = 16;
 
 /// Waiting a little for another process to change shared state it is
@@ -115,11 +115,13 @@ const MOST_PAUSES: u32 = 16;
 /// as soon as it says so. No yield: a yield would give away the core the
 /// other side may need.
 ///
-/// Under loom and shuttle, one poll: the read is a branch point already,
-/// so the model explores "ready" and "not ready, sleep" without a loop.
+/// Under loom, one poll: the read is a branch point already, so the model
+/// explores "ready" and "not ready, sleep" without a loop. (Compiled where
+/// the process-shared state machines are: Linux, or the loom suite.)
+#[cfg(any(verisync_loom, all(target_os = "linux", not(verisync_shuttle))))]
 #[inline]
 pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    #[cfg(not(verisync_loom))]
     {
         let mut pauses = 1;
         for _ in 0..POLLS {
@@ -133,7 +135,7 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
         }
         false
     }
-    #[cfg(any(verisync_loom, verisync_shuttle))]
+    #[cfg(verisync_loom)]
     {
         ready()
     }
