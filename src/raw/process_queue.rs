@@ -119,13 +119,6 @@
 //! between a bump and its wake wakes nobody; the sleepers' waits end
 //! within `HOLDER_POLL` (the model: at the death step) and they look again.
 //!
-//! A getter that finds the queue empty (a putter: full) first polls the
-//! live words for a few microseconds, unlocked and unannounced
-//! (`sys::spin::spin_until`; one poll in the model), then locks and looks
-//! again, and announces itself and sleeps only if that look fails too: an
-//! item (room) that comes within the poll costs neither side a futex call.
-//! The poll only reads (a hint); every decision is taken under the lock.
-//!
 //! Before it sleeps, a waiter checks (as the futex's `still_valid`, so in
 //! the model atomically with queuing) that the state lock is not held by a
 //! dead process, and a joiner also that no holding belongs to a dead
@@ -152,7 +145,6 @@ use super::process_lock::{slot_index, StateLock, Wait, HOLDER_MASK};
 pub use super::process_state::Holding;
 use crate::sys::atomic::Ordering::Relaxed;
 use crate::sys::futex::{self, Wake, Word};
-use crate::sys::spin;
 
 /// Bytes before each record's postcard bytes: its length (`u32`, LE).
 pub const RECORD_HEADER: u32 = 4;
@@ -302,12 +294,6 @@ impl Fields {
             && self.used <= capacity
             && self.items <= self.used / RECORD_HEADER
             && (self.items == 0) == (self.used == 0)
-    }
-
-    /// Whether a record of `size` bytes fits now (of words read unlocked:
-    /// a hint; `used` may be garbage, so it is clamped).
-    fn has_room<B: RingBytes>(&self, queue: &RawQueue<'_, B>, size: u32) -> bool {
-        self.items < queue.max_items && queue.capacity - self.used.min(queue.capacity) >= size
     }
 
     /// Moves `count` (at most `unfinished`) tasks from unfinished to lost.
@@ -664,7 +650,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         let size = self
             .record_size(record.len())
             .expect("verisync: the caller checked that the record fits the ring");
-        let mut spun = false;
         loop {
             let Some(mut held) = self.lock(lock, wait) else {
                 return Err(PutRefused::Full);
@@ -696,14 +681,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
             let Wait::Until(deadline) = wait else {
                 return Err(PutRefused::Full);
             };
-            if !spun {
-                // A get is likely under way: wait for it a little, unlocked
-                // and unannounced (so the getter has no wake to pay).
-                spun = true;
-                drop(held);
-                self.spin_until(|live| live.shut || live.has_room(self, size));
-                continue;
-            }
             let seen = held.announce(Sleepers::Putters);
             drop(held);
             if self.sleep(&self.state.putters, seen, deadline, lock, false) == Wake::TimedOut {
@@ -747,7 +724,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     ) -> Result<usize, GetRefused> {
         let me = lock.me();
         debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
-        let mut spun = false;
         loop {
             let Some(mut held) = self.lock(lock, wait) else {
                 return Err(GetRefused::Empty);
@@ -796,14 +772,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
             let Wait::Until(deadline) = wait else {
                 return Err(GetRefused::Empty);
             };
-            if !spun {
-                // A put is likely under way: wait for it a little, unlocked
-                // and unannounced (so the putter has no wake to pay).
-                spun = true;
-                drop(held);
-                self.spin_until(|live| live.shut || live.items != 0);
-                continue;
-            }
             let seen = held.announce(Sleepers::Getters);
             drop(held);
             if self.sleep(&self.state.getters, seen, deadline, lock, false) == Wake::TimedOut {
@@ -998,16 +966,6 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     pub fn lost(&self, lock: &impl StateLock) -> u32 {
         self.reclaim_dead(lock, Wait::Try);
         self.state.live[4].load(Relaxed)
-    }
-
-    /// Polls the live words, unlocked, a few microseconds at most (in the
-    /// model: once), until `ready` says the caller may proceed: a hint,
-    /// which the caller checks again under the state lock. The waiting
-    /// before a sleep, which a transition of another process then need not
-    /// pay a wake for (module docs).
-    #[cold]
-    fn spin_until(&self, ready: impl Fn(&Fields) -> bool) -> bool {
-        spin::spin_until(|| ready(&Fields::load(&self.state.live)))
     }
 
     /// Sleeps on `word` unless it changed since `seen`, or the state lock's
