@@ -220,6 +220,31 @@ fn a_failing_or_panicking_serde_impl_fails_its_own_call_and_nothing_is_lost() {
     assert_eq!(queue.join(), Ok(()));
 }
 
+/// A get copies the record into a buffer its thread keeps from get to get
+/// (longest record so far): an item shorter than one got before comes out
+/// alone, without the longer one's bytes, as an item and as the bytes of an
+/// `Undecodable`.
+#[test]
+fn a_short_item_after_a_long_one_comes_out_exactly() {
+    let queue = JoinableQueue::<Vec<Hostile>>::with_capacity(None, SMALL).unwrap();
+    let long: Vec<Hostile> = (0..200).map(|value| Hostile::Fine(value + 1000)).collect();
+    queue.put(long).unwrap();
+    queue.put(vec![Hostile::FailsToDeserialize]).unwrap();
+    queue.put(vec![Hostile::Fine(7)]).unwrap();
+    assert_eq!(queue.get().unwrap().len(), 200);
+    match queue.get() {
+        // postcard: the length 1, then u32::MAX - 1 as a varint.
+        Err(GetError::Undecodable(undecodable)) => {
+            assert_eq!(undecodable.bytes(), [1, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(queue.get(), Ok(vec![Hostile::Fine(7)]));
+    queue.task_done().unwrap();
+    queue.task_done().unwrap();
+    assert_eq!(queue.join(), Ok(()));
+}
+
 #[test]
 fn garbage_handles_do_not_open() {
     let queue = JoinableQueue::<u64>::with_capacity(Some(3), SMALL).unwrap();

@@ -62,14 +62,18 @@ const UNBOUNDED: u32 = u32::MAX;
 /// The smallest byte capacity.
 const MIN_BYTES: usize = 16;
 
-/// The largest encode buffer a thread keeps between puts (one that grew
-/// past it for a large item is freed after that put).
-const KEPT_ENCODE_BUFFER: usize = 64 << 10;
+/// The largest encode or record buffer a thread keeps between puts or
+/// gets (one that grew past it for a large item is freed after that call).
+const KEPT_BUFFER: usize = 64 << 10;
 
 thread_local! {
     /// This thread's encode buffer for puts, reused so that a put of a
     /// small item allocates nothing (`put_waiting`).
     static ENCODE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// This thread's buffer for the records gets copy out of the ring,
+    /// reused so that a get allocates nothing and zeroes nothing under the
+    /// queue's lock (`get_waiting`; the item's `Deserialize` may allocate).
+    static RECORD_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 const _STATE_FITS: () = assert!(STATE_AT + std::mem::size_of::<QueueState>() <= HOLDINGS_AT);
@@ -412,7 +416,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
         // starts a fresh one) and kept afterwards unless it grew large.
         let mut buffer = ENCODE_BUFFER.try_with(Cell::take).unwrap_or_default();
         let result = self.put_encoding(item, wait, &mut buffer);
-        if buffer.capacity() <= KEPT_ENCODE_BUFFER {
+        if buffer.capacity() <= KEPT_BUFFER {
             let _ = ENCODE_BUFFER.try_with(|kept| kept.set(buffer));
         }
         result
@@ -508,12 +512,24 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     }
 
     fn get_waiting(&self, wait: Wait) -> Result<T, GetError> {
-        let bytes = match self.raw().get(wait, &self.robust) {
-            Ok(bytes) => bytes,
+        // This thread's record buffer, taken for the get (a get from inside
+        // a `Deserialize`, or from a thread-local destructor, finds none
+        // and starts a fresh one) and kept afterwards unless it grew large.
+        let mut buffer = RECORD_BUFFER.try_with(Cell::take).unwrap_or_default();
+        let result = self.get_decoding(wait, &mut buffer);
+        if buffer.capacity() <= KEPT_BUFFER {
+            let _ = RECORD_BUFFER.try_with(|kept| kept.set(buffer));
+        }
+        result
+    }
+
+    fn get_decoding(&self, wait: Wait, buffer: &mut Vec<u8>) -> Result<T, GetError> {
+        let len = match self.raw().get_into(wait, &self.robust, buffer) {
+            Ok(len) => len,
             Err(GetRefused::Empty) => return Err(GetError::Empty),
             Err(GetRefused::ShutDown) => return Err(GetError::ShutDown),
         };
-        self.decode_taken(bytes).map_err(|undecodable| {
+        self.decode_taken(&buffer[..len]).map_err(|undecodable| {
             // Its task counts as done: nobody will process it.
             let _ = self.task_done();
             GetError::Undecodable(undecodable)
@@ -521,11 +537,11 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     }
 
     /// Decodes an item's bytes (catching a panicking `Deserialize`).
-    fn decode_taken(&self, bytes: Vec<u8>) -> Result<T, Undecodable> {
-        match catch_unwind(AssertUnwindSafe(|| decode::<T>(&bytes))) {
+    fn decode_taken(&self, bytes: &[u8]) -> Result<T, Undecodable> {
+        match catch_unwind(AssertUnwindSafe(|| decode::<T>(bytes))) {
             Ok(Ok(item)) => Ok(item),
             Ok(Err(reason)) => Err(Undecodable::new(
-                bytes,
+                bytes.to_vec(),
                 format!("as `{}`: {reason}", std::any::type_name::<T>()),
             )),
             Err(payload) => {
@@ -534,7 +550,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
                     std::any::type_name::<T>(),
                     take_panic_message(payload)
                 );
-                Err(Undecodable::new(bytes, reason))
+                Err(Undecodable::new(bytes.to_vec(), reason))
             }
         }
     }
@@ -690,7 +706,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
         let records = self.raw().shutdown_now(&self.robust);
         records
             .into_iter()
-            .map(|bytes| self.decode_taken(bytes))
+            .map(|bytes| self.decode_taken(&bytes))
             .collect()
     }
 

@@ -105,14 +105,19 @@
 //! As `raw/process_semaphore.rs`: a waiter sets `SLEEPERS` on its word and
 //! reads it *under the state lock*, unlocks, and sleeps on the value it
 //! read. Every transition that may let a waiter on a word proceed bumps
-//! that word under the lock (clearing `SLEEPERS`) and, if `SLEEPERS` was
-//! set, wakes every sleeper on it after unlocking: a put bumps `getters`,
-//! a get `putters`, a task count reaching 0 `joiners`, a shutdown all
-//! three (`shutdown` only the first two, as the thread queue). A bump
-//! after the waiter's unlock changes the word, so its futex wait returns
-//! at once or is woken: no lost wake-up. A process killed between a bump
-//! and its wake wakes nobody; the sleepers' waits end within `HOLDER_POLL`
-//! (the model: at the death step) and they look again.
+//! that word under the lock if `SLEEPERS` is set (a new sequence number,
+//! `SLEEPERS` cleared) and then wakes every sleeper on it after
+//! unlocking: a put bumps `getters`, a get `putters`, a task count
+//! reaching 0 `joiners`, a shutdown all three (`shutdown` only the first
+//! two, as the thread queue). A bump after the waiter's unlock changes the
+//! word, so its futex wait returns at once or is woken: no lost wake-up.
+//! A word without `SLEEPERS` is left alone (a load, no store, no wake):
+//! every waiter since the last bump would have set it, and a waiter that
+//! announces later does so under the lock, after this transition, and
+//! sees its state. (Every write of the word is under the lock, so the bump
+//! is a load and a store, not a read-modify-write.) A process killed
+//! between a bump and its wake wakes nobody; the sleepers' waits end
+//! within `HOLDER_POLL` (the model: at the death step) and they look again.
 //!
 //! Before it sleeps, a waiter checks (as the futex's `still_valid`, so in
 //! the model atomically with queuing) that the state lock is not held by a
@@ -344,11 +349,20 @@ impl<L: StateLock> Held<'_, L> {
         }
     }
 
-    /// Bumps `which` (under the lock), remembering to wake its sleepers.
+    /// Bumps `which` (under the lock) if a waiter announced itself on it,
+    /// remembering to wake its sleepers. Without `SLEEPERS` nobody needs
+    /// the bump: every waiter announces under the lock, so one that has
+    /// not yet announced will look at the state after this transition,
+    /// and one that announced before the last bump saw its value change
+    /// (module docs). Every write of the word is under the lock, so a load
+    /// and a store do (no read-modify-write on the common path).
     fn bump(&mut self, which: Sleepers) {
         let word = self.word(which);
-        let next = word.load(Relaxed).wrapping_add(1) & SEQUENCE;
-        self.wake[which as usize] |= word.swap(next, Relaxed) & SLEEPERS != 0;
+        let seen = word.load(Relaxed);
+        if seen & SLEEPERS != 0 {
+            word.store(seen.wrapping_add(1) & SEQUENCE, Relaxed);
+            self.wake[which as usize] = true;
+        }
     }
 
     /// Announces a sleeper on `which` (under the lock): the value to sleep on.
@@ -366,6 +380,19 @@ impl<L: StateLock> Drop for Held<'_, L> {
             }
         }
     }
+}
+
+/// `position % capacity`, for [`RawQueue::advance`]'s impossible case.
+#[cold]
+fn wrap_slowly(position: u64, capacity: u64) -> u32 {
+    (position % capacity) as u32
+}
+
+/// Lengthens `buffer` to `len` bytes (zeros): the first get of an item this
+/// long.
+#[cold]
+fn grow(buffer: &mut Vec<u8>, len: usize) {
+    buffer.resize(len, 0);
 }
 
 #[cold]
@@ -569,9 +596,19 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
         }
     }
 
-    /// `at + by`, wrapped into the ring.
+    /// `at + by`, wrapped into the ring. Every caller's `at` is below
+    /// `capacity` and its `by` at most `capacity` (positions and sizes of
+    /// checked records), so one subtraction wraps it: no division under the
+    /// lock. (Anything larger is a bug here; it still wraps, by division.)
     fn advance(&self, at: u32, by: u32) -> u32 {
-        ((u64::from(at) + u64::from(by)) % u64::from(self.capacity)) as u32
+        let capacity = u64::from(self.capacity);
+        let sum = u64::from(at) + u64::from(by);
+        let wrapped = if sum >= capacity { sum - capacity } else { sum };
+        if wrapped < capacity {
+            wrapped as u32
+        } else {
+            wrap_slowly(wrapped, capacity)
+        }
     }
 
     /// The caller's holding (slot index, count), after moving what an
@@ -663,8 +700,28 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     }
 
     /// Takes the oldest item's postcard bytes for process `lock.me()`,
-    /// waiting as `wait` says; the caller now holds its task.
+    /// waiting as `wait` says; the caller now holds its task. (For the loom
+    /// suite: the queue keeps a buffer, [`get_into`](Self::get_into).)
+    #[cfg(verisync_loom)]
     pub fn get(&self, wait: Wait, lock: &impl StateLock) -> Result<Vec<u8>, GetRefused> {
+        let mut buffer = Vec::new();
+        let len = self.get_into(wait, lock, &mut buffer)?;
+        buffer.truncate(len);
+        Ok(buffer)
+    }
+
+    /// Takes the oldest item's postcard bytes for process `lock.me()`,
+    /// waiting as `wait` says (the caller now holds its task), copying them
+    /// into `buffer[..len]` and returning `len`. `buffer` is only ever
+    /// lengthened (with zeros, under the state lock, to at most `capacity`
+    /// bytes), so a caller that keeps it between gets neither allocates nor
+    /// zeroes once it is long enough: the lock is held for the copy alone.
+    pub fn get_into(
+        &self,
+        wait: Wait,
+        lock: &impl StateLock,
+        buffer: &mut Vec<u8>,
+    ) -> Result<usize, GetRefused> {
         let me = lock.me();
         debug_assert!(me != 0 && me & !HOLDER_MASK == 0);
         loop {
@@ -684,8 +741,12 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
                     continue;
                 }
                 let size = size as u32;
-                let mut record = vec![0; len as usize];
-                self.read_at(self.advance(fields.head, RECORD_HEADER), &mut record);
+                // `len < used ≤ capacity`: checked above.
+                let len = len as usize;
+                if buffer.len() < len {
+                    grow(buffer, len);
+                }
+                self.read_at(self.advance(fields.head, RECORD_HEADER), &mut buffer[..len]);
                 let (index, count) = self.mine(me, &mut fields);
                 let next = Fields {
                     head: self.advance(fields.head, size),
@@ -703,7 +764,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
                 if next.unfinished == 0 && unfinished_before != 0 {
                     held.bump(Sleepers::Joiners);
                 }
-                return Ok(record);
+                return Ok(len);
             }
             if fields.shut {
                 return Err(GetRefused::ShutDown);
@@ -714,7 +775,7 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
             let seen = held.announce(Sleepers::Getters);
             drop(held);
             if self.sleep(&self.state.getters, seen, deadline, lock, false) == Wake::TimedOut {
-                return self.get(Wait::Try, lock);
+                return self.get_into(Wait::Try, lock, buffer);
             }
         }
     }
