@@ -13,13 +13,6 @@
 //! the read-ahead is at most `CHUNKS_PER_WORKER × workers` chunks in flight
 //! plus the one being handed out.
 //!
-//! The caller waits for the oldest chunk in flight only once a worker has
-//! started it: a chunk still queued when the caller needs it (the workers
-//! are busy, or not yet awake — on a loaded machine, most chunks of a map
-//! of cheap items) runs on the caller's thread, through the same claim a
-//! worker takes, so it still runs once (see
-//! [`TaskHandle::run_here_if_unstarted`]).
-//!
 //! # What one item costs
 //!
 //! With cheap items the caller's thread is the bottleneck: it reads every
@@ -487,9 +480,6 @@ where
             self.fill();
             let chunk = self.in_flight.pop_front()?;
             self.items_in_flight -= chunk.items;
-            // A chunk no worker has taken yet (they are busy, or still
-            // waking up): run it here rather than wait idle for it.
-            chunk.handle.run_here_if_unstarted();
             match chunk.handle.join() {
                 Ok(results) => {
                     self.chunk_size.adapt(results.spent);

@@ -510,14 +510,6 @@ pub(crate) trait HoldsCompletion<R>: Send + Sync {
     /// so the task still runs at most once and `cancel` agrees. A holder
     /// whose tasks never run on the caller's pool does nothing.
     fn run_inline_if_unstarted_here(&self) {}
-
-    /// On any thread: if the task has not started, run it here and now
-    /// (the claim decides, as for
-    /// [`run_inline_if_unstarted_here`](Self::run_inline_if_unstarted_here)).
-    /// For a thread pool's map, whose caller would otherwise wait idle for
-    /// a chunk no worker has taken yet. A holder whose tasks cannot run on
-    /// the caller's thread does nothing.
-    fn run_here_if_unstarted(&self) {}
 }
 
 impl<R: Send> HoldsCompletion<R> for Completion<R> {
@@ -770,15 +762,6 @@ impl<R> TaskHandle<R> {
     /// started (see [`join`](Self::join)); elsewhere does nothing.
     pub(crate) fn run_inline_if_unstarted_here(&self) {
         self.holder.run_inline_if_unstarted_here();
-    }
-
-    /// On any thread, runs the task here if it has not started; a task
-    /// that cannot run on this thread (a process pool's) is left alone.
-    /// The completion cell's claim decides, so the task still runs at most
-    /// once and `cancel` agrees; the worker that later takes the job out of
-    /// the queue finds it claimed and skips it.
-    pub(crate) fn run_here_if_unstarted(&self) {
-        self.holder.run_here_if_unstarted();
     }
 
     /// Puts `index` on `finished` (a [`wait`](crate::wait) call's queue)

@@ -192,10 +192,6 @@ where
             self.perform(JobAction::Run);
         }
     }
-
-    fn run_here_if_unstarted(&self) {
-        self.perform(JobAction::Run);
-    }
 }
 
 /// What the queue holds: a task that can be asked to run, cancel or refuse.
@@ -573,13 +569,6 @@ impl ThreadPool {
     /// flight at most, besides the one whose results are being handed out:
     /// that bounds the read-ahead, to `(2 × workers + 1) × 16,384` items at
     /// most (65,536 read ahead of the consumer were seen with two workers).
-    ///
-    /// When the caller needs the results of a chunk that no worker has
-    /// started yet (every worker is busy, or still waking up), it runs
-    /// that chunk itself, on its own thread, instead of waiting idle: so
-    /// `function` may run on the calling thread too (its thread-locals,
-    /// its name, the reentrant locks it holds), and a map makes progress
-    /// even while every worker waits for the caller.
     ///
     /// Dropping the map cancels the chunks that have not started; a chunk
     /// already running runs to its end (its results are dropped). Items
