@@ -26,7 +26,7 @@
 //!
 //! The results of a chunk travel in one frame, which must fit the pool's
 //! frame limit. The parent gives each chunk of more than one item a
-//! `result_budget` (half the room in a frame): the worker stops running
+//! `result_budget` (half the room in a frame: `(max_frame_size - 96) / 2`): the worker stops running
 //! items once the outcomes exceed it, and sends those it has; the parent
 //! sends the items not run again in a new chunk (so each item runs once).
 //! A single result larger than the budget becomes that item's
@@ -168,19 +168,23 @@ impl ChunkOutcome {
     /// this executable's code). All are checked before the first is given.
     pub(crate) fn items(&self) -> Result<ItemOutcomes<'_>, String> {
         let mut count = 0;
+        let mut budget_used: u64 = 0;
         let mut rest = self.outcomes.as_slice();
         while let Some((&kind, after_kind)) = rest.split_first() {
             if kind > KIND_SERIALIZATION {
                 return Err(format!("outcome {count} has kind {kind}"));
             }
-            let (_, after) =
+            let (payload, after) =
                 take_sized(after_kind).ok_or_else(|| format!("outcome {count} is cut short"))?;
+            // Counted as the worker counts it in `run_chunk`.
+            budget_used = budget_used.saturating_add(payload.len() as u64 + OUTCOME_OVERHEAD);
             rest = after;
             count += 1;
         }
         Ok(ItemOutcomes {
             rest: &self.outcomes,
             left: count,
+            budget_used,
         })
     }
 }
@@ -190,6 +194,20 @@ impl ChunkOutcome {
 pub(crate) struct ItemOutcomes<'a> {
     rest: &'a [u8],
     left: usize,
+    /// How much of the result budget these outcomes use, counted as the
+    /// worker counts it.
+    budget_used: u64,
+}
+
+impl ItemOutcomes<'_> {
+    /// Whether a worker running this executable could have stopped the
+    /// chunk after these outcomes: it stops only once they use more than
+    /// `result_budget`. An answer with fewer outcomes than items that does
+    /// not is forged (the items not run may be running still), so the
+    /// parent must not send them again.
+    pub(crate) fn could_stop_at(&self, result_budget: u64) -> bool {
+        self.budget_used > result_budget
+    }
 }
 
 impl<'a> Iterator for ItemOutcomes<'a> {
@@ -346,7 +364,8 @@ fn push_failure(buffer: &mut Vec<u8>, failure: Failure, limit: u64) -> (u8, &[u8
 fn too_large_for_a_chunk(length: usize, budget: u64) -> String {
     format!(
         "the result is {length} bytes encoded, more than one result may take in a chunk of a \
-         process map ({budget} bytes, half the pool's frame limit); raise \
+         process map ({budget} bytes: the pool's frame limit less 96 bytes of framing, \
+         halved); raise \
          ProcessPoolBuilder::max_frame_size, or map with a chunk size of 1"
     )
 }

@@ -39,8 +39,8 @@
 //! - A chunk's results travel in one frame. A worker stops a chunk once
 //!   its results fill half a frame and the parent sends the rest again (a
 //!   new task). So in a chunk of more than one item, a result larger than
-//!   half the frame limit (`ProcessPoolBuilder::max_frame_size`, 64 MiB by
-//!   default) fails its item with `Serialization` (the message says to map
+//!   half the frame limit less framing (`(max_frame_size - 96) / 2` bytes;
+//!   the limit is 64 MiB by default) fails its item with `Serialization` (the message says to map
 //!   with a chunk size of 1 or raise the limit), and a failure message is
 //!   cut to a quarter of it.
 //! - The rest of a chunk cut short that way is new work for the pool: if
@@ -178,6 +178,8 @@ enum Entry {
 struct Chunk {
     handle: TaskHandle<ChunkOutcome>,
     items: ChunkItems,
+    /// The result budget it was sent with (see `chunk.rs`).
+    result_budget: u64,
 }
 
 /// Reads the input and sends chunks: what both maps share.
@@ -314,6 +316,7 @@ where
         Chunk {
             handle: self.pool.submit_prepared(Ok(prepared)),
             items,
+            result_budget: budget,
         }
     }
 
@@ -324,7 +327,11 @@ where
         chunk: Chunk,
         ready: &mut VecDeque<Result<R, TaskError>>,
     ) -> Option<Chunk> {
-        let Chunk { handle, items } = chunk;
+        let Chunk {
+            handle,
+            items,
+            result_budget,
+        } = chunk;
         let answer = handle.join();
         let outcomes = answer.as_ref().map_err(Clone::clone).and_then(|answer| {
             let outcomes = answer.items().map_err(|why| {
@@ -343,11 +350,26 @@ where
         match outcomes {
             Ok((nanos, outcomes)) => {
                 let ran = outcomes.len();
+                // A worker stops a chunk short only past its budget; one that
+                // says it stopped sooner may be running the rest still, so
+                // the rest fails instead of running twice.
+                let forged = ran < items.len() && !outcomes.could_stop_at(result_budget);
                 self.sizer.learn(nanos, ran);
                 ready.extend(outcomes.into_iter().map(|outcome| match outcome {
                     Ok(bytes) => decode_result_from(bytes),
                     Err(failure) => Err(TaskError::from(failure)),
                 }));
+                if forged {
+                    let error = TaskError::Serialization(format!(
+                        "a worker answered {ran} results for a chunk of {} items without \
+                         filling the chunk's result budget: not what a worker running this \
+                         executable sends, so the items it did not answer fail rather than \
+                         risk running twice",
+                        items.len()
+                    ));
+                    ready.extend((ran..items.len()).map(|_| Err(error.clone())));
+                    return None;
+                }
                 (ran < items.len()).then(|| self.send_chunk(items.rest(ran)))
             }
             Err(error) => {

@@ -617,8 +617,8 @@ impl ProcessPoolBuilder {
     /// bounds what a misbehaving worker can make the parent allocate: a
     /// message announcing more is refused before it is read. In a map,
     /// where a chunk's results share one message, each result of a chunk of
-    /// several items may take at most half of it
-    /// ([`ProcessPool::map`] says more).
+    /// several items may take at most half of it less framing,
+    /// `(max_frame_size - 96) / 2` bytes ([`ProcessPool::map`] says more).
     ///
     /// ```
     /// fn zeros(n: usize) -> Vec<u8> { vec![0; n] }
@@ -873,8 +873,9 @@ impl ProcessPool {
     /// chunk with `WorkerDied` (the items of other chunks are unaffected),
     /// and no item ever runs twice. A chunk's results travel in one frame:
     /// in a chunk of several items, a result may take at most half of
-    /// [`max_frame_size`](ProcessPoolBuilder::max_frame_size) (64 MiB by
-    /// default; a larger one fails its item, saying so); map larger results
+    /// [`max_frame_size`](ProcessPoolBuilder::max_frame_size) less 96
+    /// bytes of framing, `(max_frame_size - 96) / 2` bytes (the limit is
+    /// 64 MiB by default; a larger result fails its item, saying so); map larger results
     /// with a chunk size of 1. Once the pool is shut down, the items
     /// in flight finish, one `Err(ShutDown)` (or `Cancelled`) says the rest
     /// of the input was not run, and the iterator ends.
