@@ -46,6 +46,11 @@
 //! [`RawMutex`](crate::raw::mutex) that treats an unpark without its
 //! hand-off token as "look again"), so a late unpark after the frame was
 //! reused wakes at worst a scope of the same address, which looks again.
+//! The parking table is the process's, shared with every other user of
+//! `parking_lot_core` (parking_lot's own `RwLock` parks writers on its
+//! address plus one, also odd): the argument needs those to take a stray
+//! unpark as "look again" too, which parking_lot's locks do (review 15
+//! read them); a user of the table that did not would be at risk.
 
 use std::sync::Arc;
 
