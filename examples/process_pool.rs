@@ -25,11 +25,10 @@
 //! workers are this same program started again, and `init()` is where a
 //! worker turns off to serve tasks instead of running `main`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use verisync::{ProcessPool, TaskError, TaskHandle, ThreadPool};
+use verisync::{Mutex, ProcessPool, TaskError, TaskHandle, ThreadPool};
 
 /// How many CPU-heavy tasks each part runs.
 const TASKS: usize = 12;
@@ -160,7 +159,10 @@ fn main() -> Result<(), TaskError> {
 
     // ---- Part 2: done-callbacks ----
     println!("Part 2: submit the {TASKS} tasks again, each with a done-callback");
-    let callbacks_run = Arc::new(AtomicUsize::new(0));
+    // Callbacks run on the pool's threads that receive results, one per
+    // worker, so two may run at once: the count is taken and the line
+    // printed under one lock, or "#8" could be printed before "#7".
+    let callbacks_run = Arc::new(Mutex::new(0usize));
     // Largest first, so the callbacks show results arriving out of order.
     let handles: Vec<TaskHandle<(u64, u32)>> = (0..TASKS)
         .rev()
@@ -171,7 +173,9 @@ fn main() -> Result<(), TaskError> {
             // on the pool's thread that received the result from the worker.
             let callbacks_run = Arc::clone(&callbacks_run);
             handle.on_done(move |result| {
-                let done = callbacks_run.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut run = callbacks_run.lock();
+                *run += 1;
+                let done = *run;
                 match result {
                     Ok((count, pid)) => say(&format!(
                         "done-callback #{done:<2}: task {task:>2}: {count} primes below \
@@ -193,7 +197,7 @@ fn main() -> Result<(), TaskError> {
     }
     // Python: leaving the `with` block calls executor.shutdown(wait=True).
     processes.shutdown();
-    let callbacks = callbacks_run.load(Ordering::SeqCst);
+    let callbacks = *callbacks_run.lock();
     say(&format!(
         "main: all {TASKS} handles joined, {callbacks} done-callbacks ran; \
          shutdown() reaped the workers"
