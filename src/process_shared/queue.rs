@@ -76,6 +76,22 @@ thread_local! {
     static RECORD_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// Runs `call` with this thread's buffer `kept`, taken for the call (a
+/// call from inside the item's `Serialize`/`Deserialize`, or from a
+/// thread-local destructor, finds none and starts a fresh one) and kept
+/// afterwards unless it grew past [`KEPT_BUFFER`].
+fn with_kept_buffer<R>(
+    kept: &'static std::thread::LocalKey<Cell<Vec<u8>>>,
+    call: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    let mut buffer = kept.try_with(Cell::take).unwrap_or_default();
+    let result = call(&mut buffer);
+    if buffer.capacity() <= KEPT_BUFFER {
+        let _ = kept.try_with(|slot| slot.set(buffer));
+    }
+    result
+}
+
 const _STATE_FITS: () = assert!(STATE_AT + std::mem::size_of::<QueueState>() <= HOLDINGS_AT);
 
 /// The ring's bytes in the arena.
@@ -411,15 +427,9 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     }
 
     fn put_waiting(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
-        // This thread's buffer, taken for the put (a put from inside a
-        // `Serialize`, or from a thread-local destructor, finds none and
-        // starts a fresh one) and kept afterwards unless it grew large.
-        let mut buffer = ENCODE_BUFFER.try_with(Cell::take).unwrap_or_default();
-        let result = self.put_encoding(item, wait, &mut buffer);
-        if buffer.capacity() <= KEPT_BUFFER {
-            let _ = ENCODE_BUFFER.try_with(|kept| kept.set(buffer));
-        }
-        result
+        with_kept_buffer(&ENCODE_BUFFER, |buffer| {
+            self.put_encoding(item, wait, buffer)
+        })
     }
 
     fn put_encoding(&self, item: T, wait: Wait, buffer: &mut Vec<u8>) -> Result<(), PutError<T>> {
@@ -512,15 +522,7 @@ impl<T: Serialize + DeserializeOwned + 'static> JoinableQueue<T> {
     }
 
     fn get_waiting(&self, wait: Wait) -> Result<T, GetError> {
-        // This thread's record buffer, taken for the get (a get from inside
-        // a `Deserialize`, or from a thread-local destructor, finds none
-        // and starts a fresh one) and kept afterwards unless it grew large.
-        let mut buffer = RECORD_BUFFER.try_with(Cell::take).unwrap_or_default();
-        let result = self.get_decoding(wait, &mut buffer);
-        if buffer.capacity() <= KEPT_BUFFER {
-            let _ = RECORD_BUFFER.try_with(|kept| kept.set(buffer));
-        }
-        result
+        with_kept_buffer(&RECORD_BUFFER, |buffer| self.get_decoding(wait, buffer))
     }
 
     fn get_decoding(&self, wait: Wait, buffer: &mut Vec<u8>) -> Result<T, GetError> {
