@@ -244,7 +244,7 @@ fn one_round(seed: usize, kind: Kind, panicky: bool) {
 
 #[test]
 fn lifo_8x8_tiny_capacity_shutdown_midway() {
-    with_watchdog(Duration::from_secs(900), || {
+    with_watchdog(Duration::from_secs(120), || {
         for round in 0..rounds() {
             one_round(round, Kind::Lifo, false);
         }
@@ -253,7 +253,7 @@ fn lifo_8x8_tiny_capacity_shutdown_midway() {
 
 #[test]
 fn priority_8x8_tiny_capacity_shutdown_midway() {
-    with_watchdog(Duration::from_secs(900), || {
+    with_watchdog(Duration::from_secs(120), || {
         for round in 0..rounds() {
             one_round(1000 + round, Kind::Priority, false);
         }
@@ -268,7 +268,7 @@ fn priority_8x8_hostile_ord() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = catch_unwind(|| {
-        with_watchdog(Duration::from_secs(900), || {
+        with_watchdog(Duration::from_secs(120), || {
             for round in 0..rounds() {
                 one_round(2000 + round, Kind::Priority, true);
             }
@@ -284,7 +284,7 @@ fn priority_8x8_hostile_ord() {
 /// get one (a timed waiter must not lose a wake-up meant for it).
 #[test]
 fn timed_getters_each_get_one_of_as_many_items() {
-    with_watchdog(Duration::from_secs(900), || {
+    with_watchdog(Duration::from_secs(120), || {
         for round in 0..rounds() * 4 {
             for kind in [Kind::Lifo, Kind::Priority] {
                 let queue = make(kind, if round % 2 == 0 { None } else { Some(1) });
@@ -485,7 +485,7 @@ fn join_round(seed: usize, kind: Kind) {
 
 #[test]
 fn lifo_and_priority_8x8_join_without_shutdown() {
-    with_watchdog(Duration::from_secs(900), || {
+    with_watchdog(Duration::from_secs(120), || {
         for round in 0..rounds() {
             join_round(3000 + round, Kind::Lifo);
             join_round(4000 + round, Kind::Priority);
