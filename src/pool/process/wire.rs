@@ -74,7 +74,7 @@ pub(crate) enum ToWorker {
     Task {
         id: u64,
         function: i64,
-        #[serde(with = "super::byte_string")]
+        #[serde(with = "serde_bytes")]
         argument: Vec<u8>,
     },
 }
@@ -90,7 +90,7 @@ enum ToWorkerRef<'a> {
     Task {
         id: u64,
         function: i64,
-        #[serde(serialize_with = "super::byte_string::serialize")]
+        #[serde(with = "serde_bytes")]
         argument: &'a [u8],
     },
 }
@@ -138,11 +138,38 @@ pub(crate) enum FromWorker {
     /// Task `id` finished with the encoded result, or a failure.
     Done {
         id: u64,
-        #[serde(with = "super::byte_string::outcome")]
+        #[serde(with = "outcome_bytes")]
         outcome: Result<Vec<u8>, Failure>,
     },
     /// Task `id` was cancelled on the board before it started; it never ran.
     Skipped { id: u64 },
+}
+
+/// A task's outcome with its result bytes as one serde byte string
+/// (`serde_bytes` has no `Result`): serde's own `Result` (variant 0 `Ok`,
+/// 1 `Err`) around them, so the same bytes as a plain `Result<Vec<u8>, _>`
+/// in postcard, copied in one go instead of one `u8` at a time.
+mod outcome_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    use super::Failure;
+
+    pub(super) fn serialize<S: Serializer>(
+        outcome: &Result<Vec<u8>, Failure>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        outcome
+            .as_ref()
+            .map(|bytes| Bytes::new(bytes))
+            .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Result<Vec<u8>, Failure>, D::Error> {
+        Ok(Result::<ByteBuf, Failure>::deserialize(deserializer)?.map(ByteBuf::into_vec))
+    }
 }
 
 /// Writes one frame (not flushed).
@@ -405,12 +432,20 @@ mod tests {
     }
 
     /// Encodes `message`, checks the bytes, decodes them and checks that
-    /// what was decoded encodes to the same bytes again.
+    /// what was decoded encodes to the same bytes again; every cut of the
+    /// bytes fails to decode.
     fn assert_wire<M: Serialize + for<'de> Deserialize<'de>>(message: &M, expected: &[u8]) {
         let encoded = encode_message(message).unwrap();
         assert_eq!(encoded, expected);
         let decoded: M = postcard::from_bytes(&encoded).unwrap();
         assert_eq!(encode_message(&decoded).unwrap(), expected);
+        for cut in 0..expected.len() {
+            assert!(
+                postcard::from_bytes::<M>(&expected[..cut]).is_err(),
+                "{cut} of {} bytes decoded",
+                expected.len()
+            );
+        }
     }
 
     /// The exact bytes of each message on the wire (postcard: enum
