@@ -71,32 +71,8 @@ impl Message for u64 {
 }
 
 /// 1 KiB of bytes, as serde bytes (the benchmark's `Kib`).
-struct Kib(Vec<u8>);
-
-impl Serialize for Kib {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Kib {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
-            type Value = Kib;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                formatter.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Kib, E> {
-                Ok(Kib(bytes.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Kib, E> {
-                Ok(Kib(bytes))
-            }
-        }
-        deserializer.deserialize_byte_buf(Bytes)
-    }
-}
+#[derive(Serialize, Deserialize)]
+struct Kib(#[serde(with = "serde_bytes")] Vec<u8>);
 
 impl Message for Kib {
     fn make(i: u64) -> Self {
@@ -265,4 +241,15 @@ fn queue_u64_cost() {
 #[ignore = "a measuring harness: run it under callgrind, strace or on a quiet machine"]
 fn queue_1k_cost() {
     measure::<Kib>("1 KiB");
+}
+
+/// `Kib` is encoded as serde bytes: a varint length (1024 is `0x80 0x08`)
+/// and the bytes, as a `u8` sequence would be in postcard, and decodes back.
+#[test]
+fn a_kib_is_encoded_as_serde_bytes() {
+    let encoded = postcard::to_allocvec(&Kib::make(7)).unwrap();
+    assert_eq!(encoded, [&[0x80, 0x08][..], &[7; 1024]].concat());
+    let decoded: Kib = postcard::from_bytes(&encoded).unwrap();
+    assert_eq!(decoded.weigh(), Kib::make(7).weigh());
+    assert_eq!(decoded.0, [7; 1024]);
 }

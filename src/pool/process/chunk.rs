@@ -158,7 +158,7 @@ pub(crate) struct ChunkOutcome {
     pub(crate) nanos: u64,
     /// One outcome per item run, in item order (see the module docs).
     /// Fewer than the items if the budget stopped the chunk.
-    #[serde(with = "super::byte_string")]
+    #[serde(with = "serde_bytes")]
     pub(crate) outcomes: Vec<u8>,
 }
 

@@ -9,7 +9,6 @@
 //! `child.rs`, the pool `pool.rs`, a single process `single.rs`.
 
 mod board;
-mod byte_string;
 mod child;
 mod chunk;
 mod crossing;

@@ -74,7 +74,7 @@ pub(crate) enum ToWorker {
     Task {
         id: u64,
         function: i64,
-        #[serde(with = "super::byte_string")]
+        #[serde(with = "serde_bytes")]
         argument: Vec<u8>,
     },
 }
@@ -90,7 +90,7 @@ enum ToWorkerRef<'a> {
     Task {
         id: u64,
         function: i64,
-        #[serde(serialize_with = "super::byte_string::serialize")]
+        #[serde(with = "serde_bytes")]
         argument: &'a [u8],
     },
 }
@@ -138,11 +138,38 @@ pub(crate) enum FromWorker {
     /// Task `id` finished with the encoded result, or a failure.
     Done {
         id: u64,
-        #[serde(with = "super::byte_string::outcome")]
+        #[serde(with = "outcome_bytes")]
         outcome: Result<Vec<u8>, Failure>,
     },
     /// Task `id` was cancelled on the board before it started; it never ran.
     Skipped { id: u64 },
+}
+
+/// A task's outcome with its result bytes as one serde byte string
+/// (`serde_bytes` has no `Result`): serde's own `Result` (variant 0 `Ok`,
+/// 1 `Err`) around them, so the same bytes as a plain `Result<Vec<u8>, _>`
+/// in postcard, copied in one go instead of one `u8` at a time.
+mod outcome_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    use super::Failure;
+
+    pub(super) fn serialize<S: Serializer>(
+        outcome: &Result<Vec<u8>, Failure>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        outcome
+            .as_ref()
+            .map(|bytes| Bytes::new(bytes))
+            .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Result<Vec<u8>, Failure>, D::Error> {
+        Ok(Result::<ByteBuf, Failure>::deserialize(deserializer)?.map(ByteBuf::into_vec))
+    }
 }
 
 /// Writes one frame (not flushed).
@@ -386,6 +413,152 @@ mod tests {
         }
         let read: FromWorker = read_frame(&mut bytes.as_slice(), 200).unwrap();
         assert!(matches!(read, FromWorker::Done { id: 1, .. }));
+    }
+
+    /// Concatenates the parts of an expected encoding.
+    fn concat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// Byte strings of 0, 1 and 300 bytes (300 needs a two-byte varint
+    /// length: `0xAC 0x02`), with their postcard encodings.
+    fn byte_strings() -> Vec<(Vec<u8>, Vec<u8>)> {
+        let long: Vec<u8> = (0..300).map(|index| index as u8).collect();
+        vec![
+            (vec![], vec![0x00]),
+            (vec![0xFE], vec![0x01, 0xFE]),
+            (long.clone(), concat(&[&[0xAC, 0x02], &long])),
+        ]
+    }
+
+    /// Encodes `message`, checks the bytes, decodes them and checks that
+    /// what was decoded encodes to the same bytes again; every cut of the
+    /// bytes fails to decode.
+    fn assert_wire<M: Serialize + for<'de> Deserialize<'de>>(message: &M, expected: &[u8]) {
+        let encoded = encode_message(message).unwrap();
+        assert_eq!(encoded, expected);
+        let decoded: M = postcard::from_bytes(&encoded).unwrap();
+        assert_eq!(encode_message(&decoded).unwrap(), expected);
+        for cut in 0..expected.len() {
+            assert!(
+                postcard::from_bytes::<M>(&expected[..cut]).is_err(),
+                "{cut} of {} bytes decoded",
+                expected.len()
+            );
+        }
+    }
+
+    /// The exact bytes of each message on the wire (postcard: enum
+    /// variants and lengths as varints, `i64` zigzagged, a byte string as
+    /// a varint length and the bytes), so that a change of how the bytes
+    /// are serialized cannot change the protocol unnoticed.
+    #[test]
+    fn the_wire_bytes_are_pinned() {
+        // Board { name: "b" }: variant 0, the name.
+        assert_wire(&ToWorker::Board { name: "b".into() }, &[0x00, 0x01, b'b']);
+        for (argument, encoded_argument) in byte_strings() {
+            // Task: variant 1, id 300, function -5 (zigzag 9), argument.
+            let expected = concat(&[&[0x01, 0xAC, 0x02, 0x09], &encoded_argument]);
+            assert_wire(
+                &ToWorker::Task {
+                    id: 300,
+                    function: -5,
+                    argument: argument.clone(),
+                },
+                &expected,
+            );
+            // The borrowed writer's frame: the mark, the length, the same body.
+            let mut frame = Vec::new();
+            write_task_frame(&mut frame, 300, -5, &argument).unwrap();
+            let length = (expected.len() as u32).to_le_bytes();
+            assert_eq!(frame, concat(&[b"vs", &length, &expected]));
+
+            // Done { id: 7, outcome: Ok(bytes) }: variant 1, id, Ok (0), bytes.
+            assert_wire(
+                &FromWorker::Done {
+                    id: 7,
+                    outcome: Ok(argument),
+                },
+                &concat(&[&[0x01, 0x07, 0x00], &encoded_argument]),
+            );
+        }
+        // Done with a failure: Err (1), then Failure's variant and message.
+        assert_wire(
+            &FromWorker::Done {
+                id: 7,
+                outcome: Err(Failure::Panicked("boom".into())),
+            },
+            &concat(&[&[0x01, 0x07, 0x01, 0x00, 0x04], b"boom"]),
+        );
+        assert_wire(
+            &FromWorker::Done {
+                id: 128,
+                outcome: Err(Failure::Serialization("x".into())),
+            },
+            &[0x01, 0x80, 0x01, 0x01, 0x01, 0x01, b'x'],
+        );
+        assert_wire(&FromWorker::Ready { init_error: None }, &[0x00, 0x00]);
+        assert_wire(
+            &FromWorker::Ready {
+                init_error: Some("no".into()),
+            },
+            &[0x00, 0x01, 0x02, b'n', b'o'],
+        );
+        assert_wire(&FromWorker::Skipped { id: 5 }, &[0x02, 0x05]);
+    }
+
+    /// A chunk's answer: `nanos`, then its outcomes as one byte string.
+    #[test]
+    fn a_chunk_outcomes_wire_bytes_are_pinned() {
+        use super::super::chunk::ChunkOutcome;
+        // A result of 1 byte, a panic, an empty result, a serialization
+        // failure (kind, varint length, payload each: see `chunk.rs`).
+        let several = concat(&[&[0, 1, 42, 1, 4], b"boom", &[0, 0, 2, 1], b"x"]);
+        let mut cases = byte_strings();
+        cases.push((several.clone(), concat(&[&[several.len() as u8], &several])));
+        for (outcomes, encoded_outcomes) in cases {
+            // nanos 1000 is the varint 0xE8 0x07.
+            let expected = concat(&[&[0xE8, 0x07], &encoded_outcomes]);
+            assert_wire(
+                &ChunkOutcome {
+                    nanos: 1000,
+                    outcomes: outcomes.clone(),
+                },
+                &expected,
+            );
+            // And inside the Done that carries it.
+            let answer = encode_message(&ChunkOutcome {
+                nanos: 1000,
+                outcomes,
+            })
+            .unwrap();
+            let mut done = vec![0x01, 0x03, 0x00];
+            done.extend(postcard::to_allocvec(&answer.len()).unwrap());
+            done.extend(&expected);
+            assert_wire(
+                &FromWorker::Done {
+                    id: 3,
+                    outcome: Ok(answer),
+                },
+                &done,
+            );
+        }
+        let decoded: ChunkOutcome =
+            postcard::from_bytes(&concat(&[&[0xE8, 0x07, several.len() as u8], &several])).unwrap();
+        let items: Vec<_> = decoded
+            .items()
+            .unwrap()
+            .map(|item| item.map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                Ok(vec![42]),
+                Err(Failure::Panicked("boom".into())),
+                Ok(vec![]),
+                Err(Failure::Serialization("x".into())),
+            ]
+        );
     }
 
     #[test]
