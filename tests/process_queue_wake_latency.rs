@@ -1,0 +1,252 @@
+//! Review 17: `process::JoinableQueue`'s wake-ups across processes come
+//! from the transition that lets the sleeper proceed, never from the
+//! `HOLDER_POLL` (10 ms) poll that every sleep in production ends with.
+//!
+//! That poll hides a lost wake-up: a sleeper nobody wakes still looks
+//! again within 10 ms and proceeds, so the other process tests pass with a
+//! waker that wakes nobody. Only the latency shows it. Each case here puts
+//! a process to sleep on one of the queue's futex words (watching the
+//! word's `SLEEPERS` bit in the shared memory to know it announced), gives
+//! it 2 ms more to be in the kernel's wait, then makes the transition that
+//! should wake it and times, on the shared monotonic clock, how long until
+//! the sleeper returned. A woken sleeper returns in microseconds (a loaded
+//! machine: a millisecond or two); one left to the poll returns about 8 ms
+//! later. A case fails if most of its rounds are slow.
+#![cfg(target_os = "linux")]
+
+verisync::process_test_support!();
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::arena::{arena_base, u32_at};
+use common::{wait_for, with_watchdog, PATIENCE};
+use serde::{de::DeserializeOwned, Serialize};
+use verisync::process::{self, GetError, JoinableQueue, Lock, PutError, Value};
+
+/// Where the futex words sit in the queue object (`STATE_AT` in
+/// `src/process_shared/queue.rs`, then `QueueState`'s first three words).
+const GETTERS_AT: usize = 20;
+const PUTTERS_AT: usize = 24;
+const JOINERS_AT: usize = 28;
+/// In a futex word: a waiter announced itself.
+const SLEEPERS: u32 = 1 << 31;
+
+/// Rounds per case.
+const ROUNDS: usize = 16;
+/// A wake-up slower than this came from the poll (10 ms after the sleeper
+/// went to sleep, which is 2 ms or more before the waking transition).
+const SLOW_NS: u64 = 4_000_000;
+
+/// The shared monotonic clock (`CLOCK_MONOTONIC`: the same in every
+/// process), in nanoseconds.
+fn now_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+fn queue_offset<T: Serialize + DeserializeOwned + 'static>(queue: &JoinableQueue<T>) -> usize {
+    serde_json::to_value(queue).unwrap()["handle"]["offset"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+/// Waits until a waiter announced itself on the word `word_at` of
+/// `queue`, then 2 ms more (so that it is asleep in the kernel).
+fn wait_for_a_sleeper<T>(lock: &Lock, queue: &JoinableQueue<T>, word_at: usize)
+where
+    T: Serialize + DeserializeOwned + 'static,
+{
+    let word = u32_at(arena_base(lock), queue_offset(queue) + word_at);
+    wait_for("a waiter to announce itself", || {
+        word.load(Ordering::SeqCst) & SLEEPERS != 0
+    });
+    std::thread::sleep(Duration::from_millis(2));
+}
+
+/// Waits until `returned` holds a stamp other than `before`; the latency
+/// from `woken_at` to it.
+fn latency(returned: &Value<u64>, before: u64, woken_at: u64) -> u64 {
+    wait_for("the sleeper to return", || returned.load() != before);
+    returned.load().saturating_sub(woken_at)
+}
+
+/// Fails if most rounds were slow: a wake-up left to the poll.
+fn assert_woken_not_polled(case: &str, latencies: &[u64]) {
+    let slow = latencies.iter().filter(|&&ns| ns > SLOW_NS).count();
+    let micros: Vec<u64> = latencies.iter().map(|ns| ns / 1000).collect();
+    eprintln!("{case}: wake-up latencies (µs): {micros:?}");
+    assert!(
+        slow * 2 < latencies.len(),
+        "{case}: {slow} of {} wake-ups took over {} ms (µs: {micros:?}): the sleeper \
+         was not woken, it found the change by polling",
+        latencies.len(),
+        SLOW_NS / 1_000_000,
+    );
+}
+
+// ------------------------------------------------------------------ sleepers
+
+/// Gets `ROUNDS` items, stamping `returned` after each.
+fn get_rounds((queue, returned): (JoinableQueue<u64>, Value<u64>)) {
+    for _ in 0..ROUNDS {
+        queue.get().unwrap();
+        queue.task_done().unwrap();
+        returned.store(now_ns());
+    }
+}
+
+/// Puts `ROUNDS` items into a full queue, stamping `returned` after each.
+fn put_rounds((queue, returned): (JoinableQueue<u64>, Value<u64>)) {
+    for round in 0..ROUNDS {
+        queue.put(round as u64).unwrap();
+        returned.store(now_ns());
+    }
+}
+
+/// Joins `ROUNDS` times, each when `go` says so, stamping `returned`.
+fn join_rounds((queue, go, returned): (JoinableQueue<u64>, Value<u32>, Value<u64>)) {
+    for round in 1..=ROUNDS as u32 {
+        while go.load() < round {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        queue.join().unwrap();
+        returned.store(now_ns());
+    }
+}
+
+/// Gets from each queue until it is shut down, stamping `returned`.
+fn get_until_shut_down((queues, returned): (Vec<JoinableQueue<u64>>, Value<u64>)) {
+    for queue in queues {
+        assert_eq!(queue.get(), Err(GetError::ShutDown));
+        returned.store(now_ns());
+    }
+}
+
+/// Puts into each (full) queue until it is shut down, stamping `returned`.
+fn put_until_shut_down((queues, returned): (Vec<JoinableQueue<u64>>, Value<u64>)) {
+    for queue in queues {
+        assert!(matches!(queue.put(2), Err(PutError::ShutDown(2))));
+        returned.store(now_ns());
+    }
+}
+
+// ---------------------------------------------------------------------- cases
+
+#[test]
+fn a_put_wakes_a_getter_asleep_in_another_process() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let queue = JoinableQueue::<u64>::new().unwrap();
+        let returned = Value::new(0u64).unwrap();
+        let getter = process::spawn(get_rounds, (queue.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for round in 0..ROUNDS {
+            let before = returned.load();
+            wait_for_a_sleeper(&lock, &queue, GETTERS_AT);
+            let woken_at = now_ns();
+            queue.put(round as u64).unwrap();
+            latencies.push(latency(&returned, before, woken_at));
+        }
+        getter.join().unwrap();
+        assert_woken_not_polled("put -> getter", &latencies);
+    });
+}
+
+#[test]
+fn a_get_wakes_a_putter_asleep_in_another_process() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let queue = JoinableQueue::<u64>::bounded(1).unwrap();
+        queue.put(99).unwrap();
+        let returned = Value::new(0u64).unwrap();
+        let putter = process::spawn(put_rounds, (queue.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for _ in 0..ROUNDS {
+            let before = returned.load();
+            wait_for_a_sleeper(&lock, &queue, PUTTERS_AT);
+            let woken_at = now_ns();
+            queue.get().unwrap();
+            latencies.push(latency(&returned, before, woken_at));
+        }
+        putter.join().unwrap();
+        assert_woken_not_polled("get -> putter", &latencies);
+    });
+}
+
+#[test]
+fn a_task_done_wakes_a_joiner_asleep_in_another_process() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let queue = JoinableQueue::<u64>::new().unwrap();
+        let go = Value::new(0u32).unwrap();
+        let returned = Value::new(0u64).unwrap();
+        let joiner =
+            process::spawn(join_rounds, (queue.clone(), go.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for round in 1..=ROUNDS as u32 {
+            queue.put(1).unwrap();
+            queue.get().unwrap();
+            let before = returned.load();
+            go.store(round);
+            wait_for_a_sleeper(&lock, &queue, JOINERS_AT);
+            let woken_at = now_ns();
+            queue.task_done().unwrap();
+            latencies.push(latency(&returned, before, woken_at));
+        }
+        joiner.join().unwrap();
+        assert_woken_not_polled("task_done -> joiner", &latencies);
+    });
+}
+
+#[test]
+fn shutdown_wakes_a_getter_asleep_in_another_process() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let queues: Vec<_> = (0..ROUNDS)
+            .map(|_| JoinableQueue::<u64>::new().unwrap())
+            .collect();
+        let returned = Value::new(0u64).unwrap();
+        let getter =
+            process::spawn(get_until_shut_down, (queues.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for queue in &queues {
+            let before = returned.load();
+            wait_for_a_sleeper(&lock, queue, GETTERS_AT);
+            let woken_at = now_ns();
+            queue.shutdown();
+            latencies.push(latency(&returned, before, woken_at));
+        }
+        getter.join().unwrap();
+        assert_woken_not_polled("shutdown -> getter", &latencies);
+    });
+}
+
+#[test]
+fn shutdown_wakes_a_putter_asleep_in_another_process() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let queues: Vec<_> = (0..ROUNDS)
+            .map(|_| {
+                let queue = JoinableQueue::<u64>::bounded(1).unwrap();
+                queue.put(1).unwrap();
+                queue
+            })
+            .collect();
+        let returned = Value::new(0u64).unwrap();
+        let putter =
+            process::spawn(put_until_shut_down, (queues.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for queue in &queues {
+            let before = returned.load();
+            wait_for_a_sleeper(&lock, queue, PUTTERS_AT);
+            let woken_at = now_ns();
+            queue.shutdown();
+            latencies.push(latency(&returned, before, woken_at));
+        }
+        putter.join().unwrap();
+        assert_woken_not_polled("shutdown -> putter", &latencies);
+    });
+}
