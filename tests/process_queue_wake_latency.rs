@@ -250,3 +250,105 @@ fn shutdown_wakes_a_putter_asleep_in_another_process() {
         assert_woken_not_polled("shutdown -> putter", &latencies);
     });
 }
+
+// ----------------------------------------------- a dead holder's wake-up
+
+/// Where the state lock word sits in the queue object, and the ring.
+const LOCK_WORD_AT: usize = 16;
+const USED_AT: usize = 36;
+const ITEMS_AT: usize = 40;
+const UNFINISHED_AT: usize = 44;
+const RING_AT: usize = 128 + 1024 * 8;
+
+/// Takes the state lock of the (empty) queue at `at` as the protocol does
+/// (CAS free → this process's identity), commits a put of `5u64` (its
+/// record at the ring's start, then the live words: what a put's commit
+/// leaves once its journal is cleared), and exits without unlocking or
+/// waking: a producer SIGKILLed between its commit and its unlock.
+fn commit_a_put_and_die((lock, at): (Lock, usize)) {
+    let base = arena_base(&lock);
+    let me = common::arena::my_identity(base);
+    let word = u32_at(base, at + LOCK_WORD_AT);
+    while word
+        .compare_exchange(0, me, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+    // The record: length 1, then postcard's `5u64` (one byte).
+    u32_at(base, at + RING_AT).store(1, Ordering::SeqCst);
+    u32_at(base, at + RING_AT + 4).store(5, Ordering::SeqCst);
+    u32_at(base, at + USED_AT).store(5, Ordering::SeqCst);
+    u32_at(base, at + ITEMS_AT).store(1, Ordering::SeqCst);
+    u32_at(base, at + UNFINISHED_AT).store(1, Ordering::SeqCst);
+}
+
+/// Gets one item from each queue, stamping `returned` after each.
+fn get_one_from_each((queues, returned): (Vec<JoinableQueue<u64>>, Value<u64>)) {
+    for queue in queues {
+        assert_eq!(queue.get(), Ok(5));
+        queue.task_done().unwrap();
+        returned.store(now_ns());
+    }
+}
+
+/// A producer dies after committing its put, holding the state lock (no
+/// unlock, no wake-up), while a getter sleeps on the queue. The next
+/// process to take the state lock (here a `join_timeout(0)`) recovers it
+/// and sees the item; the getter, owed a wake-up by the dead producer,
+/// should be woken then. It is not: it finds the item only at its next
+/// `HOLDER_POLL` poll (0 to 10 ms later; 5 ms in the median). The loom
+/// model of the same: `loom-tests/tests/process_queue_unwoken.rs`.
+#[test]
+fn recovering_a_dead_producers_lock_wakes_the_getter_it_owed_a_wake_up() {
+    with_watchdog(PATIENCE * 2, || {
+        let lock = Lock::new().unwrap();
+        let base = arena_base(&lock);
+        let queues: Vec<_> = (0..ROUNDS)
+            .map(|_| JoinableQueue::<u64>::new().unwrap())
+            .collect();
+        let returned = Value::new(0u64).unwrap();
+        let getter = process::spawn(get_one_from_each, (queues.clone(), returned.clone())).unwrap();
+        let mut latencies = Vec::new();
+        for queue in &queues {
+            let at = queue_offset(queue);
+            let before = returned.load();
+            wait_for_a_sleeper(&lock, queue, GETTERS_AT);
+            process::spawn(commit_a_put_and_die, (lock.clone(), at))
+                .unwrap()
+                .join()
+                .unwrap();
+            // Recover the lock (once the producer is seen dead).
+            let word = u32_at(base, at + LOCK_WORD_AT);
+            let dead_holders = word.load(Ordering::SeqCst);
+            let mut recovered_at = 0;
+            while returned.load() == before {
+                let _ = queue.join_timeout(Duration::ZERO);
+                if word.load(Ordering::SeqCst) != dead_holders {
+                    recovered_at = now_ns();
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            if recovered_at == 0 {
+                // The getter's own poll recovered it first: no measure.
+                continue;
+            }
+            latencies.push(latency(&returned, before, recovered_at));
+        }
+        getter.join().unwrap();
+        assert!(latencies.len() >= ROUNDS / 2, "{latencies:?}");
+        latencies.sort_unstable();
+        let median = latencies[latencies.len() / 2];
+        eprintln!(
+            "dead producer -> getter: latencies (µs) {:?}",
+            latencies.iter().map(|ns| ns / 1000).collect::<Vec<_>>()
+        );
+        assert!(
+            median < 2_000_000,
+            "the getter returned {} µs (median) after the dead producer's lock was \
+             recovered: it was not woken, it found the item by polling",
+            median / 1000
+        );
+    });
+}
