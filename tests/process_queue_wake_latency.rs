@@ -352,3 +352,123 @@ fn recovering_a_dead_producers_lock_wakes_the_getter_it_owed_a_wake_up() {
         );
     });
 }
+
+// --------------------------------------------------------------- stress
+
+/// Items per producer in the stress case.
+const PER_PRODUCER: u32 = 1500;
+/// A call that blocked this much longer than it had to (its timeout, or
+/// 0 for a blocking call whose partner is busy all along) is counted slow.
+const STALL: Duration = Duration::from_millis(8);
+
+/// Puts `PER_PRODUCER` items, blocking or with short timeouts at random;
+/// returns (slow calls, calls).
+fn stress_produce((queue, producer): (JoinableQueue<u32>, u32)) -> (u32, u32) {
+    let mut rng = common::Rng::new(producer as usize + 100);
+    let (mut slow, mut calls) = (0, 0);
+    for sequence in 0..PER_PRODUCER {
+        let item = producer * PER_PRODUCER + sequence;
+        loop {
+            calls += 1;
+            let timeout = Duration::from_micros(rng.below(2000));
+            let blocking = rng.below(2) == 0;
+            let started = std::time::Instant::now();
+            let result = if blocking {
+                queue.put(item)
+            } else {
+                queue.put_timeout(item, timeout)
+            };
+            let limit = if blocking { STALL } else { timeout + STALL };
+            if started.elapsed() > limit {
+                slow += 1;
+            }
+            match result {
+                Ok(()) => break,
+                Err(PutError::Full(_)) => continue,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+    (slow, calls)
+}
+
+/// Gets until shut down, blocking or with short timeouts at random,
+/// counting each item in `marks`; returns (slow calls, calls).
+fn stress_consume(
+    (queue, marks, seed): (JoinableQueue<u32>, process::Array<u32>, u32),
+) -> (u32, u32) {
+    let mut rng = common::Rng::new(seed as usize);
+    let (mut slow, mut calls) = (0, 0);
+    loop {
+        calls += 1;
+        let timeout = Duration::from_micros(rng.below(2000));
+        let blocking = rng.below(2) == 0;
+        let started = std::time::Instant::now();
+        let result = if blocking {
+            queue.get()
+        } else {
+            queue.get_timeout(timeout)
+        };
+        let limit = if blocking { STALL } else { timeout + STALL };
+        match result {
+            Ok(item) => {
+                if started.elapsed() > limit {
+                    slow += 1;
+                }
+                marks.lock().unwrap()[item as usize] += 1;
+                queue.task_done().unwrap();
+            }
+            Err(GetError::Empty) => {
+                if started.elapsed() > limit {
+                    slow += 1;
+                }
+            }
+            Err(GetError::ShutDown) => return (slow, calls),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Two producer and two consumer processes through a queue of one item
+/// (16 bytes), each call blocking or timed at random: every item got
+/// exactly once, the join returns, and hardly any call blocks 8 ms longer
+/// than it had to (a lost wake-up costs a poll: up to 10 ms).
+#[test]
+fn producers_and_consumers_through_a_one_item_queue_neither_lose_items_nor_stall() {
+    with_watchdog(PATIENCE * 4, || {
+        const PRODUCERS: u32 = 2;
+        let queue = JoinableQueue::<u32>::with_capacity(Some(1), 16).unwrap();
+        let marks = process::Array::new((PRODUCERS * PER_PRODUCER) as usize, 0u32).unwrap();
+        let consumers: Vec<_> = (0..2)
+            .map(|seed| {
+                process::spawn(stress_consume, (queue.clone(), marks.clone(), seed)).unwrap()
+            })
+            .collect();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|producer| process::spawn(stress_produce, (queue.clone(), producer)).unwrap())
+            .collect();
+        let (mut slow, mut calls) = (0, 0);
+        for producer in producers {
+            let (s, c) = producer.join().unwrap();
+            slow += s;
+            calls += c;
+        }
+        assert_eq!(queue.join(), Ok(()));
+        queue.shutdown();
+        for consumer in consumers {
+            let (s, c) = consumer.join().unwrap();
+            slow += s;
+            calls += c;
+        }
+        let marks = marks.lock().unwrap().to_vec();
+        assert!(
+            marks.iter().all(|&mark| mark == 1),
+            "an item lost or got twice"
+        );
+        eprintln!("stress: {slow} slow calls of {calls}");
+        assert!(
+            slow * 100 <= calls,
+            "{slow} of {calls} calls stalled over {STALL:?}"
+        );
+    });
+}
