@@ -7,10 +7,10 @@
 //!
 //! | group                          | rows |
 //! |--------------------------------|------|
-//! | `fifo_1p1c`                    | verisync `bounded(1024)` with `task_done` after every get (`verisync_task_done`) and without (`verisync`); crossbeam-channel `bounded(1024)`; flume `bounded(1024)`; `std::sync::mpsc::sync_channel(1024)`; a `parking_lot::Mutex<VecDeque>` + two `Condvar`s baseline |
+//! | `fifo_1p1c`                    | verisync `bounded(1024)` with `task_done` after every get (`verisync_task_done`) and without (`verisync`); crossbeam-channel `bounded(1024)`; flume `bounded(1024)`; `std::sync::mpsc::sync_channel(1024)`; a `parking_lot::Mutex<VecDeque>` + two `Condvar`s baseline; the same baseline with Python's task accounting (`parking_lot_mutex_condvar_task_done`: see below) |
 //! | `fifo_2p2c`                    | the same rows but std's (its `Receiver` cannot be shared) |
-//! | `priority_1p1c`, `priority_2p2c` | verisync `priority_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<BinaryHeap<Reverse<u64>>>` + two `Condvar`s baseline; the same over `BinaryHeap<Reverse<(u64, insertion number)>>` (`parking_lot_mutex_condvar_fifo_ties`), which hands equal items out in insertion order as verisync does |
-//! | `lifo_1p1c`, `lifo_2p2c`       | verisync `lifo_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<Vec>` + two `Condvar`s baseline |
+//! | `priority_1p1c`, `priority_2p2c` | verisync `priority_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<BinaryHeap<Reverse<u64>>>` + two `Condvar`s baseline; the same over `BinaryHeap<Reverse<(u64, insertion number)>>` (`parking_lot_mutex_condvar_fifo_ties`), which hands equal items out in insertion order as verisync does, also with task accounting (`…_fifo_ties_task_done`) |
+//! | `lifo_1p1c`, `lifo_2p2c`       | verisync `lifo_bounded(1024)` with and without `task_done`; a `parking_lot::Mutex<Vec>` + two `Condvar`s baseline, without and with task accounting |
 //! | `lifo_one_thread`              | the LIFO rows on one thread without contention: a put, then a get (and `task_done`), per iteration — the floor under the 1P/1C rows |
 //!
 //! One criterion iteration is one message: put by a producer, got by a
@@ -28,7 +28,14 @@
 //!
 //! The baselines are the textbook bounded queue: put waits on `not_full`
 //! while the store holds 1024 items, pushes, unlocks and notifies
-//! `not_empty`; get is the mirror image.
+//! `not_empty`; get is the mirror image. The `…_task_done` baselines add
+//! what a verisync queue with `task_done` also guarantees, as Python's
+//! `queue.Queue` does it: an unfinished count beside the store under the
+//! same mutex (a put adds one), and after every get a `task_done` that
+//! locks again, subtracts one and at 0 notifies an `all_tasks_done`
+//! `Condvar`. So each verisync row has a same-guarantee baseline: the
+//! `verisync` rows (no `task_done`) the plain baselines, the
+//! `verisync_task_done` rows the task-counting ones.
 //!
 //! Reproduce (the second command prints the ratio table with the targets of
 //! issues 2 and 3, from criterion's saved medians):
@@ -345,6 +352,93 @@ impl<S: Store> CondvarQueue<S> {
     }
 }
 
+/// The textbook queue with Python's `queue.Queue` task accounting, the
+/// same guarantee as a verisync queue with `task_done`: an `unfinished`
+/// count beside the store under the same mutex (a put adds one), and a
+/// `task_done` that locks, subtracts one and, at 0, notifies an
+/// `all_tasks_done` `Condvar` (what `join` would wait on). A get followed by
+/// `task_done` is two lock cycles, as in Python.
+struct TaskCountingQueue<S> {
+    queue: CondvarQueue<Counted<S>>,
+    all_tasks_done: parking_lot::Condvar,
+}
+
+/// A store and its unfinished tasks.
+#[derive(Default)]
+struct Counted<S> {
+    store: S,
+    unfinished: usize,
+}
+
+impl<S: Store> Store for Counted<S> {
+    #[inline]
+    fn push(&mut self, value: u64) {
+        self.store.push(value);
+        self.unfinished += 1;
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<u64> {
+        self.store.pop()
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.store.len()
+    }
+}
+
+impl<S: Store> TaskCountingQueue<S> {
+    fn new() -> Self {
+        let queue = CondvarQueue::<Counted<S>>::new();
+        // `CondvarQueue::new` filled and emptied the store once.
+        queue.items.lock().unfinished = 0;
+        Self {
+            queue,
+            all_tasks_done: parking_lot::Condvar::new(),
+        }
+    }
+
+    #[inline]
+    fn task_done(&self) {
+        let mut items = self.queue.items.lock();
+        items.unfinished = items
+            .unfinished
+            .checked_sub(1)
+            .expect("task_done called more times than items were put");
+        if items.unfinished == 0 {
+            self.all_tasks_done.notify_all();
+        }
+    }
+}
+
+/// The task-counting baseline ([`TaskCountingQueue`]): `put`, and `get`
+/// followed by `task_done`.
+struct TaskBaseline<S>(S);
+
+impl<S: Store> Channel for TaskBaseline<S> {
+    type Sender = Arc<CachePadded<TaskCountingQueue<S>>>;
+    type Receiver = Arc<CachePadded<TaskCountingQueue<S>>>;
+
+    fn endpoints(producers: usize, consumers: usize) -> (Vec<Self::Sender>, Vec<Self::Receiver>) {
+        shared(
+            CachePadded::new(TaskCountingQueue::new()),
+            producers,
+            consumers,
+        )
+    }
+
+    #[inline]
+    fn send(sender: &Self::Sender, value: u64) {
+        sender.queue.put(value);
+    }
+
+    #[inline]
+    fn recv(receiver: &Self::Receiver) -> u64 {
+        let value = receiver.queue.get();
+        receiver.task_done();
+        value
+    }
+}
+
 /// The parking_lot `Mutex` + two `Condvar`s baseline over store `S`.
 struct Baseline<S>(S);
 
@@ -454,6 +548,12 @@ fn fifo(c: &mut Criterion) {
             producers,
             consumers,
         );
+        bench::<TaskBaseline<VecDeque<u64>>>(
+            &mut group,
+            "parking_lot_mutex_condvar_task_done",
+            producers,
+            consumers,
+        );
         group.finish();
     }
 }
@@ -475,6 +575,12 @@ fn priority(c: &mut Criterion) {
             producers,
             consumers,
         );
+        bench::<TaskBaseline<FifoTiesHeap>>(
+            &mut group,
+            "parking_lot_mutex_condvar_fifo_ties_task_done",
+            producers,
+            consumers,
+        );
         group.finish();
     }
 }
@@ -487,6 +593,12 @@ fn lifo(c: &mut Criterion) {
         bench::<Baseline<Vec<u64>>>(
             &mut group,
             "parking_lot_mutex_condvar",
+            producers,
+            consumers,
+        );
+        bench::<TaskBaseline<Vec<u64>>>(
+            &mut group,
+            "parking_lot_mutex_condvar_task_done",
             producers,
             consumers,
         );
