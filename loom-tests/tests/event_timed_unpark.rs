@@ -1,10 +1,11 @@
-//! Review 17: the parking seam's loom model (`src/sys/park_loom.rs`) has
-//! the futex model's timed-wait pattern: a timed parker that an unpark
-//! dequeues while it waits for the model's table lock (another thread
-//! holding it) gets the `Thread::unpark` while loom counts it blocked on
+//! Review 17: the parking seam's loom model (`src/sys/park_loom.rs`) had
+//! the futex model's timed-wait flaw: a timed parker that an unpark
+//! dequeued while it waited for the model's table lock (another thread
+//! holding it) got the `Thread::unpark` while loom counted it blocked on
 //! that lock, which loom turns into "runnable" without keeping a token; it
-//! then parks for ever (a false deadlock). Two waiters on an `Event`, one
-//! timed, and a `set`.
+//! then parked for ever (a false deadlock). Fixed in the model: the timed
+//! parker takes its hand-off at once when it finds itself dequeued. Two
+//! waiters on an `Event`, one timed, and a `set`.
 
 use std::time::Duration;
 

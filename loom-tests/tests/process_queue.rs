@@ -286,7 +286,7 @@ fn a_task_done_for_a_dead_process_races_its_reclaim_and_nothing_is_lost() {
 // polls (`die_unnoticed`: production's `HOLDER_POLL` would end such a
 // sleep within 10 ms, so production tests cannot see a wake-up left to
 // it; the model can). Each fails (loom: deadlock) with the bump it covers
-// removed. Two more, failing now, are in `process_queue_unwoken.rs`.
+// removed. Two more are in `process_queue_unwoken.rs`.
 
 #[test]
 fn shutdown_wakes_a_blocked_putter() {

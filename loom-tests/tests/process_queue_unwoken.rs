@@ -1,20 +1,21 @@
-//! Review 17: two loom models of the process queue that FAIL now (loom:
-//! "deadlock", which aborts the binary, so they live apart from
-//! `process_queue.rs`; run each by name:
+//! Review 17: two loom models of the process queue that failed (loom:
+//! "deadlock") before their fixes; a failure aborts the binary, so they
+//! live apart from `process_queue.rs` (run one by name:
 //! `LOOM_MAX_PREEMPTIONS=2 cargo test --release --test process_queue_unwoken -- NAME`).
 //!
-//! - `a_producer_that_dies_after_its_commit_...`: a latency defect in
-//!   `raw/process_queue.rs` (pre-existing, not made by the `bump` change):
-//!   a locker that takes the state lock from a dead holder wakes nobody
-//!   unless the journal was pending, so a sleeper owed a wake-up by the
-//!   dead holder waits for production's `HOLDER_POLL`.
+//! - `a_producer_that_dies_after_its_commit_...`: a locker that took the
+//!   state lock from a dead holder woke nobody unless the journal was
+//!   pending, so a sleeper owed a wake-up by the dead holder waited for
+//!   production's `HOLDER_POLL`. Fixed in `raw/process_queue.rs`: a
+//!   locker told the holder died bumps every futex word and wakes every
+//!   sleeper.
 //! - `two_getters_on_one_word_...`: a defect of the futex *model*
-//!   (`src/sys/futex_loom.rs`): a timed waiter that a `wake` dequeues while
-//!   it waits for the model's table lock can lose the `unpark` (loom drops
-//!   an unpark that reaches a thread blocked on a loom `Mutex`: it only
-//!   makes it runnable), then parks for ever: a false deadlock. The queue
-//!   is not at fault: with the park loop looking for its outcome *before*
-//!   parking, the model passes.
+//!   (`src/sys/futex_loom.rs`): a timed waiter that a `wake` dequeued while
+//!   it waited for the model's table lock lost the `unpark` (loom keeps no
+//!   unpark that reaches a thread blocked on a loom `Mutex`: it only makes
+//!   it runnable), then parked for ever: a false deadlock. Fixed in the
+//!   model: the timed waiter takes its outcome at once when it finds
+//!   itself dequeued.
 
 use loom::sync::atomic::{AtomicU8, Ordering};
 use loom::sync::Arc;
