@@ -66,6 +66,15 @@ pub mod processes {
             self.alive[id as usize].store(false, Ordering::Release);
             process_died();
         }
+
+        /// Process `id` dies now, and nobody polls: no waiter is told (the
+        /// model's stand-in for production's `HOLDER_POLL` is left out).
+        /// A waiter still asleep afterwards is one that only the poll
+        /// would have woken: loom reports it as a deadlock. For the tests
+        /// of wake-ups that must not wait for the poll.
+        pub fn die_unnoticed(&self, id: u32) {
+            self.alive[id as usize].store(false, Ordering::Release);
+        }
     }
 
     impl Default for Processes {

@@ -9,7 +9,7 @@ use loom::sync::Arc;
 use loom::thread;
 use verisync::__loom::process_lock::{Wait, Word};
 use verisync::__loom::process_queue::{
-    GetRefused, Holding, Joined, QueueState, RawQueue, RingBytes,
+    GetRefused, Holding, Joined, PutRefused, QueueState, RawQueue, RingBytes,
 };
 use verisync_loom_tests::processes::{Processes, StateLockOf};
 
@@ -276,5 +276,81 @@ fn a_task_done_for_a_dead_process_races_its_reclaim_and_nothing_is_lost() {
         assert_eq!(world.get(1), Ok(vec![2]));
         assert!(world.queue().task_done(&me));
         assert_eq!(world.queue().join(Wait::Try, &me), Joined::Done { lost: 0 });
+    });
+}
+
+// ------------------------------------------------------------- review 17
+//
+// Wake-ups the earlier models did not cover: a shutdown waking a blocked
+// putter, and wake-ups owed to a sleeper when a process dies and nobody
+// polls (`die_unnoticed`: production's `HOLDER_POLL` would end such a
+// sleep within 10 ms, so production tests cannot see a wake-up left to
+// it; the model can). Each fails (loom: deadlock) with the bump it covers
+// removed. Two more are in `process_queue_unwoken.rs`.
+
+#[test]
+fn shutdown_wakes_a_blocked_putter() {
+    model(|| {
+        let world = World::new(1);
+        world.put(1, 1);
+        let putter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world
+                    .queue()
+                    .put(&[2], Wait::Until(None), &world.process(2))
+            })
+        };
+        world.queue().shutdown(&world.process(1));
+        assert_eq!(putter.join().unwrap(), Err(PutRefused::ShutDown));
+        assert_eq!(world.get(3), Ok(vec![1]), "a shut-down queue drains");
+    });
+}
+
+/// A producer dies mid-commit (its journal entry written) and nobody
+/// polls; process 3 then takes the state lock (a `join` that does not
+/// wait): its redo delivers the item and must wake the getter asleep on
+/// the queue.
+#[test]
+fn a_redo_by_another_process_wakes_a_sleeping_getter_without_a_poll() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        let getter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.get(2))
+        };
+        let producer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world
+                    .queue()
+                    .put_and_die(&[7], &world.process(1), JOURNAL_SET);
+                world.processes.die_unnoticed(1);
+            })
+        };
+        producer.join().unwrap();
+        let _ = world.queue().join(Wait::Try, &world.process(3));
+        assert_eq!(getter.join().unwrap(), Ok(vec![7]));
+    });
+}
+
+/// A consumer dies holding a task and nobody polls; process 3 joins too,
+/// reclaiming the holding (its own join sees the death it caused): the
+/// joiner asleep on the last unfinished task must be woken by that
+/// reclaim.
+#[test]
+fn a_reclaim_by_another_process_wakes_a_sleeping_joiner_without_a_poll() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        world.put(1, 1);
+        assert_eq!(world.get(2), Ok(vec![1]));
+        let joiner = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.queue().join(Wait::Until(None), &world.process(1)))
+        };
+        world.processes.die_unnoticed(2);
+        let joined = world.queue().join(Wait::Until(None), &world.process(3));
+        assert_eq!(joined, Joined::Done { lost: 1 });
+        assert_eq!(joiner.join().unwrap(), Joined::Done { lost: 1 });
     });
 }

@@ -79,16 +79,21 @@ thread_local! {
 /// Runs `call` with this thread's buffer `kept`, taken for the call (a
 /// call from inside the item's `Serialize`/`Deserialize`, or from a
 /// thread-local destructor, finds none and starts a fresh one) and kept
-/// afterwards unless it grew past [`KEPT_BUFFER`].
+/// afterwards, cut back to [`KEPT_BUFFER`] bytes if it grew past them.
 fn with_kept_buffer<R>(
     kept: &'static std::thread::LocalKey<Cell<Vec<u8>>>,
     call: impl FnOnce(&mut Vec<u8>) -> R,
 ) -> R {
     let mut buffer = kept.try_with(Cell::take).unwrap_or_default();
     let result = call(&mut buffer);
-    if buffer.capacity() <= KEPT_BUFFER {
-        let _ = kept.try_with(|slot| slot.set(buffer));
+    if buffer.capacity() > KEPT_BUFFER {
+        // Grown past what is kept (a large item, or a doubling past the
+        // limit by one of 32–64 KiB): keep `KEPT_BUFFER` of it, so items up
+        // to that size never allocate again (review 17).
+        buffer.truncate(KEPT_BUFFER);
+        buffer.shrink_to(KEPT_BUFFER);
     }
+    let _ = kept.try_with(|slot| slot.set(buffer));
     result
 }
 

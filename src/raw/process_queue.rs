@@ -116,8 +116,12 @@
 //! announces later does so under the lock, after this transition, and
 //! sees its state. (Every write of the word is under the lock, so the bump
 //! is a load and a store, not a read-modify-write.) A process killed
-//! between a bump and its wake wakes nobody; the sleepers' waits end
-//! within `HOLDER_POLL` (the model: at the death step) and they look again.
+//! between a bump and its wake wakes nobody, and one killed mid-transition
+//! may owe wake-ups too: so the next locker, told by the state lock that
+//! its holder died, bumps all three words and wakes every sleeper after
+//! unlocking (they look again). Until a process takes the lock, the
+//! sleepers' waits end within `HOLDER_POLL` (the model: at the death step),
+//! and they take it.
 //!
 //! Before it sleeps, a waiter checks (as the futex's `still_valid`, so in
 //! the model atomically with queuing) that the state lock is not held by a
@@ -141,7 +145,7 @@
 
 use std::time::Instant;
 
-use super::process_lock::{slot_index, StateLock, Wait, HOLDER_MASK};
+use super::process_lock::{slot_index, Acquired, StateLock, Wait, HOLDER_MASK};
 pub use super::process_state::Holding;
 use crate::sys::atomic::Ordering::Relaxed;
 use crate::sys::futex::{self, Wake, Word};
@@ -365,6 +369,21 @@ impl<L: StateLock> Held<'_, L> {
         }
     }
 
+    /// Bumps every word whether or not a waiter announced itself, and
+    /// wakes every sleeper after unlocking: for a locker that found the
+    /// previous holder dead. That holder may have bumped a word (clearing
+    /// `SLEEPERS`) and died before its wake, leaving a sleeper in the futex
+    /// on the old value, which no conditional bump would ever wake (it sees
+    /// no `SLEEPERS`); the new value also turns away a waiter that read the
+    /// old one and has not yet slept. Woken waiters look at the state again.
+    fn bump_all_after_a_death(&mut self) {
+        for which in [Sleepers::Getters, Sleepers::Putters, Sleepers::Joiners] {
+            let word = self.word(which);
+            word.store(word.load(Relaxed).wrapping_add(1) & SEQUENCE, Relaxed);
+            self.wake[which as usize] = true;
+        }
+    }
+
     /// Announces a sleeper on `which` (under the lock): the value to sleep on.
     fn announce(&self, which: Sleepers) -> u32 {
         self.word(which).fetch_or(SLEEPERS, Relaxed) | SLEEPERS
@@ -389,9 +408,11 @@ fn wrap_slowly(position: u64, capacity: u64) -> u32 {
 }
 
 /// Lengthens `buffer` to `len` bytes (zeros): the first get of an item this
-/// long.
+/// long. Exactly: a doubled capacity could pass the size a caller keeps
+/// between gets, and it would then be freed and grown again every time.
 #[cold]
 fn grow(buffer: &mut Vec<u8>, len: usize) {
+    buffer.reserve_exact(len - buffer.len());
     buffer.resize(len, 0);
 }
 
@@ -438,14 +459,18 @@ impl<'a, B: RingBytes> RawQueue<'a, B> {
     fn lock<'q, L: StateLock>(&'q self, lock: &'q L, wait: Wait) -> Option<Held<'q, L>> {
         // A clean unlock leaves no journal entry: only a death mid-commit
         // (the lock then reports `OwnerDied`) or garbage does; either way
-        // the checks below decide, so how the lock was taken does not matter.
-        lock.lock(wait)?;
+        // the checks below decide the state whichever way the lock was taken.
+        let acquired = lock.lock(wait)?;
         let mut held = Held {
             lock,
             state: self.state,
             fields: Fields::load(&self.state.live),
             wake: [false; 3],
         };
+        if acquired == Acquired::OwnerDied {
+            // The dead holder may owe wake-ups (review 17).
+            held.bump_all_after_a_death();
+        }
         if self.state.journal.load(Relaxed) != 0 {
             self.redo(&mut held);
         }

@@ -14,8 +14,10 @@
 //!   "deadlock": a lost wake-up cannot pass unnoticed.
 //! - A timed wait (any `Some` deadline: the model has no clock) queues,
 //!   releases the table lock, takes it again: still queued means it timed
-//!   out; otherwise it takes the outcome it was handed. So loom explores a
-//!   timeout at every point relative to a racing wake.
+//!   out; otherwise it takes the outcome it was handed, at once (loom keeps
+//!   no `unpark` delivered while the thread waited for the table lock, so
+//!   it must not park for it). So loom explores a timeout at every point
+//!   relative to a racing wake.
 //! - **A process dies.** Production notices a dead holder by polling
 //!   (`HOLDER_POLL`). The model has no clock, so [`process_died`] wakes
 //!   every waiter with [`Wake::Recheck`] instead; the test marks the
@@ -121,6 +123,14 @@ pub fn wait(
         if let Some(position) = table.waiters.iter().position(|waiter| waiter.id == id) {
             table.waiters.remove(position);
             return Wake::TimedOut;
+        }
+        // Woken while waiting for the table lock: the outcome is here. Take
+        // it now rather than park: loom may have delivered the waker's
+        // `unpark` while this thread was blocked on the lock, and keeps no
+        // token for it, so a park would never return (a false deadlock;
+        // review 17).
+        if let Some(outcome) = table.take_outcome(id) {
+            return outcome;
         }
     }
     loop {

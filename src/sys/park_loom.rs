@@ -15,7 +15,9 @@
 //! - A timed park (any `Some` deadline: the model has no clock) enqueues,
 //!   releases the table lock, takes it again: if the waiter is still
 //!   queued it dequeues itself, runs `timed_out` and returns `TimedOut`;
-//!   otherwise it was unparked in between and takes the hand-off. So loom
+//!   otherwise it was unparked in between and takes the hand-off at once
+//!   (loom keeps no `unpark` delivered while the thread waited for the
+//!   table lock, so it must not park for it). So loom
 //!   explores a timeout at every point relative to a racing unpark — the
 //!   place where a permit, a lock hand-off or an item gets lost.
 //! - `be_fair` (parking_lot's "the queue's fairness timer has expired,
@@ -182,6 +184,14 @@ pub unsafe fn park(
             let was_last_thread = !table.has_waiters(key);
             timed_out(key, was_last_thread);
             return ParkResult::TimedOut;
+        }
+        // Unparked while waiting for the table lock: the hand-off is here.
+        // Take it now rather than park: loom may have delivered the
+        // unparker's `Thread::unpark` while this thread was blocked on the
+        // lock, and keeps no token for it, so a park would never return (a
+        // false deadlock; review 17).
+        if let Some(token) = table.take_handoff(id) {
+            return ParkResult::Unparked(token);
         }
     }
 
