@@ -187,14 +187,96 @@ def median_of_runs(per_run):
     return {key: statistics.median(m[key] for m in per_run if key in m) for key in keys}
 
 
+def each_run_ratio(per_run, group, ours, theirs):
+    """A row's ratio in each run that measured both sides."""
+    return [m[(group, ours)] / m[(group, theirs)] for m in per_run
+            if (group, ours) in m and (group, theirs) in m]
+
+
 def run_ratios(per_run):
     """For every row of ratios.ROWS: its ratio in each run, as text."""
     spread = {}
     for group, ours, theirs, _ in ratios.ROWS:
-        each = [m[(group, ours)] / m[(group, theirs)] for m in per_run
-                if (group, ours) in m and (group, theirs) in m]
+        each = each_run_ratio(per_run, group, ours, theirs)
         spread[(group, ours, theirs)] = ", ".join(f"{ratio:.2f}" for ratio in each) or "—"
     return spread
+
+
+def runs_meeting(per_run, group, ours, theirs, target):
+    """"k of n": in how many runs the row met its target ("—" without one)."""
+    limit = ratios.limit_of(target)
+    each = each_run_ratio(per_run, group, ours, theirs)
+    if limit is None or not each:
+        return "—"
+    return f"{sum(ratio <= limit for ratio in each)} of {len(each)}"
+
+
+# The README's short table: the rows with a target, in words.
+README_LABELS = {
+    ("mutex_uncontended", "verisync", "parking_lot"): ("`Mutex` lock+unlock, uncontended", "parking_lot"),
+    ("mutex_contended/2", "verisync", "parking_lot"): ("`Mutex`, 2 threads incrementing", "parking_lot"),
+    ("mutex_contended/4", "verisync", "parking_lot"): ("`Mutex`, 4 threads", "parking_lot"),
+    ("mutex_contended/8", "verisync", "parking_lot"): ("`Mutex`, 8 threads", "parking_lot"),
+    ("reentrant_uncontended", "verisync", "parking_lot"): ("`ReentrantLock` lock+unlock", "parking_lot `ReentrantMutex`"),
+    ("reentrant_uncontended", "verisync_nested", "parking_lot_nested"): ("`ReentrantLock`, nested", "parking_lot `ReentrantMutex`"),
+    ("ping_pong_one_cpu", "verisync_condition", "parking_lot_condvar"): ("`Condition` ping-pong, one CPU", "parking_lot `Condvar`"),
+    ("ping_pong_one_cpu", "verisync_event", "parking_lot_condvar"): ("`Event` ping-pong, one CPU", "parking_lot `Condvar`"),
+    ("ping_pong_two_cpus", "verisync_condition", "parking_lot_condvar"): ("`Condition` ping-pong, two CPUs", "parking_lot `Condvar`"),
+    ("ping_pong_two_cpus", "verisync_event", "parking_lot_condvar"): ("`Event` ping-pong, two CPUs", "parking_lot `Condvar`"),
+    ("semaphore_uncontended", "verisync", "parking_lot_mutex_condvar"): ("`Semaphore`, uncontended", "Mutex+Condvar semaphore"),
+    ("semaphore_contended", "verisync", "parking_lot_mutex_condvar"): ("`Semaphore`, 4 threads over 2 permits", "Mutex+Condvar semaphore"),
+    ("fifo_1p1c", "verisync_task_done", "crossbeam_channel"): ("`JoinableQueue` FIFO 1P/1C, `task_done`", "crossbeam-channel"),
+    ("fifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_task_done"): ("FIFO 1P/1C, `task_done`", "Mutex<VecDeque>+Condvars, task counting"),
+    ("fifo_1p1c", "verisync", "parking_lot_mutex_condvar"): ("FIFO 1P/1C", "Mutex<VecDeque>+Condvars"),
+    ("fifo_2p2c", "verisync_task_done", "crossbeam_channel"): ("FIFO 2P/2C, `task_done`", "crossbeam-channel"),
+    ("fifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_task_done"): ("FIFO 2P/2C, `task_done`", "Mutex<VecDeque>+Condvars, task counting"),
+    ("fifo_2p2c", "verisync", "parking_lot_mutex_condvar"): ("FIFO 2P/2C", "Mutex<VecDeque>+Condvars"),
+    ("priority_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties_task_done"): ("priority 1P/1C, `task_done`", "Mutex<BinaryHeap> (ties in order)+Condvars, task counting"),
+    ("priority_1p1c", "verisync", "parking_lot_mutex_condvar_fifo_ties"): ("priority 1P/1C", "Mutex<BinaryHeap> (ties in order)+Condvars"),
+    ("priority_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_fifo_ties_task_done"): ("priority 2P/2C, `task_done`", "the same, task counting"),
+    ("priority_2p2c", "verisync", "parking_lot_mutex_condvar_fifo_ties"): ("priority 2P/2C", "the same"),
+    ("lifo_1p1c", "verisync_task_done", "parking_lot_mutex_condvar_task_done"): ("LIFO 1P/1C, `task_done`", "Mutex<Vec>+Condvars, task counting"),
+    ("lifo_1p1c", "verisync", "parking_lot_mutex_condvar"): ("LIFO 1P/1C", "Mutex<Vec>+Condvars"),
+    ("lifo_2p2c", "verisync_task_done", "parking_lot_mutex_condvar_task_done"): ("LIFO 2P/2C, `task_done`", "Mutex<Vec>+Condvars, task counting"),
+    ("lifo_2p2c", "verisync", "parking_lot_mutex_condvar"): ("LIFO 2P/2C", "Mutex<Vec>+Condvars"),
+    ("tiny_tasks", "verisync_submit", "threadpool_latch"): ("`ThreadPool`, 100,000 tiny tasks", "threadpool"),
+    ("tiny_tasks", "verisync_submit", "rayon_spawn_latch"): ("the same", "rayon spawn+latch"),
+    ("tiny_tasks", "verisync_scope", "rayon_scope"): ("`ThreadPool::scope`, tiny tasks", "rayon `scope`"),
+    ("value_tasks", "verisync_join", "threadpool_channel"): ("`ThreadPool`, tasks returning values", "threadpool + a channel each"),
+    ("map_1m", "verisync_map", "rayon_par_iter"): ("`ThreadPool::map`, 1M cheap items", "rayon `par_iter`"),
+    ("process_pool_tiny_tasks", "verisync_submit_join", "python_ppe_submit_result"): ("`ProcessPool`, 5,000 tiny tasks", "Python `ProcessPoolExecutor`"),
+    ("process_pool_tiny_tasks", "verisync_submit_join", "python_mp_pool_apply_async"): ("the same", "Python `multiprocessing.Pool`"),
+    ("process_pool_startup", "verisync", "python_ppe_fork"): ("`ProcessPool` start-up", "Python `ProcessPoolExecutor` (fork)"),
+    ("process_pool_startup", "verisync", "python_mp_pool_fork"): ("the same", "Python `multiprocessing.Pool` (fork)"),
+    ("process_pool_map", "verisync_map", "python_mp_pool_map_default_chunksize"): ("`ProcessPool::map`, 5,000 tiny items", "Python `Pool.map`, default chunksize"),
+    ("process_lock_uncontended", "verisync_process_lock", "verisync_mutex"): ("`process::Lock`, uncontended", "the thread `Mutex`"),
+    ("process_queue_u64", "verisync_process_queue", "python_mp_queue"): ("`process::JoinableQueue`, u64", "Python `multiprocessing.Queue`"),
+    ("process_queue_u64", "verisync_process_queue", "postcard_pipe"): ("the same", "a pipe of postcard frames"),
+    ("process_queue_1k", "verisync_process_queue", "python_mp_queue"): ("`process::JoinableQueue`, 1 KiB", "Python `multiprocessing.Queue`"),
+    ("process_queue_1k", "verisync_process_queue", "postcard_pipe"): ("the same", "a pipe of postcard frames"),
+}
+
+
+def readme_table(per_run):
+    """The README's short table (markdown lines): every row with a target,
+    its median time ratio, the target, and in how many runs it was met."""
+    medians = median_of_runs(per_run)
+    lines = ["| what | against | time ratio | target | met (runs) |",
+             "|---|---|---:|---|---|"]
+    for group, ours, theirs, target in ratios.ROWS:
+        if target is None:
+            continue
+        what, against = README_LABELS.get((group, ours, theirs), (f"{group} {ours}", theirs))
+        _, _, ratio, result, missed = ratios.evaluate(medians, group, ours, theirs, target)
+        if ratio is None:
+            lines.append(f"| {what} | {against} | — | ≤ {ratios.limit_of(target):.2f}× | not run |")
+            continue
+        each = each_run_ratio(per_run, group, ours, theirs)
+        met = sum(run_ratio <= ratios.limit_of(target) for run_ratio in each)
+        mark = "✗" if missed else ("✓" if met == len(each) else "✓ median only")
+        lines.append(f"| {what} | {against} | {ratio:.2f}× | ≤ {ratios.limit_of(target):.2f}× "
+                     f"| {mark} ({met} of {len(each)}) |")
+    return lines
 
 
 def primitive_of(group):
@@ -262,10 +344,11 @@ def write_markdown(path, per_run, info, smoke, plots_dir, command):
     table, missed = ratios.ratio_table(medians)
     spread = run_ratios(per_run)
     # The ratio of each run, beside the median's.
-    table[0] += " ratio in each run |"
-    table[1] += "---|"
-    for index, (group, ours, theirs, _) in enumerate(ratios.ROWS):
-        table[index + 2] += f" {spread[(group, ours, theirs)]} |"
+    table[0] += " ratio in each run | runs meeting the target |"
+    table[1] += "---|---|"
+    for index, (group, ours, theirs, target) in enumerate(ratios.ROWS):
+        table[index + 2] += (f" {spread[(group, ours, theirs)]} "
+                             f"| {runs_meeting(per_run, group, ours, theirs, target)} |")
     plots = os.path.relpath(plots_dir, os.path.dirname(os.path.abspath(path)))
     runs = len(per_run)
     lines = ["# verisync benchmarks", ""]
@@ -413,7 +496,11 @@ def main():
         draw_plots(plot_data(median_of_runs(per_run), info, banner), report_dir,
                    os.path.abspath(plots_dir))
     missed = write_markdown(out, per_run, info, smoke, plots_dir, command)
-    print(f"wrote {out} ({missed} targets missed); plots in {plots_dir}")
+    short = os.path.join(report_dir, "README-table.md")
+    with open(short, "w") as f:
+        f.write("\n".join(readme_table(per_run)) + "\n")
+    print(f"wrote {out} ({missed} targets missed; the README's short table: {short}); "
+          f"plots in {plots_dir}")
 
 
 if __name__ == "__main__":
