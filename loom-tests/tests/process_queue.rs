@@ -286,7 +286,7 @@ fn a_task_done_for_a_dead_process_races_its_reclaim_and_nothing_is_lost() {
 // polls (`die_unnoticed`: production's `HOLDER_POLL` would end such a
 // sleep within 10 ms, so production tests cannot see a wake-up left to
 // it; the model can). Each fails (loom: deadlock) with the bump it covers
-// removed. Two more are in `process_queue_unwoken.rs`.
+// removed; the last two came with review 17's fixes.
 
 #[test]
 fn shutdown_wakes_a_blocked_putter() {
@@ -352,5 +352,71 @@ fn a_reclaim_by_another_process_wakes_a_sleeping_joiner_without_a_poll() {
         let joined = world.queue().join(Wait::Until(None), &world.process(3));
         assert_eq!(joined, Joined::Done { lost: 1 });
         assert_eq!(joiner.join().unwrap(), Joined::Done { lost: 1 });
+    });
+}
+
+/// A producer dies after its whole commit (the journal cleared), before
+/// its unlock and wake-up, and nobody polls; process 3 then takes the
+/// state lock from the dead holder (a `join` that does not wait). The item
+/// is there, and the getter asleep since before the put must be woken by
+/// process 3 (review 17: nothing woke it, so it slept until production's
+/// `HOLDER_POLL`): `RawQueue::lock`, told `Acquired::OwnerDied`, bumps every
+/// word and wakes every sleeper, whatever `SLEEPERS` says (the dead holder
+/// may have bumped, clearing it, without waking).
+#[test]
+fn a_producer_that_dies_after_its_commit_leaves_no_getter_asleep_once_its_lock_is_recovered() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        let getter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.get(2))
+        };
+        let producer = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world
+                    .queue()
+                    .put_and_die(&[7], &world.process(1), PUT_COMMIT_STORES);
+                world.processes.die_unnoticed(1);
+            })
+        };
+        producer.join().unwrap();
+        let _ = world.queue().join(Wait::Try, &world.process(3));
+        assert_eq!(getter.join().unwrap(), Ok(vec![7]));
+    });
+}
+
+/// Getter 2 waits for ever, getter 3 with a deadline (timing out at any
+/// point); one item is put, then one more once getter 3 is done: getter 2
+/// always gets one, and none is got twice or lost. (Review 17: this failed
+/// with a false deadlock of the futex model, fixed in `futex_loom.rs`.)
+#[test]
+fn two_getters_on_one_word_one_times_out_and_the_other_is_still_woken() {
+    model(|| {
+        let world = World::new(u32::MAX);
+        let patient = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || world.get(2))
+        };
+        let hasty = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world.queue().get(
+                    Wait::Until(Some(std::time::Instant::now())),
+                    &world.process(3),
+                )
+            })
+        };
+        world.put(1, 1);
+        let hasty = hasty.join().unwrap();
+        world.put(1, 2);
+        let patient = patient.join().unwrap().expect("the patient getter gets");
+        let mut got = vec![patient];
+        got.extend(hasty.ok());
+        while let Ok(item) = world.queue().get(Wait::Try, &world.process(1)) {
+            got.push(item);
+        }
+        got.sort();
+        assert_eq!(got, [vec![1], vec![2]]);
     });
 }
