@@ -137,17 +137,19 @@ impl<'de> Deserialize<'de> for Blob {
 }
 
 /// Item lengths, all under the 64 KiB the queue keeps a buffer for, that
-/// go up by less than double from over 32 KiB: each growth doubles the
-/// buffer's capacity past 64 KiB, so it is freed after that call.
+/// go up by less than double from over 32 KiB: a doubling growth takes the
+/// buffer's capacity past 64 KiB (review 17: it was then freed after that
+/// call; now it is cut back to 64 KiB and kept).
 const LENGTHS: [usize; 2] = [33 << 10, 40 << 10];
 
 /// Gets of items of up to 64 KiB allocate nothing once this thread's
 /// record buffer has been long enough for them (the promise of
 /// `get_into`/`RECORD_BUFFER`: "a get allocates nothing and zeroes nothing
-/// under the queue's lock"). Lengths 33 KiB and 40 KiB in turn break it:
-/// growing the buffer from 33 to 40 KiB (`Vec::resize`, amortized) gives
-/// it 66 KiB of capacity, over `KEPT_BUFFER`, so it is freed, and every
-/// get allocates and zeroes its item's length again, under the state lock.
+/// under the queue's lock"). Lengths 33 KiB and 40 KiB in turn broke it
+/// (review 17): growing the buffer from 33 to 40 KiB (`Vec::resize`,
+/// amortized) gave it 66 KiB of capacity, over `KEPT_BUFFER`, so it was
+/// freed, and every get allocated and zeroed its item's length again,
+/// under the state lock.
 #[test]
 fn gets_of_items_under_64_kib_allocate_nothing_once_the_buffer_is_long_enough() {
     with_watchdog(PATIENCE, || {
@@ -180,8 +182,8 @@ fn gets_of_items_under_64_kib_allocate_nothing_once_the_buffer_is_long_enough() 
 }
 
 /// The same for puts (`ENCODE_BUFFER`, whose growth is postcard's
-/// appends: the same doubling). Not made by review 17's change (the
-/// encode buffer was kept so before), but the same defect.
+/// appends: the same doubling). The encode buffer had the same defect
+/// before review 17's change to gets.
 #[test]
 fn puts_of_items_under_64_kib_allocate_nothing_once_the_buffer_is_long_enough() {
     with_watchdog(PATIENCE, || {

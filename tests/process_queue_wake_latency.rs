@@ -296,9 +296,9 @@ fn get_one_from_each((queues, returned): (Vec<JoinableQueue<u64>>, Value<u64>)) 
 /// unlock, no wake-up), while a getter sleeps on the queue. The next
 /// process to take the state lock (here a `join_timeout(0)`) recovers it
 /// and sees the item; the getter, owed a wake-up by the dead producer,
-/// should be woken then. It is not: it finds the item only at its next
-/// `HOLDER_POLL` poll (0 to 10 ms later; 5 ms in the median). The loom
-/// model of the same: `loom-tests/tests/process_queue.rs`.
+/// is woken then. (Review 17: it was not, and found the item only at its
+/// next `HOLDER_POLL` poll, 0 to 10 ms later, 5 ms in the median.) The
+/// loom model of the same: `loom-tests/tests/process_queue.rs`.
 #[test]
 fn recovering_a_dead_producers_lock_wakes_the_getter_it_owed_a_wake_up() {
     with_watchdog(PATIENCE * 2, || {
