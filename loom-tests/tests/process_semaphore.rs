@@ -367,3 +367,48 @@ fn a_bounded_repair_keeps_a_permit_released_while_another_was_held() {
         assert!(world.holdings.iter().all(|holding| holding.count() == 0));
     });
 }
+
+/// A process gives its permit back and dies holding the state lock after
+/// its whole transition (holding emptied, `A` raised, the wake word bumped,
+/// so `SLEEPERS` cleared) but before it unlocks and wakes, and nobody polls
+/// (`die_unnoticed`: production's `HOLDER_POLL` left out). Process 3 then
+/// takes the state lock from the dead holder: it must wake the waiter the
+/// dead process owed a wake-up (and a waiter asleep on the state lock
+/// itself, which process 1 held, is woken by that lock's unlock). (Before, a locker told `OwnerDied` repaired
+/// the counts and woke nobody, and its own bumps found no `SLEEPERS`: the
+/// waiter slept until the poll, loom's deadlock here. Review 17 found this
+/// in the queue; `process_state::lock_state` now wakes for all three.)
+#[test]
+fn a_locker_recovering_a_dead_holders_state_lock_wakes_the_waiter_it_owed() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(1, 1);
+        assert!(world.acquire(1, 1, Wait::Until(None)));
+        let waiter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert!(world.use_the_only_permit(2, Wait::Until(None))))
+        };
+        // Process 1's whole give-back, short of its unlock and wake-up.
+        let acquired = RawProcessLock::new(&world.lock).lock(1, &world.processes, None);
+        assert!(acquired.is_some());
+        let [_, count] = world.holdings[0].words();
+        count.store(0, Ordering::Relaxed);
+        let [wake, _, available] = world.counts.words();
+        available.store(1, Ordering::Relaxed);
+        wake.store(
+            wake.load(Ordering::Relaxed).wrapping_add(1) & !(1 << 31),
+            Ordering::Relaxed,
+        );
+        world.processes.die_unnoticed(1);
+        // Process 3 takes the state lock (and finds the dead holder): a
+        // try for the permit, given back at once if it got it. (Without
+        // the wake on recovery, that give-back's bump finds no `SLEEPERS`,
+        // cleared by the dead process, and wakes nobody either.)
+        if world.acquire(3, 1, Wait::Try) {
+            world.give_back(3, 1);
+        }
+        waiter.join().unwrap();
+        assert_eq!(world.available(3), 1);
+    });
+}

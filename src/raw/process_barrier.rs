@@ -185,7 +185,7 @@ impl<'a> RawProcessBarrier<'a> {
     /// breaks the bounds (module docs, "Garbage"); `None` if `wait` ran out.
     /// The flag: sleepers must be woken after unlocking (it repaired).
     fn lock<'l, L: StateLock>(&self, lock: &'l L, wait: Wait) -> Option<(Held<'l, L>, bool)> {
-        let (held, acquired) = lock_state(lock, wait)?;
+        let (held, acquired) = lock_state(lock, &self.state.wake, wait)?;
         let (phase, count) = (self.phase(), self.count());
         let out_of_bounds = phase > BROKEN
             || count > self.parties

@@ -251,7 +251,7 @@ impl<'a> RawProcessCondition<'a> {
     /// it could not leave the records), repairing the state if its holder
     /// died. The flag: sleepers must be woken after unlocking.
     fn lock<'l, L: StateLock>(&self, lock: &'l L) -> (Held<'l, L>, bool) {
-        let (held, acquired) = lock_state(lock, Wait::Until(None))
+        let (held, acquired) = lock_state(lock, &self.state.wake, Wait::Until(None))
             .expect("a wait without deadline ends holding the lock");
         let woke = acquired == Acquired::OwnerDied && self.repair(lock);
         (held, woke)

@@ -226,7 +226,7 @@ impl<'a> RawProcessSemaphore<'a> {
     /// Takes the state lock, repairing the state if its holder died or it
     /// is out of bounds; `None` if `wait` ran out.
     fn lock<'l, L: StateLock>(&self, lock: &'l L, wait: Wait) -> Option<Held<'l, L>> {
-        let (held, acquired) = lock_state(lock, wait)?;
+        let (held, acquired) = lock_state(lock, &self.counts.wake, wait)?;
         let available = self.counts.available.load(Relaxed);
         let total = self.counts.total.load(Relaxed);
         if acquired == Acquired::OwnerDied

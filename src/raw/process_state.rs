@@ -18,9 +18,12 @@
 //! `SLEEPERS` was set, wakes *every* sleeper after unlocking
 //! ([`wake_sleepers`]). A bump after the waiter's unlock changes the word,
 //! so its futex wait returns at once or is woken: no lost wake-up. A
-//! process that dies between the bump and the wake wakes nobody: sleepers'
-//! waits end within `HOLDER_POLL` (production) or at the model's death step
-//! (loom), and they look again. Garbage in the word at worst wakes
+//! process that dies between the bump and the wake wakes nobody itself:
+//! if it died holding the state lock, the next locker is told
+//! (`OwnerDied`) and wakes every sleeper ([`lock_state`]); if it died
+//! after unlocking, or nobody takes the lock, sleepers' waits end within
+//! `HOLDER_POLL` (production) or at the model's death step (loom), and
+//! they look again. Garbage in the word at worst wakes
 //! sleepers early (they look again) or costs them a poll.
 //!
 //! # Per-slot records
@@ -67,8 +70,24 @@ impl<L: StateLock> Drop for Held<'_, L> {
 /// Takes the state lock as `wait` says; `None` if it ran out, else the
 /// held lock and how it was acquired (`OwnerDied`: the caller repairs the
 /// state before relying on it).
-pub fn lock_state<L: StateLock>(lock: &L, wait: Wait) -> Option<(Held<'_, L>, Acquired)> {
+///
+/// Taken from a dead holder, it also bumps `wake` and wakes every sleeper
+/// on it, whatever `SLEEPERS` says: the dead process may have bumped the
+/// word (clearing `SLEEPERS`) and died before its wake, leaving sleepers in
+/// the futex on the old value that no later bump would wake (they would
+/// wait for `HOLDER_POLL`; review 17 found this in the queue). The woken
+/// take the state lock once this holder unlocks, and look again. A death
+/// is rare, so waking under the lock costs nothing that matters.
+pub fn lock_state<'l, L: StateLock>(
+    lock: &'l L,
+    wake: &Word,
+    wait: Wait,
+) -> Option<(Held<'l, L>, Acquired)> {
     let acquired = lock.lock(wait)?;
+    if acquired == Acquired::OwnerDied {
+        bump(wake);
+        wake_sleepers(wake);
+    }
     Some((Held { lock }, acquired))
 }
 
