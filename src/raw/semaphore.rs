@@ -73,7 +73,7 @@ use std::time::Instant;
 
 use crate::sys::atomic::{AtomicUsize, Ordering};
 use crate::sys::park::{self, FilterOp, ParkResult, ParkToken, UnparkToken};
-use crate::sys::spin::SpinWait;
+use crate::sys::spin::{self, SpinWait};
 
 /// Threads are queued in the seam for this semaphore.
 const QUEUED: usize = 0b01;
@@ -183,14 +183,20 @@ impl RawSemaphore {
             if state & STARVING != 0 || permits(state) < count {
                 return false;
             }
-            match self.state.compare_exchange_weak(
+            // Strong: a failure means another thread changed the count.
+            match self.state.compare_exchange(
                 state,
                 state - count * ONE_PERMIT,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return true,
-                Err(actual) => state = actual,
+                Err(_) => {
+                    // Another thread changed the count just now: let it
+                    // finish its run before competing for the line again.
+                    spin::after_a_lost_race();
+                    state = self.state.load(Ordering::Relaxed);
+                }
             }
         }
     }

@@ -97,3 +97,23 @@ impl Backoff {
         shuttle::thread::yield_now();
     }
 }
+
+/// How many spin-loop hints [`after_a_lost_race`] waits: about 400 ns on
+/// the project's AMD EPYC machine (25 ns a hint), 50–600 ns elsewhere.
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+const LOST_RACE_PAUSES: u32 = 16;
+
+/// After losing a compare-exchange race on a word that another core is
+/// changing right now: step back a moment before looking again, so that
+/// the other core finishes a run of operations with the word's cache line
+/// in its own cache, instead of both cores taking the line in turn at
+/// every operation (measured on the contended semaphore: 16–24 ns per
+/// acquire+release without, 7–10 ns with). Under loom and shuttle nothing:
+/// the models explore the retry itself.
+#[inline]
+pub(crate) fn after_a_lost_race() {
+    #[cfg(not(any(verisync_loom, verisync_shuttle)))]
+    for _ in 0..LOST_RACE_PAUSES {
+        core::hint::spin_loop();
+    }
+}
