@@ -274,7 +274,8 @@ def readme_table(per_run):
         each = each_run_ratio(per_run, group, ours, theirs)
         met = sum(run_ratio <= ratios.limit_of(target) for run_ratio in each)
         mark = "✗" if missed else ("✓" if met == len(each) else "✓ median only")
-        lines.append(f"| {what} | {against} | {ratio:.2f}× | ≤ {ratios.limit_of(target):.2f}× "
+        shown = f"{ratio:.3f}" if ratio < 0.1 else f"{ratio:.2f}"
+        lines.append(f"| {what} | {against} | {shown}× | ≤ {ratios.limit_of(target):.2f}× "
                      f"| {mark} ({met} of {len(each)}) |")
     return lines
 
