@@ -87,7 +87,7 @@ fn draw_ratios(plots: &Plots, path: &Path) -> Result<(), Box<dyn Error>> {
         return Ok(());
     }
     let height = 110 + 26 * rows.len() as u32;
-    let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
+    let root = SVGBackend::new(path, (1400, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let values = rows
         .iter()
@@ -107,7 +107,7 @@ fn draw_ratios(plots: &Plots, path: &Path) -> Result<(), Box<dyn Error>> {
         )
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(430)
+        .y_label_area_size(700)
         .build_cartesian_2d(
             ((low / 1.5).max(1e-3)..high * 1.5).log_scale(),
             // `into_segmented` counts both ends: `count` segments.
