@@ -168,16 +168,6 @@ fn a_party_of_a_tripped_round_that_dies_before_leaving_breaks_nothing() {
     });
 }
 
-/// The barrier's words `[wake, phase, count, trips]`: `BarrierState` is
-/// `repr(C)` with four `Word`s in that order (review 18: the model needs
-/// to cut a transition short without a crate-side accessor).
-fn state_words(state: &BarrierState) -> &[Word; 4] {
-    // SAFETY: `BarrierState` is `#[repr(C)]` with exactly four `Word`
-    // fields, so it has the layout of `[Word; 4]`, and the borrow lives as
-    // long as `state`.
-    unsafe { &*(state as *const BarrierState).cast::<[Word; 4]>() }
-}
-
 /// Process 1 aborts the barrier and dies holding the state lock after its
 /// whole transition (`phase = BROKEN`, the wake word bumped, so `SLEEPERS`
 /// cleared) but before it unlocks and wakes, and nobody polls
@@ -197,7 +187,7 @@ fn a_locker_recovering_a_dead_aborters_state_lock_wakes_the_waiting_party() {
         };
         let acquired = RawProcessLock::new(&world.lock).lock(1, &world.processes, None);
         assert!(acquired.is_some());
-        let [wake, phase, _, _] = state_words(&world.state);
+        let [wake, phase, _, _] = world.state.words();
         phase.store(3, Ordering::Relaxed);
         wake.store(
             wake.load(Ordering::Relaxed).wrapping_add(1) & !(1 << 31),

@@ -298,16 +298,6 @@ fn a_waiter_that_dies_at_any_point_never_swallows_a_notification() {
     });
 }
 
-/// The condition's words `[wake, lock, waiting, cursor]`: `ConditionState`
-/// is `repr(C)` with four `Word`s in that order (review 18: the model
-/// needs to cut a notify short without a crate-side accessor).
-fn state_words(state: &ConditionState) -> &[Word; 4] {
-    // SAFETY: `ConditionState` is `#[repr(C)]` with exactly four `Word`
-    // fields, so it has the layout of `[Word; 4]`, and the borrow lives as
-    // long as `state`.
-    unsafe { &*(state as *const ConditionState).cast::<[Word; 4]>() }
-}
-
 /// Process 1 notifies process 2's waiter and dies holding the state lock
 /// after its whole transition (the notification handed to process 2's
 /// records, the wake word bumped, so `SLEEPERS` cleared) but before it
@@ -346,7 +336,7 @@ fn a_locker_recovering_a_dead_notifiers_state_lock_wakes_the_notified_waiter() {
         let [granted_holder, granted_count] = world.granted[1].words();
         granted_holder.store(2, Ordering::Relaxed);
         granted_count.store(1, Ordering::Relaxed);
-        let [wake, _, waiting, _] = state_words(&world.state);
+        let [wake, _, waiting, _] = world.state.words();
         waiting.store(0, Ordering::Relaxed);
         wake.store(
             wake.load(Ordering::Relaxed).wrapping_add(1) & !(1 << 31),
