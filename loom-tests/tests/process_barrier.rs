@@ -11,7 +11,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use verisync::__loom::process_barrier::{BarrierState, Broken, Holding, RawProcessBarrier};
-use verisync::__loom::process_lock::Word;
+use verisync::__loom::process_lock::{RawProcessLock, Word};
 use verisync_loom_tests::processes::{Processes, StateLockOf};
 
 /// A barrier's shared state and the processes.
@@ -165,5 +165,36 @@ fn a_party_of_a_tripped_round_that_dies_before_leaving_breaks_nothing() {
             }
             Err(Broken) => assert!(world.barrier().is_broken(&world.process(2))),
         }
+    });
+}
+
+/// Process 1 aborts the barrier and dies holding the state lock after its
+/// whole transition (`phase = BROKEN`, the wake word bumped, so `SLEEPERS`
+/// cleared) but before it unlocks and wakes, and nobody polls
+/// (`die_unnoticed`). Process 3 then takes the state lock from the dead
+/// holder (`is_broken`): process 2, asleep in `wait`, must be woken and
+/// fail with `Broken` (review 18: `lock_state`'s wake on `OwnerDied` is
+/// what wakes it; the barrier's own repair bump finds no `SLEEPERS`).
+#[test]
+fn a_locker_recovering_a_dead_aborters_state_lock_wakes_the_waiting_party() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new(2);
+        let waiter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || assert_eq!(world.wait(2, None), Err(Broken)))
+        };
+        let acquired = RawProcessLock::new(&world.lock).lock(1, &world.processes, None);
+        assert!(acquired.is_some());
+        let [wake, phase, _, _] = world.state.words();
+        phase.store(3, Ordering::Relaxed);
+        wake.store(
+            wake.load(Ordering::Relaxed).wrapping_add(1) & !(1 << 31),
+            Ordering::Relaxed,
+        );
+        world.processes.die_unnoticed(1);
+        assert!(world.barrier().is_broken(&world.process(3)));
+        waiter.join().unwrap();
     });
 }

@@ -297,3 +297,53 @@ fn a_waiter_that_dies_at_any_point_never_swallows_a_notification() {
         assert!(survivor.join().unwrap(), "the survivor was not notified");
     });
 }
+
+/// Process 1 notifies process 2's waiter and dies holding the state lock
+/// after its whole transition (the notification handed to process 2's
+/// records, the wake word bumped, so `SLEEPERS` cleared) but before it
+/// unlocks and wakes, and nobody polls (`die_unnoticed`). Process 3 then
+/// takes the state lock from the dead holder (a notify of nobody): the
+/// waiter must be woken and take its notification (review 18:
+/// `lock_state`'s wake on `OwnerDied`; the repair hands nothing out, so
+/// nothing else bumps).
+#[test]
+fn a_locker_recovering_a_dead_notifiers_state_lock_wakes_the_notified_waiter() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let world = World::new();
+        let waiter = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                world.lock_user(2);
+                world.ready.store(true, Ordering::Release);
+                assert!(world.wait(2, None));
+                world.user_lock(2).unlock();
+            })
+        };
+        while !world.ready.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        // The waiter registered before it released the user's lock.
+        world.lock_user(1);
+        world.user_lock(1).unlock();
+        // Process 1's whole notify of process 2's waiter, short of its
+        // unlock and wake-up.
+        assert!(world.state_lock(1).lock(Wait::Until(None)).is_some());
+        let [_, waiting_count] = world.waiting[1].words();
+        assert_eq!(waiting_count.load(Ordering::Relaxed), 1);
+        waiting_count.store(0, Ordering::Relaxed);
+        let [granted_holder, granted_count] = world.granted[1].words();
+        granted_holder.store(2, Ordering::Relaxed);
+        granted_count.store(1, Ordering::Relaxed);
+        let [wake, _, waiting, _] = world.state.words();
+        waiting.store(0, Ordering::Relaxed);
+        wake.store(
+            wake.load(Ordering::Relaxed).wrapping_add(1) & !(1 << 31),
+            Ordering::Relaxed,
+        );
+        world.processes.die_unnoticed(1);
+        assert_eq!(world.notify(3, 0), 0);
+        waiter.join().unwrap();
+    });
+}

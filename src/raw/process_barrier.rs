@@ -121,6 +121,13 @@ pub struct BarrierState {
 }
 
 impl BarrierState {
+    /// Its words `[wake, phase, count, trips]`, for the loom suite to cut a transition
+    /// short (as a process killed mid-way would).
+    #[cfg(verisync_loom)]
+    pub fn words(&self) -> [&Word; 4] {
+        [&self.wake, &self.phase, &self.count, &self.trips]
+    }
+
     /// An empty barrier's state, for the loom suite (production's lives in
     /// the arena: `reset_memory`).
     #[cfg(verisync_loom)]

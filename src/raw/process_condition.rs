@@ -128,6 +128,13 @@ pub struct ConditionState {
 }
 
 impl ConditionState {
+    /// Its words `[wake, lock, waiting, cursor]`, for the loom suite to cut a transition
+    /// short (as a process killed mid-way would).
+    #[cfg(verisync_loom)]
+    pub fn words(&self) -> [&Word; 4] {
+        [&self.wake, &self.lock, &self.waiting, &self.cursor]
+    }
+
     /// A condition nobody waits on, for the loom suite (production's lives
     /// in the arena: `reset_memory`).
     #[cfg(verisync_loom)]

@@ -183,7 +183,8 @@ impl RawSemaphore {
             if state & STARVING != 0 || permits(state) < count {
                 return false;
             }
-            // Strong: a failure means another thread changed the count.
+            // Strong: a failure means another thread changed the word (the
+            // count, or a waiter its QUEUED/STARVING flags), never spuriously.
             match self.state.compare_exchange(
                 state,
                 state - count * ONE_PERMIT,
