@@ -24,7 +24,7 @@ use std::time::Duration;
 use common::arena::{arena_base, u32_at};
 use common::{wait_for, with_watchdog, PATIENCE};
 use serde::{de::DeserializeOwned, Serialize};
-use verisync::process::{self, GetError, JoinableQueue, Lock, PutError, Value};
+use verisync::process::{self, GetError, JoinableQueue, Lock, PutError, Semaphore, Value};
 
 /// Where the futex words sit in the queue object (`STATE_AT` in
 /// `src/process_shared/queue.rs`, then `QueueState`'s first three words).
@@ -54,7 +54,10 @@ fn queue_offset<T: Serialize + DeserializeOwned + 'static>(queue: &JoinableQueue
 }
 
 /// Waits until a waiter announced itself on the word `word_at` of
-/// `queue`, then 2 ms more (so that it is asleep in the kernel).
+/// `queue`, then 2 ms more (so that it is asleep in the kernel). The sleep
+/// stands in for "entered `futex_wait`", which user space cannot observe;
+/// a waiter not yet asleep sees the bumped word and returns at once, so a
+/// short wait can only weaken a round, never fail it.
 fn wait_for_a_sleeper<T>(lock: &Lock, queue: &JoinableQueue<T>, word_at: usize)
 where
     T: Serialize + DeserializeOwned + 'static,
@@ -106,12 +109,13 @@ fn put_rounds((queue, returned): (JoinableQueue<u64>, Value<u64>)) {
     }
 }
 
-/// Joins `ROUNDS` times, each when `go` says so, stamping `returned`.
-fn join_rounds((queue, go, returned): (JoinableQueue<u64>, Value<u32>, Value<u64>)) {
-    for round in 1..=ROUNDS as u32 {
-        while go.load() < round {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+/// Joins `ROUNDS` times, each when `go` releases a permit, stamping
+/// `returned`.
+fn join_rounds((queue, go, returned): (JoinableQueue<u64>, Semaphore, Value<u64>)) {
+    for _ in 0..ROUNDS {
+        go.try_acquire_for(PATIENCE)
+            .expect("the test releases one permit a round")
+            .forget();
         queue.join().unwrap();
         returned.store(now_ns());
     }
@@ -181,16 +185,16 @@ fn a_task_done_wakes_a_joiner_asleep_in_another_process() {
     with_watchdog(PATIENCE * 2, || {
         let lock = Lock::new().unwrap();
         let queue = JoinableQueue::<u64>::new().unwrap();
-        let go = Value::new(0u32).unwrap();
+        let go = Semaphore::new(0).unwrap();
         let returned = Value::new(0u64).unwrap();
         let joiner =
             process::spawn(join_rounds, (queue.clone(), go.clone(), returned.clone())).unwrap();
         let mut latencies = Vec::new();
-        for round in 1..=ROUNDS as u32 {
+        for _ in 0..ROUNDS {
             queue.put(1).unwrap();
             queue.get().unwrap();
             let before = returned.load();
-            go.store(round);
+            go.release(1).unwrap();
             wait_for_a_sleeper(&lock, &queue, JOINERS_AT);
             let woken_at = now_ns();
             queue.task_done().unwrap();
