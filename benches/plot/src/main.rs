@@ -73,6 +73,21 @@ struct Series {
 const PASS: RGBColor = RGBColor(46, 139, 87);
 const FAIL: RGBColor = RGBColor(200, 40, 40);
 const INFO: RGBColor = RGBColor(150, 150, 150);
+/// The lines of a throughput figure, one per implementation: Tableau's ten
+/// categorical colors, chosen to be told apart (plotters' `Palette99` put
+/// two yellows side by side).
+const SERIES_COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
 
 fn title(plots: &Plots, text: &str) -> String {
     match &plots.banner {
@@ -198,9 +213,13 @@ fn draw_figure(plots: &Plots, figure: &Figure, path: &Path) -> Result<(), Box<dy
         .iter()
         .flat_map(|panel| panel.series.iter().map(|series| series.name.as_str()))
         .collect();
-    names.sort_unstable();
+    // verisync's own lines first, so they take the first two colors.
+    names.sort_unstable_by_key(|name| (!name.starts_with("verisync"), *name));
     names.dedup();
-    let color_of = |name: &str| Palette99::pick(names.binary_search(&name).unwrap_or(0)).to_rgba();
+    let color_of = |name: &str| {
+        let index = names.iter().position(|known| *known == name).unwrap_or(0);
+        SERIES_COLORS[index % SERIES_COLORS.len()]
+    };
     for (panel, area) in figure.panels.iter().zip(areas.iter()) {
         let points = || panel.series.iter().flat_map(|series| &series.points);
         let (x_low, x_high) = points().fold((f64::MAX, f64::MIN), |(low, high), &(x, _)| {
