@@ -35,13 +35,21 @@ fn rounds() -> usize {
 /// Runs `round` `rounds()` times; with `VERISYNC_PERF_PRINT` set, prints
 /// the fastest round's time per unit (`units` per round) on stderr, for a
 /// rough wall-clock look (the fastest round is the least disturbed one on
-/// a shared machine).
+/// a shared machine); with `VERISYNC_PERF_EACH` set, every round's (the
+/// pool workloads settle into one of a few speeds per process, so an A/B
+/// comparison alternates binaries over many processes and compares the
+/// distributions of rounds).
 fn run_rounds(units: u64, mut round: impl FnMut()) {
     let mut fastest = std::time::Duration::MAX;
+    let mut each = Vec::new();
     for _ in 0..rounds() {
         let start = std::time::Instant::now();
         round();
         fastest = fastest.min(start.elapsed());
+        each.push(start.elapsed().as_nanos() as u64 / units);
+    }
+    if std::env::var_os("VERISYNC_PERF_EACH").is_some() {
+        eprintln!("rounds (ns per unit): {each:?}");
     }
     if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && rounds() > 0 {
         let per_unit = fastest.as_nanos() as f64 / units as f64;
