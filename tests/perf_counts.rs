@@ -35,13 +35,21 @@ fn rounds() -> usize {
 /// Runs `round` `rounds()` times; with `VERISYNC_PERF_PRINT` set, prints
 /// the fastest round's time per unit (`units` per round) on stderr, for a
 /// rough wall-clock look (the fastest round is the least disturbed one on
-/// a shared machine).
+/// a shared machine); with `VERISYNC_PERF_EACH` set, every round's (the
+/// pool workloads settle into one of a few speeds per process, so an A/B
+/// comparison alternates binaries over many processes and compares the
+/// distributions of rounds).
 fn run_rounds(units: u64, mut round: impl FnMut()) {
     let mut fastest = std::time::Duration::MAX;
+    let mut each = Vec::new();
     for _ in 0..rounds() {
         let start = std::time::Instant::now();
         round();
         fastest = fastest.min(start.elapsed());
+        each.push(start.elapsed().as_nanos() as u64 / units);
+    }
+    if std::env::var_os("VERISYNC_PERF_EACH").is_some() {
+        eprintln!("rounds (ns per unit): {each:?}");
     }
     if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && rounds() > 0 {
         let per_unit = fastest.as_nanos() as f64 / units as f64;
@@ -178,5 +186,99 @@ fn scope_rayon() {
                 });
             }
         });
+    });
+}
+
+/// A countdown latch as `benches/pool.rs` has it: the last `count_down`
+/// wakes the waiter through a `std` `Mutex` + `Condvar`.
+struct Latch {
+    remaining: std::sync::atomic::AtomicUsize,
+    done: std::sync::Mutex<bool>,
+    zero: std::sync::Condvar,
+}
+
+impl Latch {
+    fn new(count: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Latch {
+            remaining: std::sync::atomic::AtomicUsize::new(count as usize),
+            done: std::sync::Mutex::new(false),
+            zero: std::sync::Condvar::new(),
+        })
+    }
+
+    fn count_down(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            *self.done.lock().unwrap() = true;
+            self.zero.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap();
+        while !*done {
+            done = self.zero.wait(done).unwrap();
+        }
+    }
+}
+
+/// 100,000 tiny tasks submitted, every handle kept and joined (the
+/// `tiny_tasks` group's `verisync_submit` row).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn submit_verisync() {
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(SCOPE_TASKS, || {
+        let handles: Vec<_> = (0..SCOPE_TASKS)
+            .map(|index| {
+                pool.submit(move || {
+                    black_box(index);
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("a tiny task cannot fail");
+        }
+    });
+}
+
+/// 100,000 tiny tasks submitted, each handle dropped, awaited with a latch
+/// (the `tiny_tasks` group's `verisync_submit_latch` row).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn submit_verisync_latch() {
+    let pool = verisync::ThreadPool::new(WORKERS);
+    run_rounds(SCOPE_TASKS, || {
+        let latch = Latch::new(SCOPE_TASKS);
+        for index in 0..SCOPE_TASKS {
+            let latch = std::sync::Arc::clone(&latch);
+            drop(pool.submit(move || {
+                black_box(index);
+                latch.count_down();
+            }));
+        }
+        latch.wait();
+    });
+}
+
+/// As `submit_verisync_latch`, on the `threadpool` crate (the
+/// `threadpool_latch` row).
+#[test]
+#[ignore = "a workload for perf stat, not a test"]
+fn submit_threadpool_latch() {
+    let pool = threadpool::ThreadPool::new(WORKERS);
+    run_rounds(SCOPE_TASKS, || {
+        let latch = Latch::new(SCOPE_TASKS);
+        for index in 0..SCOPE_TASKS {
+            let latch = std::sync::Arc::clone(&latch);
+            pool.execute(move || {
+                black_box(index);
+                latch.count_down();
+            });
+        }
+        latch.wait();
     });
 }

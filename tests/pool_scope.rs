@@ -580,3 +580,25 @@ fn results_of_forgotten_handles_are_dropped_newest_first_before_scope_returns() 
         }
     });
 }
+
+/// A scope's `Debug` counts the tasks that have not finished — not the
+/// tasks its thread counted ahead of its submits (`scope_tasks.rs`).
+#[test]
+fn a_scopes_debug_counts_exactly_its_unfinished_tasks() {
+    with_watchdog(PATIENCE, || {
+        let pool = ThreadPool::new(2);
+        let gate = Event::new();
+        pool.scope(|s| {
+            let gate = &gate;
+            let held: Vec<_> = (0..3).map(|_| s.submit(move || gate.wait())).collect();
+            let shown = format!("{s:?}");
+            assert!(shown.contains("unfinished_tasks: 3"), "{shown}");
+            gate.set();
+            for handle in held {
+                handle.join().unwrap();
+            }
+            let shown = format!("{s:?}");
+            assert!(shown.contains("unfinished_tasks: 0"), "{shown}");
+        });
+    });
+}

@@ -440,3 +440,26 @@ impl Drop for DropsWhere<'_> {
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// The scope's thread counts its tasks ahead (two at a time under loom,
+/// `scope_tasks.rs`): three submits take credit twice, and the wait gives
+/// the one left back while the worker settles the tasks. The scope returns
+/// only after every task's write (loom checks the counter's accesses) and
+/// never sleeps through the last settle (loom would report the deadlock).
+/// Fails if the credit is never given back (a deadlock), or given back by
+/// a load and a store instead of one read-modify-write (a settle between
+/// them is lost: a deadlock, checked by hand).
+#[test]
+fn the_scope_gives_back_its_credit_racing_the_last_settle() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let runs = &runs;
+            for _ in 0..3 {
+                s.submit(move || runs.add_one());
+            }
+        });
+        assert_eq!(runs.get(), 3, "the scope returned before a task's write");
+    });
+}

@@ -76,16 +76,14 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::scope_tasks::ScopeTasks;
-use super::scoped_task::{
-    ScopedHolder, ScopedTask, ScopedTaskHandle, ScopedThreadTask, SettleSignal,
-};
+use super::scoped_task::{ScopedHolder, ScopedTask, ScopedTaskHandle, ScopedThreadTask};
 use super::thread::{Job, Runnable, ThreadPool};
 use crate::condition::Condition;
 use crate::mutex::Mutex;
 
 /// Raised on every change a scope helping on a worker must look at: a
 /// task submitted, a task settled (see the module docs).
-struct ScopeSignal {
+pub(super) struct ScopeSignal {
     /// How many changes so far (wrapping).
     changes: Mutex<u64>,
     changed: Condition,
@@ -100,7 +98,7 @@ impl ScopeSignal {
     }
 
     /// Counts a change (made before this call) and wakes the scope's wait.
-    fn raise(&self) {
+    pub(super) fn raise(&self) {
         {
             let mut changes = self.changes.lock();
             *changes = changes.wrapping_add(1);
@@ -125,9 +123,8 @@ impl ScopeSignal {
 /// What a scope opened on one of its pool's workers keeps to help (see the
 /// module docs).
 struct Helper {
+    /// Raised by `submit` and by each task once settled (its own share).
     signal: Arc<ScopeSignal>,
-    /// The same signal, as each task raises it once settled.
-    raise_when_settled: SettleSignal,
     /// Tasks submitted since the helping wait last looked. Lifetime-erased
     /// like the jobs (see `Scope::submit`); emptied before the scope ends.
     submitted: Mutex<Vec<Arc<dyn ScopedTask>>>,
@@ -135,11 +132,8 @@ struct Helper {
 
 impl Helper {
     fn new() -> Self {
-        let signal = Arc::new(ScopeSignal::new());
-        let raised = Arc::clone(&signal);
         Self {
-            signal,
-            raise_when_settled: Arc::new(move || raised.raise()),
+            signal: Arc::new(ScopeSignal::new()),
             submitted: Mutex::new_untracked(Vec::new()),
         }
     }
@@ -207,7 +201,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let raise_when_settled = self
             .helper
             .as_ref()
-            .map(|helper| Arc::clone(&helper.raise_when_settled));
+            .map(|helper| Arc::clone(&helper.signal));
         let task = ScopedThreadTask::new(self.pool, task, &self.tasks, number, raise_when_settled);
         let handle = ScopedTaskHandle::new(Arc::clone(&task) as Arc<dyn ScopedHolder<R> + 'scope>);
         if let Some(helper) = &self.helper {
@@ -256,6 +250,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[cold]
     #[inline(never)]
     fn help_until_every_task_settled(&self, helper: &Helper) {
+        self.tasks.prepare_to_help();
         let mut unsettled: Vec<Arc<dyn ScopedTask>> = Vec::new();
         loop {
             let changes = helper.signal.changes();

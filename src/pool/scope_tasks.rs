@@ -13,13 +13,30 @@
 //! ```text
 //!  word = unsettled × 2 + WAITING
 //!
-//!  submit:  +2 (Relaxed)
+//!  submit:  +2 (Relaxed) — on the scope's own thread, +2 × CREDIT_BATCH
+//!           once every CREDIT_BATCH submits instead (see below)
 //!  settle:  -2 (Release); the one that finds `2 + WAITING` before it
 //!           (the last task, with the scope parked) unparks the scope
-//!  wait:    load (Acquire) until the count is 0; to sleep, set WAITING in
+//!  wait:    first give back the unused credit (-2 × credit, Relaxed); then
+//!           load (Acquire) until the count is 0; to sleep, set WAITING in
 //!           the parking seam's `validate` (under its queue lock) unless the
 //!           count is 0 by then, and park; look again when woken
 //! ```
+//!
+//! **The scope's thread counts ahead.** Every worker's settle writes the
+//! word, so a submit that wrote it too would take its cache line back from
+//! a worker's core for every task. The scope's own thread (which submits
+//! most tasks: its body runs there) instead adds `CREDIT_BATCH` tasks at
+//! once and keeps the part it has not used yet, its *credit*, in a field
+//! only that thread touches; its next submits use the credit without
+//! writing the word. So the word counts every task not settled yet plus
+//! the credit, never less than the tasks not settled: the credit only
+//! delays the moment it can read 0. The wait gives the credit back first,
+//! on the same thread, before it reads the word, and stops counting ahead
+//! (a task it runs inline while it waits, on a worker, may still submit):
+//! from then on the word is exactly the unsettled tasks, as without the
+//! credit. Tasks that submit to the scope from other threads (a worker
+//! running a task of it) add `2` each, as above.
 //!
 //! **No lost wake-up.** `validate` and the unpark run under the same queue
 //! lock: a settle whose decrement comes after `validate` set `WAITING`
@@ -29,6 +46,9 @@
 //! only before it settles (its submit's +2 precedes its own -2), the body
 //! has returned before the scope waits, and what else may submit (a
 //! leftover's `Drop`) runs on the scope's own thread, after the wait.
+//! A settle never wakes the scope for a word that holds credit: `WAITING`
+//! is set only by the wait, after the credit was given back. Nor can the
+//! count read 0 while credit is still in it.
 //!
 //! **Memory ordering.** Every settle is a `Release` read-modify-write of the
 //! one word, so the scope's `Acquire` load that reads 0 synchronizes with
@@ -36,6 +56,9 @@
 //! extend): everything every task did is seen by the scope once it returns
 //! from the wait. The increments are `Relaxed`: a task reaches a worker
 //! through the pool's queue, which orders the increment before its settle.
+//! Giving the credit back is a `Relaxed` read-modify-write too: it extends
+//! the settles' release sequences, and the scope's thread reads the word
+//! afterwards with the `Acquire` load that waits.
 //!
 //! **The settling thread may find the scope gone.** Once the count reads 0
 //! the scope may return, and its stack frame (this account) is reused. So
@@ -61,11 +84,19 @@ use crate::mutex::Mutex;
 use crate::sys::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sys::park::{self, ParkResult, ParkToken, UnparkToken};
 use crate::sys::spin::SpinWait;
+use crate::sys::thread;
 
 /// The scope's thread sleeps, or is about to: the last settle unparks it.
 const WAITING: usize = 1;
 /// One unsettled task in the word.
 const ONE_TASK: usize = 2;
+/// How many tasks the scope's thread counts at once (see the module docs).
+#[cfg(not(any(verisync_loom, verisync_shuttle)))]
+const CREDIT_BATCH: usize = 64;
+/// Small under the models, so that a few submits take new credit and the
+/// wait gives some back.
+#[cfg(any(verisync_loom, verisync_shuttle))]
+const CREDIT_BATCH: usize = 2;
 
 /// What a settled task left for its scope to drop at the end (its closure
 /// if it never ran, its result if nobody joined it and its handle was still
@@ -86,6 +117,16 @@ pub(super) struct ScopeTasks {
     unsettled: CachePadded<AtomicUsize>,
     /// How many tasks were submitted: the next one's number.
     submitted: AtomicUsize,
+    /// The scope's thread ([`thread::current_id`]) while it counts ahead;
+    /// 0 (no thread's id) once its wait began. Written only by that thread
+    /// (`Relaxed`); another thread comparing its own id with it finds a
+    /// mismatch whichever value it reads.
+    owner: AtomicUsize,
+    /// Tasks counted in `unsettled` ahead of their submits by the scope's
+    /// thread, not submitted yet. Read and written only on that thread (an
+    /// atomic only so that the account is `Sync`; `Relaxed` loads and
+    /// stores, plain moves).
+    credit: AtomicUsize,
     /// What settled tasks left for the scope, in the order they settled.
     left: Mutex<Vec<LeftForScope>>,
     /// Every task is settled and the scope is dropping leftovers: `submit`
@@ -100,6 +141,8 @@ impl ScopeTasks {
         Self {
             unsettled: CachePadded::new(AtomicUsize::new(0)),
             submitted: AtomicUsize::new(0),
+            owner: AtomicUsize::new(thread::current_id()),
+            credit: AtomicUsize::new(0),
             left: Mutex::new_untracked(Vec::new()),
             closed: AtomicBool::new(false),
         }
@@ -108,9 +151,48 @@ impl ScopeTasks {
     /// Counts a task about to be queued; returns its submission number.
     #[inline]
     pub(super) fn add(&self) -> usize {
-        // Relaxed: see the module docs ("Memory ordering").
-        self.unsettled.fetch_add(ONE_TASK, Ordering::Relaxed);
+        // Relaxed: see `owner`.
+        if thread::current_id() == self.owner.load(Ordering::Relaxed) {
+            self.add_on_owner();
+        } else {
+            // Relaxed: see the module docs ("Memory ordering").
+            self.unsettled.fetch_add(ONE_TASK, Ordering::Relaxed);
+        }
         self.submitted.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// [`add`](Self::add) on the scope's thread: uses one task of its
+    /// credit, counting `CREDIT_BATCH` more first if it has none left.
+    #[inline]
+    fn add_on_owner(&self) {
+        // Relaxed: only this thread touches `credit`.
+        let credit = match self.credit.load(Ordering::Relaxed) {
+            0 => {
+                // Relaxed: see the module docs ("Memory ordering").
+                self.unsettled
+                    .fetch_add(ONE_TASK * CREDIT_BATCH, Ordering::Relaxed);
+                CREDIT_BATCH
+            }
+            credit => credit,
+        };
+        self.credit.store(credit - 1, Ordering::Relaxed);
+    }
+
+    /// Gives the unused credit back and stops counting ahead: from now on
+    /// the word counts exactly the unsettled tasks, also those that tasks
+    /// run inline on this thread submit while it waits. On the scope's
+    /// thread, once the body has returned, before it waits.
+    fn stop_counting_ahead(&self) {
+        // Relaxed: see `owner`.
+        self.owner.store(0, Ordering::Relaxed);
+        // Relaxed: only this thread touches `credit`.
+        let credit = self.credit.swap(0, Ordering::Relaxed);
+        if credit != 0 {
+            // Relaxed: the wait's Acquire load comes after it (see the
+            // module docs, "Memory ordering").
+            self.unsettled
+                .fetch_sub(ONE_TASK * credit, Ordering::Relaxed);
+        }
     }
 
     /// Keeps what a settling task left behind until the scope's end.
@@ -147,15 +229,19 @@ impl ScopeTasks {
     }
 
     /// Whether every task submitted so far has settled; if so, everything
-    /// they did is seen by this thread.
+    /// they did is seen by this thread. Never while the scope's thread
+    /// holds credit: it gives it back first (see
+    /// [`wait_until_all_settled`](Self::wait_until_all_settled) and
+    /// [`prepare_to_help`](Self::prepare_to_help)).
     pub(super) fn all_settled(&self) -> bool {
         // Acquire: pairs with every settle's Release (see the module docs).
         self.unsettled.load(Ordering::Acquire) < ONE_TASK
     }
 
     /// Waits until every task has settled (the scope's thread, once the
-    /// body has returned).
+    /// body has returned). Gives the credit back first.
     pub(super) fn wait_until_all_settled(&self) {
+        self.stop_counting_ahead();
         if self.all_settled() {
             return;
         }
@@ -212,6 +298,13 @@ impl ScopeTasks {
         }
     }
 
+    /// On the scope's thread once the body has returned, before a wait that
+    /// helps (a scope on one of its pool's workers, `scope.rs`) reads the
+    /// count with [`all_settled`](Self::all_settled): gives the credit back.
+    pub(super) fn prepare_to_help(&self) {
+        self.stop_counting_ahead();
+    }
+
     /// Closes the scope: later submits are refused. Only once every task
     /// has settled, on the scope's thread.
     pub(super) fn close(&self) {
@@ -227,9 +320,11 @@ impl ScopeTasks {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// How many tasks have not settled (for `Debug`).
+    /// How many tasks have not settled (for `Debug`; a snapshot, from any
+    /// thread: the credit read alongside may be a moment off).
     pub(super) fn unsettled(&self) -> usize {
-        self.unsettled.load(Ordering::Relaxed) / ONE_TASK
+        let counted = self.unsettled.load(Ordering::Relaxed) / ONE_TASK;
+        counted.saturating_sub(self.credit.load(Ordering::Relaxed))
     }
 }
 

@@ -67,35 +67,38 @@ use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::scope::ScopeSignal;
 use super::scope_tasks::{LeftForScope, ScopeTasks};
 use super::task::{Completion, HoldsCompletion, TaskError};
 use super::thread::{JobAction, Runnable, ThreadPool, ThreadTask};
 use crate::panic_payload::drop_reporting_panics;
-use crate::sys::atomic::{AtomicU8, Ordering};
+use crate::sys::atomic::{AtomicUsize, Ordering};
 use crate::sys::time::deadline_after;
 
 /// The task's one handle is gone (dropped, or consumed by `join`).
-const HANDLE_GONE: u8 = 1;
+const HANDLE_GONE: usize = 1;
 /// The task is resolved and settled with its scope (see the module docs).
-const SETTLED: u8 = 2;
-
-/// Raised after each task of a scope helping on a worker settles (see
-/// `scope.rs`).
-pub(super) type SettleSignal = Arc<dyn Fn() + Send + Sync>;
+const SETTLED: usize = 2;
+/// The ownership word holds the submission number above its two bits.
+const NUMBER_SHIFT: u32 = 2;
 
 /// A scoped task's job: the pool's [`ThreadTask`] and what ties it to its
 /// scope (see the module docs). Always in an `Arc` (see [`new`](Self::new)).
 pub(super) struct ScopedThreadTask<'scope, F, R> {
     task: ThreadTask<F, R>,
-    /// `HANDLE_GONE` and `SETTLED` (see the module docs).
-    ownership: AtomicU8,
+    /// `HANDLE_GONE` and `SETTLED` (see the module docs), and above them
+    /// the submission number (the scope's last pass goes newest first),
+    /// which never changes. One word for both, and a thin pointer for the
+    /// signal, keep a tiny task's allocation (the `Arc` of this) within
+    /// 120 bytes: glibc's fast bins, whose frees on a worker take no lock
+    /// and whose mallocs refill the submitter's cache seven at a time
+    /// (`benches/NOTES.md`, "Thread pool: `map` and `scope`").
+    ownership: AtomicUsize,
     /// The scope's account. A pointer, not a reference: the scope may be
     /// gone once the task settled, while the task's memory lives on.
     scope: *const ScopeTasks,
-    /// The submission number (the scope's last pass goes newest first).
-    number: usize,
     /// A scope helping on a worker is told after each settle.
-    settled_signal: Option<SettleSignal>,
+    settled_signal: Option<Arc<ScopeSignal>>,
     lifetime: PhantomData<&'scope ()>,
 }
 
@@ -120,13 +123,13 @@ where
         task: F,
         scope: &ScopeTasks,
         number: usize,
-        settled_signal: Option<SettleSignal>,
+        settled_signal: Option<Arc<ScopeSignal>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             task: ThreadTask::new(pool, task),
-            ownership: AtomicU8::new(0),
+            // Bits lost off the top only past 2^62 tasks in one scope.
+            ownership: AtomicUsize::new(number << NUMBER_SHIFT),
             scope,
-            number,
             settled_signal,
             lifetime: PhantomData,
         })
@@ -142,7 +145,7 @@ where
         self.task.resolve(JobAction::Refuse);
         // Relaxed: nobody else has the task yet. Settled without the
         // scope: the handle drops the result (`Err(ShutDown)`) as it goes.
-        self.ownership.store(SETTLED, Ordering::Relaxed);
+        self.ownership.fetch_or(SETTLED, Ordering::Relaxed);
         // SAFETY: resolved on this thread just now; never queued, and the
         // handle is not handed out (the caller's contract): nobody else
         // touches the closure.
@@ -165,7 +168,7 @@ where
         unsafe { ScopeTasks::settle(self.scope) };
         if let Some(signal) = &self.settled_signal {
             // Its own `Arc`, alive while this task is: not the scope's memory.
-            signal();
+            signal.raise();
         }
         true
     }
@@ -211,7 +214,8 @@ where
         // SAFETY: the task has not settled yet, so the scope is alive.
         let scope = unsafe { &*self.scope };
         scope.leave(LeftForScope {
-            number: self.number,
+            // Relaxed: the number never changes after `new`.
+            number: self.ownership.load(Ordering::Relaxed) >> NUMBER_SHIFT,
             task,
         });
     }
@@ -522,5 +526,30 @@ impl<R> fmt::Debug for ScopedTaskHandle<'_, R> {
             .debug_struct("ScopedTaskHandle")
             .field("is_finished", &self.is_finished())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// glibc's fast bins take chunks of up to 128 bytes: a request of up
+    /// to 120 (the `Arc`'s two counts and the task). See `ownership`.
+    const FAST_BIN_REQUEST: usize = 120;
+
+    #[test]
+    fn a_tiny_scoped_task_fits_the_allocators_fast_bins() {
+        fn task_size<F: FnOnce()>(_: &F) -> usize {
+            2 * mem::size_of::<usize>() + mem::size_of::<ScopedThreadTask<'static, F, ()>>()
+        }
+        let index = 7u64;
+        let tiny = move || {
+            std::hint::black_box(index);
+        };
+        assert!(
+            task_size(&tiny) <= FAST_BIN_REQUEST,
+            "a scoped task capturing one u64 takes {} bytes with its Arc's counts",
+            task_size(&tiny)
+        );
     }
 }
