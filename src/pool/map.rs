@@ -55,6 +55,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::hand_out::{Unhanded, ValueCursor};
 use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
 use crate::panic_payload::{drop_reporting_panics, take_panic_message};
@@ -89,34 +90,31 @@ pub(crate) fn known_length_chunk(inputs: &impl Iterator, workers: usize) -> Opti
     }
 }
 
-/// One chunk's results (those not handed out yet), and how long the
-/// worker spent on it.
+/// One chunk's results, as the worker that ran it hands them over, and
+/// how long the worker spent on it.
 ///
 /// Stored as the values of the items that returned, cut into runs at the
-/// items that failed: `values` is the run handed out now, and each failure
-/// comes with the run of values after it. A cheap item's result is then as
-/// small as the value itself (a `Result<R, TaskError>` per item would be the
-/// size of a `TaskError` at least, and the caller's thread reads every byte
-/// of it from another core's cache), and handing out a value is a
-/// `vec::IntoIter` step — one comparison and one pointer step, with no
-/// failure position to compare against. A chunk without failures (the
-/// usual case) is one run; cutting a run costs a copy of the values after
-/// the cut, paid only by chunks with failures.
+/// items that failed: `values` is the first run, and each failure comes
+/// with the run of values after it. A cheap item's result is then as
+/// small as the value itself (a `Result<R, TaskError>` per item would be
+/// the size of a `TaskError` at least, and the caller's thread reads every
+/// byte of it from another core's cache), and handing out a value is a
+/// step of a [`ValueCursor`](super::hand_out::ValueCursor) over a run,
+/// with no failure position to compare against. A chunk without failures
+/// (the usual case) is one run; cutting a run costs a copy of the values
+/// after the cut, paid by the worker, and only for chunks with failures.
 ///
-/// The values are the user's results, and each one's `Drop` may panic. A
-/// `Vec` of them dropped whole would abort the process at the second such
-/// panic (a panic while unwinding from the first), wherever it is dropped:
-/// by the iterator, or by the worker when the iterator was dropped first.
-/// So this drops them one by one, each panic caught and reported.
+/// The values are the user's, and each one's `Drop` may panic. A `Vec` of
+/// them dropped whole would abort the process at the second such panic,
+/// wherever it is dropped: by the iterator, or by the worker when the
+/// iterator was dropped first. So this drops them one by one, each panic
+/// caught and reported.
 pub(super) struct ChunkResults<R> {
-    /// The values handed out next, in input order, up to the next failure.
-    values: std::vec::IntoIter<R>,
-    /// The failures still to come, in input order, each with the run of
-    /// values that follows it.
-    failures: VecDeque<(TaskError, std::vec::IntoIter<R>)>,
-    /// The results in `failures` (each failure and its run), so that
-    /// [`len`](Self::len) is one addition.
-    results_after_values: usize,
+    /// The values before the first failure, in input order.
+    values: Vec<R>,
+    /// The failures, in input order, each with the run of values that
+    /// follows it.
+    failures: VecDeque<(TaskError, Vec<R>)>,
     pub(super) spent: Duration,
 }
 
@@ -124,16 +122,14 @@ impl<R> ChunkResults<R> {
     /// `failures` hold, for each failed item in input order, how many
     /// values come before it, and its error.
     fn new(mut values: Vec<R>, failures: VecDeque<(usize, TaskError)>, spent: Duration) -> Self {
-        let results_after_values = failures.len() + values.len();
         let mut runs = VecDeque::with_capacity(failures.len());
         // From the last failure back: each value is copied at most once.
         for (values_before, error) in failures.into_iter().rev() {
             let run = values.split_off(values_before);
-            runs.push_front((error, run.into_iter()));
+            runs.push_front((error, run));
         }
         Self {
-            results_after_values: results_after_values - values.len(),
-            values: values.into_iter(),
+            values,
             failures: runs,
             spent,
         }
@@ -148,53 +144,13 @@ impl<R> ChunkResults<R> {
         )
     }
 
-    pub(super) fn empty() -> Self {
-        Self::new(Vec::new(), VecDeque::new(), Duration::ZERO)
-    }
-
-    /// How many results are left to hand out.
-    pub(super) fn len(&self) -> usize {
-        self.values.len() + self.results_after_values
-    }
-
-    /// The next result if it is a value: the per-item fast path. `None`
-    /// when the next result is a failure or none is left (see
-    /// [`next`](Iterator::next)).
-    #[inline]
-    pub(super) fn next_value(&mut self) -> Option<R> {
-        self.values.next()
-    }
-
-    /// The values up to the next failure, to walk in one go.
-    pub(super) fn values_up_to_next_failure(&mut self) -> &mut std::vec::IntoIter<R> {
-        &mut self.values
-    }
-
-    /// The next result when the values up to it are used up: the next
-    /// failure (its run of values becomes the one handed out), or `None`.
-    #[cold]
-    fn next_failure(&mut self) -> Option<Result<R, TaskError>> {
-        let (error, run) = self.failures.pop_front()?;
-        self.results_after_values -= 1 + run.len();
-        // The run replaced is used up: nothing of the user's is dropped.
-        self.values = run;
-        Some(Err(error))
-    }
-}
-
-impl<R> Iterator for ChunkResults<R> {
-    type Item = Result<R, TaskError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        match self.values.next() {
-            Some(value) => Some(Ok(value)),
-            None => self.next_failure(),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len(), Some(self.len()))
+    /// Takes the runs out (the first run, and the failures with theirs),
+    /// leaving none.
+    pub(super) fn take_runs(&mut self) -> (Vec<R>, VecDeque<(TaskError, Vec<R>)>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.failures),
+        )
     }
 }
 
@@ -202,7 +158,7 @@ impl<R> Drop for ChunkResults<R> {
     fn drop(&mut self) {
         let runs = self.failures.iter_mut().map(|(_, run)| run);
         for run in std::iter::once(&mut self.values).chain(runs) {
-            for value in run.by_ref() {
+            for value in run.drain(..) {
                 drop_reporting_panics(
                     value,
                     "a result of a pool map that was never handed out (the map was dropped \
@@ -414,13 +370,23 @@ struct Chunk<R> {
 /// assert_eq!(lengths, [1, 2, 3]);
 /// ```
 pub struct PoolMap<'a, I: Iterator, F, R> {
+    /// The ready chunk's values up to its next failure. Kept out of
+    /// `state`, and given to the slow path by value, so that a loop of
+    /// `next` keeps it in registers (see [`hand_out`](super::hand_out)).
+    values: ValueCursor<R>,
+    state: Box<MapState<'a, I, F, R>>,
+}
+
+/// All of a [`PoolMap`] but the cursor over the values handed out now.
+struct MapState<'a, I, F, R> {
     pool: &'a ThreadPool,
     inputs: I,
     function: Arc<F>,
     in_flight: VecDeque<Chunk<R>>,
     /// The items of the chunks in `in_flight`, all together.
     items_in_flight: usize,
-    ready: ChunkResults<R>,
+    /// The ready chunk's results behind the map's cursor.
+    ready: Unhanded<R>,
     chunk_size: ChunkSize,
     max_in_flight: usize,
     inputs_done: bool,
@@ -435,18 +401,42 @@ where
 {
     pub(crate) fn new(pool: &'a ThreadPool, inputs: I, function: F) -> Self {
         Self {
-            pool,
-            chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
-            inputs,
-            function: Arc::new(function),
-            in_flight: VecDeque::new(),
-            items_in_flight: 0,
-            ready: ChunkResults::empty(),
-            max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
-            inputs_done: false,
+            values: ValueCursor::default(),
+            state: Box::new(MapState {
+                pool,
+                chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
+                inputs,
+                function: Arc::new(function),
+                in_flight: VecDeque::new(),
+                items_in_flight: 0,
+                ready: Unhanded::default(),
+                max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
+                inputs_done: false,
+            }),
         }
     }
 
+    /// The slow path of `next` (and of `fold`), when the cursor is used
+    /// up: the ready chunk's next failure, else the next chunk's first
+    /// result. Inlined, so that only the boxed state's address goes to the
+    /// cold call: the cursor goes in and comes back by value (see the
+    /// field).
+    #[inline]
+    fn next_slow(&mut self) -> Option<Result<R, TaskError>> {
+        let used_up = std::mem::take(&mut self.values);
+        let (result, values) = self.state.next_failure_or_from_next_chunk(used_up);
+        self.values = values;
+        result
+    }
+}
+
+impl<I, F, R> MapState<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
     /// Sends chunks until the in-flight bound is reached or inputs run out.
     /// If the input iterator panics, the items read before it are sent
     /// first, then the panic goes on to the caller.
@@ -467,30 +457,50 @@ where
         }
     }
 
-    /// The slow path of `next`: the ready chunk's next result is a
-    /// failure, or the chunk is used up — then top up the chunks in flight
-    /// and wait for the oldest.
+    /// With the cursor `used_up`: the ready chunk's next failure, or, if
+    /// none is left, top up the chunks in flight, wait for the oldest and
+    /// take its first result. Gives the cursor over the values after the
+    /// result handed out.
+    ///
+    /// `used_up` is the map's cursor (the map keeps a default one while
+    /// this runs, so that a panic here — the input iterator's, passed on by
+    /// `fill` — leaves no cursor over values behind).
     #[cold]
     #[inline(never)]
-    fn next_failure_or_from_next_chunk(&mut self) -> Option<Result<R, TaskError>> {
-        if let Some(result) = self.ready.next() {
-            return Some(result);
+    fn next_failure_or_from_next_chunk(
+        &mut self,
+        used_up: ValueCursor<R>,
+    ) -> (Option<Result<R, TaskError>>, ValueCursor<R>) {
+        // SAFETY (each call on `ready` below): the map has one `Unhanded`
+        // and one cursor from it, given here by value; each call's cursor
+        // is the one the call before gave.
+        let (failure, mut values) = unsafe { self.ready.next_failure(used_up) };
+        if let Some(error) = failure {
+            return (Some(Err(error)), values);
         }
         loop {
             self.fill();
-            let chunk = self.in_flight.pop_front()?;
+            let Some(chunk) = self.in_flight.pop_front() else {
+                return (None, values);
+            };
             self.items_in_flight -= chunk.items;
-            match chunk.handle.join() {
+            let results = match chunk.handle.join() {
                 Ok(results) => {
                     self.chunk_size.adapt(results.spent);
-                    self.ready = results;
+                    results
                 }
                 // The chunk never ran (the pool shut down): every item in it
                 // reports why.
-                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
+                Err(error) => ChunkResults::failed(&error, chunk.items),
+            };
+            values = unsafe { self.ready.load(values, results) };
+            if let Some(value) = values.next() {
+                return (Some(Ok(value)), values);
             }
-            if let Some(result) = self.ready.next() {
-                return Some(result);
+            let (failure, after) = unsafe { self.ready.next_failure(values) };
+            values = after;
+            if let Some(error) = failure {
+                return (Some(Err(error)), values);
             }
         }
     }
@@ -505,19 +515,19 @@ where
 {
     type Item = Result<R, TaskError>;
 
-    /// The fast path hands out the ready chunk's next value; everything
-    /// else (a failure, the next chunk) is one call to a cold function, so
-    /// that the loop around `next` (a `collect`, a `for`) keeps no state
-    /// for it.
+    /// The fast path hands out the cursor's next value; everything else
+    /// (a failure, the next chunk) is one call to a cold function, so
+    /// that the loop around `next` (a `collect`, a `for`) keeps the cursor
+    /// in registers.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match self.ready.next_value() {
+        match self.values.next() {
             Some(value) => Some(Ok(value)),
-            None => self.next_failure_or_from_next_chunk(),
+            None => self.next_slow(),
         }
     }
 
-    /// Walks the values of each chunk in one go (a `for_each`, `count`,
+    /// Walks the values of each run in one go (a `for_each`, `count`,
     /// `last`, or a `fold` of one's own), the failures and the next chunk
     /// as `next` takes them: the same results in the same order as a loop
     /// of `next`.
@@ -527,13 +537,12 @@ where
     {
         let mut accumulated = init;
         loop {
-            accumulated = self
-                .ready
-                .values_up_to_next_failure()
-                .fold(accumulated, |accumulated, value| {
-                    function(accumulated, Ok(value))
-                });
-            match self.next_failure_or_from_next_chunk() {
+            // Walked from the map's own cursor, so that a panic in
+            // `function` leaves the values after it to the map's `Drop`.
+            for value in self.values.by_ref() {
+                accumulated = function(accumulated, Ok(value));
+            }
+            match self.next_slow() {
                 Some(result) => accumulated = function(accumulated, result),
                 None => return accumulated,
             }
@@ -543,11 +552,12 @@ where
     /// Every item read gives one result: those of the ready chunk and the
     /// chunks in flight are certain, the input's own hint adds the rest.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let certain = self.ready.len() + self.items_in_flight;
-        if self.inputs_done {
+        let state = &self.state;
+        let certain = state.ready.len(&self.values) + state.items_in_flight;
+        if state.inputs_done {
             return (certain, Some(certain));
         }
-        let (low, high) = self.inputs.size_hint();
+        let (low, high) = state.inputs.size_hint();
         (
             certain.saturating_add(low),
             high.and_then(|high| high.checked_add(certain)),
@@ -556,10 +566,27 @@ where
 }
 
 impl<I: Iterator, F, R> Drop for PoolMap<'_, I, F, R> {
+    /// Cancels the chunks not started, and drops the results not handed
+    /// out one by one. Small and inlined: the cursor goes to the cold
+    /// part by value (see the field).
+    #[inline]
     fn drop(&mut self) {
+        let values = std::mem::take(&mut self.values);
+        self.state.finish(values);
+    }
+}
+
+impl<I, F, R> MapState<'_, I, F, R> {
+    /// The map's `Drop`, given the map's cursor.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self, values: ValueCursor<R>) {
         for chunk in &self.in_flight {
             chunk.handle.cancel();
         }
+        // SAFETY: `values` is the map's one cursor from `ready` (see
+        // `next_failure_or_from_next_chunk`).
+        unsafe { self.ready.drop_all(values) };
     }
 }
 
@@ -567,8 +594,8 @@ impl<I: Iterator, F, R> fmt::Debug for PoolMap<'_, I, F, R> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("PoolMap")
-            .field("chunks_in_flight", &self.in_flight.len())
-            .field("chunk_size", &self.chunk_size.get())
+            .field("chunks_in_flight", &self.state.in_flight.len())
+            .field("chunk_size", &self.state.chunk_size.get())
             .finish_non_exhaustive()
     }
 }
