@@ -33,27 +33,35 @@ fn rounds() -> usize {
 }
 
 /// Runs `round` `rounds()` times; with `VERISYNC_PERF_PRINT` set, prints
-/// the fastest round's time per unit (`units` per round) on stderr, for a
-/// rough wall-clock look (the fastest round is the least disturbed one on
-/// a shared machine); with `VERISYNC_PERF_EACH` set, every round's (the
+/// the fastest and the median round's time per unit (`units` per round)
+/// on stderr, for a rough wall-clock look (the fastest round is the least
+/// disturbed one on a shared machine; the median is closer to what a
+/// criterion mean sees); with `VERISYNC_PERF_EACH` set, every round's (the
 /// pool workloads settle into one of a few speeds per process, so an A/B
 /// comparison alternates binaries over many processes and compares the
 /// distributions of rounds).
 fn run_rounds(units: u64, mut round: impl FnMut()) {
-    let mut fastest = std::time::Duration::MAX;
-    let mut each = Vec::new();
+    let mut times = Vec::with_capacity(rounds());
     for _ in 0..rounds() {
         let start = std::time::Instant::now();
         round();
-        fastest = fastest.min(start.elapsed());
-        each.push(start.elapsed().as_nanos() as u64 / units);
+        times.push(start.elapsed());
     }
     if std::env::var_os("VERISYNC_PERF_EACH").is_some() {
+        let each: Vec<u64> = times
+            .iter()
+            .map(|time| time.as_nanos() as u64 / units)
+            .collect();
         eprintln!("rounds (ns per unit): {each:?}");
     }
-    if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && rounds() > 0 {
-        let per_unit = fastest.as_nanos() as f64 / units as f64;
-        eprintln!("fastest round: {per_unit:.2} ns per unit");
+    if std::env::var_os("VERISYNC_PERF_PRINT").is_some() && !times.is_empty() {
+        times.sort();
+        let per_unit = |time: std::time::Duration| time.as_nanos() as f64 / units as f64;
+        eprintln!(
+            "fastest round: {:.2} ns per unit, median {:.2}",
+            per_unit(times[0]),
+            per_unit(times[times.len() / 2])
+        );
     }
 }
 

@@ -272,3 +272,66 @@ fn a_trusted_length_input_that_panics_mid_chunk_keeps_the_items_read_before_it()
         assert_eq!(got, expected);
     });
 }
+
+/// A result that counts how many were made and how many dropped.
+struct Counted {
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, SeqCst);
+    }
+}
+
+/// Every result made is dropped exactly once — handed out, left behind the
+/// map's cursor in the chunk being handed out, after a failure in it, or
+/// in a chunk still in flight — wherever the map (ordered or not) is
+/// dropped, and when it is run to its end.
+#[test]
+fn every_result_made_is_dropped_once_wherever_the_map_is_dropped() {
+    quiet_deliberate_panics();
+    with_watchdog(PATIENCE, || {
+        for unordered in [false, true] {
+            for take in [0usize, 1, 2, 3, 7, 50, 300, 1000, 5000] {
+                let made = Arc::new(AtomicUsize::new(0));
+                let dropped = Arc::new(AtomicUsize::new(0));
+                let pool = ThreadPool::new(2);
+                let function = {
+                    let made = Arc::clone(&made);
+                    let dropped = Arc::clone(&dropped);
+                    move |item: usize| {
+                        if item % 7 == 3 {
+                            panic!("deliberate panic in item {item}");
+                        }
+                        made.fetch_add(1, SeqCst);
+                        Counted {
+                            dropped: Arc::clone(&dropped),
+                        }
+                    }
+                };
+                let mut results: Box<dyn Iterator<Item = Result<Counted, TaskError>>> = if unordered
+                {
+                    Box::new(pool.map_unordered(0..3000, function))
+                } else {
+                    Box::new(pool.map(0..3000, function))
+                };
+                let mut handed_out = 0;
+                for result in results.by_ref().take(take) {
+                    handed_out += 1;
+                    drop(result);
+                }
+                drop(results);
+                // Waits for the chunks still running: their results are
+                // dropped by the worker.
+                pool.shutdown();
+                assert_eq!(handed_out, take.min(3000), "unordered {unordered}");
+                assert_eq!(
+                    dropped.load(SeqCst),
+                    made.load(SeqCst),
+                    "unordered {unordered}, {take} taken: results made vs dropped"
+                );
+            }
+        }
+    });
+}

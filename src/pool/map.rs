@@ -3,9 +3,11 @@
 //! Inputs are sent to the pool in chunks, a bounded number of chunks in
 //! flight; results come back in input order. The chunk size adapts: it
 //! starts at one item (so a few expensive items still spread over every
-//! worker) and doubles while chunks finish in under `FAST_CHUNK`, up to
-//! its cap, halving again when they take longer than `SLOW_CHUNK` — so a
-//! million cheap items do not pay a task's overhead each. The cap is
+//! worker) and grows while chunks finish in under `FAST_CHUNK` — by as
+//! many times as the last chunk fits into `FAST_CHUNK`, at least 2× and
+//! at most `MAX_GROWTH` (64×) — up to its cap, halving again when they
+//! take longer than `SLOW_CHUNK`; so a million cheap items do not pay a
+//! task's overhead each, and reach the cap in three chunks. The cap is
 //! `MAX_CHUNK` items, fewer if the items or results are large (a chunk
 //! holds at most about `MAX_CHUNK_BYTES` of either), and when the input's
 //! length is known (an exact `size_hint`) also about `len / (4 × workers)`,
@@ -29,25 +31,31 @@
 //! - a chunk's results travel as the returned values alone, cut into runs
 //!   at the items that failed (see [`ChunkResults`]), not as one
 //!   `Result<R, TaskError>` per item, which is several times larger;
-//! - handing out a value is one step of the run's `vec::IntoIter`; all
-//!   else (a failure, the next chunk) is one cold call, so a `collect`'s
-//!   loop around `next` stays small, and `fold` (behind `for_each`,
-//!   `count`, `last`) walks a run in one go.
+//! - handing out a value is one step of a raw cursor over the run (see
+//!   [`hand_out`](super::hand_out)) that the map keeps beside its boxed
+//!   state and gives to the slow path by value, so that a `collect`'s
+//!   loop keeps it in registers; all else (a failure, the next chunk) is
+//!   one cold call, and `fold` (behind `for_each`, `count`, `last`) walks
+//!   a run in one go.
 //!
 //! Measured (callgrind, 1,000,000 `u64`s collected into a
-//! `Result<Vec<_>, _>`, 2 workers): about 14 instructions per item on the
-//! caller's thread, most of them the `collect` loop's own, and 2 on a
-//! worker; rayon's `par_iter` takes about 5.5 per item in all.
+//! `Result<Vec<_>, _>`, 2 workers, `tests/perf_counts.rs`): about 15
+//! instructions per item on the caller's thread (one of them the
+//! workload's own check), most of them the `collect` loop's own, and 3.8
+//! on the workers; rayon's `par_iter` takes about 5.5 per item in all.
 //!
-//! The floor under this design (measured on a 2-core VM, fastest of 20
-//! rounds, `tests/perf_counts.rs`): the same `collect` with no pool at all
-//! (`map_serial_collect_floor`: read, apply, hand out, on one thread)
-//! takes 0.65-0.70 ns per item, 2.2× rayon's 0.30; shipping the items to
-//! workers adds the caller's copy of each input into its chunk (about
-//! 0.45 ns per item, memory-bound) and the hand-out of results another
-//! core wrote, about 1.4-1.8 ns per item in all. Fewer instructions in
-//! the hand-out loop (its cursor kept in registers) measured only
-//! 0.05-0.08 ns per item less.
+//! The floor under this design (measured on a 2-core AMD EPYC VM,
+//! `tests/perf_counts.rs`, fastest rounds): the same `collect` with no
+//! pool at all (`map_serial_collect_floor`: read, apply, hand out, on one
+//! thread) takes 0.57-0.70 ns per item, 2× rayon's 0.30; handing out
+//! results from chunks already made, with the cursor in registers, takes
+//! the same 0.58 (0.85 with the cursor in memory). Shipping the items to
+//! a worker adds the caller's copy of each input into its chunk (0.4-0.5
+//! ns per item: stores to lines the other core last held) and the read of
+//! results another core wrote: a minimal two-thread pipeline of the same
+//! shape (a channel, no pool, no panic handling) takes 1.9-2.2 ns per
+//! item, and this map 1.8-2.1. Recycling the chunk buffers, or running a
+//! chunk in place in its input buffer, measured no faster.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -55,6 +63,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::hand_out::{Unhanded, ValueCursor};
 use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
 use crate::panic_payload::{drop_reporting_panics, take_panic_message};
@@ -72,6 +81,13 @@ const MAX_CHUNK_BYTES: usize = 512 * 1024;
 const FAST_CHUNK: Duration = Duration::from_micros(50);
 /// A chunk this slow means the items are expensive: make chunks smaller.
 const SLOW_CHUNK: Duration = Duration::from_micros(500);
+/// The most a chunk grows by after one fast chunk: the next chunk is as
+/// many times larger as the last one fits into `FAST_CHUNK`, at least 2×
+/// and at most this. So cheap items reach the cap in a few chunks (16,384
+/// from 1 in 3 chunks, not 14 doublings, each of which the caller may
+/// wait through while a worker wakes), while items of a few microseconds
+/// still grow only a few times per chunk.
+const MAX_GROWTH: u128 = 64;
 
 /// Chunks per worker that an input of known length is cut into at least
 /// (Python's `Pool.map` rule), shared with the process pool's map.
@@ -89,34 +105,31 @@ pub(crate) fn known_length_chunk(inputs: &impl Iterator, workers: usize) -> Opti
     }
 }
 
-/// One chunk's results (those not handed out yet), and how long the
-/// worker spent on it.
+/// One chunk's results, as the worker that ran it hands them over, and
+/// how long the worker spent on it.
 ///
 /// Stored as the values of the items that returned, cut into runs at the
-/// items that failed: `values` is the run handed out now, and each failure
-/// comes with the run of values after it. A cheap item's result is then as
-/// small as the value itself (a `Result<R, TaskError>` per item would be the
-/// size of a `TaskError` at least, and the caller's thread reads every byte
-/// of it from another core's cache), and handing out a value is a
-/// `vec::IntoIter` step — one comparison and one pointer step, with no
-/// failure position to compare against. A chunk without failures (the
-/// usual case) is one run; cutting a run costs a copy of the values after
-/// the cut, paid only by chunks with failures.
+/// items that failed: `values` is the first run, and each failure comes
+/// with the run of values after it. A cheap item's result is then as
+/// small as the value itself (a `Result<R, TaskError>` per item would be
+/// the size of a `TaskError` at least, and the caller's thread reads every
+/// byte of it from another core's cache), and handing out a value is a
+/// step of a [`ValueCursor`](super::hand_out::ValueCursor) over a run,
+/// with no failure position to compare against. A chunk without failures
+/// (the usual case) is one run; cutting a run costs a copy of the values
+/// after the cut, paid by the worker, and only for chunks with failures.
 ///
-/// The values are the user's results, and each one's `Drop` may panic. A
-/// `Vec` of them dropped whole would abort the process at the second such
-/// panic (a panic while unwinding from the first), wherever it is dropped:
-/// by the iterator, or by the worker when the iterator was dropped first.
-/// So this drops them one by one, each panic caught and reported.
+/// The values are the user's, and each one's `Drop` may panic. A `Vec` of
+/// them dropped whole would abort the process at the second such panic,
+/// wherever it is dropped: by the iterator, or by the worker when the
+/// iterator was dropped first. So this drops them one by one, each panic
+/// caught and reported.
 pub(super) struct ChunkResults<R> {
-    /// The values handed out next, in input order, up to the next failure.
-    values: std::vec::IntoIter<R>,
-    /// The failures still to come, in input order, each with the run of
-    /// values that follows it.
-    failures: VecDeque<(TaskError, std::vec::IntoIter<R>)>,
-    /// The results in `failures` (each failure and its run), so that
-    /// [`len`](Self::len) is one addition.
-    results_after_values: usize,
+    /// The values before the first failure, in input order.
+    values: Vec<R>,
+    /// The failures, in input order, each with the run of values that
+    /// follows it.
+    failures: VecDeque<(TaskError, Vec<R>)>,
     pub(super) spent: Duration,
 }
 
@@ -124,16 +137,14 @@ impl<R> ChunkResults<R> {
     /// `failures` hold, for each failed item in input order, how many
     /// values come before it, and its error.
     fn new(mut values: Vec<R>, failures: VecDeque<(usize, TaskError)>, spent: Duration) -> Self {
-        let results_after_values = failures.len() + values.len();
         let mut runs = VecDeque::with_capacity(failures.len());
         // From the last failure back: each value is copied at most once.
         for (values_before, error) in failures.into_iter().rev() {
             let run = values.split_off(values_before);
-            runs.push_front((error, run.into_iter()));
+            runs.push_front((error, run));
         }
         Self {
-            results_after_values: results_after_values - values.len(),
-            values: values.into_iter(),
+            values,
             failures: runs,
             spent,
         }
@@ -148,53 +159,13 @@ impl<R> ChunkResults<R> {
         )
     }
 
-    pub(super) fn empty() -> Self {
-        Self::new(Vec::new(), VecDeque::new(), Duration::ZERO)
-    }
-
-    /// How many results are left to hand out.
-    pub(super) fn len(&self) -> usize {
-        self.values.len() + self.results_after_values
-    }
-
-    /// The next result if it is a value: the per-item fast path. `None`
-    /// when the next result is a failure or none is left (see
-    /// [`next`](Iterator::next)).
-    #[inline]
-    pub(super) fn next_value(&mut self) -> Option<R> {
-        self.values.next()
-    }
-
-    /// The values up to the next failure, to walk in one go.
-    pub(super) fn values_up_to_next_failure(&mut self) -> &mut std::vec::IntoIter<R> {
-        &mut self.values
-    }
-
-    /// The next result when the values up to it are used up: the next
-    /// failure (its run of values becomes the one handed out), or `None`.
-    #[cold]
-    fn next_failure(&mut self) -> Option<Result<R, TaskError>> {
-        let (error, run) = self.failures.pop_front()?;
-        self.results_after_values -= 1 + run.len();
-        // The run replaced is used up: nothing of the user's is dropped.
-        self.values = run;
-        Some(Err(error))
-    }
-}
-
-impl<R> Iterator for ChunkResults<R> {
-    type Item = Result<R, TaskError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        match self.values.next() {
-            Some(value) => Some(Ok(value)),
-            None => self.next_failure(),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len(), Some(self.len()))
+    /// Takes the runs out (the first run, and the failures with theirs),
+    /// leaving none.
+    pub(super) fn take_runs(&mut self) -> (Vec<R>, VecDeque<(TaskError, Vec<R>)>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.failures),
+        )
     }
 }
 
@@ -202,7 +173,7 @@ impl<R> Drop for ChunkResults<R> {
     fn drop(&mut self) {
         let runs = self.failures.iter_mut().map(|(_, run)| run);
         for run in std::iter::once(&mut self.values).chain(runs) {
-            for value in run.by_ref() {
+            for value in run.drain(..) {
                 drop_reporting_panics(
                     value,
                     "a result of a pool map that was never handed out (the map was dropped \
@@ -267,7 +238,10 @@ impl ChunkSize {
     /// Grows or shrinks after a chunk that took `spent`.
     pub(super) fn adapt(&mut self, spent: Duration) {
         if spent < FAST_CHUNK {
-            self.size = (self.size * 2).min(self.cap);
+            let fits = FAST_CHUNK.as_nanos() / spent.as_nanos().max(1);
+            // At most 64: the cast cannot truncate.
+            let growth = fits.clamp(2, MAX_GROWTH) as usize;
+            self.size = self.size.saturating_mul(growth).min(self.cap);
         } else if spent > SLOW_CHUNK {
             self.size = (self.size / 2).max(1);
         }
@@ -414,13 +388,23 @@ struct Chunk<R> {
 /// assert_eq!(lengths, [1, 2, 3]);
 /// ```
 pub struct PoolMap<'a, I: Iterator, F, R> {
+    /// The ready chunk's values up to its next failure. Kept out of
+    /// `state`, and given to the slow path by value, so that a loop of
+    /// `next` keeps it in registers (see [`hand_out`](super::hand_out)).
+    values: ValueCursor<R>,
+    state: Box<MapState<'a, I, F, R>>,
+}
+
+/// All of a [`PoolMap`] but the cursor over the values handed out now.
+struct MapState<'a, I, F, R> {
     pool: &'a ThreadPool,
     inputs: I,
     function: Arc<F>,
     in_flight: VecDeque<Chunk<R>>,
     /// The items of the chunks in `in_flight`, all together.
     items_in_flight: usize,
-    ready: ChunkResults<R>,
+    /// The ready chunk's results behind the map's cursor.
+    ready: Unhanded<R>,
     chunk_size: ChunkSize,
     max_in_flight: usize,
     inputs_done: bool,
@@ -435,18 +419,42 @@ where
 {
     pub(crate) fn new(pool: &'a ThreadPool, inputs: I, function: F) -> Self {
         Self {
-            pool,
-            chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
-            inputs,
-            function: Arc::new(function),
-            in_flight: VecDeque::new(),
-            items_in_flight: 0,
-            ready: ChunkResults::empty(),
-            max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
-            inputs_done: false,
+            values: ValueCursor::default(),
+            state: Box::new(MapState {
+                pool,
+                chunk_size: ChunkSize::new::<I::Item, R>(&inputs, pool.workers()),
+                inputs,
+                function: Arc::new(function),
+                in_flight: VecDeque::new(),
+                items_in_flight: 0,
+                ready: Unhanded::default(),
+                max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
+                inputs_done: false,
+            }),
         }
     }
 
+    /// The slow path of `next` (and of `fold`), when the cursor is used
+    /// up: the ready chunk's next failure, else the next chunk's first
+    /// result. Inlined, so that only the boxed state's address goes to the
+    /// cold call: the cursor goes in and comes back by value (see the
+    /// field).
+    #[inline]
+    fn next_slow(&mut self) -> Option<Result<R, TaskError>> {
+        let used_up = std::mem::take(&mut self.values);
+        let (result, values) = self.state.next_failure_or_from_next_chunk(used_up);
+        self.values = values;
+        result
+    }
+}
+
+impl<I, F, R> MapState<'_, I, F, R>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: Send + 'static,
+{
     /// Sends chunks until the in-flight bound is reached or inputs run out.
     /// If the input iterator panics, the items read before it are sent
     /// first, then the panic goes on to the caller.
@@ -467,30 +475,50 @@ where
         }
     }
 
-    /// The slow path of `next`: the ready chunk's next result is a
-    /// failure, or the chunk is used up — then top up the chunks in flight
-    /// and wait for the oldest.
+    /// With the cursor `used_up`: the ready chunk's next failure, or, if
+    /// none is left, top up the chunks in flight, wait for the oldest and
+    /// take its first result. Gives the cursor over the values after the
+    /// result handed out.
+    ///
+    /// `used_up` is the map's cursor (the map keeps a default one while
+    /// this runs, so that a panic here — the input iterator's, passed on by
+    /// `fill` — leaves no cursor over values behind).
     #[cold]
     #[inline(never)]
-    fn next_failure_or_from_next_chunk(&mut self) -> Option<Result<R, TaskError>> {
-        if let Some(result) = self.ready.next() {
-            return Some(result);
+    fn next_failure_or_from_next_chunk(
+        &mut self,
+        used_up: ValueCursor<R>,
+    ) -> (Option<Result<R, TaskError>>, ValueCursor<R>) {
+        // SAFETY (each call on `ready` below): the map has one `Unhanded`
+        // and one cursor from it, given here by value; each call's cursor
+        // is the one the call before gave.
+        let (failure, mut values) = unsafe { self.ready.next_failure(used_up) };
+        if let Some(error) = failure {
+            return (Some(Err(error)), values);
         }
         loop {
             self.fill();
-            let chunk = self.in_flight.pop_front()?;
+            let Some(chunk) = self.in_flight.pop_front() else {
+                return (None, values);
+            };
             self.items_in_flight -= chunk.items;
-            match chunk.handle.join() {
+            let results = match chunk.handle.join() {
                 Ok(results) => {
                     self.chunk_size.adapt(results.spent);
-                    self.ready = results;
+                    results
                 }
                 // The chunk never ran (the pool shut down): every item in it
                 // reports why.
-                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
+                Err(error) => ChunkResults::failed(&error, chunk.items),
+            };
+            values = unsafe { self.ready.load(values, results) };
+            if let Some(value) = values.next() {
+                return (Some(Ok(value)), values);
             }
-            if let Some(result) = self.ready.next() {
-                return Some(result);
+            let (failure, after) = unsafe { self.ready.next_failure(values) };
+            values = after;
+            if let Some(error) = failure {
+                return (Some(Err(error)), values);
             }
         }
     }
@@ -505,19 +533,19 @@ where
 {
     type Item = Result<R, TaskError>;
 
-    /// The fast path hands out the ready chunk's next value; everything
-    /// else (a failure, the next chunk) is one call to a cold function, so
-    /// that the loop around `next` (a `collect`, a `for`) keeps no state
-    /// for it.
+    /// The fast path hands out the cursor's next value; everything else
+    /// (a failure, the next chunk) is one call to a cold function, so
+    /// that the loop around `next` (a `collect`, a `for`) keeps the cursor
+    /// in registers.
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match self.ready.next_value() {
+        match self.values.next() {
             Some(value) => Some(Ok(value)),
-            None => self.next_failure_or_from_next_chunk(),
+            None => self.next_slow(),
         }
     }
 
-    /// Walks the values of each chunk in one go (a `for_each`, `count`,
+    /// Walks the values of each run in one go (a `for_each`, `count`,
     /// `last`, or a `fold` of one's own), the failures and the next chunk
     /// as `next` takes them: the same results in the same order as a loop
     /// of `next`.
@@ -527,13 +555,12 @@ where
     {
         let mut accumulated = init;
         loop {
-            accumulated = self
-                .ready
-                .values_up_to_next_failure()
-                .fold(accumulated, |accumulated, value| {
-                    function(accumulated, Ok(value))
-                });
-            match self.next_failure_or_from_next_chunk() {
+            // Walked from the map's own cursor, so that a panic in
+            // `function` leaves the values after it to the map's `Drop`.
+            for value in self.values.by_ref() {
+                accumulated = function(accumulated, Ok(value));
+            }
+            match self.next_slow() {
                 Some(result) => accumulated = function(accumulated, result),
                 None => return accumulated,
             }
@@ -543,11 +570,12 @@ where
     /// Every item read gives one result: those of the ready chunk and the
     /// chunks in flight are certain, the input's own hint adds the rest.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let certain = self.ready.len() + self.items_in_flight;
-        if self.inputs_done {
+        let state = &self.state;
+        let certain = state.ready.len(&self.values) + state.items_in_flight;
+        if state.inputs_done {
             return (certain, Some(certain));
         }
-        let (low, high) = self.inputs.size_hint();
+        let (low, high) = state.inputs.size_hint();
         (
             certain.saturating_add(low),
             high.and_then(|high| high.checked_add(certain)),
@@ -556,10 +584,27 @@ where
 }
 
 impl<I: Iterator, F, R> Drop for PoolMap<'_, I, F, R> {
+    /// Cancels the chunks not started, and drops the results not handed
+    /// out one by one. Small and inlined: the cursor goes to the cold
+    /// part by value (see the field).
+    #[inline]
     fn drop(&mut self) {
+        let values = std::mem::take(&mut self.values);
+        self.state.finish(values);
+    }
+}
+
+impl<I, F, R> MapState<'_, I, F, R> {
+    /// The map's `Drop`, given the map's cursor.
+    #[cold]
+    #[inline(never)]
+    fn finish(&mut self, values: ValueCursor<R>) {
         for chunk in &self.in_flight {
             chunk.handle.cancel();
         }
+        // SAFETY: `values` is the map's one cursor from `ready` (see
+        // `next_failure_or_from_next_chunk`).
+        unsafe { self.ready.drop_all(values) };
     }
 }
 
@@ -567,8 +612,54 @@ impl<I: Iterator, F, R> fmt::Debug for PoolMap<'_, I, F, R> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("PoolMap")
-            .field("chunks_in_flight", &self.in_flight.len())
-            .field("chunk_size", &self.chunk_size.get())
+            .field("chunks_in_flight", &self.state.in_flight.len())
+            .field("chunk_size", &self.state.chunk_size.get())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk_size(length: usize) -> ChunkSize {
+        ChunkSize::new::<u64, u64>(&(0..length as u64), 2)
+    }
+
+    #[test]
+    fn cheap_chunks_reach_the_cap_in_three_chunks() {
+        let mut size = chunk_size(1_000_000);
+        let mut sizes = vec![size.get()];
+        for _ in 0..4 {
+            size.adapt(Duration::from_nanos(100));
+            sizes.push(size.get());
+        }
+        assert_eq!(sizes, [1, 64, 4096, MAX_CHUNK, MAX_CHUNK]);
+    }
+
+    #[test]
+    fn growth_slows_near_the_fast_limit_and_slow_chunks_halve() {
+        let mut size = chunk_size(1_000_000);
+        size.adapt(Duration::from_nanos(100));
+        assert_eq!(size.get(), 64);
+        // 5 µs: fits 10 times into FAST_CHUNK.
+        size.adapt(Duration::from_micros(5));
+        assert_eq!(size.get(), 640);
+        // 40 µs: fits once, grows by the least, 2×.
+        size.adapt(Duration::from_micros(40));
+        assert_eq!(size.get(), 1280);
+        // Between FAST_CHUNK and SLOW_CHUNK: stays.
+        size.adapt(Duration::from_micros(100));
+        assert_eq!(size.get(), 1280);
+        size.adapt(Duration::from_millis(1));
+        assert_eq!(size.get(), 640);
+    }
+
+    #[test]
+    fn a_short_input_keeps_its_python_cap() {
+        // 100 items over 2 workers: at most 100 / 8, rounded up.
+        let mut size = chunk_size(100);
+        size.adapt(Duration::from_nanos(100));
+        assert_eq!(size.get(), 13);
     }
 }

@@ -20,6 +20,7 @@ use std::fmt;
 use std::panic::resume_unwind;
 use std::sync::Arc;
 
+use super::hand_out::{Unhanded, ValueCursor};
 use super::map::{read_chunk, submit_chunk, ChunkResults, ChunkSize, CHUNKS_PER_WORKER};
 use super::task::{TaskError, TaskHandle};
 use super::thread::ThreadPool;
@@ -54,7 +55,10 @@ pub struct PoolMapUnordered<'a, I: Iterator, F, R> {
     /// The numbers of finished chunks, in the order they finished.
     finished: Arc<JoinableQueue<u64>>,
     next_chunk: u64,
-    ready: ChunkResults<R>,
+    /// The ready chunk's values up to its next failure, and the rest of
+    /// its results.
+    values: ValueCursor<R>,
+    ready: Unhanded<R>,
     chunk_size: ChunkSize,
     max_in_flight: usize,
     inputs_done: bool,
@@ -76,7 +80,8 @@ where
             in_flight: HashMap::new(),
             finished: Arc::new(JoinableQueue::new()),
             next_chunk: 0,
-            ready: ChunkResults::empty(),
+            values: ValueCursor::default(),
+            ready: Unhanded::default(),
             max_in_flight: pool.workers() * CHUNKS_PER_WORKER,
             inputs_done: false,
         }
@@ -144,10 +149,20 @@ where
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(value) = self.values.next() {
+            return Some(Ok(value));
+        }
+        // SAFETY (each call on `ready` below): the map has one `Unhanded`
+        // and one cursor from it, `values`, taken out and put back around
+        // each call, so that each call's cursor is the one the call before
+        // gave (a panic in `fill` leaves a default cursor, over nothing).
+        let (failure, values) =
+            unsafe { self.ready.next_failure(std::mem::take(&mut self.values)) };
+        self.values = values;
+        if let Some(error) = failure {
+            return Some(Err(error));
+        }
         loop {
-            if let Some(result) = self.ready.next() {
-                return Some(result);
-            }
             self.fill();
             if self.in_flight.is_empty() {
                 return None;
@@ -157,14 +172,25 @@ where
                 .in_flight
                 .remove(&number)
                 .expect("each chunk finishes once");
-            match chunk.handle.join() {
+            let results = match chunk.handle.join() {
                 Ok(results) => {
                     self.chunk_size.adapt(results.spent);
-                    self.ready = results;
+                    results
                 }
                 // The chunk never ran (the pool shut down): every item in it
                 // reports why.
-                Err(error) => self.ready = ChunkResults::failed(&error, chunk.items),
+                Err(error) => ChunkResults::failed(&error, chunk.items),
+            };
+            let used_up = std::mem::take(&mut self.values);
+            self.values = unsafe { self.ready.load(used_up, results) };
+            if let Some(value) = self.values.next() {
+                return Some(Ok(value));
+            }
+            let (failure, values) =
+                unsafe { self.ready.next_failure(std::mem::take(&mut self.values)) };
+            self.values = values;
+            if let Some(error) = failure {
+                return Some(Err(error));
             }
         }
     }
@@ -175,6 +201,9 @@ impl<I: Iterator, F, R> Drop for PoolMapUnordered<'_, I, F, R> {
         for chunk in self.in_flight.values() {
             chunk.handle.cancel();
         }
+        // SAFETY: `values` is the map's one cursor from `ready` (see
+        // `next`).
+        unsafe { self.ready.drop_all(std::mem::take(&mut self.values)) };
     }
 }
 

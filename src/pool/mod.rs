@@ -2,6 +2,7 @@
 //! [`TaskHandle`] completion cell (`task.rs`).
 
 mod completed;
+mod hand_out;
 mod map;
 mod map_unordered;
 #[cfg(all(unix, not(verisync_loom)))]
