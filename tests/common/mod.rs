@@ -7,7 +7,9 @@
 pub mod arena;
 
 use std::panic::resume_unwind;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,76 @@ where
             "the test did not finish within {limit:?}: some thread is blocked forever \
              (a lost wake-up, a lost permit or a deadlock)"
         ),
+    }
+}
+
+/// Operations completed so far in a test run under
+/// [`with_progress_watchdog`].
+#[derive(Default)]
+pub struct Progress {
+    completed: AtomicU64,
+}
+
+impl Progress {
+    /// Records that one more operation completed.
+    pub fn tick(&self) {
+        // Relaxed: only ever compared with an earlier reading of itself.
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `body` on its own thread, like [`with_watchdog`], but fails only
+/// when `body` stops making progress: when no operation completes
+/// ([`Progress::tick`]) for `stall`. A lost wake-up or a stranded waiter
+/// still fails the test within `stall` of the last operation, while a run
+/// that is merely slow — its threads pinned to one CPU beside a busy loop,
+/// where every yield may hand the CPU away for a scheduler slice — is let
+/// finish. (The work every such test does is bounded, so it does finish.)
+pub fn with_progress_watchdog<R, F>(stall: Duration, body: F) -> R
+where
+    R: Send + 'static,
+    F: FnOnce(&Progress) -> R + Send + 'static,
+{
+    let progress = Arc::new(Progress::default());
+    let (done, finished) = mpsc::channel::<()>();
+    let worker = {
+        let progress = Arc::clone(&progress);
+        thread::spawn(move || {
+            let result = body(&progress);
+            let _ = done.send(());
+            result
+        })
+    };
+    let mut last = progress.completed();
+    let mut last_change = Instant::now();
+    loop {
+        // Look often enough that a stall is reported about `stall` after
+        // the last operation, not up to twice that.
+        match finished.recv_timeout(stall / 8) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                return match worker.join() {
+                    Ok(result) => result,
+                    Err(panic) => resume_unwind(panic),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let now = progress.completed();
+                if now != last {
+                    last = now;
+                    last_change = Instant::now();
+                } else {
+                    assert!(
+                        last_change.elapsed() < stall,
+                        "no operation completed for {stall:?} (after {now} had): some thread \
+                         is blocked forever (a lost wake-up, a lost permit or a deadlock)"
+                    );
+                }
+            }
+        }
     }
 }
 
