@@ -11,7 +11,7 @@ use std::thread;
 
 use verisync::ThreadPool;
 
-use common::{with_watchdog, PATIENCE};
+use common::{with_progress_watchdog, with_watchdog, PATIENCE};
 
 /// Set by a test right after its `scope` returned; a drop that sees it was
 /// a drop after the scope's stack was gone.
@@ -55,69 +55,81 @@ fn spin(iterations: usize) {
     }
 }
 
+/// Waits for `flag`, spinning so that on two free cores the waiter sees it
+/// within nanoseconds, and yielding after a while so that on one core
+/// (pinned, or beside a busy loop) the thread that will set it gets to run
+/// instead of waiting for this one's whole scheduler slice to end.
+fn wait_for(flag: &AtomicBool) {
+    let mut spins = 0u32;
+    while !flag.load(SeqCst) {
+        if spins < 1_000 {
+            spins += 1;
+            spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
 /// The ownership word's race: the body drops a task's handle just as a
 /// worker settles the task (both sides released by one flag, the body's
 /// drop swept over a range of delays so the two read-modify-writes land on
 /// top of each other). The unjoined result must be dropped exactly once and
-/// before `scope` returns, whichever side wins.
+/// before `scope` returns, whichever side wins. Under a progress watchdog
+/// (a round that never ends fails the test within `PATIENCE`): each round
+/// needs both threads to run, which on one CPU beside a busy loop costs
+/// scheduler slices.
 #[test]
 fn a_handle_dropped_as_its_task_settles_drops_the_result_once_inside_the_scope() {
     let rounds = rounds(20_000);
-    with_watchdog(
-        PATIENCE * 6 + std::time::Duration::from_millis(rounds as u64 * 2),
-        move || {
-            let pool = ThreadPool::new(1);
-            for round in 0..rounds {
-                SCOPE_RETURNED.store(false, SeqCst);
-                let drops = AtomicUsize::new(0);
-                let go = AtomicBool::new(false);
-                let started = AtomicBool::new(false);
-                let (body_returned, in_last_pass) =
-                    (AtomicBool::new(false), AtomicBool::new(false));
-                let body = thread::current().id();
-                pool.scope(|s| {
-                    let (drops, go, started) = (&drops, &go, &started);
-                    let (body_returned, in_last_pass) = (&body_returned, &in_last_pass);
-                    let handle = s.submit(move || {
-                        started.store(true, SeqCst);
-                        while !go.load(SeqCst) {
-                            spin_loop();
-                        }
-                        CountsDrops {
-                            drops,
-                            body,
-                            body_returned,
-                            in_last_pass,
-                        }
-                    });
-                    while !started.load(SeqCst) {
-                        spin_loop();
+    with_progress_watchdog(PATIENCE, move |progress| {
+        let pool = ThreadPool::new(1);
+        for round in 0..rounds {
+            SCOPE_RETURNED.store(false, SeqCst);
+            let drops = AtomicUsize::new(0);
+            let go = AtomicBool::new(false);
+            let started = AtomicBool::new(false);
+            let (body_returned, in_last_pass) = (AtomicBool::new(false), AtomicBool::new(false));
+            let body = thread::current().id();
+            pool.scope(|s| {
+                let (drops, go, started) = (&drops, &go, &started);
+                let (body_returned, in_last_pass) = (&body_returned, &in_last_pass);
+                let handle = s.submit(move || {
+                    started.store(true, SeqCst);
+                    wait_for(go);
+                    CountsDrops {
+                        drops,
+                        body,
+                        body_returned,
+                        in_last_pass,
                     }
-                    go.store(true, SeqCst);
-                    spin(round % 200);
-                    drop(handle);
-                    body_returned.store(true, SeqCst);
                 });
-                let seen = drops.load(SeqCst);
-                SCOPE_RETURNED.store(true, SeqCst);
-                assert_eq!(
-                    seen, 1,
-                    "round {round}: the result was dropped {seen} times inside the scope"
-                );
-                assert!(
+                wait_for(started);
+                go.store(true, SeqCst);
+                spin(round % 200);
+                drop(handle);
+                body_returned.store(true, SeqCst);
+            });
+            let seen = drops.load(SeqCst);
+            SCOPE_RETURNED.store(true, SeqCst);
+            assert_eq!(
+                seen, 1,
+                "round {round}: the result was dropped {seen} times inside the scope"
+            );
+            assert!(
                 !in_last_pass.load(SeqCst),
                 "round {round}: the result of a dropped handle was left to the scope's last pass"
             );
-            }
-            // Let any late drop happen, then look.
-            drop(pool);
-            assert_eq!(
-                DROPPED_AFTER_RETURN.load(SeqCst),
-                0,
-                "a result was dropped after its scope returned"
-            );
-        },
-    );
+            progress.tick();
+        }
+        // Let any late drop happen, then look.
+        drop(pool);
+        assert_eq!(
+            DROPPED_AFTER_RETURN.load(SeqCst),
+            0,
+            "a result was dropped after its scope returned"
+        );
+    });
 }
 
 /// A closure guard: counts its drop (the closure ran, or was dropped unrun).

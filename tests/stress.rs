@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use verisync::{Barrier, Condition, Event, Mutex, MutexGuard, ReentrantLock, Semaphore};
 
-use common::{join_scoped, with_watchdog, work, Rng, PATIENCE, SCALE};
+use common::{
+    join_scoped, panic_text, with_progress_watchdog, with_watchdog, work, Rng, PATIENCE, SCALE,
+};
 
 fn stress_limit() -> Duration {
     PATIENCE * 3
@@ -175,10 +177,14 @@ fn semaphore_acquire_many_with_timeouts_conserves_permits() {
 
 /// Only blocking `acquire_many` calls, no timeouts: a waiter stranded while
 /// permits are free is never rescued by someone else's timeout here, so any
-/// lost wake-up shows as a hang (caught by the watchdog).
+/// lost wake-up shows as a hang: no acquire completes once the other
+/// threads have finished, and the progress watchdog fails the test.
+/// (Not a total-time limit: pinned to one CPU beside a busy loop, each of
+/// `work`'s yields inside the critical section may give the loop a whole
+/// scheduler slice, and the run takes minutes.)
 #[test]
 fn semaphore_blocking_acquire_many_never_strands_a_waiter() {
-    with_watchdog(PATIENCE, || {
+    with_progress_watchdog(PATIENCE, |progress| {
         const THREADS: usize = 4;
         const PERMITS: usize = 2;
         let iterations = 2_000 * SCALE;
@@ -197,6 +203,7 @@ fn semaphore_blocking_acquire_many_never_strands_a_waiter() {
                         work(rng.below(32) as u8);
                         in_use.fetch_sub(n, Ordering::SeqCst);
                         drop(permit);
+                        progress.tick();
                     }
                 });
             }
@@ -205,12 +212,41 @@ fn semaphore_blocking_acquire_many_never_strands_a_waiter() {
     });
 }
 
+/// The progress watchdog the semaphore stress tests run under still fails
+/// a run with a stranded waiter, and soon: here the only thread waits for
+/// two permits of a semaphore holding one, after some operations that did
+/// complete. (The stranded thread stays blocked; the test binary exits.)
+#[test]
+fn progress_watchdog_fails_a_run_whose_waiter_is_stranded() {
+    let stalled = with_watchdog(PATIENCE, || {
+        std::panic::catch_unwind(|| {
+            with_progress_watchdog(Duration::from_secs(1), |progress| {
+                let semaphore = Semaphore::new(1);
+                for _ in 0..100 {
+                    drop(semaphore.acquire());
+                    progress.tick();
+                }
+                drop(semaphore.acquire_many(2));
+            });
+        })
+    });
+    let report = stalled.expect_err("a stranded waiter went unnoticed");
+    let message = panic_text(&*report).unwrap_or_default();
+    assert!(
+        message.starts_with("no operation completed for 1s (after 100 had)"),
+        "{message}"
+    );
+}
+
 /// Timeouts racing hand-offs: waiters with tiny timeouts queue behind a
 /// large request while permits trickle in; whatever times out, nothing is
-/// lost.
+/// lost. Under a progress watchdog (a round that never ends fails the test
+/// within `PATIENCE`), not a total-time limit: pinned to one CPU beside a
+/// busy loop, each round's thread spawns and yields may each give the loop
+/// a scheduler slice.
 #[test]
 fn semaphore_timeouts_racing_releases_lose_nothing() {
-    with_watchdog(stress_limit(), || {
+    with_progress_watchdog(PATIENCE, |progress| {
         let rounds = 500 * SCALE;
         let semaphore = Semaphore::new(0);
         let taken = AtomicUsize::new(0);
@@ -239,6 +275,7 @@ fn semaphore_timeouts_racing_releases_lose_nothing() {
                 released,
                 "round {round}"
             );
+            progress.tick();
         }
     });
 }
@@ -374,9 +411,14 @@ fn condition_producers_and_consumers_hand_over_every_item_once() {
     });
 }
 
+/// Under a progress watchdog (no party passing the barrier for `PATIENCE`
+/// fails the test), not a total-time limit: pinned to one CPU beside a busy
+/// loop each generation waits for three woken parties to get the CPU,
+/// 2.5–2.8 ms a generation here as with `std::sync::Barrier`; see
+/// `tests/oversubscribed.rs`.
 #[test]
 fn barrier_reused_across_many_generations() {
-    with_watchdog(stress_limit(), || {
+    with_progress_watchdog(PATIENCE, |progress| {
         const PARTIES: usize = 4;
         let generations = 2_000 * SCALE;
         let barrier = Barrier::new(PARTIES);
@@ -404,6 +446,7 @@ fn barrier_reused_across_many_generations() {
                         if result.is_leader() {
                             leaders[generation].fetch_add(1, Ordering::SeqCst);
                         }
+                        progress.tick();
                     }
                 });
             }

@@ -11,7 +11,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{join_scoped, with_watchdog, Rng, PATIENCE, SCALE};
+use common::{join_scoped, with_progress_watchdog, with_watchdog, Rng, PATIENCE, SCALE};
 
 fn stress_limit() -> Duration {
     PATIENCE * 3
@@ -93,8 +93,12 @@ fn unbounded_fifo_many_producers_and_consumers_lose_and_duplicate_nothing() {
 /// gets only: producers keep finding the queue full and consumers empty,
 /// so nearly every put and get goes through a wait list's handshake. A
 /// joiner waits for "all done" over and over while the items flow. A lost
-/// wake-up shows as the watchdog firing; a lost or doubled item as the
-/// final comparison. (On x86 every read-modify-write is a full barrier, so
+/// wake-up shows as the progress watchdog firing (no item consumed for
+/// `PATIENCE`); a lost or doubled item as the final comparison. (Not a
+/// total-time limit: pinned to one CPU beside a busy loop nearly every put
+/// and get waits for a woken thread to get the CPU, 0.4–0.5 ms an item
+/// here as with a `crossbeam_channel::bounded(2)`; see
+/// `tests/oversubscribed.rs`.) (On x86 every read-modify-write is a full barrier, so
 /// this cannot catch a too-weak ordering in the handshake; the loom queue
 /// tests do.)
 #[test]
@@ -106,7 +110,7 @@ fn bounded_queues_of_every_order_wake_every_blocked_party() {
         ("priority", || verisync::JoinableQueue::priority_bounded(2)),
     ];
     for (name, build) in orders {
-        with_watchdog(stress_limit(), move || {
+        with_progress_watchdog(PATIENCE, move |progress| {
             const PRODUCERS: u64 = 2;
             const CONSUMERS: usize = 2;
             let per_producer = 2_000 * SCALE as u64;
@@ -121,6 +125,7 @@ fn bounded_queues_of_every_order_wake_every_blocked_party() {
                             while let Ok(item) = queue.get() {
                                 got.push(item);
                                 queue.task_done().unwrap();
+                                progress.tick();
                             }
                             got
                         })

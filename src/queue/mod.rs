@@ -353,7 +353,7 @@ impl<T> JoinableQueue<T> {
             if timed_out {
                 return Err(PutError::Full(item));
             }
-            if !spin.spin() {
+            if !spin.spin_before(deadline) {
                 waiting.mark();
                 if !self.wait_while_full(deadline) {
                     // Re-try once: a wake-up may have raced with the timeout.
@@ -519,7 +519,7 @@ impl<T> JoinableQueue<T> {
             if timed_out {
                 return Err(GetError::Empty);
             }
-            if !spin.spin() {
+            if !spin.spin_before(deadline) {
                 waiting.mark();
                 if !self.wait_while_empty(deadline) {
                     // Re-try once: a wake-up may have raced with the timeout.

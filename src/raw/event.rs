@@ -119,7 +119,7 @@ impl RawEvent {
         // A set often follows within microseconds (a task finishing): look
         // again a few times before paying for a park and an unpark.
         let mut spin = SpinWait::default();
-        while spin.spin() {
+        while spin.spin_before(deadline) {
             if generation(self.state.load(Ordering::Acquire)) != seen {
                 return true;
             }

@@ -195,7 +195,7 @@ impl RawMutex {
 
             // Held and nobody parked yet: the holder is probably about to let
             // go, so spin a little before paying for a park.
-            if state & PARKED == 0 && spin.spin() {
+            if state & PARKED == 0 && spin.spin_before(deadline) {
                 state = self.state.load(Ordering::Relaxed);
                 continue;
             }

@@ -238,7 +238,7 @@ impl<'word> RawProcessLock<'word> {
                     }
                 }
             }
-            if state & WAITERS == 0 && spin.spin() {
+            if state & WAITERS == 0 && spin.spin_before(deadline) {
                 state = self.word.load(Relaxed);
                 continue;
             }

@@ -217,7 +217,7 @@ impl RawSemaphore {
             if self.try_acquire(count) {
                 return true;
             }
-            if self.state.load(Ordering::Relaxed) & QUEUED == 0 && spin.spin() {
+            if self.state.load(Ordering::Relaxed) & QUEUED == 0 && spin.spin_before(deadline) {
                 continue;
             }
 

@@ -7,7 +7,9 @@
 pub mod arena;
 
 use std::panic::resume_unwind;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,80 @@ where
             "the test did not finish within {limit:?}: some thread is blocked forever \
              (a lost wake-up, a lost permit or a deadlock)"
         ),
+    }
+}
+
+/// Operations completed so far in a test run under
+/// [`with_progress_watchdog`].
+#[derive(Default)]
+pub struct Progress {
+    completed: AtomicU64,
+}
+
+impl Progress {
+    /// Records that one more operation completed.
+    pub fn tick(&self) {
+        // Relaxed: only ever compared with an earlier reading of itself.
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `body` on its own thread, like [`with_watchdog`], but fails only
+/// when `body` stops making progress: when no operation completes
+/// ([`Progress::tick`]) for `stall`. A lost wake-up or a stranded waiter
+/// still fails the test within `stall` of the last operation, while a run
+/// that is merely slow — its threads pinned to one CPU beside a busy loop,
+/// where every yield may hand the CPU away for a scheduler slice — is let
+/// finish. (The work every such test does is bounded, so it does finish.)
+///
+/// The stall is counted in looks, `stall / LOOKS` apart, not read off the
+/// clock: a test process stopped as a whole (SIGSTOP while a benchmark
+/// runs, a suspended VM) sees one late look when it resumes, not a stall.
+pub fn with_progress_watchdog<R, F>(stall: Duration, body: F) -> R
+where
+    R: Send + 'static,
+    F: FnOnce(&Progress) -> R + Send + 'static,
+{
+    const LOOKS: u32 = 20;
+    let progress = Arc::new(Progress::default());
+    let (done, finished) = mpsc::channel::<()>();
+    let worker = {
+        let progress = Arc::clone(&progress);
+        thread::spawn(move || {
+            let result = body(&progress);
+            let _ = done.send(());
+            result
+        })
+    };
+    let mut last = progress.completed();
+    let mut looks_without_progress = 0;
+    loop {
+        match finished.recv_timeout(stall / LOOKS) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                return match worker.join() {
+                    Ok(result) => result,
+                    Err(panic) => resume_unwind(panic),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let now = progress.completed();
+                if now != last {
+                    last = now;
+                    looks_without_progress = 0;
+                } else {
+                    looks_without_progress += 1;
+                    assert!(
+                        looks_without_progress < LOOKS,
+                        "no operation completed for {stall:?} (after {now} had): some thread \
+                         is blocked forever (a lost wake-up, a lost permit or a deadlock)"
+                    );
+                }
+            }
+        }
     }
 }
 
