@@ -699,3 +699,51 @@ fn slow_items_after_one_cheap_item_still_spread_over_the_workers() {
         );
     });
 }
+
+/// Small enough for Miri (`cargo +nightly miri test --test pool_map_review20
+/// -- small_`): two maps swapped mid-chunk, one moved to another thread,
+/// failures cutting the chunks, both dropped half-consumed.
+#[test]
+fn small_maps_swapped_sent_and_dropped_half_consumed() {
+    quiet_deliberate_panics();
+    let pool = ThreadPool::new(2);
+    let counts = Counts::default();
+    for unordered in [false, true] {
+        let function = || counts.function(|n| n % 5 == 2, n_panics_on_drop(unordered));
+        let mut first: Box<dyn Iterator<Item = Result<Tracked, TaskError>> + Send> = if unordered
+        {
+            Box::new(pool.map_unordered(0..40, function()))
+        } else {
+            Box::new(pool.map(0..40, function()))
+        };
+        let mut second: Box<dyn Iterator<Item = Result<Tracked, TaskError>> + Send> =
+            Box::new(pool.map(100..140, function()));
+        for _ in 0..7 {
+            // A result's panicking `Drop` (the unordered round) is caught.
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(first.next())));
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(second.next())));
+        }
+        std::mem::swap(&mut first, &mut second);
+        let first = std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let mut first = first;
+                    for _ in 0..9 {
+                        let _ = catch_unwind(AssertUnwindSafe(|| drop(first.next())));
+                    }
+                    first
+                })
+                .join()
+                .unwrap()
+        });
+        drop(first);
+        drop(second);
+    }
+    pool.shutdown();
+    counts.assert_balanced("small maps");
+}
+
+/// The unordered round's results panic when dropped.
+fn n_panics_on_drop(unordered: bool) -> bool {
+    unordered
+}
