@@ -5,9 +5,11 @@
 //! starts at one item (so a few expensive items still spread over every
 //! worker) and grows while chunks finish in under `FAST_CHUNK` — by as
 //! many times as the last chunk fits into `FAST_CHUNK`, at least 2× and
-//! at most `MAX_GROWTH` (64×) — up to its cap, halving again when they
-//! take longer than `SLOW_CHUNK`; so a million cheap items do not pay a
-//! task's overhead each, and reach the cap in three chunks. The cap is
+//! at most `MAX_GROWTH` (64×), and at most as many times as that chunk
+//! had items (one quick item says little about the next ones) — up to its
+//! cap, halving again when they take longer than `SLOW_CHUNK`; so a
+//! million cheap items do not pay a task's overhead each, and reach the
+//! cap in five chunks (1, 2, 4, 16, 256, then the cap). The cap is
 //! `MAX_CHUNK` items, fewer if the items or results are large (a chunk
 //! holds at most about `MAX_CHUNK_BYTES` of either), and when the input's
 //! length is known (an exact `size_hint`) also about `len / (4 × workers)`,
@@ -83,10 +85,13 @@ const FAST_CHUNK: Duration = Duration::from_micros(50);
 const SLOW_CHUNK: Duration = Duration::from_micros(500);
 /// The most a chunk grows by after one fast chunk: the next chunk is as
 /// many times larger as the last one fits into `FAST_CHUNK`, at least 2×
-/// and at most this. So cheap items reach the cap in a few chunks (16,384
-/// from 1 in 3 chunks, not 14 doublings, each of which the caller may
-/// wait through while a worker wakes), while items of a few microseconds
-/// still grow only a few times per chunk.
+/// and at most this — and at most as many times as the last chunk had
+/// items, since a chunk of one quick item says little about the items
+/// after it (review 20: a cheap first item followed by slow ones sent
+/// them all to one worker). So cheap items reach the cap in a few chunks
+/// (16,384 from 1 in 5 chunks, not 14 doublings, each of which the caller
+/// may wait through while a worker wakes), while items of a few
+/// microseconds still grow only a few times per chunk.
 const MAX_GROWTH: u128 = 64;
 
 /// Chunks per worker that an input of known length is cut into at least
@@ -235,12 +240,13 @@ impl ChunkSize {
         self.size
     }
 
-    /// Grows or shrinks after a chunk that took `spent`.
-    pub(super) fn adapt(&mut self, spent: Duration) {
+    /// Grows or shrinks after a chunk of `items` that took `spent`.
+    pub(super) fn adapt(&mut self, spent: Duration, items: usize) {
         if spent < FAST_CHUNK {
             let fits = FAST_CHUNK.as_nanos() / spent.as_nanos().max(1);
+            let measured = u128::try_from(items).unwrap_or(u128::MAX).max(2);
             // At most 64: the cast cannot truncate.
-            let growth = fits.clamp(2, MAX_GROWTH) as usize;
+            let growth = fits.clamp(2, MAX_GROWTH).min(measured) as usize;
             self.size = self.size.saturating_mul(growth).min(self.cap);
         } else if spent > SLOW_CHUNK {
             self.size = (self.size / 2).max(1);
@@ -504,7 +510,7 @@ where
             self.items_in_flight -= chunk.items;
             let results = match chunk.handle.join() {
                 Ok(results) => {
-                    self.chunk_size.adapt(results.spent);
+                    self.chunk_size.adapt(results.spent, chunk.items);
                     results
                 }
                 // The chunk never ran (the pool shut down): every item in it
@@ -626,40 +632,64 @@ mod tests {
         ChunkSize::new::<u64, u64>(&(0..length as u64), 2)
     }
 
+    /// Adapts `size` after a chunk of its current size that took `spent`.
+    fn adapt_after_a_full_chunk(size: &mut ChunkSize, spent: Duration) {
+        let items = size.get();
+        size.adapt(spent, items);
+    }
+
     #[test]
-    fn cheap_chunks_reach_the_cap_in_three_chunks() {
+    fn cheap_chunks_reach_the_cap_in_five_chunks() {
         let mut size = chunk_size(1_000_000);
         let mut sizes = vec![size.get()];
-        for _ in 0..4 {
-            size.adapt(Duration::from_nanos(100));
+        for _ in 0..6 {
+            adapt_after_a_full_chunk(&mut size, Duration::from_nanos(100));
             sizes.push(size.get());
         }
-        assert_eq!(sizes, [1, 64, 4096, MAX_CHUNK, MAX_CHUNK]);
+        assert_eq!(sizes, [1, 2, 4, 16, 256, MAX_CHUNK, MAX_CHUNK]);
+    }
+
+    #[test]
+    fn a_chunk_grows_the_next_at_most_by_its_own_item_count() {
+        // Review 20: one cheap item grew the next chunk 64×, so every slow
+        // item after it went to one worker.
+        let mut size = chunk_size(1_000_000);
+        size.adapt(Duration::from_nanos(1), 1);
+        assert_eq!(size.get(), 2);
+        size.adapt(Duration::from_nanos(1), 3);
+        assert_eq!(size.get(), 6);
+        // An older, smaller chunk finishing late counts for what it held.
+        size.adapt(Duration::from_nanos(1), 2);
+        assert_eq!(size.get(), 12);
     }
 
     #[test]
     fn growth_slows_near_the_fast_limit_and_slow_chunks_halve() {
         let mut size = chunk_size(1_000_000);
-        size.adapt(Duration::from_nanos(100));
-        assert_eq!(size.get(), 64);
+        for _ in 0..4 {
+            adapt_after_a_full_chunk(&mut size, Duration::from_nanos(100));
+        }
+        assert_eq!(size.get(), 256);
         // 5 µs: fits 10 times into FAST_CHUNK.
-        size.adapt(Duration::from_micros(5));
-        assert_eq!(size.get(), 640);
+        adapt_after_a_full_chunk(&mut size, Duration::from_micros(5));
+        assert_eq!(size.get(), 2560);
         // 40 µs: fits once, grows by the least, 2×.
-        size.adapt(Duration::from_micros(40));
-        assert_eq!(size.get(), 1280);
+        adapt_after_a_full_chunk(&mut size, Duration::from_micros(40));
+        assert_eq!(size.get(), 5120);
         // Between FAST_CHUNK and SLOW_CHUNK: stays.
-        size.adapt(Duration::from_micros(100));
-        assert_eq!(size.get(), 1280);
-        size.adapt(Duration::from_millis(1));
-        assert_eq!(size.get(), 640);
+        adapt_after_a_full_chunk(&mut size, Duration::from_micros(100));
+        assert_eq!(size.get(), 5120);
+        adapt_after_a_full_chunk(&mut size, Duration::from_millis(1));
+        assert_eq!(size.get(), 2560);
     }
 
     #[test]
     fn a_short_input_keeps_its_python_cap() {
         // 100 items over 2 workers: at most 100 / 8, rounded up.
         let mut size = chunk_size(100);
-        size.adapt(Duration::from_nanos(100));
+        for _ in 0..4 {
+            adapt_after_a_full_chunk(&mut size, Duration::from_nanos(100));
+        }
         assert_eq!(size.get(), 13);
     }
 }

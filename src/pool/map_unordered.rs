@@ -174,7 +174,7 @@ where
                 .expect("each chunk finishes once");
             let results = match chunk.handle.join() {
                 Ok(results) => {
-                    self.chunk_size.adapt(results.spent);
+                    self.chunk_size.adapt(results.spent, chunk.items);
                     results
                 }
                 // The chunk never ran (the pool shut down): every item in it

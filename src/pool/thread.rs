@@ -561,7 +561,8 @@ impl ThreadPool {
     /// Items go to the workers in chunks. The first chunks hold one item
     /// each (so a few slow items still spread over every worker); chunks
     /// then grow while they finish quickly (by up to 64× per chunk, less
-    /// the closer a chunk came to 50 µs), up to 16,384 items — fewer
+    /// the closer a chunk came to 50 µs, and never by more than the
+    /// chunk's own item count), up to 16,384 items — fewer
     /// when items or results are large (at most 512 KiB of either per
     /// chunk, counted by `size_of`: memory an item owns on the heap is not
     /// counted), and about `len / (4 × workers)` for an input whose length
