@@ -169,6 +169,7 @@ impl<T: ?Sized> Mutex<T> {
         self.tracking.acquire(
             self.name,
             LockKind::Mutex,
+            None,
             || self.raw.try_lock(),
             || {
                 self.raw.lock();
@@ -247,6 +248,7 @@ impl<T: ?Sized> Mutex<T> {
         if self.tracking.acquire(
             self.name,
             LockKind::Mutex,
+            deadline,
             || self.raw.try_lock(),
             || self.raw.try_lock_until(deadline),
         ) {

@@ -154,6 +154,7 @@ impl<T: ?Sized> ReentrantLock<T> {
         self.tracking.acquire(
             self.name,
             LockKind::ReentrantLock,
+            None,
             || self.raw.try_lock(),
             || {
                 self.raw.lock();
@@ -222,6 +223,7 @@ impl<T: ?Sized> ReentrantLock<T> {
         let acquired = self.tracking.acquire(
             self.name,
             LockKind::ReentrantLock,
+            deadline,
             || self.raw.try_lock(),
             || self.raw.try_lock_until(deadline),
         );

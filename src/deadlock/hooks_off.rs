@@ -35,6 +35,7 @@ impl LockTracking {
         &self,
         _name: Option<&'static str>,
         _kind: LockKind,
+        _deadline: Option<std::time::Instant>,
         _attempt: impl FnOnce() -> bool,
         wait: impl FnOnce() -> bool,
     ) -> bool {

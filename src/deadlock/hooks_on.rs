@@ -237,7 +237,9 @@ impl LockTracking {
 
     /// A blocking or timed acquisition: `attempt` tries once without
     /// waiting (it may be called several times), `wait` takes the lock
-    /// (waiting as long as allowed) and says whether it got it.
+    /// (waiting until `deadline`, `None`: as long as it takes) and says
+    /// whether it got it. The spin before publishing the wait stops at
+    /// `deadline` too (see `SpinWait::spin_before`).
     ///
     /// The fast path (every pair with the held locks already seen by this
     /// thread, and the lock free) is inline; the rest is
@@ -248,6 +250,7 @@ impl LockTracking {
         &self,
         name: Option<&'static str>,
         kind: LockKind,
+        deadline: Option<Instant>,
         attempt: impl Fn() -> bool,
         wait: impl FnOnce() -> bool,
     ) -> bool {
@@ -269,7 +272,7 @@ impl LockTracking {
                 return true;
             }
         }
-        self.acquire_slow(name, kind, site, attempt, wait)
+        self.acquire_slow(name, kind, site, deadline, attempt, wait)
     }
 
     /// [`acquire`](Self::acquire) of a lock not used yet, taking a new
@@ -280,6 +283,7 @@ impl LockTracking {
         name: Option<&'static str>,
         kind: LockKind,
         site: &'static Location<'static>,
+        deadline: Option<Instant>,
         attempt: impl Fn() -> bool,
         wait: impl FnOnce() -> bool,
     ) -> bool {
@@ -310,7 +314,7 @@ impl LockTracking {
                 self.push_held(local, lock.clone(), site);
                 return FirstStep::Taken;
             }
-            self.before_waiting(local, &lock, name, kind, site, &attempt)
+            self.before_waiting(local, &lock, name, kind, site, deadline, &attempt)
         });
         match first {
             Some(FirstStep::Taken) => true,
@@ -332,9 +336,10 @@ impl LockTracking {
         }
     }
 
-    /// The attempt failed: spin a little, trying again, then publish that
-    /// the thread is blocked.
+    /// The attempt failed: spin a little (not past `deadline`), trying
+    /// again, then publish that the thread is blocked.
     #[cold]
+    #[allow(clippy::too_many_arguments)]
     fn before_waiting(
         &self,
         local: &Local,
@@ -342,10 +347,11 @@ impl LockTracking {
         name: Option<&'static str>,
         kind: LockKind,
         site: &'static Location<'static>,
+        deadline: Option<Instant>,
         attempt: &impl Fn() -> bool,
     ) -> FirstStep {
         let mut spin = SpinWait::default();
-        while spin.spin() {
+        while spin.spin_before(deadline) {
             if attempt() {
                 self.push_held(local, lock.clone(), site);
                 return FirstStep::Taken;
