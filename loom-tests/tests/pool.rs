@@ -516,3 +516,55 @@ fn review19_a_scopes_debug_on_another_thread_stays_within_the_submitted_tasks() 
         assert!((1..=3).contains(&unfinished), "{shown}");
     });
 }
+
+/// review19: the body keeps one task of credit (one submit of a batch of
+/// two) while its task, on the worker, submits a child one at a time; the
+/// scope's give-back races that submit and both settles. The scope returns
+/// only after both writes and never sleeps through the last settle.
+#[test]
+fn review19_a_worker_submits_while_the_scope_holds_credit() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let child = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let (runs, child) = (&runs, &child);
+            s.submit(move || {
+                runs.add_one();
+                s.submit(move || child.add_one());
+            });
+        });
+        assert_eq!((runs.get(), child.get()), (1, 1));
+    });
+}
+
+/// review19: a scope on the only worker of its pool (it helps) counts
+/// ahead in its body: the body joins its first task inline, whose child is
+/// then counted from the scope's credit on that same thread; the help gives
+/// the credit left after a third submit back first and runs that task. The scope returns after both
+/// writes and does not wait forever on credit it kept.
+#[test]
+fn review19_a_helping_scope_counts_ahead_and_gives_back_before_it_helps() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let first = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let child = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let second = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            inner.scope(|s| {
+                let (first, child, second) = (&first, &child, &second);
+                s.submit(move || {
+                    first.add_one();
+                    s.submit(move || child.add_one());
+                })
+                .join()
+                .unwrap();
+                // A new batch: one task of credit left for the help to give back.
+                s.submit(move || second.add_one());
+            });
+            (first.get(), child.get(), second.get())
+        });
+        assert_eq!(outer.join(), Ok((1, 1, 1)));
+    });
+}
