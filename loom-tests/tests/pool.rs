@@ -463,3 +463,108 @@ fn the_scope_gives_back_its_credit_racing_the_last_settle() {
         assert_eq!(runs.get(), 3, "the scope returned before a task's write");
     });
 }
+
+/// The number in a scope's `Debug` (`unfinished_tasks: N`).
+fn shown_unfinished(shown: &str) -> usize {
+    let rest = shown
+        .split("unfinished_tasks: ")
+        .nth(1)
+        .expect("a scope's Debug shows its unfinished tasks");
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|digits| digits.parse().ok())
+        .expect("a number of unfinished tasks")
+}
+
+/// review19: a task whose `join` returned is finished; the scope's `Debug`
+/// must not count it as unfinished. Fails when the worker is preempted
+/// between resolving the task's cell (which lets `join` return) and its
+/// settle's decrement: `Debug` still shows `unfinished_tasks: 1`.
+#[test]
+#[ignore = "review19: a scope's Debug counts a joined task as unfinished until its settle"]
+fn review19_a_joined_task_is_not_shown_unfinished() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        pool.scope(|s| {
+            s.submit(|| 1).join().unwrap();
+            let shown = format!("{s:?}");
+            assert_eq!(shown_unfinished(&shown), 0, "{shown}");
+        });
+    });
+}
+
+/// review19: a scope's `Debug`, read on another thread (here a task of the
+/// scope) while the scope's thread takes new credit, must never show more
+/// unfinished tasks than were ever submitted (3), nor fewer than the task
+/// that reads it (itself unsettled). Fails when the read of the count and
+/// the read of the credit straddle the credit grab (`fetch_add` of the
+/// count, then the store of the credit): 4 shown.
+#[test]
+#[ignore = "review19: a scope's Debug read on another thread mixes the count and the credit"]
+fn review19_a_scopes_debug_on_another_thread_stays_within_the_submitted_tasks() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let shown = Mutex::new(None);
+        pool.scope(|s| {
+            let shown = &shown;
+            s.submit(move || *shown.lock() = Some(format!("{s:?}")));
+            s.submit(|| ());
+            s.submit(|| ());
+        });
+        let shown = shown.lock().take().expect("the reader ran");
+        let unfinished = shown_unfinished(&shown);
+        assert!((1..=3).contains(&unfinished), "{shown}");
+    });
+}
+
+/// review19: the body keeps one task of credit (one submit of a batch of
+/// two) while its task, on the worker, submits a child one at a time; the
+/// scope's give-back races that submit and both settles. The scope returns
+/// only after both writes and never sleeps through the last settle.
+#[test]
+fn review19_a_worker_submits_while_the_scope_holds_credit() {
+    bounded_model(|| {
+        let pool = ThreadPool::new(1);
+        let runs = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        let child = Unsynchronised(loom::cell::UnsafeCell::new(0));
+        pool.scope(|s| {
+            let (runs, child) = (&runs, &child);
+            s.submit(move || {
+                runs.add_one();
+                s.submit(move || child.add_one());
+            });
+        });
+        assert_eq!((runs.get(), child.get()), (1, 1));
+    });
+}
+
+/// review19: a scope on the only worker of its pool (it helps) counts
+/// ahead in its body: the body joins its first task inline, whose child is
+/// then counted from the scope's credit on that same thread; the help gives
+/// the credit left after a third submit back first and runs that task. The scope returns after both
+/// writes and does not wait forever on credit it kept.
+#[test]
+fn review19_a_helping_scope_counts_ahead_and_gives_back_before_it_helps() {
+    bounded_model(|| {
+        let pool = Arc::new(ThreadPool::new(1));
+        let inner = Arc::clone(&pool);
+        let outer = pool.submit(move || {
+            let first = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let child = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            let second = Unsynchronised(loom::cell::UnsafeCell::new(0));
+            inner.scope(|s| {
+                let (first, child, second) = (&first, &child, &second);
+                s.submit(move || {
+                    first.add_one();
+                    s.submit(move || child.add_one());
+                })
+                .join()
+                .unwrap();
+                // A new batch: one task of credit left for the help to give back.
+                s.submit(move || second.add_one());
+            });
+            (first.get(), child.get(), second.get())
+        });
+        assert_eq!(outer.join(), Ok((1, 1, 1)));
+    });
+}
