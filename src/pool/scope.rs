@@ -349,6 +349,19 @@ where
     }
 }
 
+/// Shows `unfinished_tasks`, a snapshot of the tasks not settled yet: a
+/// task counts until its worker is done with it, a moment after its
+/// handle's `join` returns; and read from a thread other than the scope's
+/// own while that thread submits, it may be off by up to 64 (the scope's
+/// thread counts its submissions 64 at a time). A diagnostic, not a
+/// synchronisation point.
+///
+/// ```
+/// let pool = verisync::ThreadPool::new(1);
+/// pool.scope(|scope| {
+///     assert!(format!("{scope:?}").contains("unfinished_tasks: 0"));
+/// });
+/// ```
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter

@@ -321,7 +321,9 @@ impl ScopeTasks {
     }
 
     /// How many tasks have not settled (for `Debug`; a snapshot, from any
-    /// thread: the credit read alongside may be a moment off).
+    /// thread). Off by up to 64 when read on another thread while the
+    /// scope's thread takes or gives back credit: the count and the credit
+    /// are two words, read one after the other (review 19).
     pub(super) fn unsettled(&self) -> usize {
         let counted = self.unsettled.load(Ordering::Relaxed) / ONE_TASK;
         counted.saturating_sub(self.credit.load(Ordering::Relaxed))
