@@ -498,11 +498,13 @@ where
         // SAFETY (each call on `ready` below): the map has one `Unhanded`
         // and one cursor from it, given here by value; each call's cursor
         // is the one the call before gave.
-        let (failure, mut values) = unsafe { self.ready.next_failure(used_up) };
-        if let Some(error) = failure {
-            return (Some(Err(error)), values);
-        }
+        let mut values = used_up;
         loop {
+            let (failure, after) = unsafe { self.ready.next_failure(values) };
+            values = after;
+            if let Some(error) = failure {
+                return (Some(Err(error)), values);
+            }
             self.fill();
             let Some(chunk) = self.in_flight.pop_front() else {
                 return (None, values);
@@ -520,11 +522,6 @@ where
             values = unsafe { self.ready.load(values, results) };
             if let Some(value) = values.next() {
                 return (Some(Ok(value)), values);
-            }
-            let (failure, after) = unsafe { self.ready.next_failure(values) };
-            values = after;
-            if let Some(error) = failure {
-                return (Some(Err(error)), values);
             }
         }
     }

@@ -156,13 +156,13 @@ where
         // and one cursor from it, `values`, taken out and put back around
         // each call, so that each call's cursor is the one the call before
         // gave (a panic in `fill` leaves a default cursor, over nothing).
-        let (failure, values) =
-            unsafe { self.ready.next_failure(std::mem::take(&mut self.values)) };
-        self.values = values;
-        if let Some(error) = failure {
-            return Some(Err(error));
-        }
         loop {
+            let (failure, values) =
+                unsafe { self.ready.next_failure(std::mem::take(&mut self.values)) };
+            self.values = values;
+            if let Some(error) = failure {
+                return Some(Err(error));
+            }
             self.fill();
             if self.in_flight.is_empty() {
                 return None;
@@ -185,12 +185,6 @@ where
             self.values = unsafe { self.ready.load(used_up, results) };
             if let Some(value) = self.values.next() {
                 return Some(Ok(value));
-            }
-            let (failure, values) =
-                unsafe { self.ready.next_failure(std::mem::take(&mut self.values)) };
-            self.values = values;
-            if let Some(error) = failure {
-                return Some(Err(error));
             }
         }
     }
