@@ -19,7 +19,8 @@ use std::thread;
 use verisync::{Event, Scope, ScopedTaskHandle, TaskError, ThreadPool};
 
 use common::{
-    kernel_thread_id, quiet_deliberate_panics, wait_until_asleep, with_watchdog, PATIENCE,
+    kernel_thread_id, opens_when_asleep, quiet_deliberate_panics, wait_until_asleep, with_watchdog,
+    PATIENCE,
 };
 
 /// Counts its drops in a borrowed counter (so a drop after the scope
@@ -54,20 +55,6 @@ fn tasks_borrow_shared_and_mutable_data_from_the_callers_stack() {
         assert_eq!(total, 13);
         assert_eq!(lengths, [4, 3, 6], "every task ran before scope returned");
     });
-}
-
-/// A thread that opens `gate` once the thread whose kernel id it is sent
-/// is asleep (the scope's thread, waiting for its tasks).
-fn opens_when_asleep(gate: &Arc<Event>) -> (mpsc::Sender<Option<u32>>, thread::JoinHandle<()>) {
-    let (send_tid, tid) = mpsc::channel();
-    let gate = Arc::clone(gate);
-    let opener = thread::spawn(move || {
-        if let Ok(scope_thread) = tid.recv() {
-            wait_until_asleep(scope_thread);
-        }
-        gate.set();
-    });
-    (send_tid, opener)
 }
 
 /// The body returns at once, its tasks still blocked: `scope` must not

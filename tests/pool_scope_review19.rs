@@ -11,13 +11,13 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 
 use verisync::{Event, Scope, TaskError, ThreadPool};
 
 use common::{
-    kernel_thread_id, quiet_deliberate_panics, wait_until_asleep, with_watchdog, PATIENCE,
+    kernel_thread_id, opens_when_asleep, quiet_deliberate_panics, with_watchdog, PATIENCE,
 };
 
 /// Task counts around the credit batch of 64.
@@ -32,20 +32,6 @@ fn shown_unfinished(scope: &Scope<'_, '_>) -> usize {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("no count of unfinished tasks in {shown}"))
-}
-
-/// A thread that opens `gate` once the thread whose kernel id it is sent
-/// is asleep (the scope's thread, waiting for its tasks).
-fn opens_when_asleep(gate: &Arc<Event>) -> (mpsc::Sender<Option<u32>>, thread::JoinHandle<()>) {
-    let (send_tid, tid) = mpsc::channel();
-    let gate = Arc::clone(gate);
-    let opener = thread::spawn(move || {
-        if let Ok(scope_thread) = tid.recv() {
-            wait_until_asleep(scope_thread);
-        }
-        gate.set();
-    });
-    (send_tid, opener)
 }
 
 /// The body submits `n` tasks; every seventh submits a child from its

@@ -250,7 +250,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     #[cold]
     #[inline(never)]
     fn help_until_every_task_settled(&self, helper: &Helper) {
-        self.tasks.prepare_to_help();
+        self.tasks.stop_counting_ahead();
         let mut unsettled: Vec<Arc<dyn ScopedTask>> = Vec::new();
         loop {
             let changes = helper.signal.changes();

@@ -181,8 +181,10 @@ impl ScopeTasks {
     /// Gives the unused credit back and stops counting ahead: from now on
     /// the word counts exactly the unsettled tasks, also those that tasks
     /// run inline on this thread submit while it waits. On the scope's
-    /// thread, once the body has returned, before it waits.
-    fn stop_counting_ahead(&self) {
+    /// thread, once the body has returned, before it waits (here, or in the
+    /// helping wait of a scope on one of its pool's workers, `scope.rs`,
+    /// before it reads the count with [`all_settled`](Self::all_settled)).
+    pub(super) fn stop_counting_ahead(&self) {
         // Relaxed: see `owner`.
         self.owner.store(0, Ordering::Relaxed);
         // Relaxed: only this thread touches `credit`.
@@ -231,8 +233,7 @@ impl ScopeTasks {
     /// Whether every task submitted so far has settled; if so, everything
     /// they did is seen by this thread. Never while the scope's thread
     /// holds credit: it gives it back first (see
-    /// [`wait_until_all_settled`](Self::wait_until_all_settled) and
-    /// [`prepare_to_help`](Self::prepare_to_help)).
+    /// [`stop_counting_ahead`](Self::stop_counting_ahead)).
     pub(super) fn all_settled(&self) -> bool {
         // Acquire: pairs with every settle's Release (see the module docs).
         self.unsettled.load(Ordering::Acquire) < ONE_TASK
@@ -296,13 +297,6 @@ impl ScopeTasks {
             // an earlier scope at this address: the loop looks again.
             let _: ParkResult = woken;
         }
-    }
-
-    /// On the scope's thread once the body has returned, before a wait that
-    /// helps (a scope on one of its pool's workers, `scope.rs`) reads the
-    /// count with [`all_settled`](Self::all_settled): gives the credit back.
-    pub(super) fn prepare_to_help(&self) {
-        self.stop_counting_ahead();
     }
 
     /// Closes the scope: later submits are refused. Only once every task

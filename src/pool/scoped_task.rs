@@ -127,7 +127,9 @@ where
     ) -> Arc<Self> {
         Arc::new(Self {
             task: ThreadTask::new(pool, task),
-            // Bits lost off the top only past 2^62 tasks in one scope.
+            // Bits lost off the top only past 2^62 tasks in one scope on a
+            // 64-bit target, 2^30 on a 32-bit one: then only the order of
+            // the scope's last drop pass is off.
             ownership: AtomicUsize::new(number << NUMBER_SHIFT),
             scope,
             settled_signal,

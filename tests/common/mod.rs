@@ -223,6 +223,22 @@ pub fn wait_until_asleep(tid: Option<u32>) {
     }
 }
 
+/// A thread that opens `gate` once the thread whose kernel id it is sent
+/// is asleep (a scope's thread, waiting for its tasks).
+pub fn opens_when_asleep(
+    gate: &Arc<verisync::Event>,
+) -> (mpsc::Sender<Option<u32>>, thread::JoinHandle<()>) {
+    let (send_tid, tid) = mpsc::channel();
+    let gate = Arc::clone(gate);
+    let opener = thread::spawn(move || {
+        if let Ok(scope_thread) = tid.recv() {
+            wait_until_asleep(scope_thread);
+        }
+        gate.set();
+    });
+    (send_tid, opener)
+}
+
 /// Busy work standing in for a critical section of `spins` steps; yields
 /// now and then so other threads get to run on a small machine.
 pub fn work(spins: u8) {
